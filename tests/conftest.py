@@ -1,0 +1,28 @@
+"""Shared test set-up: one torch thread (faster for our small models on 2 cores) and paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+AUTHORS_CSV = REPO_ROOT.parent / "shared" / "data" / "dominancebench" / "dominancebench_300.csv"
+
+
+@pytest.fixture(scope="session")
+def authors_csv() -> Path:
+    """The authors' DominanceBench file, read from beside the checkout (never copied into it)."""
+    if not AUTHORS_CSV.is_file():
+        pytest.skip(f"the authors' DominanceBench CSV is not at {AUTHORS_CSV} (see the README)")
+    return AUTHORS_CSV
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from dvdlib.tokenizer import clip_tokenizer
+
+    return clip_tokenizer()
