@@ -106,7 +106,7 @@ def execute_chapter(root: Path, notebook: Path, out_dir: Path, parameters: dict 
         return ChapterRun(notebook, executed, True, float(stored.get("seconds", 0.0)))
 
     executed.parent.mkdir(parents=True, exist_ok=True)
-    partial = executed.with_name(executed.name + ".partial")
+    partial = executed.with_suffix(".partial.ipynb")
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -157,7 +157,8 @@ def stage_book(root: Path, executed_dir: Path, stage: Path) -> Path:
                 shutil.copy2(executed, target)
         else:
             shutil.copy2(source, target)
-    shutil.copytree(_mathjax_folder(), stage / "_static" / "mathjax")
+    # Outside _static: Jupyter Book would add every .js file there to every page.
+    shutil.copytree(_mathjax_folder(), stage / "_mathjax" / "mathjax")
     return stage
 
 

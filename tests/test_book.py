@@ -1,0 +1,84 @@
+"""The book builder: chapters are re-executed exactly when their notebook, parameters or dvdlib change,
+and a failing chapter names the notebook and the cell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from dvdlib import book
+
+
+def make_project(root: Path, body: str = "print(x * 2)") -> Path:
+    (root / "dvdlib").mkdir(parents=True)
+    (root / "dvdlib" / "__init__.py").write_text("VERSION = 1\n")
+    (root / "book").mkdir()
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nparts:\n  - caption: c\n    chapters:\n"
+        "      - file: book/ch\n      - file: book/notes\n"
+    )
+    (root / "book" / "intro.md").write_text("# Intro\n")
+    (root / "book" / "notes.md").write_text("# Notes\n")
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]})
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "book" / "ch.ipynb")
+    return Path("book/ch.ipynb")
+
+
+def test_toc_order_and_notebooks(tmp_path):
+    make_project(tmp_path)
+    assert book.toc_files(tmp_path) == ["book/intro", "book/ch", "book/notes"]
+    assert book.chapter_notebooks(tmp_path) == [Path("book/ch.ipynb")]
+
+
+@pytest.mark.slow
+def test_cache_reuses_until_notebook_parameters_or_library_change(tmp_path):
+    nb = make_project(tmp_path)
+    out = tmp_path / "_build" / "executed"
+    first = book.execute_chapter(tmp_path, nb, out)
+    assert not first.reused and first.executed.is_file()
+    executed = nbformat.read(first.executed, as_version=4)
+    assert executed.cells[-1].outputs[0]["text"] == "2\n"
+
+    assert book.execute_chapter(tmp_path, nb, out).reused  # nothing changed
+
+    assert not book.execute_chapter(tmp_path, nb, out, parameters={"x": 5}).reused
+    rerun = nbformat.read(out / nb, as_version=4)
+    assert rerun.cells[-1].outputs[0]["text"] == "10\n"
+    assert book.execute_chapter(tmp_path, nb, out, parameters={"x": 5}).reused
+
+    (tmp_path / "dvdlib" / "helper.py").write_text("# a change in the library\n")
+    assert not book.execute_chapter(tmp_path, nb, out, parameters={"x": 5}).reused
+
+    source = nbformat.read(tmp_path / nb, as_version=4)
+    source.cells[-1].source = "print(x * 3)"
+    nbformat.write(source, tmp_path / nb)
+    assert not book.execute_chapter(tmp_path, nb, out, parameters={"x": 5}).reused
+    assert nbformat.read(out / nb, as_version=4).cells[-1].outputs[0]["text"] == "15\n"
+
+
+@pytest.mark.slow
+def test_failing_chapter_names_notebook_and_cell_and_keeps_old_copy(tmp_path):
+    nb = make_project(tmp_path)
+    out = tmp_path / "_build" / "executed"
+    book.execute_chapter(tmp_path, nb, out)
+    good = (out / nb).read_bytes()
+    source = nbformat.read(tmp_path / nb, as_version=4)
+    source.cells[-1].source = "raise ValueError('broken chapter')"
+    nbformat.write(source, tmp_path / nb)
+    with pytest.raises(book.ChapterFailed, match=r"book/ch.ipynb failed in cell \d+ .*ValueError: "
+                                                 r"broken chapter"):
+        book.execute_chapter(tmp_path, nb, out)
+    assert (out / nb).read_bytes() == good  # the last good copy is never half-overwritten
+
+
+def test_library_fingerprint_ignores_bytecode(tmp_path):
+    make_project(tmp_path)
+    before = book.library_fingerprint(tmp_path)
+    (tmp_path / "dvdlib" / "__pycache__").mkdir()
+    (tmp_path / "dvdlib" / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    assert book.library_fingerprint(tmp_path) == before
