@@ -8,6 +8,12 @@ library, so the book runs papermill itself and keys each executed chapter on
 An executed chapter whose key matches is reused; any change re-executes it. Jupyter Book then
 renders the executed copies with execution off, so the reader sees exactly what papermill
 computed.
+
+Staging fills in what must never be typed by hand: headline placeholders in the pages
+(``{{ headline:<chapter>:<name> }}``, see :mod:`dvdlib.headlines`), the reproduction page's tables
+of run times, hardware and parameters (marker lines ``<!-- dvdbook:chapter-runs -->`` and
+``<!-- dvdbook:chapter-parameters -->``, from the executed notebooks' metadata), and a "rerun
+this chapter" box after each chapter's title, generated from its parameters cell.
 """
 
 from __future__ import annotations
@@ -15,11 +21,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
+import re
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata as package_metadata
 from pathlib import Path
 
 import yaml
@@ -28,7 +38,11 @@ from dvdlib.paths import build_dir, project_root
 
 EXECUTED = "executed"  # _build/executed/<chapter path>.ipynb
 STAGE = "stage"  # _build/stage: the book as Jupyter Book sees it
-KEY_FIELD = "dvdbook"  # notebook metadata holding the cache key and timing
+KEY_FIELD = "dvdbook"  # notebook metadata holding the cache key, timing and platform
+HEADLINES = "headlines"  # _build/headlines/<chapter>.json, written by the chapters
+RUNS_MARKER = "<!-- dvdbook:chapter-runs -->"  # replaced by the table of run times and hardware
+PARAMETERS_MARKER = "<!-- dvdbook:chapter-parameters -->"  # replaced by every chapter's parameters
+RERUN_TAG = "dvdbook-rerun"  # tag of the injected "rerun this chapter" cell
 
 
 class ChapterFailed(RuntimeError):
@@ -121,11 +135,55 @@ def execute_chapter(root: Path, notebook: Path, out_dir: Path, parameters: dict 
     finally:
         seconds = time.perf_counter() - start
     nb = json.loads(partial.read_text(encoding="utf-8"))
-    nb["metadata"][KEY_FIELD] = {"key": key, "seconds": round(seconds, 1),
-                                 "parameters": parameters}
+    nb["metadata"][KEY_FIELD] = {
+        "key": key, "seconds": round(seconds, 1), "parameters": parameters,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform_info(),
+    }
     partial.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
     os.replace(partial, executed)  # atomic: a killed run never leaves a half-written chapter
     return ChapterRun(notebook, executed, False, seconds)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _gpus() -> str:
+    """NVIDIA GPUs as nvidia-smi names them, or "none found" (torch is not imported for this)."""
+    if shutil.which("nvidia-smi") is None:
+        return "none found"
+    try:
+        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=30).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return "none found"
+    names = [n.strip() for n in names if n.strip()]
+    return ", ".join(f"{names.count(n)} x {n}" for n in dict.fromkeys(names)) or "none found"
+
+
+def platform_info() -> dict:
+    """The machine and software a chapter ran on, recorded in the executed notebook."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        memory = None
+    try:
+        torch_version = package_metadata.version("torch")
+    except package_metadata.PackageNotFoundError:
+        torch_version = "not installed"
+    return {
+        "cpu": _cpu_model(), "cores": os.cpu_count(),
+        "memory_gib": round(memory, 1) if memory else None,
+        "gpu": _gpus(), "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(), "torch": torch_version,
+    }
 
 
 def _mathjax_folder() -> Path:
@@ -138,8 +196,14 @@ def _mathjax_folder() -> Path:
     return folder
 
 
-def stage_book(root: Path, executed_dir: Path, stage: Path) -> Path:
-    """Lay out the book for Jupyter Book: config, pages, executed notebooks, offline MathJax."""
+def stage_book(root: Path, executed_dir: Path, stage: Path, headlines_dir: Path | None = None,
+               log=print) -> Path:
+    """Lay out the book for Jupyter Book: config, pages, executed notebooks, offline MathJax.
+
+    Then fill in the staged copies (never the sources): headline placeholders from
+    ``headlines_dir`` (default: ``<executed_dir>/../headlines``), the reproduction tables, and
+    the rerun box of each chapter.
+    """
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
@@ -159,7 +223,230 @@ def stage_book(root: Path, executed_dir: Path, stage: Path) -> Path:
             shutil.copy2(source, target)
     # Outside _static: Jupyter Book would add every .js file there to every page.
     shutil.copytree(_mathjax_folder(), stage / "_mathjax" / "mathjax")
+    (stage / "_mathjax" / BOOK_CSS).write_text(_BOOK_CSS, encoding="utf-8")
+    headlines_dir = headlines_dir if headlines_dir is not None else executed_dir.parent / HEADLINES
+    fill_pages(root, executed_dir, stage, headlines_dir.parent, log=log)
     return stage
+
+
+# ----------------------------------------------------------------------------- staged pages
+
+def _cell_text(cell: dict) -> str:
+    source = cell.get("source", "")
+    return source if isinstance(source, str) else "".join(source)
+
+
+def _table_text(value) -> str:
+    """A value for a Markdown table cell: one line, pipes escaped."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    fence = "``" if "`" in text else "`"
+    pad = " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _doc_link(notebook: Path) -> str:
+    """A MyST link to a chapter's page that shows its title, from any page of the book."""
+    return "{doc}" + f"`/{notebook.with_suffix('').as_posix()}`"
+
+
+def _executed_metadata(executed: Path) -> dict:
+    try:
+        return json.loads(executed.read_text(encoding="utf-8"))["metadata"].get(KEY_FIELD, {})
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _platform_text(info: dict) -> str:
+    memory = f", {info['memory_gib']:g} GiB memory" if info.get("memory_gib") else ""
+    return (f"{info.get('cpu', '?')} ({info.get('cores', '?')} cores{memory}); "
+            f"GPU: {info.get('gpu', '?')}; {info.get('os', '?')}, "
+            f"Python {info.get('python', '?')}, torch {info.get('torch', '?')}")
+
+
+def runs_table(root: Path, executed_dir: Path) -> str:
+    """Markdown: how long each chapter took in this build, when, with which parameters, where."""
+    rows, machines = [], []
+    for notebook in chapter_notebooks(root):
+        info = _executed_metadata(executed_dir / notebook)
+        if not info:
+            rows.append(f"| {_doc_link(notebook)} | not executed in this build | | | |")
+            continue
+        given = info.get("parameters") or {}
+        parameters = ", ".join(_code(f"{k}={v!r}") for k, v in given.items()) or "defaults"
+        machine = info.get("platform")
+        if machine:
+            if machine not in machines:
+                machines.append(machine)
+            where = f"M{machines.index(machine) + 1}"
+        else:
+            where = "not recorded"
+        finished = info.get("finished", "not recorded").replace("T", " ").replace("+00:00", "")
+        rows.append(f"| {_doc_link(notebook)} | {_table_text(parameters)} | "
+                    f"{float(info.get('seconds', 0)):.0f} s | {finished} | {where} |")
+    table = ["| Chapter | Parameters | Time | Finished (UTC) | Machine |",
+             "|---|---|---|---|---|", *rows]
+    if machines:
+        table += ["", "| Machine | CPU | Cores | Memory | GPU | OS | Python | torch |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for number, info in enumerate(machines, start=1):
+            memory = f"{info['memory_gib']:g} GiB" if info.get("memory_gib") else "?"
+            table.append("| " + " | ".join(_table_text(v) for v in (
+                f"M{number}", info.get("cpu", "?"), info.get("cores", "?"), memory,
+                info.get("gpu", "?"), info.get("os", "?"), info.get("python", "?"),
+                info.get("torch", "?"))) + " |")
+    table += ["", f"This page was rendered on {_platform_text(platform_info())}."]
+    return "\n".join(table)
+
+
+def parameters_table(root: Path) -> str:
+    """Markdown: every chapter's parameters with their defaults and meaning, from the notebooks."""
+    from dvdlib.runs import notebook_parameters
+
+    rows = []
+    for notebook in chapter_notebooks(root):
+        declared = notebook_parameters(root / notebook)
+        if not declared:
+            rows.append(f"| {_doc_link(notebook)} | (none) | | |")
+        for number, parameter in enumerate(declared.values()):
+            chapter = _doc_link(notebook) if number == 0 else ""
+            rows.append(f"| {chapter} | {_code(parameter.name)} | "
+                        f"{_table_text(_code(parameter.source))} | "
+                        f"{_table_text(parameter.help)} |")
+    return "\n".join(["| Chapter | Parameter | Default | Meaning |", "|---|---|---|---|", *rows])
+
+
+def rerun_box(notebook: Path, declared: dict, used: dict, seconds: float | None) -> str:
+    """The Markdown of a chapter's "rerun this chapter" box (a closed dropdown admonition)."""
+    from dvdlib.runs import rerun_command
+
+    settable = {name: used.get(name, p.default) for name, p in declared.items()
+                if p.literal or name in used}
+    ran = f" It took {seconds:.0f} s in this build." if seconds is not None else ""
+    lines = [
+        ":::{admonition} Rerun this chapter",
+        ":class: tip dropdown",
+        f"This page is the notebook `{notebook.as_posix()}`, executed by papermill for this "
+        f"build.{ran} To rerun it from the repository root with other values (results go to "
+        f"`results/{notebook.stem}/<parameters>/`):",
+        "",
+        "```bash",
+        rerun_command(notebook, settable, one_per_line=len(settable) > 1),
+        "```",
+        "",
+        "or with papermill alone:",
+        "",
+        "```bash",
+        rerun_command(notebook, settable, program=".venv/bin/papermill", output="out.ipynb",
+                      one_per_line=len(settable) > 1),
+        "```",
+    ]
+    if declared:
+        lines += ["", "| Parameter | Value in this build | Meaning |", "|---|---|---|"]
+        for name, parameter in declared.items():
+            value = repr(used[name]) if name in used else parameter.source
+            lines.append(f"| {_code(name)} | {_table_text(_code(value))} | "
+                         f"{_table_text(parameter.help)} |")
+    else:
+        lines += ["", "This chapter has no parameters cell."]
+    lines.append(":::")
+    return "\n".join(lines)
+
+
+def inject_rerun_box(nb: dict, box: str) -> dict:
+    """Put ``box`` in a Markdown cell right after the notebook's title line."""
+    cells = nb.setdefault("cells", [])
+    cells[:] = [c for c in cells if RERUN_TAG not in c.get("metadata", {}).get("tags", [])]
+    with_ids = (nb.get("nbformat", 4), nb.get("nbformat_minor", 0)) >= (4, 5)  # ids since 4.5
+    new_cell = {"cell_type": "markdown", "metadata": {"tags": [RERUN_TAG]}, "source": box}
+    rest_cell = {"cell_type": "markdown", "metadata": {}, "source": ""}
+    if with_ids:
+        new_cell["id"], rest_cell["id"] = "dvdbook-rerun", "dvdbook-rerun-rest"
+    for index, cell in enumerate(cells):
+        if cell.get("cell_type") != "markdown":
+            continue
+        lines = _cell_text(cell).splitlines(keepends=True)
+        title = next((i for i, line in enumerate(lines) if line.startswith("# ")), None)
+        if title is None:
+            continue
+        rest = "".join(lines[title + 1:]).strip("\n")
+        cell["source"] = "".join(lines[:title + 1]).rstrip("\n")
+        inserted = [new_cell]
+        if rest:
+            inserted.append({**rest_cell, "source": rest})
+        cells[index + 1:index + 1] = inserted
+        return nb
+    cells.insert(0, new_cell)
+    return nb
+
+
+def fill_pages(root: Path, executed_dir: Path, stage: Path, headlines_parent: Path,
+               log=print) -> None:
+    """Fill the staged pages: headline placeholders, reproduction tables, rerun boxes."""
+    from dvdlib import headlines
+    from dvdlib.runs import notebook_parameters
+
+    generated = {RUNS_MARKER: lambda: runs_table(root, executed_dir),
+                 PARAMETERS_MARKER: lambda: parameters_table(root)}
+    for page in sorted((stage / "book").rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for marker, make in generated.items():
+            if marker in text:
+                text = re.sub(rf"^[ \t]*{re.escape(marker)}[ \t]*$",
+                              lambda _match, make=make: make(), text, flags=re.MULTILINE)
+        text, found = headlines.substitute(text, headlines_parent)
+        missing = [f"{p.chapter}:{p.key}" for p in found if p.value is None]
+        if missing:
+            log(f"[book] {page.relative_to(stage)}: not computed in this build: "
+                + ", ".join(missing))
+        page.write_text(text, encoding="utf-8")
+
+    for notebook in chapter_notebooks(root):
+        staged = stage / notebook
+        if not staged.is_file():
+            continue
+        nb = json.loads(staged.read_text(encoding="utf-8"))
+        info = nb.get("metadata", {}).get(KEY_FIELD, {})
+        box = rerun_box(notebook, notebook_parameters(root / notebook),
+                        info.get("parameters") or {}, info.get("seconds"))
+        staged.write_text(json.dumps(inject_rerun_box(nb, box), indent=1, ensure_ascii=False),
+                          encoding="utf-8")
+
+
+BOOK_CSS = "dvdbook.css"  # staged beside MathJax (a static path), linked from every page
+_BOOK_CSS = """\
+/* The theme styles span.math for MathJax 3: inline-flex, overflow hidden. On Sphinx's wrapper
+   that turns MathJax 2's inline output into a block; on MathJax 2's own inner span.math (an
+   inline-block) overflow moves its baseline to its bottom edge. Both lift math off the line. */
+span.math { display: inline; }
+.MathJax span.math { overflow: visible; max-width: none; }
+"""
+
+
+def setup(app):
+    """Sphinx extension for the rendered book (``extra_extensions`` in ``_config.yml``).
+
+    sphinx-thebe, which Jupyter Book 1 always loads, registers its inline configuration script
+    twice, and the second ``const`` declaration is a script error on every page: each page keeps
+    one copy of every script. Every page also links the book's small stylesheet.
+    """
+    app.connect("html-page-context", _drop_duplicate_scripts)
+    app.add_css_file(BOOK_CSS)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def _drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:
+    seen, unique = set(), []
+    for script in context.get("script_files", []):
+        # An inline script is registered with filename None or "": the same script either way.
+        identity = (str(getattr(script, "filename", script) or ""),
+                    repr(sorted(getattr(script, "attributes", {}).items())))
+        if identity not in seen:
+            seen.add(identity)
+            unique.append(script)
+    context["script_files"] = unique  # a new list: the builder's own list is shared by pages
 
 
 def render(stage: Path, output_parent: Path) -> Path:
@@ -188,7 +475,7 @@ def build_book(root: Path | None = None, force: bool = False, only: list[str] | 
         run = execute_chapter(root, notebook, out / EXECUTED, force=force, library=library)
         state = "up to date, reused" if run.reused else "executed"
         log(f"[book] {notebook}: {state} ({run.seconds:.0f} s)")
-    stage = stage_book(root, out / EXECUTED, out / STAGE)
+    stage = stage_book(root, out / EXECUTED, out / STAGE, out / HEADLINES, log=log)
     log("[book] rendering with jupyter-book ...")
     html = render(stage, out.parent) if out == root / "_build" else render(stage, out)
     log(f"[book] done: {html / 'index.html'}")

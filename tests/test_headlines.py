@@ -1,0 +1,156 @@
+"""Headline numbers: saved atomically by chapters, substituted into the staged pages by the builder,
+and shown as "(not computed in this build)" when missing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from dvdlib import book, headlines
+
+INTRO = """# Intro
+
+Finding one: {{ headline:02_data_diversity:summary }}
+At K=1 the score is {{ headline:02_data_diversity:dvd_k1 }} \
+({{headline:02_data_diversity:dvd_k1:.3f}}).
+Steps: {{ headline:02_data_diversity:steps }}.
+Missing key: {{ headline:02_data_diversity:no_such_key }}.
+Missing chapter: {{ headline:03_attention:summary }}.
+"""
+
+
+def test_save_and_load_round_trip(tmp_path):
+    path = headlines.save("02_data_diversity", {"dvd_k1": np.float32(63.25), "steps": np.int64(50)},
+                          texts={"summary": "Rigid priors dominate."}, folder=tmp_path)
+    assert path == tmp_path / "headlines" / "02_data_diversity.json"
+    assert headlines.load("02_data_diversity", tmp_path) == {
+        "values": {"dvd_k1": 63.25, "steps": 50}, "texts": {"summary": "Rigid priors dominate."}}
+    assert isinstance(headlines.load("02_data_diversity", tmp_path)["values"]["steps"], int)
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+    assert headlines.load("03_attention", tmp_path) is None
+    assert headlines.flat_values(tmp_path) == {"02_data_diversity:dvd_k1": 63.25,
+                                               "02_data_diversity:steps": 50}
+
+
+def test_save_goes_to_the_build_folder_named_by_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DVD_BUILD_DIR", str(tmp_path / "run"))
+    path = headlines.save("ch", {"x": 1})
+    assert path == (tmp_path / "run" / "headlines" / "ch.json").resolve()
+    assert headlines.load_all() == {"ch": {"values": {"x": 1}, "texts": {}}}
+
+
+@pytest.mark.parametrize("chapter, values, texts, message", [
+    ("../escape", {"x": 1}, None, "bad chapter name '../escape'"),
+    ("ch", {"bad key": 1}, None, "bad headline name 'bad key'"),
+    ("ch", {"flag": True}, None, "ch:flag must be a number .* got bool True"),
+    ("ch", {"x": "63"}, None, "ch:x must be a number .* got str '63'; put sentences in texts="),
+    ("ch", {"x": float("nan")}, None, "ch:x must be finite, got nan"),
+    ("ch", {}, {"summary": 3}, "text ch:summary must be a str, got int 3"),
+    ("ch", {"x": 1}, {"x": "one"}, "both a number and a text in ch: x"),
+])
+def test_bad_headlines_are_refused_and_nothing_is_written(tmp_path, chapter, values, texts,
+                                                          message):
+    with pytest.raises(ValueError, match=message):
+        headlines.save(chapter, values, texts=texts, folder=tmp_path)
+    assert not (tmp_path / "headlines").exists() or not any((tmp_path / "headlines").iterdir())
+
+
+def test_substitute_fills_values_and_marks_what_is_missing(tmp_path):
+    headlines.save("02_data_diversity", {"dvd_k1": 63.2468, "steps": 50},
+                   texts={"summary": "Concepts seen once dominate."}, folder=tmp_path)
+    text, found = headlines.substitute(INTRO, tmp_path)
+    assert "Finding one: Concepts seen once dominate." in text
+    assert "At K=1 the score is 63.2 (63.247)." in text
+    assert "Steps: 50." in text
+    assert f"Missing key: {headlines.NOT_COMPUTED}." in text
+    assert f"Missing chapter: {headlines.NOT_COMPUTED}." in text
+    assert "{{" not in text
+    missing = [(p.chapter, p.key) for p in found if p.value is None]
+    assert missing == [("02_data_diversity", "no_such_key"), ("03_attention", "summary")]
+
+
+def test_bad_format_spec_names_the_placeholder(tmp_path):
+    headlines.save("ch", {"x": 1.5}, folder=tmp_path)
+    with pytest.raises(ValueError, match=r"bad format spec 'q' in placeholder .*headline:ch:x:q"):
+        headlines.substitute("{{ headline:ch:x:q }}", tmp_path)
+
+
+@pytest.mark.parametrize("value, shown", [(63, "63"), (100.0, "100"), (63.2468, "63.2"),
+                                          (0.01234, "0.0123"), (12345.6, "12,346")])
+def test_default_number_format(value, shown):
+    assert headlines.format_value(value) == shown
+
+
+def make_book(root: Path) -> None:
+    """A small book: intro with placeholders, a reproduction page with markers, one chapter."""
+    (root / "dvdlib").mkdir(parents=True)
+    (root / "dvdlib" / "__init__.py").write_text("")
+    (root / "book").mkdir()
+    (root / "_config.yml").write_text("title: t\n")
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/02_data_diversity\n"
+        "  - file: book/reproduction\n")
+    (root / "book" / "intro.md").write_text(INTRO)
+    (root / "book" / "reproduction.md").write_text(
+        f"# Reproduction\n\n{book.PARAMETERS_MARKER}\n\n{book.RUNS_MARKER}\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# 2. Data diversity\n\nWhy diversity matters."),
+        nbformat.v4.new_code_cell("k = 4  # distinct training instances\nname = 'circle'",
+                                  metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print(k)"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, root / "book" / "02_data_diversity.ipynb")
+
+
+def test_staged_pages_get_numbers_tables_and_rerun_box(tmp_path):
+    root = tmp_path / "project"
+    make_book(root)
+    out = root / "_build"
+    # An executed copy as the builder leaves it: the notebook plus its run metadata.
+    executed = nbformat.read(root / "book" / "02_data_diversity.ipynb", as_version=4)
+    executed.metadata["dvdbook"] = {
+        "key": "k", "seconds": 12.4, "parameters": {"k": 1},
+        "finished": "2026-01-02T03:04:05+00:00",
+        "platform": {"cpu": "Test CPU", "cores": 2, "memory_gib": 8.0, "gpu": "none found",
+                     "os": "Linux", "python": "3.11.7", "torch": "2.14.1"}}
+    (out / "executed" / "book").mkdir(parents=True)
+    nbformat.write(executed, out / "executed" / "book" / "02_data_diversity.ipynb")
+    headlines.save("02_data_diversity", {"dvd_k1": 70.0}, texts={"summary": "It dominates."},
+                   folder=out)
+
+    logged = []
+    stage = book.stage_book(root, out / "executed", out / "stage", log=logged.append)
+
+    intro = (stage / "book" / "intro.md").read_text()
+    assert "Finding one: It dominates." in intro and "At K=1 the score is 70 (70.000)" in intro
+    assert intro.count(headlines.NOT_COMPUTED) == 3
+    assert any("not computed in this build" in line and "03_attention:summary" in line
+               for line in logged)
+    assert "{{ headline" in (root / "book" / "intro.md").read_text()  # the source is untouched
+
+    reproduction = (stage / "book" / "reproduction.md").read_text()
+    assert "dvdbook:" not in reproduction
+    assert "| {doc}`/book/02_data_diversity` | `k=1` | 12 s | 2026-01-02 03:04:05 | M1 |" \
+        in reproduction
+    assert "| M1 | Test CPU | 2 | 8 GiB | none found | Linux | 3.11.7 | 2.14.1 |" in reproduction
+    assert "| {doc}`/book/02_data_diversity` | `k` | `4` | distinct training instances |" \
+        in reproduction
+
+    staged = json.loads((stage / "book" / "02_data_diversity.ipynb").read_text())
+    sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+               for c in staged["cells"]]
+    assert sources[0] == "# 2. Data diversity"  # the box comes right after the title
+    box = sources[1]
+    assert box.startswith(":::{admonition} Rerun this chapter")
+    assert ".venv/bin/dvd run book/02_data_diversity.ipynb \\\n    -p k 1 \\\n    -p name circle" \
+        in box
+    assert "| `k` | `1` | distinct training instances |" in box
+    assert sources[2] == "Why diversity matters."
+    assert nbformat.validate(nbformat.reads(json.dumps(staged), as_version=4)) is None
