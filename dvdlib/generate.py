@@ -1,0 +1,244 @@
+"""Generating the benchmark's images: every (prompt, seed) pair, resumable, in the authors' layout.
+
+:func:`generate` takes any pipeline with Stable Diffusion's call convention
+(``pipe(prompt=[...], num_inference_steps, guidance_scale, height, width, generator=[...],
+output_type="pil", cross_attention_kwargs=...)`` returning ``.images``): a diffusers pipeline
+(see :mod:`dvdlib.models`) or the toy world's. It writes ::
+
+    out_dir/
+      case001_notebook_windmill_rembrandt/seed01825.png   the folders the authors' scorer reads
+      manifest.log                                        one committed row per image (dvdlib.store)
+      manifest.csv                                        the same rows as a table, sorted
+      generation.json                                     the settings every image was made with
+      records/                                            what a hook recorded, one folder per call
+
+Each image gets its own ``torch.Generator`` seeded with its seed, on the CPU: diffusers draws the
+starting noise on the generator's device and moves it, so a seed gives the same start on any
+device, whatever else shares the batch. Batches are cut from the full list of (prompt, seed) pairs
+in order, so a rerun forms the same batches: a run killed at any point and run again ends with a
+manifest identical to an uninterrupted run's (on a deterministic device such as the CPU).
+
+Hooks, the seam for instruments such as the attention recorder: ``hook(call)`` gets a
+:class:`PipelineCall` and returns a context manager that ``generate`` holds open around that one
+pipeline call. Inside it the hook may add per-call options to ``call.cross_attention_kwargs``, and
+write files into ``call.record_dir`` (a fresh folder). When the call has returned and the context
+has closed, a non-empty ``record_dir`` is moved into place as ``records/<first image>/`` and every
+image of the call names it in the manifest (``record_dir``, with its position ``record_image``).
+:func:`attention_hook` is the hook for :mod:`dvdlib.recorder`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator, Sequence
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from dvdlib.bench import case_folder, validate_prompts
+from dvdlib.questions import check_prompt_words
+from dvdlib.store import (ResultLog, atomic_write_bytes, check_run_settings, ensure_writable_dir,
+                          remove_temporaries, save_table)
+
+MANIFEST_LOG = "manifest.log"
+MANIFEST = "manifest.csv"
+SETTINGS = "generation.json"
+RECORDS = "records"
+KEY = ("case_num", "seed")
+MANIFEST_COLUMNS = (
+    "case_num", "content_type", "content", "nm_word", "prompt", "seed", "model", "steps",
+    "guidance", "height", "width", "scheduler", "batch_size", "file", "sha256", "nsfw_flagged",
+    "record_dir", "record_image",
+)
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    """One image to make: a prompt row and a seed, and where the image goes."""
+
+    case_num: int
+    content_type: str
+    content: str
+    nm_word: str
+    prompt: str
+    seed: int
+
+    @property
+    def file(self) -> str:
+        """The image's path relative to the output folder, e.g. ``case001_.../seed01825.png``."""
+        return f"{case_folder(self.case_num, self.prompt)}/seed{self.seed:05d}.png"
+
+
+@dataclass
+class PipelineCall:
+    """One pipeline call, as a hook sees it."""
+
+    pipe: Any
+    jobs: list[GenerationJob]  # one per image of the call, in batch order
+    num_inference_steps: int
+    cross_attention_kwargs: dict  # per-call options; a hook may add its own
+    record_dir: Path  # a fresh folder for the hook's files about this call
+
+
+BatchHook = Callable[[PipelineCall], ContextManager[Any]]
+
+
+def check_seeds(seeds: Sequence) -> list[int]:
+    """The seeds as ints; a ValueError naming the first seed that is not a non-negative integer."""
+    checked = []
+    for seed in seeds:
+        text = str(seed).strip()
+        if isinstance(seed, bool) or not text.isdigit():
+            raise ValueError(f"seed {seed!r} is not a non-negative integer; seeds are whole numbers "
+                             f"such as 1825")
+        checked.append(int(text))
+    if not checked:
+        raise ValueError("no seeds given")
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"seeds repeat: {checked}")
+    return checked
+
+
+def generation_jobs(prompts: pd.DataFrame, seeds: Sequence[int]) -> list[GenerationJob]:
+    """Every (prompt, seed) pair, prompt by prompt in table order, seeds in the order given."""
+    return [
+        GenerationJob(int(row.case_num), row.content_type, row.content, row.nm_word, row.prompt, seed)
+        for row in prompts.itertuples(index=False) for seed in seeds
+    ]
+
+
+def _png_bytes(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _place_records(record_dir: Path, out_dir: Path, first: GenerationJob) -> str:
+    """Move a hook's folder into ``records/``; returns its relative path ("" if the hook wrote nothing)."""
+    if not any(record_dir.iterdir()):
+        return ""
+    relative = f"{RECORDS}/{Path(first.file).parent.name}_seed{first.seed:05d}"
+    target = out_dir / relative
+    target.parent.mkdir(exist_ok=True)
+    if not target.exists():  # else a killed run saved this call's record: keep it, rows point at it
+        os.replace(record_dir, target)  # atomic: the folder appears complete or not at all
+    return relative
+
+
+def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | Path, *,
+             model: str, steps: int = 50, guidance: float = 7.5, height: int | None = None,
+             width: int | None = None, batch_size: int = 1,
+             cross_attention_kwargs: dict | None = None, hook: BatchHook | None = None,
+             progress: bool = True) -> pd.DataFrame:
+    """Make one image per (prompt row, seed) into ``out_dir``; skips images already made.
+
+    ``model`` names the pipeline in the manifest. ``height``/``width`` None leave the pipeline's
+    default size (the manifest records the size made). ``cross_attention_kwargs`` go to every
+    call; ``hook`` wraps every call (see the module notes). Returns the manifest rows of this
+    run's (prompt, seed) pairs, made now or before.
+    """
+    categories = prompts["content_type"].unique() if "content_type" in prompts else ()
+    prompts = validate_prompts(prompts, categories=categories, source="prompts")
+    check_prompt_words(prompts)
+    seeds = check_seeds(seeds)
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    out_dir = ensure_writable_dir(out_dir)
+    settings = {"model": model, "steps": steps, "guidance": float(guidance), "height": height,
+                "width": width, "scheduler": type(getattr(pipe, "scheduler", None)).__name__}
+    check_run_settings(out_dir / SETTINGS, settings, f"the images in {out_dir}")
+
+    jobs = generation_jobs(prompts, seeds)
+    log = ResultLog(out_dir / MANIFEST_LOG, KEY)
+    with log.open():
+        remove_temporaries(out_dir, *{out_dir / Path(job.file).parent for job in jobs})
+        done = log.done_keys()
+        todo = [job for job in jobs if (job.case_num, job.seed) not in done]
+        batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
+        bar = tqdm(total=len(todo), desc="images", unit="img", disable=not progress)
+        for batch in batches:
+            if all((job.case_num, job.seed) in done for job in batch):
+                continue  # whole batches only, so a rerun forms the batches the first run did
+            rows = _generate_batch(pipe, batch, out_dir, settings, batch_size, cross_attention_kwargs,
+                                   hook, done)
+            log.append(rows)
+            bar.update(len(rows))
+        bar.close()
+        table = log.table(MANIFEST_COLUMNS).astype({"nsfw_flagged": "boolean", "record_image": "Int64"})
+    save_table(table, out_dir / MANIFEST)
+    wanted = pd.DataFrame([(j.case_num, j.seed) for j in jobs], columns=list(KEY))
+    return table.merge(wanted, on=list(KEY)).reset_index(drop=True)
+
+
+def _generate_batch(pipe, batch: list[GenerationJob], out_dir: Path, settings: dict, batch_size: int,
+                    cross_attention_kwargs: dict | None, hook: BatchHook | None, done: set) -> list[dict]:
+    call = PipelineCall(pipe, list(batch), settings["steps"], dict(cross_attention_kwargs or {}),
+                        record_dir=Path(tempfile.mkdtemp(prefix=".record.", suffix=".tmp", dir=out_dir)))
+    try:
+        with hook(call) if hook is not None else nullcontext():
+            output = pipe(
+                prompt=[job.prompt for job in batch],
+                num_inference_steps=settings["steps"],
+                guidance_scale=settings["guidance"],
+                height=settings["height"],
+                width=settings["width"],
+                generator=[torch.Generator("cpu").manual_seed(job.seed) for job in batch],
+                output_type="pil",
+                **({"cross_attention_kwargs": call.cross_attention_kwargs}
+                   if call.cross_attention_kwargs else {}),
+            )
+        record = _place_records(call.record_dir, out_dir, batch[0])
+    finally:
+        shutil.rmtree(call.record_dir, ignore_errors=True)
+    flagged = getattr(output, "nsfw_content_detected", None) or [None] * len(batch)
+    rows = []
+    for position, (job, image, nsfw) in enumerate(zip(batch, output.images, flagged)):
+        if (job.case_num, job.seed) in done:
+            continue  # made by an earlier run: keep its file, which its row describes
+        data = _png_bytes(image)
+        target = out_dir / job.file
+        target.parent.mkdir(exist_ok=True)
+        atomic_write_bytes(target, data)
+        rows.append({
+            "case_num": job.case_num, "content_type": job.content_type, "content": job.content,
+            "nm_word": job.nm_word, "prompt": job.prompt, "seed": job.seed,
+            "model": settings["model"], "steps": settings["steps"], "guidance": settings["guidance"],
+            "height": image.height, "width": image.width, "scheduler": settings["scheduler"],
+            "batch_size": batch_size, "file": job.file, "sha256": hashlib.sha256(data).hexdigest(),
+            "nsfw_flagged": None if nsfw is None else bool(nsfw),
+            "record_dir": record, "record_image": position if record else None,
+        })
+    return rows
+
+
+def attention_hook(**record_options) -> BatchHook:
+    """A hook that records cross-attention with :mod:`dvdlib.recorder` into ``attention.npz``.
+
+    ``record_options`` go to ``AttentionRecord`` (e.g. ``maps=MapRequest(...)``). The record of
+    a call holds all its images; the manifest's ``record_image`` says which one is which.
+    """
+    from dvdlib.recorder import RECORD_KWARG, AttentionRecord, attention_instruments
+    from dvdlib.tokens import tokenize_prompt
+
+    @contextmanager
+    def hook(call: PipelineCall) -> Iterator[None]:
+        with attention_instruments(call.pipe.unet) as layers:
+            record = AttentionRecord(
+                layers, call.num_inference_steps,
+                prompts=[tokenize_prompt(call.pipe.tokenizer, job.prompt) for job in call.jobs],
+                **record_options,
+            )
+            call.cross_attention_kwargs[RECORD_KWARG] = record
+            yield
+        record.save(call.record_dir / "attention.npz")
+
+    return hook

@@ -1,0 +1,232 @@
+"""The ``dvd generate`` and ``dvd score`` commands: images for a prompt set, and their DvD table.
+
+Both check every input before the slow part starts (prompt file, concept words, seeds, output
+folder, model weights), and both resume: rerunning a killed command continues where it stopped.
+The work itself is :func:`dvdlib.generate.generate` and :func:`dvdlib.score.score_folder`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from dvdlib.bench import PAPER_SEEDS, builtin_prompts, load_prompts, validate_prompts
+from dvdlib.cli import UsageError
+from dvdlib.questions import OUR_WORDING, check_prompt_words, load_wording
+from dvdlib.store import StoreError, check_table_path, ensure_writable_dir, save_table
+
+JUDGES = ("vlm", "clip", "toy")
+DEFAULT_IMAGES_PER_CALL = 4
+DEFAULT_QUESTIONS_PER_CALL = 40
+
+
+def parse_cases(text: str) -> set[int]:
+    """``1-10,15`` -> {1, ..., 10, 15}; a ValueError naming the bad part."""
+    cases: set[int] = set()
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match or (match.group(2) and int(match.group(2)) < int(match.group(1))):
+            raise ValueError(f"--cases: {part.strip()!r} is not a case number or a range such as 1-10")
+        first = int(match.group(1))
+        cases.update(range(first, int(match.group(2) or first) + 1))
+    return cases
+
+
+def parse_seeds(text: str) -> list[int]:
+    from dvdlib.generate import check_seeds
+
+    return check_seeds([part for part in text.split(",") if part.strip()] or [text])
+
+
+def _prompt_set(path: str | None, categories, cases: str | None) -> pd.DataFrame:
+    prompts = load_prompts(path, categories) if path else builtin_prompts()
+    source = path or "built-in prompts"
+    if cases:
+        wanted = parse_cases(cases)
+        prompts = prompts[prompts["case_num"].isin(wanted)].reset_index(drop=True)
+        if prompts.empty:
+            raise ValueError(f"--cases {cases}: none of these cases is in {source}")
+    check_prompt_words(prompts, source)
+    return validate_prompts(prompts, categories, source)
+
+
+def add_parser(subparsers) -> None:
+    _add_generate(subparsers)
+    _add_score(subparsers)
+
+
+# --------------------------------------------------------------------------------------------
+# dvd generate
+
+
+def _add_generate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "generate",
+        help="generate the benchmark's images with a text-to-image model (resumable)",
+        description="Generate one image per prompt and seed into OUT, in the folders the DvD "
+        "scorer reads (caseNNN_<slug>/seedNNNNN.png), with a manifest (manifest.csv: prompt, "
+        "seed, model, settings, file, SHA-256). The defaults are the paper's protocol: DDIM, 50 "
+        "steps, guidance 7.5, the paper's ten seeds, 512 px for SD 1.4 and 768 px for SD 2.1. "
+        "Rerunning the same command skips the images already made, so a killed run continues "
+        "where it stopped; a folder refuses images made with other settings.",
+        epilog="MODEL is sd1.4 or sd2.1 (the paper's models), a Hugging Face id such as "
+        "CompVis/stable-diffusion-v1-4 (read from the local cache; downloaded only if absent), a "
+        "folder holding a saved diffusers pipeline (model_index.json, unet/, ...), or toy, "
+        "toy:NAME or a toy zoo name such as k1.",
+    )
+    parser.add_argument("--model", required=True, metavar="MODEL",
+                        help="the text-to-image model (see below)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="the output folder")
+    parser.add_argument("--prompts", metavar="CSV",
+                        help="a prompt set in the authors' CSV format (default: our built-in set)")
+    parser.add_argument("--cases", metavar="LIST",
+                        help="only these case numbers, e.g. 1-10,201 (default: all)")
+    parser.add_argument("--seeds", metavar="LIST",
+                        help="comma-separated integer seeds (default: the paper's ten)")
+    parser.add_argument("--steps", type=int, default=50, help="DDIM steps (default: 50)")
+    parser.add_argument("--guidance", type=float, default=7.5,
+                        help="classifier-free guidance scale (default: 7.5)")
+    parser.add_argument("--size", type=int, metavar="PIXELS",
+                        help="image height and width (default: 512 for SD 1.4, 768 for SD 2.1, "
+                        "else the model's own)")
+    parser.add_argument("--batch-size", type=int, default=1, metavar="N",
+                        help="images per pipeline call, each with its own seeded generator "
+                        "(default: 1)")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
+                        help="weights' precision (default: float32, diffusers' default)")
+    parser.add_argument("--record-attention", action="store_true",
+                        help="also record cross-attention per image, step, layer, head and token "
+                        "(records/<call>/attention.npz; see dvdlib.recorder)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_run_generate)
+
+
+def _run_generate(args) -> int:
+    from dvdlib.generate import attention_hook, generate
+    from dvdlib.models import load_pipeline, paper_model
+
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else list(PAPER_SEEDS)
+    prompts = _prompt_set(args.prompts, OUR_WORDING.categories, args.cases)
+    for name in ("steps", "batch_size"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    paper = paper_model(args.model)
+    size = args.size if args.size is not None else (paper.resolution if paper else None)
+    if size is not None and (size < 8 or size % 8):
+        raise UsageError(f"--size {size}: must be a positive multiple of 8")
+    out = Path(args.out)
+    created = not out.exists()
+    ensure_writable_dir(out)
+    try:
+        pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # leave nothing behind for a run that never started
+        raise
+    try:
+        manifest = generate(
+            pipe, prompts, seeds, out, model=args.model, steps=args.steps,
+            guidance=args.guidance, height=size, width=size, batch_size=args.batch_size,
+            hook=attention_hook() if args.record_attention else None,
+            progress=not args.no_progress,
+        )
+    except StoreError as err:
+        raise UsageError(str(err)) from None
+    print(f"{len(manifest)} images in {out} (manifest: {out / 'manifest.csv'})")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# dvd score
+
+
+def _add_score(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "score",
+        help="judge a folder of images and compute the DvD score (resumable)",
+        description="Ask a judge five yes/no questions about the concept and five about the "
+        "object of every image in IMAGES (caseNNN_<slug>/ folders, as `dvd generate` or the "
+        "authors' generation lay them out), and write one row per image with the DvD score "
+        "c*(5-n)/25*100 and the per-prompt mean, in the authors' scorer columns plus ours. "
+        "Answers are kept in OUT's stem + .answers.log as they come, so a killed run continues "
+        "where it stopped. Prints the mean DvD per category with 95% bootstrap intervals.",
+        epilog="Judges: vlm is the paper's (Qwen2-VL-2B-Instruct, greedy, 5 new tokens); clip is "
+        "ours (open_clip zero-shot presence, see dvdlib.judges.clip); toy is the toy world's shape "
+        "detector. Weights are read from a local folder or the Hugging Face cache, never "
+        "downloaded.",
+    )
+    parser.add_argument("--images", required=True, metavar="DIR", help="the image folder")
+    parser.add_argument("--out", required=True, metavar="TABLE",
+                        help="the per-image table to write (.csv or .parquet)")
+    parser.add_argument("--prompts", metavar="CSV",
+                        help="the prompt set the images were made from (default: our built-in set)")
+    parser.add_argument("--cases", metavar="LIST", help="only these case numbers, e.g. 1-100")
+    parser.add_argument("--judge", choices=JUDGES, default="vlm", help="the judge (default: vlm)")
+    parser.add_argument("--judge-model", metavar="PATH_OR_ID",
+                        help="the judge's weights: a folder or a Hugging Face id in the local cache "
+                        "(default: Qwen/Qwen2-VL-2B-Instruct for vlm, the CLIP ViT-L/14 of "
+                        "dvdlib.judges.clip for clip, the shipped detector for toy)")
+    parser.add_argument("--questions", metavar="JSON",
+                        help="the question wording (format: see dvdlib.questions; default: ours)")
+    parser.add_argument("--images-per-call", type=int, default=DEFAULT_IMAGES_PER_CALL, metavar="N",
+                        help=f"images judged together (default: {DEFAULT_IMAGES_PER_CALL})")
+    parser.add_argument("--questions-per-call", type=int, metavar="N",
+                        help=f"vlm only: questions per generate call; 1 is the paper's "
+                        f"one-question-per-call loop (default: {DEFAULT_QUESTIONS_PER_CALL})")
+    parser.add_argument("--per-question", metavar="TABLE",
+                        help="also write one row per image and question (.csv or .parquet)")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_run_score)
+
+
+def load_judge(kind: str, source: str | None, device: str | None, questions_per_call: int | None):
+    """A judge by kind (``vlm``, ``clip``, ``toy``), weights from ``source`` or the default."""
+    if questions_per_call is not None and kind != "vlm":
+        raise UsageError(f"--questions-per-call applies to the vlm judge only, not {kind}")
+    if kind == "vlm":
+        from dvdlib.judges.vlm import PAPER_JUDGE, QwenVLJudge
+
+        return QwenVLJudge.from_pretrained(source or PAPER_JUDGE, device=device,
+                                           questions_per_call=questions_per_call or DEFAULT_QUESTIONS_PER_CALL)
+    if kind == "clip":
+        from dvdlib.judges.clip import DEFAULT_CLIP, ClipJudge
+
+        return ClipJudge.from_pretrained(source or DEFAULT_CLIP, device=device)
+    if kind == "toy":
+        from dvdlib.toyworld.judge import ToyJudge
+        from dvdlib.toyworld.zoo import load_detector
+
+        return ToyJudge(load_detector(source))
+    raise UsageError(f"unknown judge {kind!r}; accepted: {', '.join(JUDGES)}")
+
+
+def _run_score(args) -> int:
+    from dvdlib.score import category_scores, find_images, question_table, score_folder
+
+    wording = load_wording(args.questions) if args.questions else OUR_WORDING
+    prompts = _prompt_set(args.prompts, wording.categories, args.cases)
+    out = check_table_path(args.out)
+    per_question = check_table_path(args.per_question) if args.per_question else None
+    if args.images_per_call < 1:
+        raise UsageError(f"--images-per-call must be at least 1, got {args.images_per_call}")
+    find_images(args.images, prompts)  # a folder that matches no prompt fails before the judge loads
+    for path in (out, per_question):
+        if path is not None:
+            ensure_writable_dir(path.parent, "folder of the output table")
+    judge = load_judge(args.judge, args.judge_model, args.device, args.questions_per_call)
+    try:
+        table = score_folder(args.images, prompts, judge, out, wording=wording,
+                             images_per_call=args.images_per_call, progress=not args.no_progress)
+    except StoreError as err:
+        raise UsageError(str(err)) from None
+    save_table(table, out)
+    if per_question is not None:
+        save_table(question_table(table, wording), per_question)
+    summary = category_scores(table)
+    print(f"{len(table)} images judged by {judge.name}; table: {out}")
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return 0

@@ -1,0 +1,289 @@
+"""The DvD score: from a judge's yes/no answers to per-image, per-prompt and per-category figures.
+
+The paper's formula, exactly: with ``c`` the number of "yes" among the five concept questions and
+``n`` among the five object questions of one image,
+
+    DvD(image) = c * (5 - n) / 25 * 100          (in [0, 100]; 4 * c * (5 - n), 15 distinct values)
+
+A prompt's score is the mean over its images (its seeds); a category's (per model) the mean over
+its prompts. Confidence intervals are ours (the paper states none): a percentile bootstrap over
+prompts, seeded (:func:`bootstrap_ci`).
+
+:func:`score_folder` judges a folder of images in the authors' layout (``caseNNN_<slug>/`` with
+image files inside, theirs or ours) and returns the per-image table with the authors' scorer
+columns (``content_answers``, ``nm_answers`` as ``"[1, 0, 1, 1, 0]"``, ``content_score``,
+``nm_score``, ``dvd_score``, ``dvd_mean_case``) plus ours (``seed`` from the file name where it has
+one, ``judge``). One difference: ``image_path`` is relative to the image folder (theirs is the
+path as given), so tables made on different machines compare equal. Answers are committed per image to a :class:`~dvdlib.store.ResultLog`, so a killed
+run resumes where it stopped and ends with the table an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from dvdlib.bench import parse_case_folder
+from dvdlib.judges.base import QUESTIONS_PER_SIDE, Judge
+from dvdlib.questions import OUR_WORDING, Wording, check_prompt_words, questions_for
+from dvdlib.store import ResultLog, check_run_settings
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+KEY = ("case_num", "image_name")
+PROMPT_COLUMNS = ("case_num", "content_type", "content", "nm_word", "prompt")
+IMAGE_COLUMNS = (
+    *PROMPT_COLUMNS, "image_path", "image_name", "content_answers", "nm_answers",
+    "content_score", "nm_score", "dvd_score", "dvd_mean_case", "seed", "judge",
+)
+
+
+class ImageFolderError(ValueError):
+    """An image folder that cannot be scored; the message names the folder or file."""
+
+
+# --------------------------------------------------------------------------------------------
+# The formula and its aggregates
+
+
+def dvd_image_score(concept_yes: int, object_yes: int) -> float:
+    """DvD of one image from its yes counts: ``c * (5 - n) / 25 * 100``."""
+    for name, value in (("concept_yes", concept_yes), ("object_yes", object_yes)):
+        if not float(value).is_integer() or not 0 <= value <= QUESTIONS_PER_SIDE:
+            raise ValueError(f"{name} must be a whole number in 0..{QUESTIONS_PER_SIDE}, got {value!r}")
+    n = QUESTIONS_PER_SIDE
+    return concept_yes * (n - object_yes) / (n * n) * 100
+
+
+def bootstrap_ci(values, statistic: Callable = np.mean, *, n_resamples: int = 10_000,
+                 confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic`` over ``values`` (resampled with replacement).
+
+    ``statistic`` is a NumPy reduction taking ``axis`` (``np.mean``, ``np.median``). Seeded: the
+    same inputs give the same interval. A single value gives the interval (value, value).
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"bootstrap_ci needs a non-empty 1-D sequence, got shape {values.shape}")
+    if np.isnan(values).any():
+        raise ValueError("bootstrap_ci got NaN values")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_resamples)
+    chunk = max(1, 2_000_000 // values.size)  # bounds memory: at most ~16 MB of indices at once
+    for start in range(0, n_resamples, chunk):
+        count = min(chunk, n_resamples - start)
+        picks = rng.integers(0, values.size, size=(count, values.size))  # [resample, value]
+        stats[start:start + count] = statistic(values[picks], axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(stats, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def _answers_text(answers: Sequence[bool]) -> str:
+    return str([int(a) for a in answers])  # the authors' form: "[1, 0, 1, 1, 0]"
+
+
+def image_table(rows: Sequence[dict], prompts: pd.DataFrame) -> pd.DataFrame:
+    """Per-image table (authors' columns plus ours) from logged answer rows and the prompt set."""
+    columns = list(IMAGE_COLUMNS)
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    answers = pd.DataFrame(rows)
+    table = answers.merge(prompts[list(PROMPT_COLUMNS)], on="case_num", how="left")
+    n = QUESTIONS_PER_SIDE
+    concept = table["answers"].map(lambda a: a[:n])
+    objects = table["answers"].map(lambda a: a[n:])
+    table["content_answers"] = concept.map(_answers_text)
+    table["nm_answers"] = objects.map(_answers_text)
+    table["content_score"] = concept.map(sum).astype(int)
+    table["nm_score"] = objects.map(sum).astype(int)
+    table["dvd_score"] = [dvd_image_score(c, o) for c, o in zip(table["content_score"], table["nm_score"])]
+    table["dvd_mean_case"] = table.groupby("case_num")["dvd_score"].transform("mean").round(4)
+    table["seed"] = table["seed"].astype("Int64")
+    return table.sort_values(list(KEY), kind="stable").reset_index(drop=True)[columns]
+
+
+def prompt_scores(images: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per prompt (and ``by`` columns, e.g. ``model``): mean DvD over its images."""
+    keys = [*by, *PROMPT_COLUMNS]
+    grouped = images.groupby(keys, sort=True, observed=True)
+    return grouped.agg(
+        n_images=("dvd_score", "size"),
+        dvd=("dvd_score", "mean"),
+        concept_yes=("content_score", "mean"),
+        object_yes=("nm_score", "mean"),
+    ).reset_index()
+
+
+def category_scores(images: pd.DataFrame, by: Sequence[str] = ("content_type",), *,
+                    n_resamples: int = 10_000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Mean of the prompt scores per ``by`` group, with a bootstrap interval over prompts.
+
+    ``by`` holds ``content_type`` and any other grouping columns of ``images`` (``model``, say);
+    the groups' prompt means are the paper's category figures. ``ci_low``/``ci_high`` are ours.
+    """
+    by = list(by)
+    missing = [c for c in by if c not in images.columns]
+    if missing:
+        raise ValueError(f"cannot group by {missing}: the table has {', '.join(images.columns)}")
+    prompts = prompt_scores(images, by=[c for c in by if c not in PROMPT_COLUMNS])
+    rows = []
+    for key, group in prompts.groupby(by, sort=True, observed=True):
+        low, high = bootstrap_ci(group["dvd"].to_numpy(), n_resamples=n_resamples,
+                                 confidence=confidence, seed=seed)
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                     "n_prompts": len(group), "n_images": int(group["n_images"].sum()),
+                     "dvd": group["dvd"].mean(), "ci_low": low, "ci_high": high,
+                     "confidence": confidence})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Judging a folder
+
+
+def find_images(image_dir: str | Path, prompts: pd.DataFrame) -> pd.DataFrame:
+    """The images of ``image_dir`` (``caseNNN_<slug>/<file>``) whose case is in ``prompts``.
+
+    One row per image: ``case_num``, ``image_name``, ``image_path`` (relative to ``image_dir``),
+    ``seed`` (the number in a ``seedNNNNN`` file name, else missing). Case folders of cases the
+    prompt set lacks are ignored; if no folder matches any prompt, that is an error.
+    """
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise ImageFolderError(f"image folder not found: {image_dir}")
+    wanted = set(int(c) for c in prompts["case_num"])
+    folders: dict[int, Path] = {}
+    seen_cases = []
+    for entry in sorted(image_dir.iterdir()):
+        case = parse_case_folder(entry.name) if entry.is_dir() else None
+        if case is None:
+            continue
+        seen_cases.append(case)
+        if case not in wanted:
+            continue
+        if case in folders:
+            raise ImageFolderError(
+                f"{image_dir}: two folders for case {case}: {folders[case].name} and {entry.name}"
+            )
+        folders[case] = entry
+    if not folders:
+        found = (f"its case folders are numbered {_ranges(seen_cases)}" if seen_cases
+                 else "it holds no caseNNN_<slug> folders")
+        raise ImageFolderError(
+            f"{image_dir}: no case folder matches the prompt set (cases {_ranges(wanted)}); {found}"
+        )
+    rows = []
+    for case, folder in sorted(folders.items()):
+        for file in sorted(folder.iterdir()):
+            if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES and not file.name.startswith("."):
+                match = re.search(r"seed(\d+)", file.stem)
+                rows.append({"case_num": case, "image_name": file.name,
+                             "image_path": f"{folder.name}/{file.name}",
+                             "seed": int(match.group(1)) if match else None})
+    return pd.DataFrame(rows, columns=["case_num", "image_name", "image_path", "seed"])
+
+
+def _ranges(numbers) -> str:
+    """``1-3, 7`` for {1, 2, 3, 7}."""
+    spans: list[list[int]] = []
+    for number in sorted(set(numbers)):
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans) or "none"
+
+
+def load_image(path: Path) -> Image.Image:
+    """The image at ``path`` as RGB, an :class:`ImageFolderError` naming it if it cannot be read.
+
+    Transparent (RGBA) images are laid on white, as the authors' scorer's image loader
+    (``qwen_vl_utils``) does.
+    """
+    try:
+        with Image.open(path) as image:
+            if image.mode == "RGBA":
+                background = Image.new("RGB", image.size, (255, 255, 255))
+                background.paste(image, mask=image.getchannel("A"))
+                return background
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageFolderError(f"cannot read image {path}: {err}") from None
+
+
+def answers_log(results: str | Path) -> ResultLog:
+    """The answer log kept beside a results table (``results.csv`` -> ``results.answers.log``)."""
+    results = Path(results)
+    return ResultLog(results.with_name(results.stem + ".answers.log"), KEY)
+
+
+def score_folder(image_dir: str | Path, prompts: pd.DataFrame, judge: Judge, results: str | Path, *,
+                 wording: Wording = OUR_WORDING, images_per_call: int = 4,
+                 progress: bool = True) -> pd.DataFrame:
+    """Judge every image of ``image_dir`` whose case is in ``prompts``; the per-image table.
+
+    ``images_per_call`` images (ten questions each) go to the judge together, and their answers
+    are committed together to the log beside ``results`` (see :func:`answers_log`), so a rerun
+    skips the images already judged. Writing the table to ``results`` is the caller's step
+    (``dvdlib.store.save_table``).
+    """
+    if not isinstance(images_per_call, int) or images_per_call < 1:
+        raise ValueError(f"images_per_call must be a positive integer, got {images_per_call!r}")
+    check_prompt_words(prompts)
+    image_dir = Path(image_dir)
+    images = find_images(image_dir, prompts)
+    rows_by_case = {int(r.case_num): r for r in prompts.itertuples(index=False)}
+    results = Path(results)
+    check_run_settings(results.with_name(results.stem + ".answers.json"),
+                       {"judge": judge.name, "wording": wording.to_dict()}, f"the answers for {results}")
+    log = answers_log(results)
+    with log.open():
+        done = log.done_keys()
+        todo = [r for r in images.itertuples(index=False) if (r.case_num, r.image_name) not in done]
+        bar = tqdm(total=len(todo), desc="images judged", unit="img", disable=not progress)
+        for start in range(0, len(todo), images_per_call):
+            chunk = todo[start:start + images_per_call]
+            items = []
+            for image in chunk:
+                row = rows_by_case[image.case_num]
+                questions = questions_for(row.content_type, row.content, row.nm_word, wording)
+                items.append((load_image(image_dir / image.image_path), questions))
+            answers = judge.answer(items)
+            if len(answers) != len(items) or any(len(a) != len(q) for a, (_, q) in zip(answers, items)):
+                raise RuntimeError(f"judge {judge.name} returned answers that do not match the questions")
+            log.append({
+                "case_num": image.case_num, "image_name": image.image_name,
+                "image_path": image.image_path,
+                "seed": None if pd.isna(image.seed) else int(image.seed),
+                "answers": [bool(a) for a in answer], "judge": judge.name,
+            } for image, answer in zip(chunk, answers))
+            bar.update(len(chunk))
+        bar.close()
+        wanted = set(zip(images["case_num"], images["image_name"]))
+        rows = [row for row in log.rows() if (row["case_num"], row["image_name"]) in wanted]
+    return image_table(rows, prompts)
+
+
+def question_table(images: pd.DataFrame, wording: Wording = OUR_WORDING) -> pd.DataFrame:
+    """One row per image and question (side, index, text, answer), from the per-image table."""
+    rows = []
+    for image in images.itertuples(index=False):
+        questions = questions_for(image.content_type, image.content, image.nm_word, wording)
+        answers = json.loads(image.content_answers) + json.loads(image.nm_answers)
+        for question, answer in zip(questions, answers):
+            rows.append({"case_num": image.case_num, "image_name": image.image_name,
+                         "side": question.side, "subject": question.subject,
+                         "index": question.index, "question": question.text,
+                         "answer": bool(answer)})
+    return pd.DataFrame(rows)

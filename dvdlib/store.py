@@ -1,0 +1,303 @@
+"""Results that survive interruption: an append-only log of rows, and atomic files.
+
+A long run (generating 3,000 images, judging them with 30,000 questions) writes one row per
+finished unit of work to a :class:`ResultLog`: a text file with one line per row,
+
+    <crc32 of the JSON, 8 hex digits> <TAB> <the row as JSON> <newline>
+
+Why a log and not one small file per row: a row is committed by a single ``write`` of one line
+to a file opened for appending, so there is one file per run instead of thousands, and a reader
+gets the whole table with one read. What can go wrong is covered by three rules:
+
+- A process killed (``kill -9``) or a machine losing power in the middle of a write leaves at most
+  one torn line at the end. Its checksum fails (or its newline is missing), so it is not a row:
+  reading skips it and the next writer cuts it off before appending.
+- A row is written only after the work it records is on disk (an image is saved atomically before
+  its row), so a row never points at a missing or half-written file. Work done but not yet logged
+  when a run dies is simply done again.
+- Rows are keyed (for example by ``case_num, seed``); reading keeps the first row of each key, so
+  even a repeated row cannot appear twice in the table.
+
+One process writes a log at a time: :meth:`ResultLog.open` takes an exclusive lock on the file and
+says so clearly when another process holds it.
+
+Final tables (CSV, parquet, JSON) are written whole, to a temporary file beside the target and
+moved over it with ``os.replace``: a reader sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+try:  # POSIX; elsewhere the log is unlocked (one writer is then the caller's promise)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+
+class StoreError(RuntimeError):
+    """A results file that cannot be used as asked; the message names the file."""
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic files
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def remove_temporaries(*folders: Path) -> None:
+    """Delete the temporary files a killed writer left in ``folders`` (``.NAME.*.tmp``).
+
+    Call it only while holding the lock of the log these folders belong to.
+    """
+    for folder in folders:
+        if Path(folder).is_dir():
+            for leftover in Path(folder).glob(".*.tmp"):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_run_settings(path: str | Path, settings: dict, what: str) -> None:
+    """Record ``settings`` at ``path`` on a first run; on a rerun refuse different ones.
+
+    ``what`` names the results in the message (e.g. "the images in out/"), so results made with
+    other settings are never mixed with these.
+    """
+    path = Path(path)
+    settings = json.loads(json.dumps(settings))  # as they will read back (tuples become lists)
+    if not path.is_file():
+        atomic_write_json(path, settings)
+        return
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    differ = [k for k in settings if stored.get(k) != settings[k]]
+    if differ:
+        listed = "; ".join(f"{k}: earlier {stored.get(k)!r}, now {settings[k]!r}" for k in differ)
+        raise StoreError(f"{what} were made with other settings ({listed}); write to another place")
+
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def check_table_path(path: str | Path) -> Path:
+    """``path`` if it names a table format we write (by suffix), else a ValueError."""
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise ValueError(
+            f"table file {str(path)!r} has suffix {path.suffix or '(none)'!r}; "
+            f"accepted: {', '.join(TABLE_SUFFIXES)}"
+        )
+    return path
+
+
+def save_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``table`` as CSV or parquet (chosen by the suffix), atomically."""
+    path = check_table_path(path)
+    buffer = io.BytesIO()
+    if path.suffix.lower() == ".csv":
+        table.to_csv(buffer, index=False, encoding="utf-8")
+    else:
+        table.to_parquet(buffer, index=False)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    path = check_table_path(path)
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return pd.read_parquet(path)
+
+
+def ensure_writable_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Create ``path`` (and its parents) if needed and prove it is writable, before any work.
+
+    Raises ``ValueError`` naming the folder and the reason, so a long run never fails at its end.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".write-test.", dir=path)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"{what} {str(path)!r} is not writable: {err.strerror or err}") from None
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# The log
+
+
+def _encode(row: dict) -> bytes:
+    payload = json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    data = payload.encode("utf-8")
+    return b"%08x\t%s\n" % (zlib.crc32(data), data)
+
+
+def _decode(line: bytes) -> dict | None:
+    """The row of one complete line, or None when its checksum or JSON is broken."""
+    checksum, tab, data = line.partition(b"\t")
+    if not tab or len(checksum) != 8:
+        return None
+    try:
+        if int(checksum, 16) != zlib.crc32(data):
+            return None
+        row = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return row if isinstance(row, dict) else None
+
+
+class ResultLog:
+    """An append-only, checksummed log of rows keyed by ``key`` columns (see the module notes).
+
+    Reading needs no lock::
+
+        log = ResultLog(folder / "answers.log", key=("case_num", "image"))
+        done = log.done_keys()
+
+    Writing happens inside ``with log.open():`` (exclusive lock, torn tail cut off).
+    """
+
+    def __init__(self, path: str | Path, key: Sequence[str]):
+        self.path = Path(path)
+        self.key = tuple(key)
+        if not self.key:
+            raise ValueError("a ResultLog needs at least one key column")
+        self._fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"ResultLog({str(self.path)!r}, key={self.key})"
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _read(self) -> tuple[list[dict], int]:
+        """Rows of the complete, valid lines (first of each key) and the number of lines skipped."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return [], 0
+        lines = data.split(b"\n")
+        lines.pop()  # the text after the last newline: empty, or a torn line (never a row)
+        rows, seen, skipped = [], set(), 0
+        for line in lines:
+            row = _decode(line)
+            if row is None or any(k not in row for k in self.key):
+                skipped += 1
+                continue
+            key = self.key_of(row)
+            if key not in seen:
+                seen.add(key)
+                rows.append(row)
+        if data and not data.endswith(b"\n"):
+            skipped += 1
+        return rows, skipped
+
+    def rows(self) -> list[dict]:
+        """Every committed row, once per key, in the order written."""
+        return self._read()[0]
+
+    def skipped_lines(self) -> int:
+        """Lines that are not rows (torn or damaged): 1 after a killed write, normally 0."""
+        return self._read()[1]
+
+    def key_of(self, row: dict) -> tuple:
+        return tuple(row[k] for k in self.key)
+
+    def done_keys(self) -> set[tuple]:
+        return {self.key_of(row) for row in self.rows()}
+
+    def table(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The rows as a table sorted by the key (so the order never depends on the run's history)."""
+        rows = self.rows()
+        table = pd.DataFrame(rows, columns=list(columns) if columns else None)
+        if rows:
+            table = table.sort_values(list(self.key), kind="stable").reset_index(drop=True)
+        return table
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def open(self) -> "ResultLog":
+        """Open for appending: lock the file, cut off a torn last line. Use as a context manager."""
+        if self._fd is not None:
+            raise StoreError(f"{self.path} is already open")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise StoreError(
+                        f"{self.path} is being written by another process; wait for it to finish "
+                        f"or write to another folder"
+                    ) from None
+            self._cut_torn_tail(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return self
+
+    def _cut_torn_tail(self, fd: int) -> None:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return
+        data = self.path.read_bytes()
+        if data.endswith(b"\n"):
+            return
+        os.ftruncate(fd, data.rfind(b"\n") + 1)  # the torn line was never committed
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+
+    def __enter__(self) -> "ResultLog":
+        return self if self._fd is not None else self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def append(self, rows: Iterable[dict]) -> None:
+        """Commit ``rows``: one ``write`` of their lines, then ``fsync``."""
+        if self._fd is None:
+            raise StoreError(f"{self.path} is not open for writing: use `with log.open():`")
+        data = b""
+        for row in rows:
+            missing = [k for k in self.key if k not in row]
+            if missing:
+                raise ValueError(f"row for {self.path.name} lacks key column(s) {', '.join(missing)}")
+            data += _encode(row)
+        if not data:
+            return
+        while data:  # one write in practice; a short write leaves a torn line, never a wrong row
+            data = data[os.write(self._fd, data):]
+        os.fsync(self._fd)
