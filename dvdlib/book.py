@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from dvdlib.paths import build_dir, project_root
+from dvdlib.paths import BUILD_DIR_ENV, build_dir, project_root
 
 EXECUTED = "executed"  # _build/executed/<chapter path>.ipynb
 STAGE = "stage"  # _build/stage: the book as Jupyter Book sees it
@@ -461,23 +461,90 @@ def render(stage: Path, output_parent: Path) -> Path:
     return output_parent / "_build" / "html"
 
 
+def smoke_parameters(root: Path, notebook: Path) -> dict:
+    """A chapter's cheap parameters for tests, from its metadata ``dvdbook.smoke`` (may be empty).
+
+    They live in the notebook beside its ``parameters`` cell so a reader sees both; the test run
+    (nbval) and ``dvd book --smoke`` apply them with papermill.
+    """
+    nb = json.loads((root / notebook).read_text(encoding="utf-8"))
+    smoke = nb.get("metadata", {}).get(KEY_FIELD, {}).get("smoke", {})
+    if not isinstance(smoke, dict):
+        raise ValueError(f"{notebook}: metadata.{KEY_FIELD}.smoke must be a mapping of "
+                         f"parameter names to values, got {smoke!r}")
+    return smoke
+
+
+def write_smoke_notebooks(root: Path, dest: Path) -> list[Path]:
+    """Copies of every chapter with its smoke parameters injected (not executed), for nbval.
+
+    ``dest`` must lie inside the project so the copies find dvdlib's project root when run.
+    """
+    import nbformat
+    from papermill.iorw import load_notebook_node  # adds the cell metadata papermill expects
+    from papermill.parameterize import parameterize_notebook
+
+    root, dest = project_root(root), Path(dest).resolve()
+    if root not in (dest, *dest.parents):
+        raise ValueError(f"smoke notebooks must be written inside the project {root}, not {dest}")
+    if dest.exists():
+        shutil.rmtree(dest)
+    written = []
+    for notebook in chapter_notebooks(root):
+        nb = load_notebook_node(str(root / notebook))
+        smoke = smoke_parameters(root, notebook)
+        if smoke:
+            nb = parameterize_notebook(nb, smoke)
+        target = dest / notebook.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+        written.append(target)
+    return written
+
+
+class _BuildDirEnvironment:
+    """Point the chapters' kernels at ``folder`` (they read $DVD_BUILD_DIR) for one build."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.previous = folder, None
+
+    def __enter__(self):
+        self.previous = os.environ.get(BUILD_DIR_ENV)
+        os.environ[BUILD_DIR_ENV] = str(self.folder)
+
+    def __exit__(self, *exc):
+        if self.previous is None:
+            os.environ.pop(BUILD_DIR_ENV, None)
+        else:
+            os.environ[BUILD_DIR_ENV] = self.previous
+
+
 def build_book(root: Path | None = None, force: bool = False, only: list[str] | None = None,
-               log=print) -> Path:
-    """Execute every chapter (cached) and render the HTML book; returns the HTML folder."""
+               log=print, smoke: bool = False, out: Path | None = None) -> Path:
+    """Execute every chapter (cached) and render the HTML book; returns the HTML folder.
+
+    ``smoke`` runs each chapter with its smoke parameters (a quick book for tests); ``out`` is the
+    build folder (default: :func:`dvdlib.paths.build_dir`); the chapters' kernels see it as
+    ``$DVD_BUILD_DIR``, so their images and headline numbers land there too.
+    """
     root = project_root(root)
-    out = build_dir(root)
+    out = Path(out).resolve() if out is not None else build_dir(root)
     notebooks = chapter_notebooks(root)
     if only:
         notebooks = [nb for nb in notebooks if any(name in str(nb) for name in only)]
     library = library_fingerprint(root)
-    for notebook in notebooks:
-        log(f"[book] {notebook}: executing ...")
-        run = execute_chapter(root, notebook, out / EXECUTED, force=force, library=library)
-        state = "up to date, reused" if run.reused else "executed"
-        log(f"[book] {notebook}: {state} ({run.seconds:.0f} s)")
+    with _BuildDirEnvironment(out):
+        for notebook in notebooks:
+            parameters = smoke_parameters(root, notebook) if smoke else {}
+            log(f"[book] {notebook}: executing{' (smoke parameters)' if smoke else ''} ...")
+            run = execute_chapter(root, notebook, out / EXECUTED, parameters=parameters,
+                                  force=force, library=library)
+            state = "up to date, reused" if run.reused else "executed"
+            log(f"[book] {notebook}: {state} ({run.seconds:.0f} s)")
     stage = stage_book(root, out / EXECUTED, out / STAGE, out / HEADLINES, log=log)
     log("[book] rendering with jupyter-book ...")
-    html = render(stage, out.parent) if out == root / "_build" else render(stage, out)
+    # jupyter-book writes <path-output>/_build/html.
+    html = render(stage, out.parent) if out.name == "_build" else render(stage, out)
     log(f"[book] done: {html / 'index.html'}")
     return html
 
@@ -495,12 +562,25 @@ def add_parser(subparsers) -> None:
                         help="re-execute every chapter even if its cached copy is up to date")
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         help="execute only chapters whose path contains NAME (all are rendered)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="run each chapter with its smoke parameters (notebook metadata "
+                        "dvdbook.smoke): a quick book for checking the pipeline, not for reading")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="build folder (default: $DVD_BUILD_DIR or _build); the HTML lands in "
+                        "DIR/html for a folder named _build, else in DIR/_build/html")
+    parser.add_argument("--write-smoke-notebooks", type=Path, metavar="DIR",
+                        help="only write every chapter with its smoke parameters injected into DIR "
+                        "(inside the project), unexecuted, for nbval; build nothing")
     parser.set_defaults(func=_run)
 
 
 def _run(args) -> int:
+    if args.write_smoke_notebooks:
+        for path in write_smoke_notebooks(Path.cwd(), args.write_smoke_notebooks):
+            print(f"[book] smoke copy: {path}")
+        return 0
     try:
-        build_book(force=args.force, only=args.only)
+        build_book(force=args.force, only=args.only, smoke=args.smoke, out=args.out)
     except ChapterFailed as err:
         print(f"dvd book: error: {err}", file=sys.stderr)
         return 1

@@ -82,3 +82,33 @@ def test_library_fingerprint_ignores_bytecode(tmp_path):
     (tmp_path / "dvdlib" / "__pycache__").mkdir()
     (tmp_path / "dvdlib" / "__pycache__" / "x.pyc").write_bytes(b"\0")
     assert book.library_fingerprint(tmp_path) == before
+
+
+def test_smoke_copies_inject_the_notebooks_own_smoke_parameters(tmp_path):
+    nb_path = make_project(tmp_path)
+    nb = nbformat.read(tmp_path / nb_path, as_version=4)
+    nb.metadata["dvdbook"] = {"smoke": {"x": 7}}
+    nbformat.write(nb, tmp_path / nb_path)
+    assert book.smoke_parameters(tmp_path, nb_path) == {"x": 7}
+    (copy,) = book.write_smoke_notebooks(tmp_path, tmp_path / "_build" / "smoke")
+    cells = nbformat.read(copy, as_version=4).cells
+    injected = [c for c in cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "x = 7" in injected[0].source
+    # The source notebook is untouched.
+    assert not any("injected-parameters" in c.metadata.get("tags", [])
+                   for c in nbformat.read(tmp_path / nb_path, as_version=4).cells)
+
+
+def test_smoke_copies_must_stay_inside_the_project(tmp_path):
+    make_project(tmp_path / "project")
+    with pytest.raises(ValueError, match="inside the project"):
+        book.write_smoke_notebooks(tmp_path / "project", tmp_path / "elsewhere")
+
+
+def test_bad_smoke_metadata_is_named(tmp_path):
+    nb_path = make_project(tmp_path)
+    nb = nbformat.read(tmp_path / nb_path, as_version=4)
+    nb.metadata["dvdbook"] = {"smoke": ["x", 7]}
+    nbformat.write(nb, tmp_path / nb_path)
+    with pytest.raises(ValueError, match="dvdbook.smoke must be a mapping"):
+        book.smoke_parameters(tmp_path, nb_path)

@@ -225,11 +225,13 @@ def book_pages(html_root: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def rendered_book() -> Path:
-    """The book's HTML, built now by the project's builder (chapters come from its cache)."""
+def rendered_book(tmp_path_factory) -> Path:
+    """The book's HTML, built now by the project's builder with each chapter's smoke parameters."""
     if find_browser() is None:
         pytest.skip(f"no Chromium found: {INSTALL_HINT}")
-    return book.build_book(REPO_ROOT, log=lambda line: None)
+    # A smoke build in its own folder: quick, and never overwrites the reader's book.
+    return book.build_book(REPO_ROOT, log=lambda line: None, smoke=True,
+                           out=tmp_path_factory.mktemp("book") / "_build")
 
 
 @pytest.fixture(scope="module")
