@@ -1,11 +1,17 @@
 """dvdlib: measure concept dominance (DvD) in text-to-image diffusion models.
 
-One module per concern:
+One module per concern; find a thing by its file name:
 
-- ``bench``: prompt sets (the authors' DominanceBench CSV, our built-in set) and the paper's seeds.
-- ``tokenizer``: the CLIP BPE tokenizer, built offline from the vocabulary open_clip ships.
-- ``paths``: where the book's build and caches live.
-- ``book``: execute the chapters with papermill (cached) and render them with Jupyter Book.
+- prompts and models: ``bench`` (prompt sets, the paper's seeds), ``tokenizer`` (CLIP BPE, offline),
+  ``models`` (load a diffusers pipeline or a toy model), ``toyworld`` (the embedded toy world).
+- images and the DvD score: ``generate`` (the paper's protocol), ``questions``, ``judges`` (VLM,
+  CLIP; the toy judge lives in ``toyworld``), ``score`` (the DvD formula, bootstrap intervals),
+  ``store`` (crash-safe results).
+- attention: ``layers`` (where the cross-attention layers are), ``tokens`` (words to token
+  positions), ``recorder`` (per-step attention record), ``ablation`` (head masks), ``focus`` (our
+  saturation measures).
+- the book and the tool: ``book`` (build), ``runs`` (run/sweep chapters), ``headlines``,
+  ``paths``, ``cli`` (the ``dvd`` command), ``testing`` (random-weight models for tests).
 """
 
 __version__ = "0.1.0"
