@@ -18,6 +18,11 @@ device, whatever else shares the batch. Batches are cut from the full list of (p
 in order, so a rerun forms the same batches: a run killed at any point and run again ends with a
 manifest identical to an uninterrupted run's (on a deterministic device such as the CPU).
 
+Sharding: with ``shard`` (a :class:`dvdlib.sharding.Shard`), a process makes only every n-th batch
+of the run and logs its rows apart; the run's main process then calls :func:`generate` without a
+shard, which merges the shards' rows into the manifest (see :mod:`dvdlib.sharding`). ``dvd
+generate`` does this by itself under ``accelerate launch``.
+
 Hooks, the seam for instruments such as the attention recorder: ``hook(call)`` gets a
 :class:`PipelineCall` and returns a context manager that ``generate`` holds open around that one
 pipeline call. Inside it the hook may add per-call options to ``call.cross_attention_kwargs``, and
@@ -45,6 +50,7 @@ from tqdm.auto import tqdm
 
 from dvdlib.bench import case_folder, validate_prompts
 from dvdlib.questions import check_prompt_words
+from dvdlib.sharding import Shard, done_keys, key_order, merge_shard_logs, reading_main_log
 from dvdlib.store import (ResultLog, atomic_write_bytes, check_run_settings, ensure_writable_dir,
                           remove_temporaries, save_table)
 
@@ -137,13 +143,15 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
              model: str, steps: int = 50, guidance: float = 7.5, height: int | None = None,
              width: int | None = None, batch_size: int = 1,
              cross_attention_kwargs: dict | None = None, hook: BatchHook | None = None,
-             progress: bool = True) -> pd.DataFrame:
+             progress: bool = True, shard: Shard | None = None) -> pd.DataFrame:
     """Make one image per (prompt row, seed) into ``out_dir``; skips images already made.
 
     ``model`` names the pipeline in the manifest. ``height``/``width`` None leave the pipeline's
     default size (the manifest records the size made). ``cross_attention_kwargs`` go to every
     call; ``hook`` wraps every call (see the module notes). Returns the manifest rows of this
-    run's (prompt, seed) pairs, made now or before.
+    run's (prompt, seed) pairs, made now or before. With ``shard``, makes only that shard's
+    batches, writes no manifest table and returns the rows its shard log holds (see the module
+    notes).
     """
     categories = prompts["content_type"].unique() if "content_type" in prompts else ()
     prompts = validate_prompts(prompts, categories=categories, source="prompts")
@@ -158,13 +166,20 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
     check_run_settings(out_dir / SETTINGS, settings, f"the images in {out_dir}")
 
     jobs = generation_jobs(prompts, seeds)
-    log = ResultLog(out_dir / MANIFEST_LOG, KEY)
-    with log.open():
-        remove_temporaries(out_dir, *{out_dir / Path(job.file).parent for job in jobs})
-        done = log.done_keys()
-        todo = [job for job in jobs if (job.case_num, job.seed) not in done]
-        batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
-        bar = tqdm(total=len(todo), desc="images", unit="img", disable=not progress)
+    batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
+    main_log = ResultLog(out_dir / MANIFEST_LOG, KEY)
+    log = main_log if shard is None else ResultLog(shard.log_path(main_log.path), KEY)
+    with log.open(), nullcontext() if shard is None else reading_main_log(main_log, shard):
+        if shard is None:
+            merge_shard_logs(log, key_order([(job.case_num, job.seed) for job in jobs]))
+            remove_temporaries(out_dir, *{out_dir / Path(job.file).parent for job in jobs})
+            done = log.done_keys()
+        else:  # other shards may be writing: their temporaries stay, the main run removes them
+            batches = shard.take(batches)
+            done = done_keys(main_log)
+        todo = [job for batch in batches for job in batch if (job.case_num, job.seed) not in done]
+        bar = tqdm(total=len(todo), desc="images" if shard is None else f"images ({shard})",
+                   unit="img", disable=not progress)
         for batch in batches:
             if all((job.case_num, job.seed) in done for job in batch):
                 continue  # whole batches only, so a rerun forms the batches the first run did
@@ -174,6 +189,8 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
             bar.update(len(rows))
         bar.close()
         table = log.table(MANIFEST_COLUMNS).astype({"nsfw_flagged": "boolean", "record_image": "Int64"})
+    if shard is not None:
+        return table
     save_table(table, out_dir / MANIFEST)
     wanted = pd.DataFrame([(j.case_num, j.seed) for j in jobs], columns=list(KEY))
     return table.merge(wanted, on=list(KEY)).reset_index(drop=True)

@@ -3,6 +3,8 @@
 Both check every input before the slow part starts (prompt file, concept words, seeds, output
 folder, model weights), and both resume: rerunning a killed command continues where it stopped.
 The work itself is :func:`dvdlib.generate.generate` and :func:`dvdlib.score.score_folder`.
+Started by ``accelerate launch`` with several processes, each process does its share and the
+main process merges the shares into the one manifest or table (:mod:`dvdlib.sharding`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from dvdlib.store import StoreError, check_table_path, ensure_writable_dir, save
 JUDGES = ("vlm", "clip", "toy")
 DEFAULT_IMAGES_PER_CALL = 4
 DEFAULT_QUESTIONS_PER_CALL = 40
+
+
+_SCALE_OUT = (
+    "Scale out: `accelerate launch --multi_gpu --num_processes N -m dvdlib.cli` followed by the "
+    "same arguments runs N processes (one per GPU; on a machine without GPUs, N on the CPU), "
+    "each on every N-th batch, and leaves the manifest or table one process would write."
+)
 
 
 def parse_cases(text: str) -> set[int]:
@@ -74,7 +83,7 @@ def _add_generate(subparsers) -> None:
         epilog="MODEL is sd1.4 or sd2.1 (the paper's models), a Hugging Face id such as "
         "CompVis/stable-diffusion-v1-4 (read from the local cache; downloaded only if absent), a "
         "folder holding a saved diffusers pipeline (model_index.json, unet/, ...), or toy, "
-        "toy:NAME or a toy zoo name such as k1.",
+        "toy:NAME or a toy zoo name such as k1. " + _SCALE_OUT,
     )
     parser.add_argument("--model", required=True, metavar="MODEL",
                         help="the text-to-image model (see below)")
@@ -94,7 +103,8 @@ def _add_generate(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=1, metavar="N",
                         help="images per pipeline call, each with its own seeded generator "
                         "(default: 1)")
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu; "
+                        "under accelerate launch, each process's own GPU)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
                         help="weights' precision (default: float32, diffusers' default)")
     parser.add_argument("--record-attention", action="store_true",
@@ -107,6 +117,7 @@ def _add_generate(subparsers) -> None:
 def _run_generate(args) -> int:
     from dvdlib.generate import attention_hook, generate
     from dvdlib.models import load_pipeline, paper_model
+    from dvdlib.sharding import join_launch, run_sharded
 
     seeds = parse_seeds(args.seeds) if args.seeds is not None else list(PAPER_SEEDS)
     prompts = _prompt_set(args.prompts, OUR_WORDING.categories, args.cases)
@@ -120,22 +131,25 @@ def _run_generate(args) -> int:
     out = Path(args.out)
     created = not out.exists()
     ensure_writable_dir(out)
+    launch = join_launch(args.device)  # None unless started by accelerate with several processes
     try:
-        pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+        pipe = load_pipeline(args.model, device=launch.device if launch else args.device,
+                             dtype=args.dtype)
     except BaseException:
-        if created and not any(out.iterdir()):
+        if created and not any(out.iterdir()) and launch is None:
             out.rmdir()  # leave nothing behind for a run that never started
         raise
     try:
-        manifest = generate(
+        manifest = run_sharded(launch, lambda shard: generate(
             pipe, prompts, seeds, out, model=args.model, steps=args.steps,
             guidance=args.guidance, height=size, width=size, batch_size=args.batch_size,
             hook=attention_hook() if args.record_attention else None,
-            progress=not args.no_progress,
-        )
+            progress=not args.no_progress, shard=shard,
+        ))
     except StoreError as err:
         raise UsageError(str(err)) from None
-    print(f"{len(manifest)} images in {out} (manifest: {out / 'manifest.csv'})")
+    if manifest is not None:  # the main process (or the only one)
+        print(f"{len(manifest)} images in {out} (manifest: {out / 'manifest.csv'})")
     return 0
 
 
@@ -156,7 +170,7 @@ def _add_score(subparsers) -> None:
         epilog="Judges: vlm is the paper's (Qwen2-VL-2B-Instruct, greedy, 5 new tokens); clip is "
         "ours (open_clip zero-shot presence, see dvdlib.judges.clip); toy is the toy world's shape "
         "detector. Weights are read from a local folder or the Hugging Face cache, never "
-        "downloaded.",
+        "downloaded. " + _SCALE_OUT,
     )
     parser.add_argument("--images", required=True, metavar="DIR", help="the image folder")
     parser.add_argument("--out", required=True, metavar="TABLE",
@@ -178,7 +192,8 @@ def _add_score(subparsers) -> None:
                         f"one-question-per-call loop (default: {DEFAULT_QUESTIONS_PER_CALL})")
     parser.add_argument("--per-question", metavar="TABLE",
                         help="also write one row per image and question (.csv or .parquet)")
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu; "
+                        "under accelerate launch, each process's own GPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run_score)
 
@@ -206,6 +221,7 @@ def load_judge(kind: str, source: str | None, device: str | None, questions_per_
 
 def _run_score(args) -> int:
     from dvdlib.score import category_scores, find_images, question_table, score_folder
+    from dvdlib.sharding import join_launch, run_sharded
 
     wording = load_wording(args.questions) if args.questions else OUR_WORDING
     prompts = _prompt_set(args.prompts, wording.categories, args.cases)
@@ -217,12 +233,17 @@ def _run_score(args) -> int:
     for path in (out, per_question):
         if path is not None:
             ensure_writable_dir(path.parent, "folder of the output table")
-    judge = load_judge(args.judge, args.judge_model, args.device, args.questions_per_call)
+    launch = join_launch(args.device)  # None unless started by accelerate with several processes
+    judge = load_judge(args.judge, args.judge_model, launch.device if launch else args.device,
+                       args.questions_per_call)
     try:
-        table = score_folder(args.images, prompts, judge, out, wording=wording,
-                             images_per_call=args.images_per_call, progress=not args.no_progress)
+        table = run_sharded(launch, lambda shard: score_folder(
+            args.images, prompts, judge, out, wording=wording,
+            images_per_call=args.images_per_call, progress=not args.no_progress, shard=shard))
     except StoreError as err:
         raise UsageError(str(err)) from None
+    if table is None:  # another process than the main one: the main one writes the table
+        return 0
     save_table(table, out)
     if per_question is not None:
         save_table(question_table(table, wording), per_question)

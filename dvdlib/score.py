@@ -15,13 +15,16 @@ columns (``content_answers``, ``nm_answers`` as ``"[1, 0, 1, 1, 0]"``, ``content
 ``nm_score``, ``dvd_score``, ``dvd_mean_case``) plus ours (``seed`` from the file name where it has
 one, ``judge``). One difference: ``image_path`` is relative to the image folder (theirs is the
 path as given), so tables made on different machines compare equal. Answers are committed per image to a :class:`~dvdlib.store.ResultLog`, so a killed
-run resumes where it stopped and ends with the table an uninterrupted run gives.
+run resumes where it stopped and ends with the table an uninterrupted run gives. With ``shard``
+(a :class:`dvdlib.sharding.Shard`) a process judges every n-th chunk of images and logs apart;
+the main process's call without a shard merges the shards (see :mod:`dvdlib.sharding`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -33,6 +36,7 @@ from tqdm.auto import tqdm
 from dvdlib.bench import parse_case_folder
 from dvdlib.judges.base import QUESTIONS_PER_SIDE, Judge
 from dvdlib.questions import OUR_WORDING, Wording, check_prompt_words, questions_for
+from dvdlib.sharding import Shard, done_keys, key_order, merge_shard_logs, reading_main_log
 from dvdlib.store import ResultLog, check_run_settings
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -230,13 +234,14 @@ def answers_log(results: str | Path) -> ResultLog:
 
 def score_folder(image_dir: str | Path, prompts: pd.DataFrame, judge: Judge, results: str | Path, *,
                  wording: Wording = OUR_WORDING, images_per_call: int = 4,
-                 progress: bool = True) -> pd.DataFrame:
+                 progress: bool = True, shard: Shard | None = None) -> pd.DataFrame:
     """Judge every image of ``image_dir`` whose case is in ``prompts``; the per-image table.
 
     ``images_per_call`` images (ten questions each) go to the judge together, and their answers
     are committed together to the log beside ``results`` (see :func:`answers_log`), so a rerun
     skips the images already judged. Writing the table to ``results`` is the caller's step
-    (``dvdlib.store.save_table``).
+    (``dvdlib.store.save_table``). With ``shard``, judges that shard's chunks of the image list
+    and returns the rows of its own log (see the module notes).
     """
     if not isinstance(images_per_call, int) or images_per_call < 1:
         raise ValueError(f"images_per_call must be a positive integer, got {images_per_call!r}")
@@ -247,13 +252,24 @@ def score_folder(image_dir: str | Path, prompts: pd.DataFrame, judge: Judge, res
     results = Path(results)
     check_run_settings(results.with_name(results.stem + ".answers.json"),
                        {"judge": judge.name, "wording": wording.to_dict()}, f"the answers for {results}")
-    log = answers_log(results)
-    with log.open():
-        done = log.done_keys()
-        todo = [r for r in images.itertuples(index=False) if (r.case_num, r.image_name) not in done]
-        bar = tqdm(total=len(todo), desc="images judged", unit="img", disable=not progress)
-        for start in range(0, len(todo), images_per_call):
-            chunk = todo[start:start + images_per_call]
+    main_log = answers_log(results)
+    log = main_log if shard is None else ResultLog(shard.log_path(main_log.path), KEY)
+    with log.open(), nullcontext() if shard is None else reading_main_log(main_log, shard):
+        if shard is None:
+            merge_shard_logs(log, key_order([(int(c), name) for c, name in
+                                             zip(images["case_num"], images["image_name"])]))
+            done = log.done_keys()
+            todo = [r for r in images.itertuples(index=False) if (r.case_num, r.image_name) not in done]
+            chunks = [todo[i:i + images_per_call] for i in range(0, len(todo), images_per_call)]
+        else:  # chunks of the whole list, so that every shard cuts the same ones
+            done = done_keys(main_log)
+            listed = list(images.itertuples(index=False))
+            chunks = [[r for r in chunk if (r.case_num, r.image_name) not in done] for chunk in
+                      shard.take([listed[i:i + images_per_call] for i in range(0, len(listed), images_per_call)])]
+            chunks = [chunk for chunk in chunks if chunk]
+        bar = tqdm(total=sum(map(len, chunks)), unit="img", disable=not progress,
+                   desc="images judged" if shard is None else f"images judged ({shard})")
+        for chunk in chunks:
             items = []
             for image in chunk:
                 row = rows_by_case[image.case_num]
