@@ -11,7 +11,8 @@ import importlib
 import sys
 
 # Modules that register subcommands, in the order ``dvd --help`` lists them.
-_COMMAND_MODULES = ("dvdlib.book",)
+_COMMAND_MODULES = ("dvdlib.book", "dvdlib.runs", "dvdlib.toyworld.cli", "dvdlib.pipeline_cli",
+                    "dvdlib.probe")
 
 
 class UsageError(Exception):

@@ -1,0 +1,79 @@
+"""Sanity check of the shipped zoo: does the low-diversity concept dominate its partners?
+
+For every model of the zoo, generates the toy world's prompt table ("a circle and a square", "a
+square and a circle", ... and the one-shape controls) with ``--seeds`` seeds per prompt, reads the
+images with the shipped detector and prints our dominance and retention measures per model, for
+all partners and split into partners seen with the circle in training and partners never seen
+with it. The measures are ours (see ``dvdlib.toyworld.evaluate``); the paper publishes none.
+
+Run: ``python benchmarks/toyworld_dominance.py [--seeds 64] [--out benchmarks/out]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from dvdlib.toyworld import zoo
+from dvdlib.toyworld.evaluate import dominance_summary, generate, image_grid, presence_table
+from dvdlib.toyworld.world import prompt_table
+
+COLUMNS = ["dominance", "content_only", "nm_only", "both", "neither", "content_alone", "nm_alone",
+           "content_retention", "nm_retention", "images"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=64, help="images per prompt")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--models", nargs="+", default=None, help="zoo model names (default all)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for the presence table (CSV) and sample grids (PNG)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    detector = zoo.load_detector()
+    names = args.models or zoo.model_names()
+    seeds = list(range(args.seeds))
+    rows, tables = [], []
+    start = time.perf_counter()
+    for name in names:
+        pipe = zoo.load_model(name)
+        world = zoo.world_of(name)
+        table = prompt_table(world)
+        presence = presence_table(pipe, detector, table, seeds)
+        presence.insert(0, "model", name)
+        tables.append(presence)
+        seen = presence["nm_word"].isin(world.paired_partners)
+        for partners, subset in (("all", presence), ("seen", presence[seen]),
+                                 ("unseen", presence[~seen])):
+            rows.append(dict(model=name, K=world.instances or "unlimited", partners=partners,
+                             **dominance_summary(subset)))
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            prompts = list(dict.fromkeys(table["prompt"]))
+            shown = min(8, args.seeds)
+            images = generate(pipe, [p for p in prompts for _ in range(shown)],
+                              [s for _ in prompts for s in range(shown)])
+            image_grid(images, columns=shown).save(args.out / f"toyworld_samples_{name}.png")
+        print(f"[{name}] done ({time.perf_counter() - start:.0f} s so far)", flush=True)
+
+    summary = pd.DataFrame(rows)
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 20)
+    for partners in ("all", "seen", "unseen"):
+        part = summary[summary["partners"] == partners].set_index(["model", "K"])[COLUMNS]
+        print(f"\n== partners: {partners} ({args.seeds} seeds per prompt; present = detector "
+              "probability > 0.5) ==")
+        print(part.round(3).to_string())
+    if args.out:
+        pd.concat(tables).to_csv(args.out / "toyworld_presence.csv", index=False)
+        summary.to_csv(args.out / "toyworld_dominance.csv", index=False)
+        print(f"\nwrote {args.out}/toyworld_presence.csv, toyworld_dominance.csv and sample grids")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,384 @@
+"""The zoo: toy models that differ only in the diversity of one concept, and its shipped copy.
+
+``train_zoo`` trains one diverse base model, then fine-tunes it once per diversity level K of the
+world's limited concept (same seed, steps and data recipe; only K changes), and trains the shape
+detector. ``export_zoo`` writes the finished models as small fp16 files; ``load_zoo``,
+``load_model`` and ``load_detector`` read the copy shipped inside the package (or any exported
+folder), so the book runs without training anything.
+
+Shipped file format (ours): ``toyworld.json`` holds the component configs, each model's world,
+training configuration and loss history, and the detector's metrics; ``<name>.safetensors`` holds
+one model's UNet and text-encoder weights in fp16. The text encoder's token-embedding table
+(49,408 rows) is stored as the rows of the world's tokens only: every other row is zero in the
+trained model (see :mod:`dvdlib.toyworld.pipeline`), so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from diffusers import DDIMScheduler, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from dvdlib.toyworld import detector as detector_module
+from dvdlib.toyworld import train as train_module
+from dvdlib.toyworld.pipeline import ToyDiffusionPipeline
+from dvdlib.toyworld.storage import atomic_write, load_json, save_json
+from dvdlib.toyworld.world import World
+from dvdlib.tokenizer import clip_tokenizer
+
+LEVELS: tuple[int | None, ...] = (1, 4, 16, 64, None)  # K; None is unlimited diversity
+DEFAULT_MODEL = "k1"  # the least diverse model: where dominance should be strongest
+MANIFEST = "toyworld.json"
+DETECTOR_FILE = "detector.safetensors"
+BASE, BASE_CONTINUED, DETECTOR = "base", "base-continued", "detector"
+_TOKEN_ROWS = "text_encoder.token_rows"
+_TOKEN_VALUES = "text_encoder.token_values"
+
+
+def level_name(instances: int | None) -> str:
+    """The model name of a diversity level: ``k1``, ``k4``, ..., ``kinf`` (unlimited)."""
+    return "kinf" if instances is None else f"k{int(instances)}"
+
+
+def parse_level(text: str) -> int | None:
+    """A diversity level from the command line: a positive integer, or "unlimited"/"inf"."""
+    if str(text).lower() in ("unlimited", "inf", "none"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"diversity level {text!r} must be an integer >= 1 or 'unlimited'")
+    return value
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    """The recipe of a zoo; every model and the detector derive their configuration from it."""
+
+    seed: int = 0
+    levels: tuple[int | None, ...] = LEVELS
+    limited: str = "circle"
+    unpaired: tuple[str, ...] = ("cross", "star")
+    base_steps: int = 3000
+    # A second run of the base at unlimited diversity (a warm restart at the fine-tuning rate);
+    # 0 skips it. Shapes that the base still draws poorly get this many more steps.
+    base_continue_steps: int = 0
+    finetune_steps: int = 400
+    finetune_learning_rate: float = 1e-3
+    finetune_warmup_steps: int = 50
+    detector_steps: int = 1000
+    detector_heldout: int = 2000
+    batch_size: int = 32
+    checkpoint_every: int = 250
+
+    def __post_init__(self):
+        object.__setattr__(self, "levels", tuple(self.levels))
+        object.__setattr__(self, "unpaired", tuple(self.unpaired))
+        if not self.levels:
+            raise ValueError("a zoo needs at least one diversity level")
+        names = [level_name(k) for k in self.levels]
+        if len(set(names)) != len(names):
+            raise ValueError(f"diversity levels repeat: {names}")
+        for k in self.levels:
+            World(limited=self.limited, unpaired=self.unpaired, instances=k)  # validates
+
+    def world(self, instances: int | None) -> World:
+        return World(limited=self.limited, unpaired=self.unpaired, instances=instances,
+                     instance_seed=self.seed)
+
+    def base_config(self) -> train_module.TrainConfig:
+        return train_module.TrainConfig(
+            world=self.world(None).to_dict(), steps=self.base_steps, seed=self.seed,
+            batch_size=self.batch_size, checkpoint_every=self.checkpoint_every)
+
+    def base_continue_config(self, base_pipeline: str | Path) -> train_module.TrainConfig:
+        return train_module.TrainConfig(
+            world=self.world(None).to_dict(), steps=self.base_continue_steps,
+            learning_rate=self.finetune_learning_rate, warmup_steps=self.finetune_warmup_steps,
+            seed=self.seed + 2, batch_size=self.batch_size, checkpoint_every=self.checkpoint_every,
+            init_from=str(base_pipeline))
+
+    def finetune_config(self, instances: int | None, base_pipeline: str | Path
+                        ) -> train_module.TrainConfig:
+        return train_module.TrainConfig(
+            world=self.world(instances).to_dict(), steps=self.finetune_steps,
+            learning_rate=self.finetune_learning_rate, warmup_steps=self.finetune_warmup_steps,
+            seed=self.seed + 1, batch_size=self.batch_size, checkpoint_every=self.checkpoint_every,
+            init_from=str(base_pipeline))
+
+    def detector_config(self) -> detector_module.DetectorConfig:
+        return detector_module.DetectorConfig(
+            world=self.world(None).to_dict(), steps=self.detector_steps, seed=self.seed,
+            heldout=self.detector_heldout, checkpoint_every=self.checkpoint_every)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+# --- training ----------------------------------------------------------------------------------
+def _run_stage(kind: str, config, folder: str, threads: int, progress: bool, position: int) -> str:
+    """One training job (runs in a worker process when jobs > 1)."""
+    torch.set_num_threads(threads)
+    if kind == DETECTOR:
+        return str(detector_module.train_detector(config, folder, progress, position))
+    return str(train_module.train(config, folder, progress, position))
+
+
+class _Runner:
+    """Runs training jobs in this process (jobs == 1) or in a pool of worker processes."""
+
+    def __init__(self, jobs: int, threads: int, progress: bool):
+        self.jobs, self.threads, self.progress = jobs, threads, progress
+        self.pool = None
+        if jobs > 1:  # a fresh interpreter per worker ("spawn"): no inherited threads
+            self.pool = ProcessPoolExecutor(max_workers=jobs,
+                                            mp_context=multiprocessing.get_context("spawn"))
+        self.submitted = 0
+
+    def submit(self, kind: str, config, folder: Path) -> Future:
+        position = self.submitted % self.jobs
+        self.submitted += 1
+        if self.pool is None:
+            future = Future()
+            future.set_result(_run_stage(kind, config, str(folder), self.threads, self.progress, 0))
+            return future
+        return self.pool.submit(_run_stage, kind, config, str(folder), self.threads,
+                                self.progress, position)
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def train_zoo(config: ZooConfig, out_dir: str | Path, jobs: int = 1, threads: int = 1,
+              progress: bool = True, log=print) -> dict[str, Path]:
+    """Train (or resume) the base, every diversity level and the detector under ``out_dir``.
+
+    Finished parts are skipped, interrupted ones resume. With ``jobs`` > 1, independent runs go
+    side by side in worker processes, each with ``threads`` torch threads: the detector runs
+    next to the base (and its continuation), then the fine-tunes share the workers. Returns the
+    folder of every part by name.
+    """
+    if jobs < 1 or threads < 1:
+        raise ValueError(f"jobs and threads must be >= 1, got jobs={jobs!r}, threads={threads!r}")
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    folders = {BASE: out_dir / BASE, DETECTOR: out_dir / DETECTOR}
+    runner = _Runner(jobs, threads, progress)
+    try:
+        log(f"[zoo] base model and detector -> {out_dir}")
+        detector_done = runner.submit(DETECTOR, config.detector_config(), folders[DETECTOR])
+        runner.submit("model", config.base_config(), folders[BASE]).result()
+        base_pipeline = folders[BASE] / train_module.PIPELINE
+        if config.base_continue_steps:
+            folders[BASE_CONTINUED] = out_dir / BASE_CONTINUED
+            log(f"[zoo] continuing the base for {config.base_continue_steps} steps")
+            runner.submit("model", config.base_continue_config(base_pipeline),
+                          folders[BASE_CONTINUED]).result()
+            base_pipeline = folders[BASE_CONTINUED] / train_module.PIPELINE
+        log(f"[zoo] fine-tuning {len(config.levels)} diversity levels: "
+            f"{', '.join(level_name(k) for k in config.levels)}")
+        tunes = []
+        for k in config.levels:
+            name = level_name(k)
+            folders[name] = out_dir / name
+            tunes.append(runner.submit("model", config.finetune_config(k, base_pipeline),
+                                       folders[name]))
+        # Let every run finish before reporting a failure, so one bad part costs no other.
+        errors = [f.exception() for f in [detector_done, *tunes]]
+        errors = [e for e in errors if e is not None]
+        if errors:
+            raise errors[0]
+    finally:
+        runner.close()
+    log(f"[zoo] done in {time.perf_counter() - start:.0f} s (this invocation)")
+    return folders
+
+
+# --- the shipped format --------------------------------------------------------------------------
+def shipped_folder() -> Path:
+    """The zoo shipped inside the package (``dvdlib/data/toyworld``)."""
+    return Path(str(resources.files("dvdlib"))) / "data" / "toyworld"
+
+
+def _embedding_key(text_encoder: CLIPTextModel) -> str:
+    """The state-dict name of the token-embedding table (it differs across transformers versions)."""
+    table = text_encoder.get_input_embeddings().weight
+    return next(name for name, p in text_encoder.named_parameters() if p is table)
+
+
+def _compact_state(pipe: ToyDiffusionPipeline) -> dict[str, torch.Tensor]:
+    state = {f"unet.{k}": v.half() for k, v in pipe.unet.state_dict().items()}
+    embedding_key = _embedding_key(pipe.text_encoder)
+    for key, value in pipe.text_encoder.state_dict().items():
+        if key == embedding_key:
+            rows = torch.nonzero(value.abs().sum(dim=1)).flatten()  # [used tokens]
+            state[_TOKEN_ROWS] = rows
+            state[_TOKEN_VALUES] = value[rows].half()  # [used tokens, hidden]
+        elif key.endswith("position_ids"):
+            continue  # a constant buffer, rebuilt from the config
+        else:
+            state[f"text_encoder.{key}"] = value.half()
+    return {k: v.contiguous() for k, v in state.items()}
+
+
+def export_zoo(out_dir: str | Path, dest: str | Path, config: ZooConfig,
+               provenance: dict | None = None) -> Path:
+    """Write the finished zoo of ``out_dir`` (fine-tuned models and detector) to ``dest``."""
+    out_dir, dest = Path(out_dir), Path(dest)
+    manifest = dict(format="dvdlib-toyworld-zoo-1", zoo=config.to_dict(),
+                    provenance=provenance or {}, models={})
+    base_record = load_json(out_dir / BASE / train_module.RECORD)
+    manifest["base"] = dict(loss=_rounded(base_record["loss"]), seconds=base_record["seconds"],
+                            config=base_record["config"], continued=None)
+    if config.base_continue_steps:
+        continued = load_json(out_dir / BASE_CONTINUED / train_module.RECORD)
+        continued_config = dict(continued["config"], init_from=BASE)
+        manifest["base"]["continued"] = dict(loss=_rounded(continued["loss"]),
+                                             seconds=continued["seconds"], config=continued_config)
+    first = None
+    for k in config.levels:
+        name = level_name(k)
+        pipe = train_module.load_trained(out_dir / name)
+        first = first or pipe
+        record = load_json(out_dir / name / train_module.RECORD)
+        atomic_write(dest / f"{name}.safetensors",
+                     lambda p, pipe=pipe: save_file(_compact_state(pipe), str(p)))
+        config_record = dict(record["config"])
+        # a name, not a machine path
+        config_record["init_from"] = BASE_CONTINUED if config.base_continue_steps else BASE
+        manifest["models"][name] = dict(instances=k, world=record["config"]["world"],
+                                        config=config_record, loss=_rounded(record["loss"]),
+                                        seconds=record["seconds"])
+    manifest["base"]["config"]["init_from"] = None
+    manifest["components"] = dict(
+        unet=dict(first.unet.config),
+        text_encoder=first.text_encoder.config.to_dict(),
+        scheduler=dict(first.scheduler.config),
+        pipeline=dict(latent_shift=first.config.latent_shift,
+                      latent_scale=first.config.latent_scale),
+    )
+    detector = detector_module.load_trained_detector(out_dir / DETECTOR)
+    detector_record = load_json(out_dir / DETECTOR / detector_module.RECORD)
+    atomic_write(dest / DETECTOR_FILE, lambda p: save_file(
+        {k: v.half() if v.is_floating_point() else v for k, v in detector.state_dict().items()},
+        str(p)))
+    manifest["detector"] = dict(shapes=detector_record["shapes"],
+                                channels=detector_record["channels"],
+                                metrics=detector_record["metrics"],
+                                config=detector_record["config"],
+                                loss=_rounded(detector_record["loss"]),
+                                seconds=detector_record["seconds"])
+    save_json(_plain(manifest), dest / MANIFEST)
+    return dest
+
+
+def _rounded(losses: list[float]) -> list[float]:
+    """Loss histories to 4 significant digits: plenty for a curve, a third of the file size."""
+    return [float(f"{x:.4g}") for x in losses]
+
+
+def _plain(value):
+    """JSON-ready copy: tuples as lists, diffusers' frozen dicts as dicts, private keys dropped."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def zoo_manifest(folder: str | Path | None = None) -> dict:
+    """The manifest (configs, loss histories, detector metrics) of a shipped or exported zoo."""
+    folder = Path(folder) if folder is not None else shipped_folder()
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"no toy-world zoo at {folder} (missing {MANIFEST}); make one with "
+                                "`dvd toyworld zoo --export`")
+    return load_json(path)
+
+
+def model_names(folder: str | Path | None = None) -> list[str]:
+    """Names of the zoo's models, from least to most diverse (unlimited last)."""
+    models = zoo_manifest(folder)["models"]
+    return sorted(models, key=lambda n: (models[n]["instances"] is None, models[n]["instances"] or 0))
+
+
+def load_model(name: str = DEFAULT_MODEL, folder: str | Path | None = None,
+               device: str | torch.device = "cpu") -> ToyDiffusionPipeline:
+    """One model of the zoo (``k1``, ``k4``, ... ``kinf``) as a float32 pipeline."""
+    folder = Path(folder) if folder is not None else shipped_folder()
+    manifest = zoo_manifest(folder)
+    if name not in manifest["models"]:
+        raise ValueError(f"unknown toy model {name!r}; accepted: {', '.join(manifest['models'])}")
+    components = manifest["components"]
+    state = load_file(str(folder / f"{name}.safetensors"))
+    unet = UNet2DConditionModel.from_config(components["unet"])
+    unet.load_state_dict({k[len("unet."):]: v.float() for k, v in state.items()
+                          if k.startswith("unet.")})
+    text_encoder = CLIPTextModel(CLIPTextConfig(**components["text_encoder"]))
+    text_state = {k[len("text_encoder."):]: v.float() for k, v in state.items()
+                  if k.startswith("text_encoder.") and k not in (_TOKEN_ROWS, _TOKEN_VALUES)}
+    embedding = torch.zeros_like(text_encoder.get_input_embeddings().weight)  # [vocab, hidden]
+    embedding[state[_TOKEN_ROWS]] = state[_TOKEN_VALUES].float()
+    text_state[_embedding_key(text_encoder)] = embedding
+    missing, unexpected = text_encoder.load_state_dict(text_state, strict=False)
+    if unexpected or [k for k in missing if not k.endswith("position_ids")]:
+        raise ValueError(f"{name}.safetensors does not match its text-encoder config: "
+                         f"missing {missing}, unexpected {unexpected}")
+    pipe = ToyDiffusionPipeline(unet=unet.eval(), text_encoder=text_encoder.eval(),
+                                tokenizer=clip_tokenizer(),
+                                scheduler=DDIMScheduler.from_config(components["scheduler"]),
+                                **components["pipeline"])
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def load_zoo(folder: str | Path | None = None,
+             device: str | torch.device = "cpu") -> dict[str, ToyDiffusionPipeline]:
+    """Every model of the zoo, by name, from least to most diverse."""
+    return {name: load_model(name, folder, device) for name in model_names(folder)}
+
+
+def load_detector(folder: str | Path | None = None) -> detector_module.ShapeDetector:
+    """The zoo's shape detector (float32, eval mode) with its held-out ``metrics``."""
+    folder = Path(folder) if folder is not None else shipped_folder()
+    record = zoo_manifest(folder)["detector"]
+    detector = detector_module.ShapeDetector(record["shapes"], record["channels"])
+    state = load_file(str(folder / DETECTOR_FILE))
+    detector.load_state_dict({k: v.float() if v.is_floating_point() else v
+                              for k, v in state.items()})
+    detector.metrics = record["metrics"]
+    return detector.eval()
+
+
+def world_of(name: str, folder: str | Path | None = None) -> World:
+    """The world a zoo model was fine-tuned on (its limited concept's K instances included)."""
+    models = zoo_manifest(folder)["models"]
+    if name not in models:
+        raise ValueError(f"unknown toy model {name!r}; accepted: {', '.join(models)}")
+    return World.from_dict(models[name]["world"])
+
+
+def level_of(name: str) -> int | None:
+    """K of a model name (``kinf`` -> None)."""
+    if name == "kinf":
+        return None
+    if not name.startswith("k"):
+        raise ValueError(f"not a zoo model name: {name!r}; expected k<integer> or kinf")
+    return parse_level(name[1:])
+
+
+def sequence_of_levels(values: Sequence[str]) -> tuple[int | None, ...]:
+    return tuple(parse_level(v) for v in values)
