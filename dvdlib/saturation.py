@@ -1,0 +1,737 @@
+"""Chapter 3: does the dominant concept's cross-attention saturate early, and does that predict DvD?
+
+The paper's second finding is that dominant tokens take over cross-attention in the first
+denoising steps and keep it. The measures are ours (:mod:`dvdlib.focus`, defined in
+``book/definitions_attention.md``); this module runs them over a set of generated images and
+turns the records into the chapter's tables and figures:
+
+- :func:`run_condition`: generate a prompt set with one model (:func:`dvdlib.generate.generate`,
+  one pipeline call per prompt), record cross-attention in every call (:func:`concept_hook`),
+  judge every image (:func:`dvdlib.score.score_folder`) and read the records back
+  (:func:`record_shares`). The result holds one row per image (with its DvD), one row per image
+  and step (the concept's pair share and the two concepts' word shares), the same per layer, and
+  the spatial concentration of the two concepts' token maps.
+- :func:`step_intervals`: mean per step with a bootstrap interval over images (seeds x prompts),
+  resampling whole images so every step of an image moves together.
+- :func:`level_shares`: the pair share pooled over the layers of one resolution level.
+- :func:`image_summary`: per image, the share in the first steps, the saturation step of the
+  concept and of the other concept, and DvD; :func:`saturated_by_step` and
+  :func:`saturation_overview` condense it per condition.
+- :func:`bootstrap_rank_correlation`: Spearman's rho over images with a bootstrap interval over
+  images; :func:`within_prompt_correlation`: the mean rho between the seeds of one prompt, with an
+  interval over prompts; :func:`between_prompt_share`: how much of a measure's variance lies
+  between prompts.
+- ``plot_*``: the chapter's figures, drawn from those tables.
+
+Why one pipeline call per prompt: :meth:`AttentionRecord.group_frame` finds one pair of phrases
+in every image of a record, so a record must not mix prompts. :func:`run_condition` therefore
+cuts batches of the seeds of one prompt (``batch_size`` must divide the number of seeds) and
+:func:`record_shares` checks it.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dvdlib.bench import PAPER_SEEDS
+from dvdlib.focus import concept_share, map_concentration, saturation_step
+from dvdlib.generate import BatchHook, PipelineCall, generate
+from dvdlib.layers import layers_frame
+from dvdlib.recorder import RECORD_KWARG, AttentionRecord, MapRequest, attention_instruments
+from dvdlib.score import bootstrap_ci, score_folder
+from dvdlib.store import save_table
+from dvdlib.tokens import token_groups, tokenize_prompt
+
+CHAPTER = "03_attention_saturation"
+RECORD_FILE = "attention.npz"
+GROUPS = ("concept", "other")  # the prompt's dominant concept and the object expected to lose
+IMAGE_KEY = ("condition", "case_num", "seed")
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+
+
+def fresh_folder(path: str | Path) -> Path:
+    """``path`` emptied and made again: a chapter never reuses images of an earlier run."""
+    path = Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def chapter_seeds(n: int) -> list[int]:
+    """``n`` seeds: the paper's ten first, then 10001, 10002, ... (distinct from the paper's)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of seeds must be a positive integer, got {n!r}")
+    extra = [10_000 + i for i in range(1, max(0, n - len(PAPER_SEEDS)) + 1)]
+    return [*PAPER_SEEDS, *extra][:n]
+
+
+def balanced_prompt_table(world, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """Two-shape prompts in which neither shape is the world's low-diversity concept.
+
+    The control for the dominated prompts: every shape in them has unlimited diversity, so no
+    side is expected to win. Each pair gives both word orders, as :func:`toyworld.prompt_table`
+    does; ``content`` is the pair's first shape, ``nm_word`` the second. ``pairs`` defaults to a
+    ring over the world's other shapes (first with second, second with third, ..., last with
+    first): as many pairs as the limited concept has partners, each shape once in each role.
+    """
+    others = [s for s in world.shapes if s != world.limited]
+    if pairs is None:
+        ring = [(others[i], others[(i + 1) % len(others)]) for i in range(len(others))]
+        pairs = ring if len(others) > 2 else ring[:1]
+    rows = []
+    for first, second in pairs:
+        for name in (first, second):
+            if name not in others:
+                raise ValueError(f"balanced pairs use the world's shapes other than {world.limited!r} "
+                                 f"({', '.join(others)}); got {name!r}")
+        if first == second:
+            raise ValueError(f"a balanced pair needs two different shapes, got ({first!r}, {second!r})")
+        rows.append((first, second, f"a {first} and a {second}", "content first"))
+        rows.append((first, second, f"a {second} and a {first}", "nm_word first"))
+    return pd.DataFrame(
+        [(i + 1, "shape", c, n, p, a) for i, (c, n, p, a) in enumerate(rows)],
+        columns=["case_num", "content_type", "content", "nm_word", "prompt", "arrangement"],
+    )
+
+
+def map_steps_for(steps: int) -> list[int]:
+    """The steps whose spatial maps the chapter keeps: first, second, a quarter, half way, last."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    return sorted({0, min(1, steps - 1), steps // 4, steps // 2, steps - 1})
+
+
+def top_resolution_layers(layers) -> list[str]:
+    """Labels of the cross-attention layers at the largest query resolution (the finest maps)."""
+    finest = max(layer.query_positions for layer in layers)
+    return [layer.label for layer in layers if layer.query_positions == finest]
+
+
+def latent_size(pipe, height: int | None, width: int | None) -> tuple[int, int] | None:
+    """The UNet's sample size for an image of ``height`` x ``width`` (None: the model's own)."""
+    if height is None and width is None:
+        return None
+    factor = getattr(pipe, "vae_scale_factor", None)
+    if factor is None:  # the toy pipeline folds 2x2 pixels into channels and has no VAE
+        from dvdlib.toyworld.pipeline import FOLD
+
+        factor = FOLD
+    native = pipe.unet.config.sample_size * factor
+    return ((height or native) // factor, (width or native) // factor)
+
+
+def concept_hook(classifier_free_guidance: bool, map_steps: Sequence[int] = (),
+                 sample_size: tuple[int, int] | None = None) -> BatchHook:
+    """A :func:`dvdlib.generate.generate` hook: records every call into ``attention.npz``.
+
+    Like :func:`dvdlib.generate.attention_hook`, plus spatial maps: for each call it keeps the
+    maps of the tokens of the call's concepts and objects (the ``content`` and ``nm_word`` of
+    its prompts), at the finest-resolution layers and at ``map_steps`` (none if empty).
+    """
+    map_steps = [int(s) for s in map_steps]
+
+    @contextmanager
+    def hook(call: PipelineCall) -> Iterator[None]:
+        tokenizer = call.pipe.tokenizer
+        prompts = [tokenize_prompt(tokenizer, job.prompt) for job in call.jobs]
+        with attention_instruments(call.pipe.unet, sample_size) as layers:
+            maps = None
+            if map_steps:
+                positions = sorted({p for job, tokens in zip(call.jobs, prompts)
+                                    for ps in token_groups(tokenizer, tokens, {
+                                        "concept": job.content, "other": job.nm_word}).values()
+                                    for p in ps})
+                maps = MapRequest(layers=top_resolution_layers(layers), tokens=positions,
+                                  steps=[s for s in map_steps if s < call.num_inference_steps])
+            record = AttentionRecord(layers, call.num_inference_steps, prompts=prompts,
+                                     classifier_free_guidance=classifier_free_guidance, maps=maps)
+            call.cross_attention_kwargs[RECORD_KWARG] = record
+            yield
+        record.save(call.record_dir / RECORD_FILE)
+
+    return hook
+
+
+# --------------------------------------------------------------------------------------------
+# One condition: generate, judge, read the records
+
+
+@dataclass
+class ConditionResult:
+    """Everything one condition (a model on a prompt set) produced, as tidy tables."""
+
+    label: str
+    images: pd.DataFrame  # one row per image: prompt, seed, file, record, DvD
+    shares: pd.DataFrame  # one row per image and step, layers pooled
+    layer_shares: pd.DataFrame  # one row per image, step and layer
+    concentration: pd.DataFrame  # one row per image, kept step and group (concept / other)
+    image_dir: Path
+    tokenizer: object  # the model's tokenizer, which placed the concepts' tokens
+
+
+def run_condition(label: str, pipe, prompts: pd.DataFrame, seeds: Sequence[int], judge,
+                  out_dir: str | Path, *, model: str, steps: int, guidance: float,
+                  height: int | None = None, width: int | None = None,
+                  map_steps: Sequence[int] = (), batch_size: int | None = None,
+                  progress: bool = False) -> ConditionResult:
+    """Generate ``prompts`` x ``seeds`` with ``pipe``, record attention, judge and tabulate.
+
+    Files go to ``out_dir``: ``images/`` (the images, manifest and records) and ``dvd.csv`` (the
+    judge's per-image table). ``batch_size`` (default: all seeds of a prompt in one call) must
+    divide the number of seeds, so that every call, and every record, holds one prompt.
+    """
+    seeds = list(seeds)
+    batch_size = len(seeds) if batch_size is None else batch_size
+    if not isinstance(batch_size, int) or batch_size < 1 or len(seeds) % batch_size:
+        raise ValueError(f"batch_size must be a positive divisor of the number of seeds "
+                         f"({len(seeds)}) so that each pipeline call holds one prompt; got {batch_size!r}")
+    out_dir = Path(out_dir)
+    image_dir = out_dir / "images"
+    hook = concept_hook(guidance > 1, map_steps, latent_size(pipe, height, width))
+    manifest = generate(pipe, prompts, seeds, image_dir, model=model, steps=steps, guidance=guidance,
+                        height=height, width=width, batch_size=batch_size, hook=hook, progress=progress)
+    results = out_dir / "dvd.csv"
+    scores = score_folder(image_dir, prompts, judge, results, progress=progress)
+    save_table(scores, results)
+    images = image_rows(label, manifest, scores, prompts)
+    shares, layer_shares, concentration = record_shares(images, image_dir, pipe.tokenizer)
+    return ConditionResult(label, images, shares, layer_shares, concentration, image_dir, pipe.tokenizer)
+
+
+def image_rows(label: str, manifest: pd.DataFrame, scores: pd.DataFrame,
+               prompts: pd.DataFrame) -> pd.DataFrame:
+    """One row per generated image: the manifest's prompt, seed, file and record, and its DvD."""
+    extra = [c for c in prompts.columns if c not in manifest.columns]  # e.g. "arrangement"
+    table = manifest[["case_num", "content_type", "content", "nm_word", "prompt", "seed", "model",
+                      "steps", "file", "record_dir", "record_image"]]
+    table = table.merge(prompts[["case_num", *extra]], on="case_num", how="left")
+    judged = scores[["case_num", "seed", "content_score", "nm_score", "dvd_score"]].astype({"seed": int})
+    table = table.astype({"seed": int}).merge(judged, on=["case_num", "seed"], how="left",
+                                              validate="one_to_one")
+    missing = table[table["dvd_score"].isna()]
+    if len(missing):
+        raise ValueError(f"{len(missing)} generated images have no DvD score, e.g. "
+                         f"{missing['file'].iloc[0]}")
+    table.insert(0, "condition", label)
+    return table
+
+
+def _layer_metadata(record: AttentionRecord) -> pd.DataFrame:
+    meta = layers_frame(record.layers)[["layer", "label", "block", "query_height", "query_width"]]
+    meta = meta.rename(columns={"label": "layer_label"})
+    meta["level"] = [f"{b} {h}x{w}" for b, h, w in
+                     zip(meta["block"], meta["query_height"], meta["query_width"])]
+    return meta
+
+
+def _with_other_word_share(shares: pd.DataFrame) -> pd.DataFrame:
+    # The other concept's share of the word tokens, from the concept's: both divide by the same mass.
+    shares["other_word_share"] = shares["word_share"] * shares["other_mass"] / shares["concept_mass"]
+    return shares
+
+
+def record_shares(images: pd.DataFrame, image_dir: str | Path, tokenizer
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Read every record named in ``images``: pooled shares, per-layer shares, map concentration.
+
+    Pooled and per-layer shares come from :func:`dvdlib.focus.concept_share` (our definitions),
+    with ``concept`` the row's ``content`` and ``other`` its ``nm_word``; ``other_word_share``
+    is the other concept's share of the word tokens. Rows carry the image's key (condition,
+    case_num, seed).
+    """
+    image_dir = Path(image_dir)
+    pooled, per_layer, concentration = [], [], []
+    for record_dir, rows in images.groupby("record_dir", sort=True):
+        if not record_dir:
+            raise ValueError(f"images {rows['file'].tolist()[:3]} have no attention record")
+        record = AttentionRecord.load(image_dir / record_dir / RECORD_FILE)
+        texts = {p.prompt for p in record.prompts}
+        content, nm_word = rows["content"].iloc[0], rows["nm_word"].iloc[0]
+        if len(texts) != 1 or rows[["content", "nm_word"]].drop_duplicates().shape[0] != 1:
+            raise ValueError(f"record {record_dir} holds several prompts ({sorted(texts)}); make "
+                             "one pipeline call per prompt (a batch size that divides the seeds)")
+        key = rows.astype({"record_image": int}).set_index("record_image")[list(IMAGE_KEY)]
+        for by, out in ((("image", "step"), pooled), (("image", "step", "layer"), per_layer)):
+            table = concept_share(record, content, nm_word, tokenizer=tokenizer, by=by)
+            table = key.join(table.set_index("image"), how="inner").reset_index(drop=True)
+            out.append(_with_other_word_share(table))
+        per_layer[-1] = per_layer[-1].merge(_layer_metadata(record), on="layer", how="left")
+        if record.map_layers:
+            concentration.append(_group_concentration(record, key, tokenizer, content, nm_word))
+    shares = pd.concat(pooled, ignore_index=True)
+    layer_table = pd.concat(per_layer, ignore_index=True)
+    maps = pd.concat(concentration, ignore_index=True) if concentration else pd.DataFrame()
+    return shares, layer_table, maps
+
+
+def _group_concentration(record: AttentionRecord, key: pd.DataFrame, tokenizer, content: str,
+                         nm_word: str) -> pd.DataFrame:
+    """Concentration of the concept's and the other's maps, averaged over their tokens and layers."""
+    phrases = {"concept": content, "other": nm_word}
+    owners = pd.DataFrame([
+        {"image": image, "token": position, "group": group}
+        for image, prompt in enumerate(record.prompts)
+        for group, positions in token_groups(tokenizer, prompt, phrases).items()
+        for position in positions
+    ])
+    table = map_concentration(record).merge(owners, on=["image", "token"])
+    table = table.groupby(["image", "step", "group"])[["entropy_concentration", "top_mass"]].mean()
+    table = key.join(table.reset_index().set_index("image"), how="inner").reset_index(drop=True)
+    return table[[*IMAGE_KEY, "step", "group", "entropy_concentration", "top_mass"]]
+
+
+def group_maps(record: AttentionRecord, image: int, tokenizer, content: str, nm_word: str
+               ) -> dict[str, torch.Tensor]:
+    """Spatial attention of ``image`` on each group, ``[map step, height, width]``.
+
+    The kept maps of a group's tokens are summed (a concept's attention is that of all its
+    tokens) and averaged over the kept layers, which share one resolution.
+    """
+    if not record.map_layers:
+        raise ValueError("the record kept no spatial maps")
+    tokens = record.map_tokens
+    groups = token_groups(tokenizer, record.prompts[image], {"concept": content, "other": nm_word})
+    maps = torch.stack([record.token_maps(layer.name)[image] for layer in record.map_layers])
+    maps = maps.mean(0)  # [map step, token, height, width]
+    return {group: maps[:, [tokens.index(p) for p in positions]].sum(1)
+            for group, positions in groups.items()}
+
+
+def combine(results: Sequence[ConditionResult]) -> tuple[pd.DataFrame, ...]:
+    """The conditions' tables stacked, with an ``image`` id unique over all conditions.
+
+    Returns (images, shares, layer_shares, concentration); the condition column is categorical
+    in the order given.
+    """
+    images = pd.concat([r.images for r in results], ignore_index=True)
+    images.insert(1, "image", np.arange(len(images)))
+    order = [r.label for r in results]
+    ids = images[[*IMAGE_KEY, "image"]]
+    out = [images]
+    for name in ("shares", "layer_shares", "concentration"):
+        parts = [getattr(r, name) for r in results if len(getattr(r, name))]
+        table = pd.concat(parts, ignore_index=True).merge(ids, on=list(IMAGE_KEY), how="left") \
+            if parts else pd.DataFrame(columns=[*IMAGE_KEY, "image"])
+        out.append(table)
+    for table in out:
+        table["condition"] = pd.Categorical(table["condition"], categories=order)
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries
+
+
+def level_shares(layer_shares: pd.DataFrame) -> pd.DataFrame:
+    """Pair share per image, step and resolution level, pooled over the level's layers.
+
+    As in our pooled measure, masses are averaged over the layers first and the share is taken
+    of the averages. ``level`` is the block and the query resolution (``down 8x8``).
+    """
+    keys = ["condition", "image", "step", "level"]
+    order = list(dict.fromkeys(layer_shares.sort_values("layer")["level"]))
+    table = layer_shares.groupby(keys, observed=True)[["concept_mass", "other_mass"]].mean().reset_index()
+    table["pair_share"] = table["concept_mass"] / (table["concept_mass"] + table["other_mass"])
+    table["level"] = pd.Categorical(table["level"], categories=order)
+    return table
+
+
+def step_intervals(table: pd.DataFrame, value: str, by: Sequence[str] = ("condition",), *,
+                   n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Mean of ``value`` per step (and ``by``), with a percentile bootstrap interval over images.
+
+    Each resample draws whole images with replacement, so the steps of one image stay together.
+    One row per ``by`` group and step: ``mean``, ``ci_low``, ``ci_high``, ``n_images``.
+    """
+    if value not in table.columns:
+        raise KeyError(f"column {value!r} is not in the table; columns: {', '.join(table.columns)}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    by = list(by)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for key, group in table.groupby(by, observed=True, sort=True):
+        wide = group.pivot_table(index="image", columns="step", values=value)  # [image, step]
+        matrix = wide.to_numpy()
+        picks = rng.integers(0, len(matrix), size=(n_resamples, len(matrix)))  # [resample, image]
+        means = np.nanmean(matrix[picks], axis=1)  # [resample, step]
+        tail = (1 - confidence) / 2
+        low, high = np.nanquantile(means, [tail, 1 - tail], axis=0)
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append(pd.DataFrame({**dict(zip(by, key)), "step": wide.columns.to_numpy(),
+                                  "mean": np.nanmean(matrix, axis=0), "ci_low": low, "ci_high": high,
+                                  "n_images": len(matrix)}))
+    out = pd.concat(rows, ignore_index=True)
+    for column in by:
+        if isinstance(table[column].dtype, pd.CategoricalDtype):
+            out[column] = pd.Categorical(out[column], categories=table[column].cat.categories)
+    return out
+
+
+def early_steps_for(steps: int, early_fraction: float) -> int:
+    """How many first steps make the "early" window: ``round(fraction x steps)``, at least 1."""
+    if not 0 < early_fraction <= 1:
+        raise ValueError(f"early_fraction must be in (0, 1], got {early_fraction!r}")
+    return max(1, round(early_fraction * steps))
+
+
+def image_summary(images: pd.DataFrame, shares: pd.DataFrame, early_steps: int,
+                  threshold: float) -> pd.DataFrame:
+    """One row per image: early and final pair share, saturation steps, DvD.
+
+    ``early_share`` is the mean pair share over steps ``0 .. early_steps - 1``; ``final_share``
+    the share at the last step. ``saturation_step`` is :func:`dvdlib.focus.saturation_step` of
+    the concept's pair share at ``threshold``; ``other_saturation_step`` the same for the other
+    concept's pair share (one minus the concept's), which asks whether the *other* concept takes
+    over. An image whose share ends below the threshold gets the step count (``saturated`` /
+    ``other_saturated`` False), so "saturated by step s" is ``saturation_step <= s`` for every
+    image.
+    """
+    if not isinstance(early_steps, int) or early_steps < 1:
+        raise ValueError(f"early_steps must be a positive integer, got {early_steps!r}")
+    early = shares[shares["step"] < early_steps].groupby("image")["pair_share"].mean()
+    last = shares.loc[shares.groupby("image")["step"].idxmax()].set_index("image")["pair_share"]
+    table = images.set_index("image").copy()
+    table["early_share"] = early
+    table["final_share"] = last
+    for prefix, share in (("", shares["pair_share"]), ("other_", 1 - shares["pair_share"])):
+        cells = pd.DataFrame({"image": shares["image"], "step": shares["step"], "pair_share": share})
+        saturation = saturation_step(cells, threshold).set_index("image")
+        table[f"{prefix}saturated"] = saturation["saturation_step"].notna()
+        table[f"{prefix}saturation_step"] = (saturation["saturation_step"]
+                                             .fillna(saturation["num_steps"]).astype(int))
+        table["num_steps"] = saturation["num_steps"]
+    table["saturation_fraction"] = table["saturation_step"] / table["num_steps"]
+    table["threshold"] = threshold
+    return table.reset_index()
+
+
+TOKENS = {"concept": "", "other": "other_"}  # which concept's saturation: column prefixes
+
+
+def saturated_by_step(summary: pd.DataFrame) -> pd.DataFrame:
+    """Share of each condition's images saturated by each step, for the concept and the other.
+
+    One row per condition, ``token`` ("concept" / "other") and step: ``saturated`` is the share
+    of images with ``saturation_step <= step`` (``other_saturation_step`` for the other).
+    """
+    rows = []
+    for condition, group in summary.groupby("condition", observed=True, sort=True):
+        steps = int(group["num_steps"].max())
+        for token, prefix in TOKENS.items():
+            column = group[f"{prefix}saturation_step"]
+            for step in range(steps):
+                rows.append({"condition": condition, "token": token, "step": step,
+                             "saturated": float((column <= step).mean())})
+    out = pd.DataFrame(rows)
+    out["condition"] = pd.Categorical(out["condition"], categories=summary["condition"].cat.categories)
+    return out
+
+
+def saturation_overview(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per condition and token: images, share saturated from step 0, never, median step."""
+    rows = []
+    for condition, part in summary.groupby("condition", observed=True, sort=True):
+        for token, prefix in TOKENS.items():
+            step = part[f"{prefix}saturation_step"]
+            rows.append({
+                "condition": condition, "token": token, "images": len(part),
+                "saturated from step 0": float(step.eq(0).mean()),
+                "never saturated": float(1 - part[f"{prefix}saturated"].mean()),
+                "median saturation step": float(step.median()),
+            })
+    return pd.DataFrame(rows).set_index(["condition", "token"])
+
+
+def between_prompt_share(summary: pd.DataFrame, column: str = "early_share") -> pd.Series:
+    """Per condition, the share of ``column``'s variance over images that lies between prompts.
+
+    One minus the mean within-prompt variance over the total variance (both over images): 1
+    when every seed of a prompt has the same value, near 0 when prompts do not differ.
+    """
+    out = {}
+    for condition, part in summary.groupby("condition", observed=True, sort=True):
+        total = part[column].var(ddof=0)
+        within = (part[column] - part.groupby("prompt")[column].transform("mean")).pow(2).mean()
+        out[condition] = float(1 - within / total) if total > 0 else float("nan")
+    return pd.Series(out, name=f"{column}_between_prompts")
+
+
+def _average_ranks(codes: np.ndarray, n_values: int) -> np.ndarray:
+    """Average ranks (1-based, ties share their mean rank) of integer codes, row by row.
+
+    ``codes`` is ``[row, item]`` with values in ``0 .. n_values - 1``.
+    """
+    rows, items = codes.shape
+    flat = (codes + n_values * np.arange(rows)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=rows * n_values).reshape(rows, n_values)  # [row, value]
+    below = np.cumsum(counts, axis=1) - counts  # items with a smaller value
+    rank_of_value = below + (counts + 1) / 2
+    return np.take_along_axis(rank_of_value, codes, axis=1)
+
+
+def _rank_rho(x_codes: np.ndarray, nx: int, y_codes: np.ndarray, ny: int) -> np.ndarray:
+    rx = _average_ranks(x_codes, nx)
+    ry = _average_ranks(y_codes, ny)
+    rx = rx - rx.mean(axis=1, keepdims=True)
+    ry = ry - ry.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (rx * ry).sum(axis=1) / denominator, np.nan)
+
+
+def _codes(values) -> tuple[np.ndarray, int]:
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1:
+        raise ValueError(f"expected a 1-D sequence, got shape {values.shape}")
+    if np.isnan(values).any():
+        raise ValueError("rank correlation got NaN values")
+    unique, codes = np.unique(values, return_inverse=True)
+    return codes.reshape(-1), len(unique)
+
+
+def rank_correlation(x, y) -> float:
+    """Spearman's rho of ``x`` and ``y`` (average ranks for ties); NaN when either is constant."""
+    (xc, nx), (yc, ny) = _codes(x), _codes(y)
+    if len(xc) != len(yc):
+        raise ValueError(f"x and y differ in length: {len(xc)} and {len(yc)}")
+    if len(xc) < 2:
+        raise ValueError(f"rank correlation needs at least 2 pairs, got {len(xc)}")
+    return float(_rank_rho(xc[None], nx, yc[None], ny)[0])
+
+
+def bootstrap_rank_correlation(x, y, *, n_resamples: int = 2000, confidence: float = 0.95,
+                               seed: int = 0) -> tuple[float, float, float]:
+    """Spearman's rho and its percentile bootstrap interval, resampling (x, y) pairs.
+
+    Returns ``(rho, low, high)``. Resamples in which x or y is constant (rho undefined) are left
+    out of the interval; all three are NaN when rho itself is undefined.
+    """
+    rho = rank_correlation(x, y)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if math.isnan(rho):
+        return rho, math.nan, math.nan
+    (xc, nx), (yc, ny) = _codes(x), _codes(y)
+    rng = np.random.default_rng(seed)
+    stats = []
+    chunk = max(1, 2_000_000 // len(xc))  # bounds memory
+    for start in range(0, n_resamples, chunk):
+        picks = rng.integers(0, len(xc), size=(min(chunk, n_resamples - start), len(xc)))
+        stats.append(_rank_rho(xc[picks], nx, yc[picks], ny))
+    stats = np.concatenate(stats)
+    tail = (1 - confidence) / 2
+    low, high = np.nanquantile(stats, [tail, 1 - tail])
+    return rho, float(low), float(high)
+
+
+def within_prompt_correlation(summary: pd.DataFrame, x: str = "early_share", y: str = "dvd_score", *,
+                              n_resamples: int = 2000, confidence: float = 0.95,
+                              seed: int = 0) -> tuple[float, float, float, int]:
+    """Mean over prompts of Spearman's rho between seeds of one prompt, with an interval over prompts.
+
+    It asks whether, for a fixed prompt, the seeds whose concept draws more early attention end
+    up more dominated: differences between prompts (which partner, which word order) cannot
+    drive it. Prompts whose ``x`` or ``y`` is constant over their seeds have no rho and are left
+    out. Returns ``(mean rho, low, high, prompts used)``; NaN values when no prompt has a rho.
+    """
+    rhos = []
+    for _, group in summary.groupby("prompt", sort=True):
+        if len(group) >= 3:
+            rho = rank_correlation(group[x], group[y])
+            if not math.isnan(rho):
+                rhos.append(rho)
+    if not rhos:
+        return math.nan, math.nan, math.nan, 0
+    if len(rhos) == 1:
+        return rhos[0], math.nan, math.nan, 1
+    low, high = bootstrap_ci(rhos, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    return float(np.mean(rhos)), low, high, len(rhos)
+
+
+def correlation_table(summary: pd.DataFrame, x: str = "early_share", y: str = "dvd_score", *,
+                      pooled: Sequence[str] = (), n_resamples: int = 2000,
+                      seed: int = 0) -> pd.DataFrame:
+    """Spearman's rho of ``x`` and ``y`` per condition (and over the ``pooled`` conditions together).
+
+    ``rho`` is over all images, with a bootstrap interval over images; ``within_rho`` is
+    :func:`within_prompt_correlation`, with an interval over prompts.
+    """
+    groups = [(str(c), g) for c, g in summary.groupby("condition", observed=True, sort=True)]
+    if len(pooled) > 1:
+        groups.append((" + ".join(pooled), summary[summary["condition"].isin(pooled)]))
+    rows = []
+    for name, group in groups:
+        rho, low, high = bootstrap_rank_correlation(group[x], group[y], n_resamples=n_resamples,
+                                                    seed=seed)
+        within = within_prompt_correlation(group, x, y, n_resamples=n_resamples, seed=seed)
+        rows.append({"images": name, "n_images": len(group), "rho": rho, "ci_low": low,
+                     "ci_high": high, "within_rho": within[0], "within_low": within[1],
+                     "within_high": within[2], "n_prompts": within[3]})
+    return pd.DataFrame(rows)
+
+
+def prompt_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per condition and prompt: mean early and final share, saturated from step 0, DvD."""
+    keys = ["condition", "prompt", "content", "nm_word"]
+    table = summary.groupby(keys, observed=True, sort=False).agg(
+        images=("image", "size"), early_share=("early_share", "mean"),
+        final_share=("final_share", "mean"),
+        saturated_from_start=("saturation_step", lambda s: float((s == 0).mean())),
+        dvd=("dvd_score", "mean"))
+    return table.reset_index()
+
+
+def mean_interval(values, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean and percentile bootstrap interval of ``values`` (as :func:`dvdlib.score.bootstrap_ci`)."""
+    values = np.asarray(values, dtype=float)
+    low, high = bootstrap_ci(values, n_resamples=n_resamples, seed=seed)
+    return float(values.mean()), low, high
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+
+
+def plot_step_shares(word: pd.DataFrame, pair: pd.DataFrame, threshold: float, axes) -> None:
+    """Left: both concepts' word shares per step; right: the pair share, per condition.
+
+    ``word`` is :func:`step_intervals` of ``word_share`` and ``other_word_share`` stacked with a
+    ``token`` column ("concept" / "other"); ``pair`` that of ``pair_share``.
+    """
+    left, right = axes
+    conditions = list(pair["condition"].cat.categories)
+    colours = dict(zip(conditions, [f"C{i}" for i in range(len(conditions))]))
+    for (condition, token), part in word.groupby(["condition", "token"], observed=True, sort=False):
+        style = "-" if token == "concept" else "--"
+        left.plot(part["step"], part["mean"], style, color=colours[condition],
+                  label=f"{condition}: {token}")
+        left.fill_between(part["step"], part["ci_low"], part["ci_high"], color=colours[condition],
+                          alpha=0.2, linewidth=0)
+    left.set_xlabel("denoising step (0 = noisiest)")
+    left.set_ylabel("share of word-token attention")
+    left.set_title("word share: concept (solid), other (dashed)")
+    left.legend(fontsize=7)
+    for condition, part in pair.groupby("condition", observed=True, sort=False):
+        right.plot(part["step"], part["mean"], color=colours[condition], label=condition)
+        right.fill_between(part["step"], part["ci_low"], part["ci_high"], color=colours[condition],
+                           alpha=0.2, linewidth=0)
+    right.axhline(0.5, color="grey", linewidth=0.8)
+    right.axhline(threshold, color="grey", linewidth=0.8, linestyle=":")
+    right.set_xlabel("denoising step (0 = noisiest)")
+    right.set_ylabel("pair share of the concept")
+    right.set_title(f"pair share (dotted: threshold {threshold:g})")
+    right.legend(fontsize=7)
+
+
+def plot_level_shares(intervals: pd.DataFrame, fig) -> None:
+    """One panel per resolution level: pair share per step, per condition, with intervals."""
+    levels = list(intervals["level"].cat.categories)
+    conditions = list(intervals["condition"].cat.categories)
+    axes = fig.subplots(1, len(levels), sharey=True, squeeze=False)[0]
+    for ax, level in zip(axes, levels):
+        for i, condition in enumerate(conditions):
+            part = intervals[(intervals["level"] == level) & (intervals["condition"] == condition)]
+            ax.plot(part["step"], part["mean"], color=f"C{i}", label=condition)
+            ax.fill_between(part["step"], part["ci_low"], part["ci_high"], color=f"C{i}", alpha=0.2,
+                            linewidth=0)
+        ax.axhline(0.5, color="grey", linewidth=0.8)
+        ax.set_title(level)
+        ax.set_xlabel("step")
+    axes[0].set_ylabel("pair share of the concept")
+    axes[-1].legend(fontsize=7)
+
+
+def layer_step_matrix(layer_shares: pd.DataFrame, condition: str) -> pd.DataFrame:
+    """Mean pair share, one row per layer (labelled ``index: label``) and one column per step."""
+    part = layer_shares[layer_shares["condition"] == condition]
+    if part.empty:
+        raise ValueError(f"no rows for condition {condition!r}; conditions: "
+                         f"{', '.join(map(str, layer_shares['condition'].unique()))}")
+    matrix = part.pivot_table(index=["layer", "layer_label", "level"], columns="step",
+                              values="pair_share", observed=True)
+    matrix.index = [f"{layer}: {label} ({level.split()[1]})" for layer, label, level in matrix.index]
+    return matrix
+
+
+def plot_token_maps(examples: Sequence[dict], map_steps: Sequence[int], fig) -> None:
+    """The image, then token maps over it: two rows (concept, other) per example, a column per step.
+
+    ``examples``: dicts with ``title``, ``image`` (PIL), ``maps`` ({"concept": [step, h, w],
+    "other": ...}) and ``words`` ({"concept": "circle", "other": "square"}). One colour scale
+    for all maps, so brighter means more attention everywhere in the figure. Draw on a figure
+    with ``layout="constrained"``.
+    """
+    vmax = max(float(m.max()) for e in examples for m in e["maps"].values())
+    axes = fig.subplots(2 * len(examples), len(map_steps) + 1, squeeze=False)
+    shown = None
+    for e, example in enumerate(examples):
+        image = np.asarray(example["image"].convert("L"), dtype=float) / 255
+        height, width = image.shape
+        for g, group in enumerate(GROUPS):
+            r = 2 * e + g
+            axes[r, 0].axis("off")
+            if g == 0:
+                axes[r, 0].imshow(example["image"], interpolation="nearest")
+                axes[r, 0].set_title(example["title"], fontsize=9)
+            for c, step in enumerate(map_steps, start=1):
+                ax = axes[r, c]
+                ax.imshow(image, cmap="gray", vmin=0, vmax=1, extent=(0, width, height, 0))
+                shown = ax.imshow(example["maps"][group][c - 1].numpy(), cmap="magma", alpha=0.65,
+                                  vmin=0, vmax=vmax, extent=(0, width, height, 0),
+                                  interpolation="bilinear")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.grid(False)
+                if r == 0:
+                    ax.set_title(f"step {step}", fontsize=9)
+                if c == 1:
+                    ax.set_ylabel(f"\"{example['words'][group]}\"", fontsize=9)
+    fig.colorbar(shown, ax=axes[:, 1:], shrink=0.7, label="attention on the token")
+
+
+def plot_early_vs_dvd(summary: pd.DataFrame, ax, jitter: float = 1.2, seed: int = 0) -> None:
+    """Per image: early pair share (x) against DvD (y, jittered: it takes 15 values), per condition."""
+    rng = np.random.default_rng(seed)
+    for i, (condition, part) in enumerate(summary.groupby("condition", observed=True, sort=True)):
+        ax.scatter(part["early_share"], part["dvd_score"] + rng.uniform(-jitter, jitter, len(part)),
+                   s=10, alpha=0.55, color=f"C{i}", label=condition, linewidth=0)
+    ax.set_xlabel("early pair share of the concept")
+    ax.set_ylabel("DvD of the image (jittered)")
+    ax.legend(fontsize=7)
+
+
+def token_map_example(result: ConditionResult, prompt: str, seed: int,
+                      title: str | None = None) -> dict:
+    """The generated image of ``prompt`` and ``seed`` in one condition, with its concept maps.
+
+    A dict for :func:`plot_token_maps`: ``title`` (default: the condition's label), ``image``,
+    ``maps`` (see :func:`group_maps`), ``words`` and ``map_steps``.
+    """
+    from PIL import Image
+
+    rows = result.images[(result.images["prompt"] == prompt) & (result.images["seed"] == seed)]
+    if rows.empty:
+        raise ValueError(f"condition {result.label!r} has no image of prompt {prompt!r} with seed "
+                         f"{seed}; its prompts: {sorted(result.images['prompt'].unique())}")
+    row = rows.iloc[0]
+    record = AttentionRecord.load(result.image_dir / row["record_dir"] / RECORD_FILE)
+    with Image.open(result.image_dir / row["file"]) as image:
+        picture = image.convert("RGB")
+    return {"title": title or result.label, "image": picture,
+            "maps": group_maps(record, int(row["record_image"]), result.tokenizer, row["content"],
+                               row["nm_word"]),
+            "words": {"concept": row["content"], "other": row["nm_word"]},
+            "map_steps": record.map_steps}
