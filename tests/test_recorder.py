@@ -11,6 +11,7 @@ from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import AttnAddedKVProcessor
 
 from dvdlib.recorder import AttentionRecord, MapRequest, RecordFullError, attention_instruments
+from dvdlib.toyworld.pipeline import unet_config as toy_unet_config
 from dvdlib.testing import dummy_sd_pipeline, unet_config
 from dvdlib.tokens import PhraseNotFoundError, tokenize_prompt
 
@@ -20,11 +21,7 @@ TEXT_DIM = 32
 def toy_unet() -> UNet2DConditionModel:
     """The toy world's UNet layout, with a 32-wide text encoder."""
     torch.manual_seed(0)
-    return UNet2DConditionModel(
-        sample_size=16, in_channels=12, out_channels=12, block_out_channels=(32, 32, 64), layers_per_block=1,
-        norm_num_groups=8, attention_head_dim=4, cross_attention_dim=TEXT_DIM,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")).eval()
+    return UNet2DConditionModel(**{**toy_unet_config(), "cross_attention_dim": TEXT_DIM}).eval()
 
 
 def sd_unet(layout: str) -> UNet2DConditionModel:
