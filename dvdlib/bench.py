@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 
 COLUMNS = ("case_num", "content_type", "content", "nm_word", "prompt")
@@ -19,6 +20,15 @@ CATEGORIES = ("artist", "landmark", "character")
 
 # The paper's ten seeds: ten draws of randint(1, 10000) from random.Random(42).
 PAPER_SEEDS = (1825, 410, 4507, 4013, 3658, 2287, 1680, 8936, 1425, 9675)
+EXTRA_SEED_START = 10_001  # seeds after the paper's ten (drawn from 1..10000): no collision
+
+
+def seeds(n: int) -> list[int]:
+    """``n`` seeds: the paper's ten first, then 10001, 10002, ... (never one of the paper's)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"the number of seeds must be a positive integer, got {n!r}")
+    extra = [EXTRA_SEED_START + i for i in range(max(0, n - len(PAPER_SEEDS)))]
+    return [*PAPER_SEEDS[:n], *extra]
 
 
 class PromptSetError(ValueError):

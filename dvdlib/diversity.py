@@ -65,17 +65,8 @@ SOLO_TEMPLATES = {
     "character": "a picture of {concept}",
     SHAPE: "a {concept}",
 }
-EXTRA_SEED_START = 10_001  # seeds after the paper's ten (drawn from 1..10000): no collision
 KINDS = ("circle pair", "control pair", "alone")
 ORDERS = ("content first", "nm_word first")
-
-
-def seed_list(n: int) -> list[int]:
-    """``n`` seeds: the paper's ten first, then 10001, 10002, ... ."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"the number of seeds must be a positive integer, got {n!r}")
-    extra = [EXTRA_SEED_START + i for i in range(max(0, n - len(PAPER_SEEDS)))]
-    return [*PAPER_SEEDS[:n], *extra]
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import random
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from dvdlib.bench import seeds as bench_seeds
 from dvdlib.cli import UsageError
 
 DEFAULT_MODEL = "toy:k1"
@@ -74,21 +74,11 @@ class ProbeInputError(ValueError):
 
 
 def probe_seeds(count: int) -> list[int]:
-    """``count`` seeds: the paper's ten first, then further draws of the same generator.
-
-    The paper's seeds are the first ten draws of ``randint(1, 10000)`` from ``random.Random(42)``;
-    the sequence continues with that generator's next draws, repeats skipped.
-    """
+    """``count`` seeds as every chapter takes them (:func:`dvdlib.bench.seeds`)."""
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SEED_COUNT:
         raise ProbeInputError(f"the number of seeds must be a whole number in 1..{MAX_SEED_COUNT}, "
                               f"got {count!r}")
-    draws, seeds, seen = random.Random(42), [], set()
-    while len(seeds) < count:
-        seed = draws.randint(1, 10_000)
-        if seed not in seen:
-            seen.add(seed)
-            seeds.append(seed)
-    return seeds
+    return bench_seeds(count)
 
 
 def parse_seed_option(text: str) -> list[int]:
@@ -458,8 +448,8 @@ detector); sd1.4, sd2.1, a Hugging Face id in the local cache or a folder with a
 diffusers pipeline (judged by the paper's VLM unless --judge says otherwise). Steps and
 guidance default to the model's own (50 and 7.5 for Stable Diffusion, 20 and 4 for the toy).
 
-seeds: --seeds 10 takes the paper's ten seeds (1825, 410, ...), larger counts continue the
-same random draw; --seeds 1825,410 gives the seeds themselves (one seed: --seeds 1825,).
+seeds: --seeds 10 takes the paper's ten seeds (1825, 410, ...), larger counts continue with
+10001, 10002, ... (as every chapter does); --seeds 1825,410 gives the seeds themselves (one seed: --seeds 1825,).
 
 examples:
   dvd probe "a circle and a square" --concept circle --object square --out probe/

@@ -69,14 +69,6 @@ def fresh_folder(path: str | Path) -> Path:
     return path
 
 
-def chapter_seeds(n: int) -> list[int]:
-    """``n`` seeds: the paper's ten first, then 10001, 10002, ... (distinct from the paper's)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"the number of seeds must be a positive integer, got {n!r}")
-    extra = [10_000 + i for i in range(1, max(0, n - len(PAPER_SEEDS)) + 1)]
-    return [*PAPER_SEEDS, *extra][:n]
-
-
 def balanced_prompt_table(world, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
     """Two-shape prompts in which neither shape is the world's low-diversity concept.
 

@@ -106,3 +106,12 @@ def test_token_lengths_count_bpe_pieces(tokenizer):
     assert bench.token_lengths(table, tokenizer).iloc[0] == len(
         tokenizer.tokenize("Neuschwanstein Castle Coaster"))
     assert bench.token_lengths(table, tokenizer).iloc[0] > 3
+
+
+def test_seeds_start_with_the_papers_and_never_repeat():
+    assert bench.seeds(3) == list(bench.PAPER_SEEDS[:3])
+    many = bench.seeds(13)
+    assert many[:10] == list(bench.PAPER_SEEDS) and many[10:] == [10001, 10002, 10003]
+    assert len(set(bench.seeds(500))) == 500
+    with pytest.raises(ValueError, match="positive integer, got 0"):
+        bench.seeds(0)

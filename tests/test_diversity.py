@@ -18,15 +18,6 @@ from dvdlib.toyworld.world import BACKGROUND, SHAPES, ShapeInstance, World, rend
 
 
 # --- the measure ---------------------------------------------------------------------------------
-def test_seed_list_starts_with_the_papers_seeds_and_never_repeats():
-    assert dv.seed_list(3) == list(PAPER_SEEDS[:3])
-    seeds = dv.seed_list(13)
-    assert seeds[:10] == list(PAPER_SEEDS) and seeds[10:] == [10001, 10002, 10003]
-    assert len(set(seeds)) == 13
-    with pytest.raises(ValueError, match="positive integer, got 0"):
-        dv.seed_list(0)
-
-
 def test_identical_images_have_no_diversity_and_one_look():
     same = np.tile([[1.0, 2.0, 3.0]], (6, 1))
     measures = dv.diversity_measures(same)

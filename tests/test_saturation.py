@@ -38,14 +38,6 @@ def test_balanced_prompts_leave_out_the_limited_concept_and_use_both_word_orders
         sat.balanced_prompt_table(world, [("star", "star")])
 
 
-def test_seeds_start_with_the_papers_and_stay_distinct():
-    assert sat.chapter_seeds(3) == list(PAPER_SEEDS[:3])
-    many = sat.chapter_seeds(14)
-    assert many[:10] == list(PAPER_SEEDS) and len(set(many)) == 14
-    with pytest.raises(ValueError, match="positive integer, got 0"):
-        sat.chapter_seeds(0)
-
-
 def test_map_steps_and_early_window():
     assert sat.map_steps_for(20) == [0, 1, 5, 10, 19]
     assert sat.map_steps_for(50) == [0, 1, 12, 25, 49]
