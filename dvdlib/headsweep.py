@@ -1,0 +1,717 @@
+"""Head-ablation sweeps: DvD, presence and attention when cross-attention heads are removed.
+
+The paper's third finding is that the DvD behaviour is spread over many heads: ablating single
+heads does not remove it. A sweep tests this on any model. It generates the same (prompt, seed)
+images under a list of :class:`Condition` s, one pipeline configuration each, judges them with
+the DvD judge, records the cross-attention of every image, and returns tidy tables::
+
+    sweep = HeadSweep(pipe, prompts, seeds, out_dir, judge, model="toy:k1", steps=20, guidance=4.0)
+    base = sweep.run([baseline()])
+    order = ranked_order(head_attention(base.heads), by="concept_mass")
+    result = combine([base, sweep.run(single_heads(sweep.layers)),
+                      sweep.run(cumulative(order, head_counts(sweep.total_heads, [0.25, 0.5])))])
+    summary = summarise(result.images)
+
+Condition families (:data:`FAMILIES`):
+
+- ``baseline``: no ablation;
+- ``single head``: one head ablated (:func:`single_heads`);
+- ``ranked`` / ``random``: the first n heads of an order ablated together (:func:`cumulative`),
+  the order ranked by the heads' attention to the dominant concept in the baseline
+  (:func:`ranked_order`) or drawn at random (:func:`random_orders`);
+- ``all heads``: every cross-attention head ablated, so the text reaches the UNet nowhere;
+- ``concept tokens``: the dominant concept's token positions removed from every head of every
+  layer (their value vectors zeroed; :class:`TokenValueAblation`), everything else intact.
+
+Heads are ablated with :class:`dvdlib.ablation.HeadAblation` (operators zero, mean, scale; ours,
+the paper publishes none). Every condition uses the same seeds, so a condition's effect is
+measured image by image against the baseline (paired differences).
+
+Tables (one row per ...):
+
+- ``images``: condition and image: the judge's yes counts, the DvD score, whether the concept
+  and the partner are present (three or more of five answers "yes") and ``concept_share``, the
+  dominant concept's pair share of cross-attention (pooled over layers and heads as in
+  ``book/definitions_attention.md``, mean over the steps);
+- ``heads``: condition, image, layer and head: the attention mass on the concept's tokens, on
+  the partner's and on all word tokens (means over the steps);
+- :func:`summarise`: condition: means with a two-level bootstrap interval over prompts and seeds
+  (:func:`nested_bootstrap_ci`) and paired changes against the baseline.
+
+A finished condition's tables are kept in its folder (``images.csv``, ``heads.parquet``); a later
+run with the same settings loads them instead of generating again (an unfinished condition is
+redone from scratch).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dvdlib.ablation import HeadAblation
+from dvdlib.generate import PipelineCall, generate
+from dvdlib.layers import CrossAttentionLayer, cross_attention_layers
+from dvdlib.recorder import ABLATION_KWARG, RECORD_KWARG, AttentionRecord, attention_instruments
+from dvdlib.score import score_folder
+from dvdlib.store import atomic_write_json, load_table, save_table
+from dvdlib.tokens import token_groups, tokenize_prompt
+
+FAMILIES = ("baseline", "single head", "ranked", "random", "all heads", "concept tokens")
+BASELINE = "baseline"
+PRESENT_YES = 3  # a side counts as present when at least 3 of its 5 questions are answered yes
+RANK_COLUMNS = ("concept_mass", "pair_share", "word_share")
+IMAGE_COLUMNS = (
+    "condition", "family", "label", "n_heads", "draw", "case_num", "prompt", "content", "nm_word", "seed",
+    "content_score", "nm_score", "dvd_score", "concept_present", "partner_present", "concept_share",
+    "file",
+)
+HEAD_COLUMNS = ("condition", "case_num", "seed", "layer", "layer_label", "head", "concept_mass",
+                "partner_mass", "word_mass")
+_DONE = "condition.json"  # written last in a condition's folder: its tables are complete
+
+
+# --------------------------------------------------------------------------------------------
+# Conditions
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One configuration of the network: which heads are ablated (or the concept's tokens)."""
+
+    name: str  # unique in a sweep; the condition's folder name
+    family: str  # one of FAMILIES
+    heads: tuple[tuple[str, int], ...] = ()  # (layer label, head index) pairs ablated together
+    draw: int | None = None  # which random order (family "random")
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown condition family {self.family!r}; accepted: {', '.join(FAMILIES)}")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
+            raise ValueError(f"condition name {self.name!r} must be letters, digits, '_', '.', '-' "
+                             "(it names a folder)")
+        object.__setattr__(self, "heads", tuple((str(label), int(h)) for label, h in self.heads))
+        if len(set(self.heads)) != len(self.heads):
+            raise ValueError(f"condition {self.name!r} names a head twice: {self.heads}")
+        if self.family in ("baseline", "concept tokens") and self.heads:
+            raise ValueError(f"a {self.family!r} condition ablates no heads; got {self.heads}")
+        if self.family in ("single head", "ranked", "random", "all heads") and not self.heads:
+            raise ValueError(f"a {self.family!r} condition needs heads to ablate")
+
+    @property
+    def n_heads(self) -> int:
+        return len(self.heads)
+
+    def head_mask(self) -> dict[str, list[int]]:
+        """The heads as :class:`HeadAblation` takes them: layer label -> head indices."""
+        mask: dict[str, list[int]] = {}
+        for label, head in self.heads:
+            mask.setdefault(label, []).append(head)
+        return mask
+
+    def describe(self) -> str:
+        if self.family in ("baseline", "concept tokens", "all heads"):
+            return self.family
+        if self.family == "single head":
+            return f"head {self.heads[0][0]}:{self.heads[0][1]}"
+        order = "random order " + str(self.draw) if self.family == "random" else "ranked order"
+        return f"first {self.n_heads} heads, {order}"
+
+
+def all_head_keys(layers: Sequence[CrossAttentionLayer]) -> list[tuple[str, int]]:
+    """Every (layer label, head) of ``layers``, layer by layer."""
+    return [(layer.label, head) for layer in layers for head in range(layer.heads)]
+
+
+def baseline() -> Condition:
+    return Condition(BASELINE, "baseline")
+
+
+def single_heads(layers: Sequence[CrossAttentionLayer]) -> list[Condition]:
+    """One condition per head of ``layers``."""
+    return [Condition(f"head_{label}_{head}", "single head", ((label, head),))
+            for label, head in all_head_keys(layers)]
+
+
+def all_heads(layers: Sequence[CrossAttentionLayer]) -> Condition:
+    return Condition("all_heads", "all heads", tuple(all_head_keys(layers)))
+
+
+def concept_tokens() -> Condition:
+    return Condition("concept_tokens", "concept tokens")
+
+
+def spread_prompts(prompts: pd.DataFrame, n_prompts: int) -> pd.DataFrame:
+    """``n_prompts`` rows taking the categories in turn (first rows of each), in table order.
+
+    ``n_prompts`` 0 (or at least the table's length) keeps every row.
+    """
+    if not isinstance(n_prompts, (int, np.integer)) or n_prompts < 0:
+        raise ValueError(f"n_prompts must be a non-negative integer (0: all), got {n_prompts!r}")
+    if n_prompts == 0 or n_prompts >= len(prompts):
+        return prompts.reset_index(drop=True)
+    categories = list(dict.fromkeys(prompts["content_type"]))
+    turn = prompts.groupby("content_type", sort=False).cumcount()  # rank within the category
+    order = pd.DataFrame({"turn": turn, "category": prompts["content_type"].map(categories.index)})
+    chosen = order.sort_values(["turn", "category"], kind="stable").index[:n_prompts]
+    return prompts.loc[sorted(chosen)].reset_index(drop=True)
+
+
+def parse_fractions(text: str) -> list[float]:
+    """Comma-separated fractions ("0.1,0.25,0.5") as floats: a parameter that ``-p`` can set."""
+    try:
+        values = [float(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise ValueError(f"expected comma-separated numbers such as '0.1,0.25,0.5', got {text!r}")
+    return values
+
+
+def head_counts(total: int, fractions: Sequence[float]) -> list[int]:
+    """Head counts for a cumulative sweep: ``round(f * total)`` for each fraction, each in 1..total-1.
+
+    All ``total`` heads is its own condition (:func:`all_heads`), so counts stop below it.
+    """
+    if not isinstance(total, (int, np.integer)) or total < 2:
+        raise ValueError(f"total must be an integer >= 2 heads, got {total!r}")
+    bad = [f for f in fractions if not 0 < float(f) < 1]
+    if bad or not len(fractions):
+        raise ValueError(f"fractions must be a non-empty list of numbers in (0, 1), got {list(fractions)}")
+    return sorted({min(total - 1, max(1, int(round(float(f) * total)))) for f in fractions})
+
+
+def cumulative(order: Sequence[tuple[str, int]], counts: Sequence[int], family: str = "ranked",
+               draw: int | None = None) -> list[Condition]:
+    """For each n in ``counts``, the first n heads of ``order`` ablated together."""
+    if family not in ("ranked", "random"):
+        raise ValueError(f"a cumulative family is 'ranked' or 'random', got {family!r}")
+    if family == "random" and draw is None:
+        raise ValueError("a random order needs its draw number")
+    order = [(str(label), int(h)) for label, h in order]
+    bad = [n for n in counts if not 1 <= int(n) <= len(order)]
+    if bad:
+        raise ValueError(f"head counts {bad} are outside 1..{len(order)} (the order's length)")
+    prefix = "ranked" if family == "ranked" else f"random{draw}"
+    return [Condition(f"{prefix}_{int(n):03d}", family, tuple(order[:int(n)]), draw) for n in counts]
+
+
+def random_orders(layers: Sequence[CrossAttentionLayer], n_orders: int, seed: int = 0
+                  ) -> list[list[tuple[str, int]]]:
+    """``n_orders`` random permutations of every head of ``layers`` (seeded)."""
+    if not isinstance(n_orders, (int, np.integer)) or n_orders < 0:
+        raise ValueError(f"n_orders must be a non-negative integer, got {n_orders!r}")
+    keys = all_head_keys(layers)
+    rng = np.random.default_rng(seed)
+    return [[keys[i] for i in rng.permutation(len(keys))] for _ in range(n_orders)]
+
+
+def ranked_order(head_table: pd.DataFrame, by: str = "concept_mass") -> list[tuple[str, int]]:
+    """Heads from the most to the least attention to the concept, by a column of :func:`head_attention`.
+
+    Ties keep the layer order (stable sort), so the order is reproducible.
+    """
+    if by not in RANK_COLUMNS:
+        raise ValueError(f"cannot rank heads by {by!r}; accepted: {', '.join(RANK_COLUMNS)}")
+    ranked = head_table.sort_values(by, ascending=False, kind="stable")
+    return [(str(label), int(head)) for label, head in zip(ranked["layer_label"], ranked["head"])]
+
+
+# --------------------------------------------------------------------------------------------
+# The concept-token ablation
+
+
+class TokenValueAblation:
+    """Zero the value vectors of given token positions in every head of every cross-attention layer.
+
+    ``positions`` holds one list of token positions per image of the call (its conditional rows);
+    the unconditional rows of a guidance batch (the empty prompt) are left alone. The positions
+    still draw attention, but pass nothing on: the concept is removed from what every head writes.
+    It travels in ``cross_attention_kwargs`` under ``head_ablation``, like a :class:`HeadAblation`.
+    """
+
+    def __init__(self, positions: Sequence[Sequence[int]], num_tokens: int):
+        if not positions:
+            raise ValueError("positions: give one list of token positions per image")
+        self.keep = torch.ones(len(positions), num_tokens)  # [image, token]: 0 where removed
+        for image, chosen in enumerate(positions):
+            bad = [p for p in chosen if not 0 <= int(p) < num_tokens]
+            if bad:
+                raise ValueError(f"image {image}: token positions {bad} are outside 0..{num_tokens - 1}")
+            self.keep[image, [int(p) for p in chosen]] = 0.0
+
+    def scale_values(self, layer: CrossAttentionLayer, value: torch.Tensor) -> torch.Tensor:
+        """``value`` ``[batch, token, head * dim]`` with the chosen tokens' rows zeroed."""
+        n_images, n_tokens = self.keep.shape
+        if value.shape[1] != n_tokens:
+            raise ValueError(f"{layer.label}: values have {value.shape[1]} token positions, the "
+                             f"ablation {n_tokens}")
+        if value.shape[0] == 2 * n_images:  # [uncond; cond]: the concept is in the conditional half
+            keep = torch.cat([torch.ones_like(self.keep), self.keep])
+        elif value.shape[0] == n_images:
+            keep = self.keep
+        else:
+            raise ValueError(f"{layer.label}: a batch of {value.shape[0]} rows does not fit an "
+                             f"ablation made for {n_images} image(s) (expected {n_images} or "
+                             f"{2 * n_images} rows)")
+        return value * keep.to(value.device, value.dtype).unsqueeze(-1)  # [batch, token, 1]
+
+    def replace_by_query_mean(self, layer: CrossAttentionLayer, out: torch.Tensor) -> torch.Tensor:
+        return out  # only the values change
+
+    def describe(self) -> str:
+        return f"zero values of {int((self.keep == 0).sum())} token position(s) in every head"
+
+
+# --------------------------------------------------------------------------------------------
+# Running a sweep
+
+
+@dataclass
+class SweepResult:
+    """The tables of one or more conditions (see the module notes)."""
+
+    images: pd.DataFrame
+    heads: pd.DataFrame
+    conditions: list[Condition] = field(default_factory=list)
+
+
+def combine(results: Sequence[SweepResult]) -> SweepResult:
+    """One result holding the conditions of several (their names must not repeat)."""
+    conditions = [c for r in results for c in r.conditions]
+    names = [c.name for c in conditions]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"conditions repeat across the results: {repeated}")
+    return SweepResult(pd.concat([r.images for r in results], ignore_index=True),
+                       pd.concat([r.heads for r in results], ignore_index=True), conditions)
+
+
+class HeadSweep:
+    """Generate, judge and record the same images under many ablation conditions.
+
+    ``prompts`` is a prompt table (:mod:`dvdlib.bench` shape: ``content`` the dominant concept,
+    ``nm_word`` the partner); ``seeds`` are used for every prompt and condition. Images of a
+    condition go to ``out_dir/<condition>/images/`` in the authors' layout. ``operator`` and ``factor``
+    are :class:`HeadAblation`'s. ``judge`` is any :class:`dvdlib.judges.base.Judge`; it is given
+    ``judge_batch`` images per call. ``model``, ``steps``, ``guidance``, ``height``, ``width``
+    and ``batch_size`` go to :func:`dvdlib.generate.generate`.
+    """
+
+    def __init__(self, pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | Path, judge, *,
+                 model: str, steps: int, guidance: float, height: int | None = None,
+                 width: int | None = None, batch_size: int = 32, operator: str = "zero",
+                 factor: float | None = None, judge_batch: int = 32, progress: bool = False):
+        self.pipe = pipe
+        self.prompts = prompts.reset_index(drop=True)
+        self.seeds = [int(s) for s in seeds]
+        self.out_dir = Path(out_dir)
+        self.judge = judge
+        self.layers = cross_attention_layers(pipe.unet)
+        HeadAblation(self.layers, {}, operator, factor)  # checks the operator and factor now
+        self.operator, self.factor = operator, factor
+        self.generation = dict(model=model, steps=steps, guidance=guidance, height=height, width=width,
+                               batch_size=batch_size)
+        self.judge_batch = judge_batch
+        self.progress = progress
+        # The token positions of each prompt's concept, partner and words, found once (and checked
+        # before any image is made: a phrase missing from its prompt fails here).
+        self._groups = {}
+        for row in self.prompts.itertuples(index=False):
+            tokens = tokenize_prompt(pipe.tokenizer, row.prompt)
+            groups = token_groups(pipe.tokenizer, tokens, {"concept": row.content, "partner": row.nm_word})
+            self._groups[row.prompt] = (groups["concept"], groups["partner"], list(tokens.word_positions),
+                                        tokens)
+
+    def with_seeds(self, seeds: Sequence[int], out_dir: str | Path) -> "HeadSweep":
+        """The same sweep (model, prompts, judge, settings) on other seeds, into ``out_dir``.
+
+        Used to re-measure a condition chosen from this sweep's results on images that played
+        no part in choosing it.
+        """
+        return HeadSweep(self.pipe, self.prompts, seeds, out_dir, self.judge, **self.generation,
+                         operator=self.operator, factor=self.factor, judge_batch=self.judge_batch,
+                         progress=self.progress)
+
+    @property
+    def total_heads(self) -> int:
+        return sum(layer.heads for layer in self.layers)
+
+    def settings(self, condition: Condition) -> dict:
+        """What a condition's images depend on; a kept result with other settings is redone."""
+        return json.loads(json.dumps(dict(
+            condition=asdict(condition), operator=self.operator, factor=self.factor,
+            generation=self.generation, judge=getattr(self.judge, "name", type(self.judge).__name__),
+            prompts=self.prompts[["case_num", "content", "nm_word", "prompt"]].values.tolist(),
+            seeds=self.seeds)))
+
+    def run(self, conditions: Sequence[Condition]) -> SweepResult:
+        """Every condition's images, judged and recorded; kept results are loaded, not redone."""
+        names = [c.name for c in conditions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"condition names repeat: {sorted({n for n in names if names.count(n) > 1})}")
+        images, heads = [], []
+        for condition in conditions:
+            condition_images, condition_heads = self._run_one(condition)
+            images.append(condition_images)
+            heads.append(condition_heads)
+        return SweepResult(pd.concat(images, ignore_index=True), pd.concat(heads, ignore_index=True),
+                           list(conditions))
+
+    def _run_one(self, condition: Condition) -> tuple[pd.DataFrame, pd.DataFrame]:
+        folder = self.out_dir / condition.name
+        settings = self.settings(condition)
+        done = folder / _DONE
+        if done.is_file() and json.loads(done.read_text(encoding="utf-8")) == settings:
+            return load_table(folder / "images.csv"), load_table(folder / "heads.parquet")
+        if folder.exists():
+            shutil.rmtree(folder)  # unfinished, or made with other settings: start clean
+        attention: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+        generate(self.pipe, self.prompts, self.seeds, folder / "images", progress=self.progress,
+                 hook=self._hook(condition, attention), **self.generation)
+        scored = score_folder(folder / "images", self.prompts, self.judge, folder / "answers.csv",
+                              images_per_call=self.judge_batch, progress=self.progress)
+        images = self._image_rows(condition, scored, attention)
+        heads = self._head_rows(condition, attention)
+        save_table(images, folder / "images.csv")
+        save_table(heads, folder / "heads.parquet")  # one row per image and head: large for SD
+        atomic_write_json(done, settings)
+        return load_table(folder / "images.csv"), load_table(folder / "heads.parquet")
+
+    def _hook(self, condition: Condition, attention: dict):
+        """The generate() hook: installs the instruments, ablates, records, keeps the reductions."""
+
+        @contextmanager
+        def hook(call: PipelineCall) -> Iterator[None]:
+            groups = [self._groups[job.prompt] for job in call.jobs]
+            with attention_instruments(call.pipe.unet) as layers:
+                record = AttentionRecord(layers, call.num_inference_steps,
+                                         prompts=[g[3] for g in groups],
+                                         classifier_free_guidance=self.generation["guidance"] > 1)
+                call.cross_attention_kwargs[RECORD_KWARG] = record
+                ablation = self._ablation(condition, layers, groups)
+                if ablation is not None:
+                    call.cross_attention_kwargs[ABLATION_KWARG] = ablation
+                yield
+            mass = record.mass()  # [image, step, layer, head, token]; NaN for padded heads
+            for job, (concept, partner, words, _), image_mass in zip(call.jobs, groups, mass):
+                attention[(job.case_num, job.seed)] = reduce_attention(image_mass, concept, partner, words)
+
+        return hook
+
+    def _ablation(self, condition: Condition, layers, groups):
+        if condition.family == "concept tokens":
+            return TokenValueAblation([g[0] for g in groups], num_tokens=groups[0][3].length)
+        if condition.heads:
+            return HeadAblation(layers, condition.head_mask(), self.operator, self.factor)
+        return None
+
+    def _image_rows(self, condition: Condition, scored: pd.DataFrame, attention: dict) -> pd.DataFrame:
+        table = scored.copy()
+        table["seed"] = table["seed"].astype(int)
+        table["concept_present"] = table["content_score"] >= PRESENT_YES
+        table["partner_present"] = table["nm_score"] >= PRESENT_YES
+        table["concept_share"] = [attention[(c, s)][0] for c, s in zip(table["case_num"], table["seed"])]
+        table["file"] = [f"{condition.name}/images/{path}" for path in table["image_path"]]
+        table["condition"] = condition.name
+        table["family"] = condition.family
+        table["label"] = condition.describe()
+        table["n_heads"] = condition.n_heads
+        table["draw"] = condition.draw if condition.draw is not None else -1
+        return table[list(IMAGE_COLUMNS)].sort_values(["case_num", "seed"]).reset_index(drop=True)
+
+    def _head_rows(self, condition: Condition, attention: dict) -> pd.DataFrame:
+        rows = []
+        for (case_num, seed), (_, per_head) in sorted(attention.items()):
+            for layer in self.layers:
+                for head in range(layer.heads):
+                    concept, partner, words = per_head[layer.index, head]
+                    rows.append((condition.name, case_num, seed, layer.index, layer.label, head,
+                                 concept, partner, words))
+        return pd.DataFrame(rows, columns=list(HEAD_COLUMNS))
+
+
+def reduce_attention(mass: torch.Tensor, concept: Sequence[int], partner: Sequence[int],
+                     words: Sequence[int]) -> tuple[float, np.ndarray]:
+    """One image's record ``[step, layer, head, token]`` reduced to what the sweep keeps.
+
+    Returns the concept's pair share pooled over heads (per layer), then layers, mean over the
+    steps; and ``[layer, head, 3]``: the mass on the concept's, the partner's and all word tokens,
+    mean over the steps (NaN for padded heads).
+    """
+    sums = torch.stack([mass[..., list(concept)].sum(-1), mass[..., list(partner)].sum(-1),
+                        mass[..., list(words)].sum(-1)], dim=-1)  # [step, layer, head, 3]
+    pooled = sums.nanmean(dim=2).mean(dim=1)  # [step, 3]: mean over each layer's heads, then layers
+    share = pooled[:, 0] / (pooled[:, 0] + pooled[:, 1])  # [step]
+    return float(share.mean()), sums.mean(dim=0).numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries
+
+
+def head_attention(heads: pd.DataFrame, condition: str = BASELINE) -> pd.DataFrame:
+    """Per head, its attention to the concept in ``condition`` (means over images and steps).
+
+    Columns: ``layer``, ``layer_label``, ``head``, ``concept_mass``, ``partner_mass`` and
+    ``word_mass`` (shares of all 77 positions; the rest goes to the start, end and padding
+    positions), ``pair_share`` = concept / (concept + partner) and ``word_share`` = concept / all
+    word tokens, both ratios of the means.
+    """
+    chosen = heads[heads["condition"] == condition]
+    if chosen.empty:
+        raise ValueError(f"no attention rows for condition {condition!r}; conditions: "
+                         f"{', '.join(map(str, heads['condition'].unique())) or 'none'}")
+    table = (chosen.groupby(["layer", "layer_label", "head"], sort=True)
+             [["concept_mass", "partner_mass", "word_mass"]].mean().reset_index())
+    table["pair_share"] = table["concept_mass"] / (table["concept_mass"] + table["partner_mass"])
+    table["word_share"] = table["concept_mass"] / table["word_mass"]
+    return table
+
+
+def nested_bootstrap_ci(table: pd.DataFrame, value: str, cluster: str = "case_num", unit: str = "seed",
+                        *, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+                        ) -> tuple[float, float]:
+    """Two-level percentile bootstrap of the mean of ``value``: prompts, then seeds within them.
+
+    Each resample draws the clusters (prompts) with replacement and, within each drawn cluster,
+    its units (seeds) with replacement; the statistic is the mean over all drawn values. The
+    design must be balanced (every cluster has the same units). Seeded: same inputs, same interval.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    if table.empty:
+        raise ValueError("nested_bootstrap_ci got an empty table")
+    ordered = table.sort_values([cluster, unit], kind="stable")
+    clusters, units = ordered[cluster].unique(), np.sort(ordered[unit].unique())
+    n_clusters, n_units = len(clusters), len(units)
+    if len(ordered) != n_clusters * n_units or not np.array_equal(
+            ordered[unit].to_numpy().reshape(n_clusters, n_units), np.tile(units, (n_clusters, 1))):
+        raise ValueError(f"nested_bootstrap_ci needs exactly one {value!r} per ({cluster}, {unit}); "
+                         f"the table has {len(table)} rows for {n_clusters} {cluster} x {n_units} {unit} "
+                         "cells")
+    values = ordered[value].to_numpy(dtype=float).reshape(n_clusters, n_units)  # [cluster, unit]
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_resamples)
+    chunk = max(1, 2_000_000 // values.size)  # bounds the index arrays' memory
+    for start in range(0, n_resamples, chunk):
+        count = min(chunk, n_resamples - start)
+        drawn_clusters = rng.integers(0, n_clusters, size=(count, n_clusters, 1))  # [resample, cluster, 1]
+        drawn_units = rng.integers(0, n_units, size=(count, n_clusters, n_units))  # [resample, cluster, unit]
+        stats[start:start + count] = values[drawn_clusters, drawn_units].mean(axis=(1, 2))
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(stats, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+SUMMARY_VALUES = ("dvd_score", "concept_present", "partner_present", "concept_share")
+
+
+def summarise(images: pd.DataFrame, baseline_name: str = BASELINE, *, n_resamples: int = 2000,
+              confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """One row per condition: means, bootstrap intervals, and paired changes against the baseline.
+
+    For each of :data:`SUMMARY_VALUES`: the mean, ``<value>_low``/``_high`` (two-level bootstrap
+    over prompts and seeds), ``<value>_change`` (condition minus baseline, image by image, then
+    averaged) and its interval ``<value>_change_low``/``_high``. ``dvd_outside`` says whether the
+    condition's DvD lies outside the baseline's interval; ``dvd_change_excludes_zero`` whether
+    the paired interval of its change excludes 0.
+    """
+    if baseline_name not in set(images["condition"]):
+        raise ValueError(f"no baseline condition {baseline_name!r} among "
+                         f"{', '.join(map(str, images['condition'].unique()))}")
+    key = ["case_num", "seed"]
+    base = images[images["condition"] == baseline_name].set_index(key)
+    options = dict(n_resamples=n_resamples, confidence=confidence, seed=seed)
+    rows = []
+    for name, group in images.groupby("condition", sort=False):
+        row = {"condition": name, "family": group["family"].iloc[0], "label": group["label"].iloc[0],
+               "n_heads": int(group["n_heads"].iloc[0]),
+               "draw": int(group["draw"].iloc[0]), "n_images": len(group)}
+        paired = group.set_index(key)
+        missing = paired.index.difference(base.index)
+        if len(missing):
+            raise ValueError(f"condition {name!r} has images the baseline lacks: {list(missing)[:5]}")
+        for value in SUMMARY_VALUES:
+            numbers = group.assign(**{value: group[value].astype(float)})
+            row[value] = numbers[value].mean()
+            row[f"{value}_low"], row[f"{value}_high"] = nested_bootstrap_ci(numbers, value, **options)
+            change = (paired[value].astype(float) - base.loc[paired.index, value].astype(float))
+            change = change.rename("change").reset_index()
+            row[f"{value}_change"] = change["change"].mean()
+            row[f"{value}_change_low"], row[f"{value}_change_high"] = nested_bootstrap_ci(
+                change, "change", **options)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    base_row = table.set_index("condition").loc[baseline_name]
+    table["dvd_outside"] = ((table["dvd_score"] < base_row["dvd_score_low"])
+                            | (table["dvd_score"] > base_row["dvd_score_high"]))
+    table["dvd_change_excludes_zero"] = ((table["dvd_score_change_low"] > 0)
+                                         | (table["dvd_score_change_high"] < 0))
+    return table
+
+
+def head_grid(summary: pd.DataFrame, layers: Sequence[CrossAttentionLayer], value: str) -> pd.DataFrame:
+    """A single-head column of :func:`summarise` (or of :func:`head_attention`) as layer x head."""
+    if value not in summary.columns:
+        raise KeyError(f"column {value!r} is not in the table; it has {', '.join(summary.columns)}")
+    if "family" in summary.columns:
+        rows = summary[summary["family"] == "single head"]
+        keys = {c.name: c.heads[0] for c in single_heads(layers)}
+        cells = [(keys[name][0], keys[name][1], v) for name, v in zip(rows["condition"], rows[value])]
+    else:
+        cells = list(zip(summary["layer_label"], summary["head"], summary[value]))
+    grid = pd.DataFrame(cells, columns=["layer", "head", value]).pivot(index="layer", columns="head",
+                                                                         values=value)
+    return grid.reindex(index=[layer.label for layer in layers],
+                        columns=range(max(layer.heads for layer in layers)))
+
+
+def curve(summary: pd.DataFrame, baseline_name: str = BASELINE, all_heads_name: str = "all_heads"
+          ) -> pd.DataFrame:
+    """The cumulative conditions as curves from 0 heads (the baseline) to all heads.
+
+    One row per order (``ranked``, ``random0``, ...) and head count; the baseline and the all-heads
+    condition are shared by every order.
+    """
+    table = summary.set_index("condition")
+    ends = [table.loc[[n]] for n in (baseline_name, all_heads_name) if n in table.index]
+    rows = []
+    cumulative_rows = summary[summary["family"].isin(["ranked", "random"])]
+    for (family, draw), group in cumulative_rows.groupby(["family", "draw"], sort=True):
+        order = "ranked" if family == "ranked" else f"random{draw}"
+        part = pd.concat([*ends, group.set_index("condition")]).reset_index()
+        part["order"] = order
+        part["kind"] = family
+        rows.append(part)
+    if not rows:
+        raise ValueError("the summary holds no cumulative ('ranked' or 'random') conditions")
+    return pd.concat(rows, ignore_index=True).sort_values(["order", "n_heads"]).reset_index(drop=True)
+
+
+def heads_to_halve(curve_table: pd.DataFrame, baseline_dvd: float, order: str) -> int | None:
+    """The fewest heads of ``order`` whose DvD is at most half the baseline's; None if none is."""
+    rows = curve_table[(curve_table["order"] == order) & (curve_table["dvd_score"] <= baseline_dvd / 2)]
+    return None if rows.empty else int(rows["n_heads"].min())
+
+
+# --------------------------------------------------------------------------------------------
+# What the sweep says about the paper's finding
+
+VERDICTS = ("supported", "not supported", "inconclusive")
+FEW_HEADS = 0.25  # fewer than this fraction of all heads halving DvD counts as "a few heads"
+
+
+@dataclass(frozen=True)
+class Findings:
+    """The numbers a head-ablation chapter reports, and our verdict on the paper's finding 3.
+
+    The rule (ours), in order:
+
+    1. "inconclusive" unless there is dominance to remove (the baseline's DvD interval lies
+       above 0) and an upper bound (every head, or the concept's tokens removed) halves it;
+    2. "not supported" if the ranked order halves DvD with fewer than :data:`FEW_HEADS` of all
+       heads, or if the strongest single head (the largest drop) halves DvD with a paired
+       interval of the change that excludes 0;
+    3. "inconclusive" if the strongest head halves DvD but its interval includes 0;
+    4. else "supported": no single head halves DvD, and the ranked order needs many heads.
+
+    The largest of many noisy drops overstates its head's effect (the winner's curse), so when a
+    ``confirmation`` (the same head and the baseline re-measured on fresh seeds) is given, the
+    re-measured DvD and interval decide steps 2 and 3.
+    """
+
+    baseline_dvd: float
+    baseline_low: float
+    baseline_high: float
+    total_heads: int
+    single_heads: int
+    outside_interval: int  # single heads whose DvD lies outside the baseline interval
+    paired_drops: int  # single heads whose paired DvD change is below 0 with an interval excluding 0
+    strongest: str  # the condition whose single head lowers DvD most
+    strongest_label: str
+    strongest_change: float
+    strongest_change_low: float
+    strongest_change_high: float
+    single_head_halves: bool  # the strongest head's DvD is at most half the baseline's
+    single_head_certain: bool  # ... and the paired interval of its change excludes 0
+    heads_to_halve_ranked: int | None
+    heads_to_halve_random: dict[str, int | None]
+    all_heads_dvd: float
+    concept_tokens_dvd: float
+    verdict: str
+    # The strongest head and the baseline re-measured on fresh seeds (NaN without a confirmation).
+    confirmed_baseline_dvd: float = float("nan")
+    confirmed_dvd: float = float("nan")
+    confirmed_change: float = float("nan")
+    confirmed_change_low: float = float("nan")
+    confirmed_change_high: float = float("nan")
+
+
+def findings(summary: pd.DataFrame, total_heads: int, confirmation: pd.DataFrame | None = None,
+             baseline_name: str = BASELINE) -> Findings:
+    """The :class:`Findings` of a summary holding the baseline, single heads, the cumulative
+    orders, ``all_heads`` and ``concept_tokens``; ``confirmation`` is the summary of the
+    baseline and the strongest single head on fresh seeds (see :meth:`HeadSweep.with_seeds`)."""
+    table = summary.set_index("condition")
+    needed = [baseline_name, "all_heads", "concept_tokens"]
+    missing = [name for name in needed if name not in table.index]
+    singles = summary[summary["family"] == "single head"]
+    if missing or singles.empty:
+        raise ValueError(f"findings need the conditions {', '.join(needed)} and single heads; missing: "
+                         f"{', '.join(missing + ([] if len(singles) else ['single heads']))}")
+    base = table.loc[baseline_name]
+    half = base["dvd_score"] / 2
+    strongest = singles.sort_values("dvd_score_change", kind="stable").iloc[0]
+    curves = curve(summary, baseline_name) if summary["family"].isin(["ranked", "random"]).any() else None
+    orders = [] if curves is None else sorted(curves["order"].unique())
+    halve = {order: heads_to_halve(curves, base["dvd_score"], order) for order in orders}
+    ranked = halve.pop("ranked", None)
+    single_halves = bool(strongest["dvd_score"] <= half)
+    single_certain = bool(strongest["dvd_score_change_high"] < 0)
+    confirmed = {}
+    if confirmation is not None:
+        again = confirmation.set_index("condition")
+        if strongest["condition"] not in again.index or baseline_name not in again.index:
+            raise ValueError(f"the confirmation must hold {baseline_name!r} and the strongest head "
+                             f"{strongest['condition']!r}; it holds {', '.join(again.index)}")
+        head, fresh_base = again.loc[strongest["condition"]], again.loc[baseline_name]
+        single_halves = bool(head["dvd_score"] <= fresh_base["dvd_score"] / 2)
+        single_certain = bool(head["dvd_score_change_high"] < 0)
+        confirmed = dict(confirmed_baseline_dvd=float(fresh_base["dvd_score"]),
+                         confirmed_dvd=float(head["dvd_score"]),
+                         confirmed_change=float(head["dvd_score_change"]),
+                         confirmed_change_low=float(head["dvd_score_change_low"]),
+                         confirmed_change_high=float(head["dvd_score_change_high"]))
+    sensitive = base["dvd_score_low"] > 0 and min(
+        table.loc["all_heads", "dvd_score"], table.loc["concept_tokens", "dvd_score"]) <= half
+    few = ranked is not None and ranked < FEW_HEADS * total_heads
+    if not sensitive:
+        verdict = "inconclusive"
+    elif few or (single_halves and single_certain):
+        verdict = "not supported"
+    else:
+        verdict = "inconclusive" if single_halves else "supported"
+    return Findings(
+        baseline_dvd=float(base["dvd_score"]), baseline_low=float(base["dvd_score_low"]),
+        baseline_high=float(base["dvd_score_high"]), total_heads=int(total_heads),
+        single_heads=len(singles), outside_interval=int(singles["dvd_outside"].sum()),
+        paired_drops=int((singles["dvd_change_excludes_zero"] & (singles["dvd_score_change"] < 0)).sum()),
+        strongest=str(strongest["condition"]), strongest_label=str(strongest["label"]).removeprefix("head "),
+        strongest_change=float(strongest["dvd_score_change"]),
+        strongest_change_low=float(strongest["dvd_score_change_low"]),
+        strongest_change_high=float(strongest["dvd_score_change_high"]),
+        single_head_halves=single_halves, single_head_certain=single_halves and single_certain,
+        heads_to_halve_ranked=ranked, heads_to_halve_random=halve,
+        all_heads_dvd=float(table.loc["all_heads", "dvd_score"]),
+        concept_tokens_dvd=float(table.loc["concept_tokens", "dvd_score"]), verdict=verdict, **confirmed)

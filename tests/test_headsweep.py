@@ -1,0 +1,304 @@
+"""Head-ablation sweeps: conditions, the concept-token ablation, the statistics and a whole sweep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dvdlib import headsweep as hs
+from dvdlib.bench import builtin_prompts
+from dvdlib.focus import concept_share
+from dvdlib.layers import cross_attention_layers
+from dvdlib.recorder import AttentionRecord, attention_instruments
+from dvdlib.score import bootstrap_ci
+from dvdlib.testing import dummy_sd_pipeline
+from dvdlib.tokens import tokenize_prompt
+from dvdlib.toyworld.detector import ShapeDetector
+from dvdlib.toyworld.judge import ToyJudge
+from dvdlib.toyworld.pipeline import new_pipeline
+from dvdlib.toyworld.world import World, prompt_table
+
+
+@pytest.fixture(scope="module")
+def toy_pipe():
+    return new_pipeline(World().words, seed=0)
+
+
+@pytest.fixture(scope="module")
+def judge():
+    torch.manual_seed(0)
+    return ToyJudge(ShapeDetector().eval())
+
+
+# --- conditions and orders -----------------------------------------------------------------------
+def test_conditions_cover_every_head_and_nest(toy_pipe):
+    layers = cross_attention_layers(toy_pipe.unet)
+    singles = hs.single_heads(layers)
+    assert len(singles) == 28 == len({c.name for c in singles})
+    assert {c.heads[0] for c in singles} == set(hs.all_head_keys(layers))
+    assert hs.all_heads(layers).n_heads == 28
+    order = hs.random_orders(layers, 1, seed=3)[0]
+    steps = hs.cumulative(order, [3, 7, 14], "random", draw=0)
+    assert [c.n_heads for c in steps] == [3, 7, 14]
+    assert steps[1].heads[:3] == steps[0].heads and steps[2].heads[:7] == steps[1].heads
+    assert steps[0].head_mask() == {label: [h for lab, h in order[:3] if lab == label]
+                                    for label, _ in order[:3]}
+
+
+def test_orders():
+    layers = cross_attention_layers(new_pipeline(World().words).unet)
+    a, b = hs.random_orders(layers, 2, seed=5)
+    assert sorted(a) == sorted(hs.all_head_keys(layers)) and a != b
+    assert hs.random_orders(layers, 2, seed=5) == [a, b]
+    table = pd.DataFrame({"layer_label": ["x", "x", "y", "y"], "head": [0, 1, 0, 1],
+                          "concept_mass": [0.1, 0.3, 0.3, 0.2], "pair_share": [0.9, 0.1, 0.5, 0.6],
+                          "word_share": [0.0, 0.0, 0.0, 0.0]})
+    assert hs.ranked_order(table) == [("x", 1), ("y", 0), ("y", 1), ("x", 0)]  # ties keep table order
+    assert hs.ranked_order(table, by="pair_share")[0] == ("x", 0)
+    with pytest.raises(ValueError, match="accepted: concept_mass, pair_share, word_share"):
+        hs.ranked_order(table, by="mass")
+
+
+def test_head_counts_and_condition_checks():
+    assert hs.head_counts(28, hs.parse_fractions("0.1, 0.25,0.5,0.75")) == [3, 7, 14, 21]
+    with pytest.raises(ValueError, match="comma-separated numbers"):
+        hs.parse_fractions("a quarter")
+    assert hs.head_counts(128, [0.001, 0.5, 0.999]) == [1, 64, 127]  # never 0, never all
+    for bad in ([0.0], [1.0], []):
+        with pytest.raises(ValueError, match="fractions"):
+            hs.head_counts(28, bad)
+    with pytest.raises(ValueError, match="accepted: baseline, single head"):
+        hs.Condition("x", "one head", (("a", 0),))
+    with pytest.raises(ValueError, match="needs heads"):
+        hs.Condition("x", "single head")
+    with pytest.raises(ValueError, match="names a head twice"):
+        hs.Condition("x", "ranked", (("a", 0), ("a", 0)))
+    with pytest.raises(ValueError, match="outside 1..2"):
+        hs.cumulative([("a", 0), ("a", 1)], [3])
+
+
+def test_spread_prompts_takes_categories_in_turn():
+    prompts = builtin_prompts()
+    five = hs.spread_prompts(prompts, 5)
+    assert list(five["content_type"]) == ["artist", "artist", "landmark", "landmark", "character"]
+    assert list(five["case_num"]) == [1, 2, 101, 102, 201]
+    assert len(hs.spread_prompts(prompts, 0)) == 300
+    with pytest.raises(ValueError, match="n_prompts"):
+        hs.spread_prompts(prompts, -1)
+
+
+# --- the concept-token ablation --------------------------------------------------------------------
+def _reference_output(attn, hidden, text, zero_rows):
+    """Cross-attention with diffusers' own maths, the value rows in ``zero_rows`` set to zero."""
+    value = attn.to_v(text)
+    for row, positions in zero_rows.items():
+        value[row, positions] = 0
+    query, key = attn.head_to_batch_dim(attn.to_q(hidden)), attn.head_to_batch_dim(attn.to_k(text))
+    out = torch.bmm(attn.get_attention_scores(query, key), attn.head_to_batch_dim(value))
+    return attn.to_out[0](attn.batch_to_head_dim(out))
+
+
+def test_token_value_ablation_matches_a_reference_and_spares_the_unconditional_rows(toy_pipe):
+    unet = toy_pipe.unet
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad(), attention_instruments(unet) as layers:
+        layer = layers[3]
+        attn = unet.get_submodule(layer.module_path)
+        hidden = torch.randn(4, layer.query_positions, attn.to_q.in_features, generator=g)
+        text = torch.randn(4, 77, attn.to_k.in_features, generator=g)
+        ablation = hs.TokenValueAblation([[2], [5, 6]], num_tokens=77)  # two images: rows 2 and 3
+        ablated = attn(hidden, encoder_hidden_states=text, head_ablation=ablation)
+        plain = attn(hidden, encoder_hidden_states=text)
+        expected = _reference_output(attn, hidden, text, {2: [2], 3: [5, 6]})
+        # Without guidance the same two images are rows 0 and 1.
+        alone = attn(hidden[2:], encoder_hidden_states=text[2:], head_ablation=ablation)
+        with pytest.raises(ValueError, match="expected 2 or 4 rows"):
+            attn(hidden[:3], encoder_hidden_states=text[:3], head_ablation=ablation)
+    assert torch.allclose(ablated, expected, atol=1e-5)
+    assert torch.equal(ablated[:2], plain[:2])  # the unconditional half is untouched
+    assert not torch.allclose(ablated[2:], plain[2:], atol=1e-4)
+    assert torch.allclose(alone, ablated[2:], atol=1e-6)
+    with pytest.raises(ValueError, match="outside 0..76"):
+        hs.TokenValueAblation([[77]], num_tokens=77)
+
+
+# --- statistics --------------------------------------------------------------------------------
+def _grid(values: np.ndarray, value: str = "v") -> pd.DataFrame:
+    """A tidy table of ``values[prompt, seed]``."""
+    prompt, seed = np.indices(values.shape)
+    return pd.DataFrame({"case_num": prompt.ravel() + 1, "seed": seed.ravel(), value: values.ravel()})
+
+
+def test_nested_bootstrap_resamples_prompts_then_seeds():
+    rng = np.random.default_rng(0)
+    assert hs.nested_bootstrap_ci(_grid(np.full((5, 3), 7.0)), "v") == (7.0, 7.0)
+    # Variation between prompts only: the interval of the prompt means, as a one-level bootstrap.
+    between = np.repeat(rng.normal(size=(20, 1)), 4, axis=1)
+    low, high = hs.nested_bootstrap_ci(_grid(between), "v", n_resamples=4000)
+    ref_low, ref_high = bootstrap_ci(between[:, 0], n_resamples=4000)
+    assert low < between.mean() < high
+    assert (high - low) == pytest.approx(ref_high - ref_low, rel=0.15)
+    # Variation within prompts only (equal prompt means): the seeds' resampling still shows it.
+    within = np.tile(rng.normal(size=(1, 6)), (8, 1))
+    low, high = hs.nested_bootstrap_ci(_grid(within), "v")
+    assert high - low > 0.1
+    assert hs.nested_bootstrap_ci(_grid(within), "v", seed=1) == \
+        hs.nested_bootstrap_ci(_grid(within), "v", seed=1)
+    with pytest.raises(ValueError, match="exactly one 'v' per"):
+        hs.nested_bootstrap_ci(_grid(within).iloc[1:], "v")
+
+
+def _images(condition, family, dvd, concept=True, partner=False, share=0.6, n_heads=0):
+    table = _grid(np.asarray(dvd, dtype=float), "dvd_score")
+    return table.assign(condition=condition, family=family, label=condition, n_heads=n_heads, draw=-1,
+                        concept_present=concept, partner_present=partner, concept_share=share)
+
+
+def test_summarise_pairs_each_image_with_its_baseline():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(20, 80, size=(6, 4))
+    images = pd.concat([
+        _images("baseline", "baseline", base),
+        _images("same", "single head", base, n_heads=1),
+        _images("lower", "single head", base - 30, partner=True, n_heads=1),
+    ])
+    summary = hs.summarise(images, n_resamples=500).set_index("condition")
+    assert summary.loc["same", "dvd_score_change"] == 0
+    assert tuple(summary.loc["same", ["dvd_score_change_low", "dvd_score_change_high"]]) == (0, 0)
+    assert summary.loc["lower", "dvd_score_change"] == pytest.approx(-30)
+    assert summary.loc["lower", "dvd_score_change_high"] == pytest.approx(-30)  # every image moved by 30
+    assert summary.loc["lower", "partner_present_change"] == 1.0
+    assert summary.loc["lower", "dvd_outside"] and summary.loc["lower", "dvd_change_excludes_zero"]
+    assert not summary.loc["same", "dvd_outside"] and not summary.loc["same", "dvd_change_excludes_zero"]
+    low, high = summary.loc["baseline", ["dvd_score_low", "dvd_score_high"]]
+    assert low < base.mean() < high
+    with pytest.raises(ValueError, match="no baseline condition 'baseline'"):
+        hs.summarise(images[images["condition"] != "baseline"])
+
+
+def test_curve_and_heads_to_halve():
+    base = np.full((2, 2), 60.0)
+    images = pd.concat([
+        _images("baseline", "baseline", base),
+        _images("ranked_003", "ranked", base - 20, n_heads=3),
+        _images("ranked_007", "ranked", base - 35, n_heads=7),
+        _images("all_heads", "all heads", base - 50, n_heads=28),
+    ])
+    curves = hs.curve(hs.summarise(images, n_resamples=50))
+    assert list(curves["n_heads"]) == [0, 3, 7, 28] and set(curves["order"]) == {"ranked"}
+    assert hs.heads_to_halve(curves, 60.0, "ranked") == 7
+    assert hs.heads_to_halve(curves, 10.0, "ranked") is None
+
+
+# --- whole sweeps --------------------------------------------------------------------------------
+def test_sweep_on_the_toy_model(toy_pipe, judge, tmp_path):
+    prompts = prompt_table(World(), partners=["square"], controls=False)  # both word orders
+    sweep = hs.HeadSweep(toy_pipe, prompts, [1, 2], tmp_path, judge, model="toy:untrained", steps=2,
+                         guidance=4.0)
+    layers = sweep.layers
+    conditions = [hs.baseline(), hs.single_heads(layers)[5], hs.all_heads(layers), hs.concept_tokens()]
+    result = sweep.run(conditions)
+    images, heads = result.images, result.heads
+    assert len(images) == 4 * 4 and len(heads) == 4 * 4 * 28
+    assert images["dvd_score"].between(0, 100).all() and images["concept_share"].between(0, 1).all()
+    assert heads["concept_mass"].between(0, 1).all()
+
+    def files(condition):
+        rows = images[images["condition"] == condition].sort_values(["seed", "case_num"])
+        return [(tmp_path / f).read_bytes() for f in rows["file"]]
+
+    # With every head ablated the text reaches the UNet nowhere: both word orders give one image.
+    everything = files("all_heads")
+    assert everything[0] == everything[1] and everything[2] == everything[3]
+    baseline_files = files("baseline")
+    assert baseline_files[0] != baseline_files[1]
+    assert files("concept_tokens") != baseline_files
+    assert files(conditions[1].name) != baseline_files
+
+    # The sweep's pooled share equals the chapter-3 measure (dvdlib.focus) of a direct recording.
+    prompt = prompts["prompt"].iloc[0]
+    with attention_instruments(toy_pipe.unet) as instruments:
+        record = AttentionRecord(instruments, 2, prompts=[tokenize_prompt(toy_pipe.tokenizer, prompt)])
+        toy_pipe(prompt, num_inference_steps=2, guidance_scale=4.0,
+                 generator=[torch.Generator().manual_seed(1)],
+                 cross_attention_kwargs={"attention_record": record})
+    direct = concept_share(record, "circle", "square", tokenizer=toy_pipe.tokenizer)["pair_share"].mean()
+    swept = images[(images["condition"] == "baseline") & (images["prompt"] == prompt) & (images["seed"] == 1)]
+    assert swept["concept_share"].iloc[0] == pytest.approx(direct, abs=1e-4)
+
+    # A finished condition is loaded, not redone; other settings redo it.
+    done = tmp_path / "baseline" / "images.csv"
+    stamp = done.stat().st_mtime_ns
+    again = sweep.run([hs.baseline()])
+    assert done.stat().st_mtime_ns == stamp
+    kept = images[images["condition"] == "baseline"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(again.images, kept)
+    fresh = sweep.with_seeds([7], tmp_path / "fresh").run([hs.baseline()]).images
+    assert list(fresh["seed"].unique()) == [7] and (tmp_path / "fresh" / "baseline" / "images.csv").is_file()
+    mean_sweep = hs.HeadSweep(toy_pipe, prompts, [1, 2], tmp_path, judge, model="toy:untrained", steps=2,
+                              guidance=4.0, operator="mean")
+    mean_sweep.run([conditions[1]])
+    assert (tmp_path / conditions[1].name / "condition.json").read_text().count('"mean"') == 1
+    with pytest.raises(ValueError, match="accepted: zero, mean, scale"):
+        hs.HeadSweep(toy_pipe, prompts, [1], tmp_path, judge, model="toy", steps=2, guidance=4.0,
+                     operator="drop")
+
+
+def test_sweep_on_a_stable_diffusion_layout(judge, tmp_path):
+    pipe = dummy_sd_pipeline("sd2")  # 16 layers of 5, 10, 20 and 20 heads: uneven head counts
+    prompts = prompt_table(World(), partners=["star"], controls=False).iloc[:1]
+    sweep = hs.HeadSweep(pipe, prompts, [3], tmp_path, judge, model="dummy-sd2", steps=2, guidance=7.5)
+    assert sweep.total_heads == sum(layer.heads for layer in sweep.layers) > 16 * 5
+    result = sweep.run([hs.baseline(), hs.single_heads(sweep.layers)[-1], hs.concept_tokens()])
+    assert len(result.heads) == 3 * sweep.total_heads
+    assert result.heads["concept_mass"].notna().all()
+    attention = hs.head_attention(result.heads)
+    grid = hs.head_grid(attention, sweep.layers, "concept_mass")
+    assert grid.shape == (16, 20) and grid.notna().sum().sum() == sweep.total_heads
+
+
+def _summary(single_dvds, ranked, all_heads, tokens, baseline=60.0):
+    """A summary of one baseline, single heads, a ranked order {n: dvd}, all heads and the tokens."""
+    base = np.full((3, 2), baseline)
+    parts = [_images("baseline", "baseline", base),
+             _images("all_heads", "all heads", base * 0 + all_heads, n_heads=28),
+             _images("concept_tokens", "concept tokens", base * 0 + tokens)]
+    parts += [_images(f"head_x_{i}", "single head", base * 0 + d, n_heads=1)
+              for i, d in enumerate(single_dvds)]
+    parts += [_images(f"ranked_{n:03d}", "ranked", base * 0 + d, n_heads=n) for n, d in ranked.items()]
+    return hs.summarise(pd.concat(parts), n_resamples=50)
+
+
+def test_findings_verdicts():
+    found = hs.findings(_summary([58, 50], {7: 40, 14: 25}, all_heads=10, tokens=5), total_heads=28)
+    assert found.verdict == "supported" and found.heads_to_halve_ranked == 14
+    assert found.strongest == "head_x_1" and found.strongest_change == pytest.approx(-10)
+    assert found.outside_interval == 2 and found.paired_drops == 2 and not found.single_head_halves
+    # A few ranked heads halve it (3 < 25 % of 28), or one head does: not supported.
+    assert hs.findings(_summary([58], {3: 20}, 10, 5), 28).verdict == "not supported"
+    assert hs.findings(_summary([25], {7: 40}, 10, 5), 28).verdict == "not supported"
+    # Re-measured on fresh seeds, the strongest head decides: here its drop does not hold up.
+    fresh = hs.summarise(pd.concat([_images("baseline", "baseline", np.full((3, 2), 50.0)),
+                                    _images("head_x_0", "single head", np.full((3, 2), 45.0), n_heads=1)]),
+                         n_resamples=50)
+    found = hs.findings(_summary([25], {7: 40}, 10, 5), 28, confirmation=fresh)
+    assert found.verdict == "supported" and not found.single_head_halves
+    assert (found.confirmed_baseline_dvd, found.confirmed_dvd, found.confirmed_change) == (50, 45, -5)
+    # It halves DvD again, but one prompt of three goes the other way: the interval includes 0.
+    mixed = hs.summarise(pd.concat([
+        _images("baseline", "baseline", np.full((3, 2), 50.0)),
+        _images("head_x_0", "single head", np.array([[0.0, 0.0], [0.0, 0.0], [60.0, 60.0]]), n_heads=1)]),
+        n_resamples=500)
+    found = hs.findings(_summary([25], {7: 40}, 10, 5), 28, confirmation=mixed)
+    assert found.single_head_halves and not found.single_head_certain and found.verdict == "inconclusive"
+    with pytest.raises(ValueError, match="strongest head 'head_x_1'"):
+        hs.findings(_summary([58, 50], {7: 40}, 10, 5), 28, confirmation=fresh)
+    # Nothing halves DvD, not even the upper bounds: the test cannot tell.
+    assert hs.findings(_summary([58], {7: 50}, 40, 45), 28).verdict == "inconclusive"
+    # No dominance in the baseline: nothing to remove, whatever the heads do.
+    assert hs.findings(_summary([0], {7: 0}, 0, 0, baseline=0.0), 28).verdict == "inconclusive"
+    with pytest.raises(ValueError, match="missing: concept_tokens"):
+        summary = _summary([58], {7: 50}, 40, 45)
+        hs.findings(summary[summary["condition"] != "concept_tokens"], 28)
