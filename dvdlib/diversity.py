@@ -48,7 +48,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from dvdlib.bench import PAPER_SEEDS, validate_prompts
+from dvdlib.bench import validate_prompts
 from dvdlib.judges.base import QUESTIONS_PER_SIDE, Judge
 from dvdlib.questions import OUR_WORDING, Wording, questions_for
 from dvdlib.score import dvd_image_score, load_image

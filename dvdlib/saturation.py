@@ -42,7 +42,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dvdlib.bench import PAPER_SEEDS
 from dvdlib.focus import concept_share, map_concentration, saturation_step
 from dvdlib.generate import BatchHook, PipelineCall, generate
 from dvdlib.layers import layers_frame

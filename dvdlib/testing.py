@@ -126,3 +126,15 @@ def dummy_sd_pipeline(layout: str = "sd1", **kwargs) -> StableDiffusionPipeline:
                                    requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def random_unet(layout: str, cross_attention_dim: int = 32, seed: int = 0) -> UNet2DConditionModel:
+    """A random-weight UNet in eval mode: "toy" (the toy world's layout) or a narrow "sd1"/"sd2"."""
+    torch.manual_seed(seed)
+    if layout == "toy":
+        from dvdlib.toyworld.pipeline import unet_config as toy_unet_config
+
+        config = {**toy_unet_config(), "cross_attention_dim": cross_attention_dim}
+    else:
+        config = unet_config(layout, 0.1, sample_size=8, cross_attention_dim=cross_attention_dim)
+    return UNet2DConditionModel(**config).eval()

@@ -10,22 +10,17 @@ from diffusers import UNet2DConditionModel
 
 from dvdlib.ablation import HeadAblation, each_head, each_layer
 from dvdlib.recorder import AttentionRecord, attention_instruments
-from dvdlib.toyworld.pipeline import unet_config as toy_unet_config
-from dvdlib.testing import dummy_sd_pipeline, unet_config
+from dvdlib.testing import dummy_sd_pipeline, random_unet
 
 TEXT_DIM = 32
 
 
 def toy_unet() -> UNet2DConditionModel:
-    """The toy world's UNet layout, with a 32-wide text encoder."""
-    torch.manual_seed(0)
-    return UNet2DConditionModel(**{**toy_unet_config(), "cross_attention_dim": TEXT_DIM}).eval()
+    return random_unet("toy", TEXT_DIM)
 
 
 def sd_unet(layout: str) -> UNet2DConditionModel:
-    torch.manual_seed(0)
-    config = unet_config(layout, 0.1, sample_size=8, cross_attention_dim=TEXT_DIM)
-    return UNet2DConditionModel(**config).eval()
+    return random_unet(layout, TEXT_DIM)
 
 
 def inputs(unet, rows: int = 4, seed: int = 1):

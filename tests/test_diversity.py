@@ -10,8 +10,7 @@ import torch
 from PIL import Image
 
 from dvdlib import diversity as dv
-from dvdlib.bench import PAPER_SEEDS, builtin_prompts
-from dvdlib.generate import generate
+from dvdlib.bench import builtin_prompts
 from dvdlib.questions import check_prompt_words
 from dvdlib.toyworld.detector import ShapeDetector
 from dvdlib.toyworld.world import BACKGROUND, SHAPES, ShapeInstance, World, render

@@ -11,23 +11,18 @@ from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import AttnAddedKVProcessor
 
 from dvdlib.recorder import AttentionRecord, MapRequest, RecordFullError, attention_instruments
-from dvdlib.toyworld.pipeline import unet_config as toy_unet_config
-from dvdlib.testing import dummy_sd_pipeline, unet_config
+from dvdlib.testing import dummy_sd_pipeline, random_unet
 from dvdlib.tokens import PhraseNotFoundError, tokenize_prompt
 
 TEXT_DIM = 32
 
 
 def toy_unet() -> UNet2DConditionModel:
-    """The toy world's UNet layout, with a 32-wide text encoder."""
-    torch.manual_seed(0)
-    return UNet2DConditionModel(**{**toy_unet_config(), "cross_attention_dim": TEXT_DIM}).eval()
+    return random_unet("toy", TEXT_DIM)
 
 
 def sd_unet(layout: str) -> UNet2DConditionModel:
-    torch.manual_seed(0)
-    config = unet_config(layout, 0.1, sample_size=8, cross_attention_dim=TEXT_DIM)
-    return UNet2DConditionModel(**config).eval()
+    return random_unet(layout, TEXT_DIM)
 
 
 UNETS = {"toy": toy_unet, "sd1": lambda: sd_unet("sd1"), "sd2": lambda: sd_unet("sd2")}

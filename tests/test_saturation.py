@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from dvdlib import saturation as sat
-from dvdlib.bench import PAPER_SEEDS
 from dvdlib.focus import concept_share
 from dvdlib.recorder import AttentionRecord
 

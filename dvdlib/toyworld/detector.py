@@ -23,7 +23,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from dvdlib.toyworld.storage import atomic_write, folder_lock, load_json, save_json, save_torch
+from dvdlib.toyworld.storage import (atomic_write, folder_lock, load_checkpoint, load_json,
+                                     save_json, save_torch)
 from dvdlib.toyworld.train import step_seed
 from dvdlib.toyworld.world import RESOLUTION, SHAPES, World, check_shape
 
@@ -188,11 +189,8 @@ def train_detector(config: DetectorConfig, out_dir: str | Path, progress: bool =
         history: list[float] = []
         start_step, seconds = 0, 0.0
         checkpoint_path = out_dir / CHECKPOINT
-        if checkpoint_path.is_file():
-            state = torch.load(checkpoint_path, weights_only=False)
-            if state["config"] != config.to_dict():
-                raise ValueError(f"{checkpoint_path} was written with a different configuration; "
-                                 "use another folder or delete it")
+        state = load_checkpoint(checkpoint_path, config.to_dict())
+        if state is not None:
             detector.load_state_dict(state["detector"])
             optimizer.load_state_dict(state["optimizer"])
             history, start_step, seconds = state["history"], state["step"], state["seconds"]

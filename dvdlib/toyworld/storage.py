@@ -37,6 +37,22 @@ def save_torch(obj, path: str | Path) -> Path:
     return atomic_write(path, lambda p: torch.save(obj, p))
 
 
+def load_checkpoint(path: str | Path, config: dict) -> dict | None:
+    """The training state saved at ``path``, or None if there is none yet.
+
+    A checkpoint written with another configuration is refused rather than silently continued
+    with the wrong recipe.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    state = torch.load(path, weights_only=False)
+    if state["config"] != config:
+        raise ValueError(f"{path} was written with a different configuration; "
+                         "use another folder or delete it")
+    return state
+
+
 def save_json(data, path: str | Path) -> Path:
     text = json.dumps(data, indent=1, sort_keys=True)
     return atomic_write(path, lambda p: p.write_text(text + "\n", encoding="utf-8"))

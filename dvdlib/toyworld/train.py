@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from dvdlib.toyworld.pipeline import (ToyDiffusionPipeline, new_pipeline,
                                       training_noise_scheduler)
-from dvdlib.toyworld.storage import (atomic_folder, folder_lock, load_json, save_json,
-                                     save_torch)
+from dvdlib.toyworld.storage import (atomic_folder, folder_lock, load_checkpoint, load_json,
+                                     save_json, save_torch)
 from dvdlib.toyworld.world import World
 
 CHECKPOINT = "checkpoint.pt"
@@ -162,11 +162,8 @@ def _train(config: TrainConfig, out_dir: Path, progress: bool, progress_position
     start_step, seconds = 0, 0.0
 
     checkpoint_path = out_dir / CHECKPOINT
-    if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, weights_only=False)
-        if state["config"] != config.to_dict():
-            raise ValueError(f"{checkpoint_path} was written with a different configuration; "
-                             "use another folder or delete it")
+    state = load_checkpoint(checkpoint_path, config.to_dict())
+    if state is not None:
         for name, module in modules.items():
             module.load_state_dict(state[name])
         optimizer.load_state_dict(state["optimizer"])
