@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from dvdlib.paths import build_dir
+from dvdlib.store import atomic_write_bytes
 
 FOLDER = "headlines"  # <build folder>/headlines/<chapter>.json
 NOT_COMPUTED = "(not computed in this build)"
@@ -100,21 +99,8 @@ def save(chapter: str, values: dict, texts: dict | None = None,
     target = headlines_dir(folder) / f"{chapter}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     document = {"chapter": chapter, "values": clean_values, "texts": clean_texts}
-    _write_atomic(target, json.dumps(document, indent=1, ensure_ascii=False))
+    atomic_write_bytes(target, json.dumps(document, indent=1, ensure_ascii=False).encode())
     return target
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file beside ``path`` and ``os.replace``: never half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        # A plain new file takes its mode from the umask (mkstemp's would be 0600).
-        with open(temporary, "x", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def load(chapter: str, folder: str | Path | None = None) -> dict | None:

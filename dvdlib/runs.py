@@ -28,7 +28,6 @@ import io
 import itertools
 import json
 import os
-import secrets
 import shlex
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 
 from dvdlib import headlines
 from dvdlib.paths import BUILD_DIR_ENV, project_root
+from dvdlib.store import atomic_write_bytes
 
 RESULTS = "results"  # <project root>/results/<notebook stem>/<run name>/
 OUTPUT = "output.ipynb"
@@ -272,20 +272,8 @@ def _display_path(path: Path, root: Path) -> Path:
 
 # ----------------------------------------------------------------------------- running
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file beside ``path`` and ``os.replace``: never half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "x", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, data) -> None:
-    _write_atomic(path, json.dumps(data, indent=1, ensure_ascii=False, default=str))
+    atomic_write_bytes(path, json.dumps(data, indent=1, ensure_ascii=False, default=str).encode())
 
 
 def _read_json(path: Path) -> dict:
@@ -381,7 +369,7 @@ def _write_summary(path: Path, rows: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue().encode())
 
 
 def sweep(notebook: str | Path, grid: dict[str, list], fixed: dict | None = None,
