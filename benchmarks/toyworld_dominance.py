@@ -6,7 +6,7 @@ images with the shipped detector and prints our dominance and retention measures
 all partners and split into partners seen with the circle in training and partners never seen
 with it. The measures are ours (see ``dvdlib.toyworld.evaluate``); the paper publishes none.
 
-Run: ``python benchmarks/toyworld_dominance.py [--seeds 64] [--out benchmarks/out]``.
+Run: ``python benchmarks/toyworld_dominance.py [--seeds 64] [--out benchmarks/out] [--zoo DIR]``.
 """
 
 from __future__ import annotations
@@ -33,16 +33,18 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=None, help="zoo model names (default all)")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for the presence table (CSV) and sample grids (PNG)")
+    parser.add_argument("--zoo", type=Path, default=None,
+                        help="a folder written by `dvd toyworld zoo --export` (default: the shipped zoo)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    detector = zoo.load_detector()
-    names = args.models or zoo.model_names()
+    detector = zoo.load_detector(args.zoo)
+    names = args.models or zoo.model_names(args.zoo)
     seeds = list(range(args.seeds))
     rows, tables = [], []
     start = time.perf_counter()
     for name in names:
-        pipe = zoo.load_model(name)
-        world = zoo.world_of(name)
+        pipe = zoo.load_model(name, folder=args.zoo)
+        world = zoo.world_of(name, folder=args.zoo)
         table = prompt_table(world)
         presence = presence_table(pipe, detector, table, seeds)
         presence.insert(0, "model", name)
