@@ -8,6 +8,8 @@ channels so a CPU test stays quick.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
@@ -138,3 +140,16 @@ def random_unet(layout: str, cross_attention_dim: int = 32, seed: int = 0) -> UN
     else:
         config = unet_config(layout, 0.1, sample_size=8, cross_attention_dim=cross_attention_dim)
     return UNet2DConditionModel(**config).eval()
+
+
+class CallCounter:
+    """A generation hook (see :func:`dvdlib.generate.generate`) noting each pipeline call's images
+    as (case_num, seed) pairs."""
+
+    def __init__(self):
+        self.calls: list[list[tuple[int, int]]] = []
+
+    @contextmanager
+    def __call__(self, call):
+        self.calls.append([(job.case_num, job.seed) for job in call.jobs])
+        yield

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -16,7 +15,7 @@ from dvdlib.bench import builtin_prompts
 from dvdlib.generate import MANIFEST, MANIFEST_COLUMNS, MANIFEST_LOG, check_seeds, generate
 from dvdlib.models import (ModelNotFoundError, load_pipeline, paper_model, toy_model_name, with_ddim)
 from dvdlib.store import StoreError, load_table
-from dvdlib.testing import dummy_sd_pipeline
+from dvdlib.testing import CallCounter, dummy_sd_pipeline
 
 SETTINGS = dict(model="dummy", steps=2, guidance=7.5, progress=False)
 
@@ -29,18 +28,6 @@ def pipe():
 @pytest.fixture(scope="module")
 def prompts():
     return builtin_prompts().iloc[[0, 150]].reset_index(drop=True)  # cases 1 (artist), 151 (landmark)
-
-
-class CountingHook:
-    """Counts the images each pipeline call makes (a real use of the hook seam)."""
-
-    def __init__(self):
-        self.calls = []
-
-    @contextmanager
-    def __call__(self, call):
-        self.calls.append([(job.case_num, job.seed) for job in call.jobs])
-        yield
 
 
 def test_images_land_in_case_folders_named_by_seed_with_their_hashes(tmp_path, pipe, prompts):
@@ -80,7 +67,7 @@ def test_each_image_depends_on_its_own_seed_not_on_its_batch(tmp_path, pipe, pro
 
 def test_a_rerun_makes_only_what_is_missing(tmp_path, pipe, prompts):
     first = generate(pipe, prompts, [1, 2], tmp_path, batch_size=2, **SETTINGS)
-    hook = CountingHook()
+    hook = CallCounter()
     again = generate(pipe, prompts, [1, 2], tmp_path, batch_size=2, hook=hook, **SETTINGS)
     assert hook.calls == []
     pd.testing.assert_frame_equal(first, again)
@@ -96,7 +83,7 @@ def test_a_batch_cut_short_is_made_again_whole_and_completes_the_manifest(tmp_pa
     generate(pipe, prompts, [1, 2], folder, batch_size=2, **SETTINGS)
     log = folder / MANIFEST_LOG
     log.write_bytes(log.read_bytes().split(b"\n", 1)[0] + b"\n")  # only the first image committed
-    hook = CountingHook()
+    hook = CallCounter()
     resumed = generate(pipe, prompts, [1, 2], folder, batch_size=2, hook=hook, **SETTINGS)
     assert hook.calls == [[(1, 1), (1, 2)], [(151, 1), (151, 2)]]  # the same batches as the first run
     pd.testing.assert_frame_equal(resumed, complete)
@@ -123,7 +110,7 @@ def test_a_hook_adds_call_options_and_its_records_are_placed_beside_the_images(t
 
 
 def test_a_hook_that_records_nothing_leaves_no_record(tmp_path, pipe, prompts):
-    table = generate(pipe, prompts.head(1), [1], tmp_path, hook=CountingHook(), **SETTINGS)
+    table = generate(pipe, prompts.head(1), [1], tmp_path, hook=CallCounter(), **SETTINGS)
     assert table.record_dir.tolist() == [""] and pd.isna(table.record_image[0])
     assert not (tmp_path / "records").exists()
 

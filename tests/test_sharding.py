@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from dvdlib.generate import MANIFEST, MANIFEST_LOG, generate
 from dvdlib.score import score_folder
 from dvdlib.sharding import Shard, launched_processes, reading_main_log, shard_logs
 from dvdlib.store import ResultLog, StoreError
-from dvdlib.testing import dummy_sd_pipeline
+from dvdlib.testing import CallCounter, dummy_sd_pipeline
 
 SETTINGS = dict(model="dummy", steps=2, guidance=7.5, batch_size=2, progress=False)
 SEEDS = [5, 6, 7]
@@ -38,18 +37,6 @@ def single(tmp_path_factory, pipe, prompts):
     folder = tmp_path_factory.mktemp("single")
     generate(pipe, prompts, SEEDS, folder, **SETTINGS)
     return folder
-
-
-class CallCounter:
-    """A generation hook that notes the images of every pipeline call."""
-
-    def __init__(self):
-        self.calls = []
-
-    @contextmanager
-    def __call__(self, call):
-        self.calls.append([(job.case_num, job.seed) for job in call.jobs])
-        yield
 
 
 class PixelJudge:
