@@ -14,8 +14,8 @@ from dvdlib.judges.base import Judge, Question
 from dvdlib.toyworld import zoo as zoo_module
 from dvdlib.toyworld.detector import DetectorConfig, ShapeDetector, train_detector
 from dvdlib.toyworld.judge import THRESHOLDS, ToyJudge
-from dvdlib.toyworld.pipeline import (ToyDiffusionPipeline, cross_attention_layout, new_pipeline,
-                                      parameter_counts)
+from dvdlib.toyworld.pipeline import (TEXT_POSITIONS, ToyDiffusionPipeline,
+                                      cross_attention_layout, new_pipeline, parameter_counts)
 from dvdlib.toyworld.train import TrainConfig, load_trained, train
 from dvdlib.toyworld.world import (SHAPES, ShapeInstance, World, caption, coverage, prompt_table,
                                    render)
@@ -146,6 +146,19 @@ def test_layout_like_stable_diffusion(pipe):
     assert 1.1e6 < counts["unet"] < 1.3e6 and counts["text_encoder_used"] < 1e5
     assert pipe.device.type == "cpu"
     assert pipe("a circle", num_inference_steps=1).images[0].size == (32, 32)
+
+
+def test_text_encoder_reads_short_prompts_whole(pipe, tmp_path):
+    # The longest caption, with start and end-of-text, fits the toy's few positions, and the
+    # position count survives saving (it travels in the tokenizer's and the encoder's configs).
+    longest = max((caption([a, b]) for a in SHAPES for b in SHAPES if a != b), key=len)
+    ids = pipe.tokenizer(longest).input_ids
+    assert len(ids) < pipe.tokenizer.model_max_length == TEXT_POSITIONS
+    assert pipe.encode_prompt([longest]).shape == (1, TEXT_POSITIONS, 64)
+    pipe.save_pretrained(tmp_path / "toy")
+    loaded = ToyDiffusionPipeline.from_pretrained(tmp_path / "toy")
+    assert loaded.tokenizer.model_max_length == TEXT_POSITIONS
+    assert loaded.text_encoder.config.max_position_embeddings == TEXT_POSITIONS
 
 
 def test_generator_list_equals_one_by_one(pipe):

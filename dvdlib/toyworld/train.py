@@ -104,7 +104,7 @@ def diffusion_loss(pipe: ToyDiffusionPipeline, noise_scheduler, images: torch.Te
                               generator=generator).to(latents.device)  # [batch]
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
     target = noise_scheduler.get_velocity(latents, noise, timesteps)
-    text = pipe.encode_prompt(captions)  # [batch, 77, 64]
+    text = pipe.encode_prompt(captions)  # [batch, positions, 64]
     prediction = pipe.unet(noisy, timesteps, encoder_hidden_states=text).sample
     return F.mse_loss(prediction, target)
 

@@ -338,7 +338,7 @@ def load_model(name: str = DEFAULT_MODEL, folder: str | Path | None = None,
         raise ValueError(f"{name}.safetensors does not match its text-encoder config: "
                          f"missing {missing}, unexpected {unexpected}")
     pipe = ToyDiffusionPipeline(unet=unet.eval(), text_encoder=text_encoder.eval(),
-                                tokenizer=clip_tokenizer(),
+                                tokenizer=clip_tokenizer(text_encoder.config.max_position_embeddings),
                                 scheduler=DDIMScheduler.from_config(components["scheduler"]),
                                 **components["pipeline"])
     pipe.set_progress_bar_config(disable=True)
