@@ -262,6 +262,25 @@ def test_zoo_trains_exports_and_loads(tmp_path):
         zoo_module.load_model("k2", tmp_path / "ship")
 
 
+def test_zoo_variants_change_only_the_limited_concepts_fixed_instances():
+    main = zoo_module.ZooConfig()
+    free_place = zoo_module.ZooConfig(fixed_attributes=("colour", "size"))
+    other_look = zoo_module.ZooConfig(instance_seed=3)
+    # Variants share the base and the unlimited model, so they can reuse a finished base.
+    for variant in (free_place, other_look):
+        assert variant.base_config() == main.base_config()
+        assert variant.finetune_config(None, "base") == main.finetune_config(None, "base")
+    assert free_place.world(1).fixed_attributes == ("colour", "size")
+    assert free_place.world(1).instance_list == main.world(1).instance_list
+    assert other_look.world(1).instance_list != main.world(1).instance_list
+    scenes = free_place.world(1).sample(64, 0)
+    places = {(o.x, o.y) for scene in scenes.objects for o in scene if o.shape == "circle"}
+    looks = {(o.colour, o.size) for scene in scenes.objects for o in scene if o.shape == "circle"}
+    assert len(places) > 1 and len(looks) == 1
+    with pytest.raises(ValueError, match="unknown instance attribute 'shade'"):
+        zoo_module.ZooConfig(fixed_attributes=("shade",))
+
+
 def test_detector_resume_equals_uninterrupted(tmp_path):
     config = DetectorConfig(steps=4, batch_size=8, heldout=10, checkpoint_every=2)
     train_detector(config, tmp_path / "whole", progress=False)

@@ -7,6 +7,8 @@ import platform
 import time
 from pathlib import Path
 
+from dvdlib.toyworld.world import ATTRIBUTES
+
 
 def _level(text: str):
     from dvdlib.toyworld.zoo import parse_level
@@ -66,7 +68,13 @@ def add_parser(subparsers) -> None:
     zoo.add_argument("--out", required=True, type=Path, help="working folder (checkpoints)")
     zoo.add_argument("--levels", nargs="+", type=_level, default=None, metavar="K",
                      help="diversity levels (default: 1 4 16 64 unlimited)")
-    zoo.add_argument("--base-steps", type=int, default=3000)
+    zoo.add_argument("--fixed-attributes", nargs="+", default=list(ATTRIBUTES),
+                     choices=ATTRIBUTES, metavar="ATTRIBUTE",
+                     help="what stays fixed in each of the K instances of the limited concept "
+                     f"(default: {' '.join(ATTRIBUTES)}; accepted: {', '.join(ATTRIBUTES)})")
+    zoo.add_argument("--instance-seed", type=int, default=None,
+                     help="seed of the K fixed instances (default: --seed)")
+    zoo.add_argument("--base-steps", type=int, default=5000)
     zoo.add_argument("--base-continue-steps", type=int, default=0,
                      help="a second run of the base at the fine-tuning rate (default 0: none)")
     zoo.add_argument("--finetune-steps", type=int, default=400)
@@ -120,6 +128,8 @@ def _zoo(args) -> int:
 
     _setup(args)
     config = ZooConfig(seed=args.seed, levels=tuple(args.levels) if args.levels else LEVELS,
+                       fixed_attributes=tuple(args.fixed_attributes),
+                       instance_seed=args.instance_seed,
                        base_steps=args.base_steps, base_continue_steps=args.base_continue_steps,
                        finetune_steps=args.finetune_steps,
                        detector_steps=args.detector_steps, checkpoint_every=args.checkpoint_every)
@@ -133,7 +143,9 @@ def _zoo(args) -> int:
 
         levels = " ".join("unlimited" if k is None else str(k) for k in config.levels)
         # The working folder is the user's own scratch space: recorded as WORK, not as a path.
-        command = (f"dvd toyworld zoo --out WORK --seed {args.seed} --levels {levels} "
+        variant = (f"--fixed-attributes {' '.join(config.fixed_attributes)} "
+                   + ("" if args.instance_seed is None else f"--instance-seed {args.instance_seed} "))
+        command = (f"dvd toyworld zoo --out WORK --seed {args.seed} --levels {levels} {variant}"
                    f"--base-steps {args.base_steps} --base-continue-steps "
                    f"{args.base_continue_steps} --finetune-steps {args.finetune_steps} "
                    f"--detector-steps {args.detector_steps} --checkpoint-every "

@@ -32,7 +32,7 @@ from dvdlib.toyworld import detector as detector_module
 from dvdlib.toyworld import train as train_module
 from dvdlib.toyworld.pipeline import ToyDiffusionPipeline
 from dvdlib.toyworld.storage import atomic_write, load_json, save_json
-from dvdlib.toyworld.world import World
+from dvdlib.toyworld.world import ATTRIBUTES, World
 from dvdlib.tokenizer import clip_tokenizer
 
 LEVELS: tuple[int | None, ...] = (1, 4, 16, 64, None)  # K; None is unlimited diversity
@@ -70,7 +70,11 @@ class ZooConfig:
     levels: tuple[int | None, ...] = LEVELS
     limited: str = "circle"
     unpaired: tuple[str, ...] = ("cross", "star")
-    base_steps: int = 3000
+    # Which looks of the limited concept's K instances stay fixed (World.fixed_attributes), and
+    # the seed they are drawn from (None: the zoo's seed). Variants of the zoo, not of a model.
+    fixed_attributes: tuple[str, ...] = ATTRIBUTES
+    instance_seed: int | None = None
+    base_steps: int = 5000
     # A second run of the base at unlimited diversity (a warm restart at the fine-tuning rate);
     # 0 skips it. Shapes that the base still draws poorly get this many more steps.
     base_continue_steps: int = 0
@@ -85,17 +89,22 @@ class ZooConfig:
     def __post_init__(self):
         object.__setattr__(self, "levels", tuple(self.levels))
         object.__setattr__(self, "unpaired", tuple(self.unpaired))
+        object.__setattr__(self, "fixed_attributes", tuple(self.fixed_attributes))
         if not self.levels:
             raise ValueError("a zoo needs at least one diversity level")
         names = [level_name(k) for k in self.levels]
         if len(set(names)) != len(names):
             raise ValueError(f"diversity levels repeat: {names}")
         for k in self.levels:
-            World(limited=self.limited, unpaired=self.unpaired, instances=k)  # validates
+            self.world(k)  # validates
 
     def world(self, instances: int | None) -> World:
+        if instances is None:  # no fixed instances: the variant options have nothing to act on,
+            # so every variant shares one base and one unlimited model
+            return World(limited=self.limited, unpaired=self.unpaired, instance_seed=self.seed)
         return World(limited=self.limited, unpaired=self.unpaired, instances=instances,
-                     instance_seed=self.seed)
+                     fixed_attributes=self.fixed_attributes,
+                     instance_seed=self.seed if self.instance_seed is None else self.instance_seed)
 
     def base_config(self) -> train_module.TrainConfig:
         return train_module.TrainConfig(
