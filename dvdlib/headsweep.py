@@ -658,6 +658,16 @@ class Findings:
     confirmed_change_high: float = float("nan")
 
 
+def strongest_single_head(summary: pd.DataFrame) -> pd.Series:
+    """The summary row of the single head whose ablation lowers DvD most. Ties (common with
+    few images: DvD moves in steps) go to the head first in the summary, so every caller
+    picks the same head."""
+    singles = summary[summary["family"] == "single head"]
+    if singles.empty:
+        raise ValueError("the summary holds no single-head conditions")
+    return singles.sort_values("dvd_score_change", kind="stable").iloc[0]
+
+
 def findings(summary: pd.DataFrame, total_heads: int, confirmation: pd.DataFrame | None = None,
              baseline_name: str = BASELINE) -> Findings:
     """The :class:`Findings` of a summary holding the baseline, single heads, the cumulative
@@ -672,7 +682,7 @@ def findings(summary: pd.DataFrame, total_heads: int, confirmation: pd.DataFrame
                          f"{', '.join(missing + ([] if len(singles) else ['single heads']))}")
     base = table.loc[baseline_name]
     half = base["dvd_score"] / 2
-    strongest = singles.sort_values("dvd_score_change", kind="stable").iloc[0]
+    strongest = strongest_single_head(summary)
     curves = curve(summary, baseline_name) if summary["family"].isin(["ranked", "random"]).any() else None
     orders = [] if curves is None else sorted(curves["order"].unique())
     halve = {order: heads_to_halve(curves, base["dvd_score"], order) for order in orders}

@@ -271,6 +271,16 @@ def _summary(single_dvds, ranked, all_heads, tokens, baseline=60.0):
     return hs.summarise(pd.concat(parts), n_resamples=50)
 
 
+def test_strongest_head_ties_go_to_the_first_head_everywhere():
+    # Heads 1, 2 and 3 tie (DvD moves in steps with few images); an unstable sort may pick any.
+    summary = _summary([58, 50, 50, 50] + [59] * 20, {7: 40}, all_heads=10, tokens=5)
+    strongest = hs.strongest_single_head(summary)
+    assert strongest["condition"] == "head_x_1"
+    assert hs.findings(summary, total_heads=28).strongest == "head_x_1"
+    with pytest.raises(ValueError, match="no single-head conditions"):
+        hs.strongest_single_head(summary[summary["family"] != "single head"])
+
+
 def test_findings_verdicts():
     found = hs.findings(_summary([58, 50], {7: 40, 14: 25}, all_heads=10, tokens=5), total_heads=28)
     assert found.verdict == "supported" and found.heads_to_halve_ranked == 14
