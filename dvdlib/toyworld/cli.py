@@ -39,7 +39,8 @@ def add_parser(subparsers) -> None:
         "train", parents=[common], help="train or fine-tune one model",
         description="Train one toy model into OUT (checkpoint.pt, pipeline/, training.json).")
     train.add_argument("--out", required=True, type=Path, help="output folder")
-    train.add_argument("--steps", type=int, default=3000)
+    train.add_argument("--steps", type=int, default=5000,
+                       help="training steps (default 5000, as for the zoo's base)")
     train.add_argument("--instances", type=_level, default=None, metavar="K",
                        help="distinct instances of the limited concept (default unlimited)")
     train.add_argument("--limited", default="circle", help="the low-diversity concept")

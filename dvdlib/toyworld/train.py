@@ -44,7 +44,7 @@ class TrainConfig:
     """Everything that decides the trained model (the output folder does not)."""
 
     world: dict = field(default_factory=lambda: World().to_dict())  # World.to_dict()
-    steps: int = 3000
+    steps: int = 5000
     batch_size: int = 32
     learning_rate: float = 2e-3
     warmup_steps: int = 200
