@@ -34,7 +34,7 @@ import shutil
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
@@ -52,19 +52,26 @@ class StoreError(RuntimeError):
 # Atomic files
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(temporary path)`` beside ``path``, then move the result onto ``path`` with
+    ``os.replace``: a reader sees the old file or the new one, never a mixture."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
+        write(Path(temporary))
         os.chmod(temporary, 0o644)  # mkstemp makes owner-only files; results are for everyone
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda temporary: temporary.write_bytes(data))
 
 
 def remove_temporaries(*folders: Path) -> None:
