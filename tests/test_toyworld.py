@@ -281,6 +281,19 @@ def test_zoo_variants_change_only_the_limited_concepts_fixed_instances():
         zoo_module.ZooConfig(fixed_attributes=("shade",))
 
 
+def test_cli_zoo_records_its_variant(tmp_path):
+    from dvdlib.cli import main
+
+    assert main(["toyworld", "zoo", "--out", str(tmp_path / "work"), "--levels", "1",
+                 "--fixed-attributes", "colour", "size", "--instance-seed", "3",
+                 "--base-steps", "1", "--finetune-steps", "1", "--detector-steps", "1",
+                 "--export", str(tmp_path / "ship"), "--no-progress"]) == 0
+    manifest = zoo_module.zoo_manifest(tmp_path / "ship")
+    assert "--fixed-attributes colour size --instance-seed 3 " in manifest["provenance"]["command"]
+    world = zoo_module.world_of("k1", tmp_path / "ship")
+    assert world.fixed_attributes == ("colour", "size") and world.instance_seed == 3
+
+
 def test_detector_resume_equals_uninterrupted(tmp_path):
     config = DetectorConfig(steps=4, batch_size=8, heldout=10, checkpoint_every=2)
     train_detector(config, tmp_path / "whole", progress=False)

@@ -144,8 +144,9 @@ def _zoo(args) -> int:
 
         levels = " ".join("unlimited" if k is None else str(k) for k in config.levels)
         # The working folder is the user's own scratch space: recorded as WORK, not as a path.
-        variant = (f"--fixed-attributes {' '.join(config.fixed_attributes)} "
-                   + ("" if args.instance_seed is None else f"--instance-seed {args.instance_seed} "))
+        variant = f"--fixed-attributes {' '.join(config.fixed_attributes)} "
+        if args.instance_seed is not None:
+            variant += f"--instance-seed {args.instance_seed} "
         command = (f"dvd toyworld zoo --out WORK --seed {args.seed} --levels {levels} {variant}"
                    f"--base-steps {args.base_steps} --base-continue-steps "
                    f"{args.base_continue_steps} --finetune-steps {args.finetune_steps} "

@@ -4,8 +4,9 @@
 call: a ``UNet2DConditionModel`` with cross-attention (7 ``attn2`` layers x 4 heads), a
 transformers ``CLIPTextModel`` (small), the real CLIP BPE tokenizer (with 8 positions instead
 of 77, see :data:`TEXT_POSITIONS`) and a ``DDIMScheduler``. The attention recorder and the
-head-ablation processors of dvdlib therefore work on it unchanged: the UNet batch under classifier-free guidance is ``[unconditional;
-conditional]`` and ``cross_attention_kwargs`` reaches every UNet call as given.
+head-ablation processors of dvdlib therefore work on it unchanged: the UNet batch under
+classifier-free guidance is ``[unconditional; conditional]`` and ``cross_attention_kwargs``
+reaches every UNet call as given.
 
 The one difference is the "latent". There is no VAE: a 32x32 RGB image is folded into a 16x16x12
 tensor by ``pixel_unshuffle`` (each 2x2 block of pixels becomes 12 channels), which has no
@@ -169,7 +170,8 @@ class ToyDiffusionPipeline(DiffusionPipeline):
 
     # --- text -------------------------------------------------------------------------------
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
-        """Text-encoder hidden states ``[batch, positions, hidden]`` (the UNet's cross-attention input)."""
+        """Text-encoder hidden states ``[batch, positions, hidden]``: the UNet's cross-attention
+        input."""
         tokens = self.tokenizer(prompts, padding="max_length", truncation=True,
                                 max_length=self.tokenizer.model_max_length, return_tensors="pt")
         return self.text_encoder(tokens.input_ids.to(self.device))[0]
@@ -222,7 +224,7 @@ class ToyDiffusionPipeline(DiffusionPipeline):
 
         device = self.device
         guided = guidance_scale > 1.0
-        text = self.encode_prompt(negatives + prompts if guided else prompts)  # [(2)batch, positions, d]
+        text = self.encode_prompt(negatives + prompts if guided else prompts)  # [(2)batch, pos, d]
 
         shape = (batch, self.unet.config.in_channels, height // FOLD, width // FOLD)
         latents = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype)
