@@ -78,7 +78,7 @@ def add_parser(subparsers) -> None:
     zoo.add_argument("--base-steps", type=int, default=5000)
     zoo.add_argument("--base-continue-steps", type=int, default=0,
                      help="a second run of the base at the fine-tuning rate (default 0: none)")
-    zoo.add_argument("--finetune-steps", type=int, default=400)
+    zoo.add_argument("--finetune-steps", type=int, default=1500)
     zoo.add_argument("--detector-steps", type=int, default=1000)
     zoo.add_argument("--checkpoint-every", type=int, default=250)
     zoo.add_argument("--jobs", type=int, default=1,
