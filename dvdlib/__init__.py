@@ -10,6 +10,8 @@ One module per concern; find a thing by its file name:
 - attention: ``layers`` (where the cross-attention layers are), ``tokens`` (words to token
   positions), ``recorder`` (per-step attention record), ``ablation`` (head masks), ``focus`` (our
   saturation measures).
+- conclusions: ``verdicts`` (a finding's stated test turned into supported, contradicted,
+  inconclusive or not testable, with the sentence a chapter prints).
 - the book and the tool: ``book`` (build), ``runs`` (run/sweep chapters), ``headlines``,
   ``paths``, ``cli`` (the ``dvd`` command), ``testing`` (random-weight models for tests).
 """
