@@ -141,6 +141,20 @@ def test_score_writes_the_tables_and_prints_the_categories(tmp_path, capsys, ima
     assert set(table.dvd_score) <= {4.0 * c * (5 - n) for c in range(6) for n in range(6)}
 
 
+def test_score_help_states_the_authors_loop_as_the_default(capsys):
+    from dvdlib.judges.vlm import QwenVLJudge
+    from dvdlib.pipeline_cli import DEFAULT_QUESTIONS_PER_CALL
+
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert DEFAULT_QUESTIONS_PER_CALL == 1
+    assert "(default: 1, the authors' one-question-per-call loop)" in text
+    assert "one question per generate call, as the authors' scorer does" in text
+    judge = QwenVLJudge(*random_qwen2vl("tiny"))
+    assert judge.questions_per_call == 1
+
+
 def test_questions_per_call_belongs_to_the_vlm_judge(tmp_path, capsys, images):
     _fails(capsys, ["score", "--images", str(images), "--out", str(tmp_path / "t.csv"), "--judge", "clip",
                     "--questions-per-call", "1"], "--questions-per-call applies to the vlm judge only")

@@ -9,16 +9,17 @@ bounds), then processed by the Qwen2-VL processor with ``min_pixels=256*28*28`` 
 ``max_pixels=1280*28*28``. On a GPU the model runs in bfloat16 under bfloat16 autocast, on the CPU
 in float32, as the authors' scorer does.
 
-``questions_per_call=1`` runs exactly that loop: one processor call and one ``generate`` per
-question. Larger values (the default) answer the questions about one image (up to that many) in
-one ``generate`` call, which is what makes judging 30,000 questions affordable, and give the same
-answers. The ten conversations about an image share their first ~350 tokens (system turn, user
+``questions_per_call=1`` (the default) runs exactly that loop: one processor call and one
+``generate`` per question. Larger values answer the questions about one image (up to that many) in
+one ``generate`` call, which is what makes judging 30,000 questions affordable; they are an option
+until their answers are shown equal to the loop's on the real judge. The ten conversations about an image share their first ~350 tokens (system turn, user
 turn, the image's tokens): that prefix is run once, with the image preprocessed and encoded once,
 and its key/value cache is copied to the ten rows, which then run only their own question.
 
-The tests check that both paths give the same answers on a random-weight Qwen2-VL (float32, CPU);
-``benchmarks/judge_throughput.py`` asserts it on any device. In bfloat16 on a GPU a near-tie
-between two tokens could in principle round differently in a different batch shape.
+The tests check that both paths give the same answers on a random-weight tiny Qwen2-VL (float32,
+CPU); ``benchmarks/judge_throughput.py`` asserts it on any device and architecture, but the check
+that matters, the real 2B layout in bfloat16 on a GPU with the real chat template, has not been run.
+In bfloat16 a near-tie between two tokens could round differently in a different batch shape.
 """
 
 from __future__ import annotations
@@ -64,10 +65,11 @@ def fetch_resize(image: Image.Image) -> Image.Image:
 class QwenVLJudge:
     """A Qwen2-VL model and processor answering :class:`~dvdlib.judges.base.Question` s.
 
-    ``questions_per_call``: how many questions share one ``generate`` call (1: the paper's loop).
+    ``questions_per_call``: how many questions share one ``generate`` call (1, the default: the
+    paper's loop).
     """
 
-    def __init__(self, model, processor, name: str = "qwen2-vl", questions_per_call: int = 40):
+    def __init__(self, model, processor, name: str = "qwen2-vl", questions_per_call: int = 1):
         if not isinstance(questions_per_call, int) or questions_per_call < 1:
             raise ValueError(f"questions_per_call must be a positive integer, got {questions_per_call!r}")
         self.model = model.eval()
@@ -77,7 +79,7 @@ class QwenVLJudge:
 
     @classmethod
     def from_pretrained(cls, source: str = PAPER_JUDGE, device: str | None = None,
-                        dtype: str = "auto", questions_per_call: int = 40) -> "QwenVLJudge":
+                        dtype: str = "auto", questions_per_call: int = 1) -> "QwenVLJudge":
         """Load from a local folder or the Hugging Face cache, never from the network.
 
         ``dtype="auto"``: bfloat16 on a GPU, float32 on the CPU (as the authors' scorer).
