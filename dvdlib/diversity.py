@@ -537,12 +537,14 @@ class CausalTest:
 
 def run_causal_test(models: Mapping[str, object], worlds: Mapping[str, object], judge: Judge,
                     seeds: Sequence[int], image_dir: str | Path, *, steps: int, guidance: float,
-                    batch_size: int = 64, progress: bool = False) -> CausalTest:
+                    batch_size: int = 64, wording: Wording = OUR_WORDING,
+                    progress: bool = False) -> CausalTest:
     """Generate :func:`zoo_prompts` with every model and seed, judge every shape, score the roles.
 
     ``models`` maps names to toy pipelines, ``worlds`` the same names to their worlds (which must
     agree on shapes and limited concept: the models differ only in K). Images are written by
-    :func:`dvdlib.generate.generate` under ``image_dir / name``.
+    :func:`dvdlib.generate.generate` under ``image_dir / name``. ``wording`` supplies the shape
+    questions (:func:`judge_shapes`).
     """
     from dvdlib.generate import generate
 
@@ -563,7 +565,7 @@ def run_causal_test(models: Mapping[str, object], worlds: Mapping[str, object], 
         manifest = generate(models[name], prompts, seeds, image_dir / name, model=f"toy:{name}",
                             steps=steps, guidance=guidance, batch_size=batch_size,
                             progress=progress)
-        yes = judge_shapes(image_dir / name, manifest, judge, first.shapes)
+        yes = judge_shapes(image_dir / name, manifest, judge, first.shapes, wording)
         pairs, alone = role_tables(yes, prompts, first.limited)
         k = worlds[name].instances
         kind = prompts.set_index("case_num")["kind"]

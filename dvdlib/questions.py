@@ -231,6 +231,33 @@ def wording_from_dict(data: Any, source: str = "question wording") -> Wording:
     )
 
 
+def check_categories(wording: Wording, categories, source: str = "the prompt set") -> Wording:
+    """``wording`` if it has concept and object questions for every category in ``categories``;
+    else a :class:`WordingError` naming each missing category and side (all of them at once)."""
+    missing = []
+    for category in dict.fromkeys(str(c) for c in categories):
+        for side in ("concept", "object"):
+            try:
+                wording.templates(side, category)
+            except WordingError:
+                missing.append(f"{side} questions for category {category!r}")
+    if missing:
+        raise WordingError(
+            f"{wording.source} lacks {'; '.join(missing)}, which {source} needs; it has concept questions "
+            f"for {', '.join(wording.concept_templates) or 'none'} and object questions for "
+            f"{', '.join(wording.object_templates) or 'none'}")
+    return wording
+
+
+def chapter_wording(path: str | Path, categories) -> Wording:
+    """The wording a chapter's judge asks: ours when ``path`` is empty, else the file at ``path``,
+    checked against the prompt set's ``categories`` before any model is loaded (the toy world's
+    prompts have the one category ``shape``)."""
+    wording = load_wording(path) if str(path or "").strip() else OUR_WORDING
+    return check_categories(wording, categories,
+                            f"the prompt set (categories {', '.join(dict.fromkeys(map(str, categories)))})")
+
+
 def questions_for(content_type: str, content: str, nm_word: str,
                   wording: Wording = OUR_WORDING) -> list[Question]:
     """The ten questions about an image of one prompt: five on ``content``, then five on ``nm_word``."""

@@ -46,6 +46,7 @@ from dvdlib.focus import concept_share, map_concentration, saturation_step
 from dvdlib.generate import BatchHook, PipelineCall, generate
 from dvdlib.layers import layers_frame
 from dvdlib.recorder import RECORD_KWARG, AttentionRecord, MapRequest, attention_instruments
+from dvdlib.questions import OUR_WORDING, Wording
 from dvdlib.score import bootstrap_ci, score_folder
 from dvdlib.store import save_table
 from dvdlib.tokens import token_groups, tokenize_prompt
@@ -176,12 +177,13 @@ def run_condition(label: str, pipe, prompts: pd.DataFrame, seeds: Sequence[int],
                   out_dir: str | Path, *, model: str, steps: int, guidance: float,
                   height: int | None = None, width: int | None = None,
                   map_steps: Sequence[int] = (), batch_size: int | None = None,
-                  progress: bool = False) -> ConditionResult:
+                  wording: Wording = OUR_WORDING, progress: bool = False) -> ConditionResult:
     """Generate ``prompts`` x ``seeds`` with ``pipe``, record attention, judge and tabulate.
 
     Files go to ``out_dir``: ``images/`` (the images, manifest and records) and ``dvd.csv`` (the
     judge's per-image table). ``batch_size`` (default: all seeds of a prompt in one call) must
     divide the number of seeds, so that every call, and every record, holds one prompt.
+    ``wording`` is the judge's question wording (:mod:`dvdlib.questions`).
     """
     seeds = list(seeds)
     batch_size = len(seeds) if batch_size is None else batch_size
@@ -194,7 +196,7 @@ def run_condition(label: str, pipe, prompts: pd.DataFrame, seeds: Sequence[int],
     manifest = generate(pipe, prompts, seeds, image_dir, model=model, steps=steps, guidance=guidance,
                         height=height, width=width, batch_size=batch_size, hook=hook, progress=progress)
     results = out_dir / "dvd.csv"
-    scores = score_folder(image_dir, prompts, judge, results, progress=progress)
+    scores = score_folder(image_dir, prompts, judge, results, wording=wording, progress=progress)
     save_table(scores, results)
     images = image_rows(label, manifest, scores, prompts)
     shares, layer_shares, concentration = record_shares(images, image_dir, pipe.tokenizer)

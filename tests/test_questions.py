@@ -9,8 +9,8 @@ import pytest
 
 from dvdlib.bench import PromptSetError, builtin_prompts
 from dvdlib.judges.base import QUESTIONS_PER_SIDE
-from dvdlib.questions import (OUR_WORDING, WordingError, check_prompt_words, load_wording,
-                              questions_for)
+from dvdlib.questions import (OUR_WORDING, WordingError, chapter_wording, check_prompt_words,
+                              load_wording, questions_for)
 
 
 @pytest.mark.parametrize("category, concept, obj", [
@@ -77,6 +77,21 @@ def test_a_category_without_questions_is_named():
 
     with pytest.raises(WordingError, match="no concept questions for category 'shape'"):
         questions_for("shape", "circle", "square", wording_from_dict(data))
+
+
+def test_a_chapter_question_file_must_cover_the_prompt_sets_categories(tmp_path):
+    assert chapter_wording("", ["artist", "shape"]) is OUR_WORDING
+    data = OUR_WORDING.to_dict()
+    del data["concept"]["shape"], data["object"]["shape"]
+    data["object"] = {"artist": data["object"]["default"]}  # no default: landmark objects are missing
+    path = tmp_path / "authors.json"
+    path.write_text(json.dumps(data))
+    assert chapter_wording(str(path), ["artist"]).source == str(path)
+    with pytest.raises(WordingError, match=r"lacks concept questions for category 'shape'; object questions "
+                                           r"for category 'shape'; object questions for category 'landmark'"):
+        chapter_wording(str(path), ["shape", "artist", "landmark"])
+    with pytest.raises(FileNotFoundError, match="question file not found"):
+        chapter_wording(str(tmp_path / "none.json"), ["artist"])
 
 
 def test_prompt_words_are_matched_ignoring_case_and_spaces():
