@@ -57,9 +57,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dvdlib import verdicts
 from dvdlib.ablation import HeadAblation
 from dvdlib.generate import PipelineCall, generate
 from dvdlib.layers import CrossAttentionLayer, cross_attention_layers
+from dvdlib.questions import OUR_WORDING, Wording
 from dvdlib.recorder import ABLATION_KWARG, RECORD_KWARG, AttentionRecord, attention_instruments
 from dvdlib.score import score_folder
 from dvdlib.store import atomic_write_json, load_table, save_table
@@ -302,14 +304,15 @@ class HeadSweep:
     ``nm_word`` the partner); ``seeds`` are used for every prompt and condition. Images of a
     condition go to ``out_dir/<condition>/images/`` in the authors' layout. ``operator`` and ``factor``
     are :class:`HeadAblation`'s. ``judge`` is any :class:`dvdlib.judges.base.Judge`; it is given
-    ``judge_batch`` images per call. ``model``, ``steps``, ``guidance``, ``height``, ``width``
+    ``judge_batch`` images per call and asked the questions of ``wording``. ``model``, ``steps``, ``guidance``, ``height``, ``width``
     and ``batch_size`` go to :func:`dvdlib.generate.generate`.
     """
 
     def __init__(self, pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | Path, judge, *,
                  model: str, steps: int, guidance: float, height: int | None = None,
                  width: int | None = None, batch_size: int = 32, operator: str = "zero",
-                 factor: float | None = None, judge_batch: int = 32, progress: bool = False):
+                 factor: float | None = None, judge_batch: int = 32, wording: Wording = OUR_WORDING,
+                 progress: bool = False):
         self.pipe = pipe
         self.prompts = prompts.reset_index(drop=True)
         self.seeds = [int(s) for s in seeds]
@@ -321,6 +324,7 @@ class HeadSweep:
         self.generation = dict(model=model, steps=steps, guidance=guidance, height=height, width=width,
                                batch_size=batch_size)
         self.judge_batch = judge_batch
+        self.wording = wording
         self.progress = progress
         # The token positions of each prompt's concept, partner and words, found once (and checked
         # before any image is made: a phrase missing from its prompt fails here).
@@ -339,7 +343,7 @@ class HeadSweep:
         """
         return HeadSweep(self.pipe, self.prompts, seeds, out_dir, self.judge, **self.generation,
                          operator=self.operator, factor=self.factor, judge_batch=self.judge_batch,
-                         progress=self.progress)
+                         wording=self.wording, progress=self.progress)
 
     @property
     def total_heads(self) -> int:
@@ -350,6 +354,7 @@ class HeadSweep:
         return json.loads(json.dumps(dict(
             condition=asdict(condition), operator=self.operator, factor=self.factor,
             generation=self.generation, judge=getattr(self.judge, "name", type(self.judge).__name__),
+            wording=self.wording.to_dict(),
             prompts=self.prompts[["case_num", "content", "nm_word", "prompt"]].values.tolist(),
             seeds=self.seeds)))
 
@@ -378,7 +383,8 @@ class HeadSweep:
         generate(self.pipe, self.prompts, self.seeds, folder / "images", progress=self.progress,
                  hook=self._hook(condition, attention), **self.generation)
         scored = score_folder(folder / "images", self.prompts, self.judge, folder / "answers.csv",
-                              images_per_call=self.judge_batch, progress=self.progress)
+                              wording=self.wording, images_per_call=self.judge_batch,
+                              progress=self.progress)
         images = self._image_rows(condition, scored, attention)
         heads = self._head_rows(condition, attention)
         save_table(images, folder / "images.csv")
@@ -608,54 +614,40 @@ def heads_to_halve(curve_table: pd.DataFrame, baseline_dvd: float, order: str) -
 # --------------------------------------------------------------------------------------------
 # What the sweep says about the paper's finding
 
-VERDICTS = ("supported", "not supported", "inconclusive")
-FEW_HEADS = 0.25  # fewer than this fraction of all heads halving DvD counts as "a few heads"
+SET_FAMILIES = ("ranked", "random", "all heads", "concept tokens")
 
 
-@dataclass(frozen=True)
-class Findings:
-    """The numbers a head-ablation chapter reports, and our verdict on the paper's finding 3.
+def direction(low: float, high: float) -> str:
+    """``raises`` / ``lowers`` when a paired interval of a change lies above / below 0, else
+    ``no clear change``."""
+    if low > 0:
+        return "raises"
+    if high < 0:
+        return "lowers"
+    return "no clear change"
 
-    The rule (ours), in order:
 
-    1. "inconclusive" unless there is dominance to remove (the baseline's DvD interval lies
-       above 0) and an upper bound (every head, or the concept's tokens removed) halves it;
-    2. "not supported" if the ranked order halves DvD with fewer than :data:`FEW_HEADS` of all
-       heads, or if the strongest single head (the largest drop) halves DvD with a paired
-       interval of the change that excludes 0;
-    3. "inconclusive" if the strongest head halves DvD but its interval includes 0;
-    4. else "supported": no single head halves DvD, and the ranked order needs many heads.
+def effects(summary: pd.DataFrame, families: Sequence[str]) -> pd.DataFrame:
+    """The rows of ``families`` in a :func:`summarise` table, with each DvD change's ``direction``
+    and the presence of both sides next to it (so a drop that deletes the concept shows)."""
+    rows = summary[summary["family"].isin(families)].copy()
+    rows["direction"] = [direction(lo, hi) for lo, hi in
+                         zip(rows["dvd_score_change_low"], rows["dvd_score_change_high"])]
+    columns = ["condition", "family", "label", "n_heads", "draw", "n_images", "dvd_score", "dvd_score_low",
+               "dvd_score_high", "dvd_score_change", "dvd_score_change_low", "dvd_score_change_high",
+               "direction", "concept_present", "partner_present", "concept_present_change",
+               "partner_present_change"]
+    return rows[columns].reset_index(drop=True)
 
-    The largest of many noisy drops overstates its head's effect (the winner's curse), so when a
-    ``confirmation`` (the same head and the baseline re-measured on fresh seeds) is given, the
-    re-measured DvD and interval decide steps 2 and 3.
-    """
 
-    baseline_dvd: float
-    baseline_low: float
-    baseline_high: float
-    total_heads: int
-    single_heads: int
-    outside_interval: int  # single heads whose DvD lies outside the baseline interval
-    paired_drops: int  # single heads whose paired DvD change is below 0 with an interval excluding 0
-    strongest: str  # the condition whose single head lowers DvD most
-    strongest_label: str
-    strongest_change: float
-    strongest_change_low: float
-    strongest_change_high: float
-    single_head_halves: bool  # the strongest head's DvD is at most half the baseline's
-    single_head_certain: bool  # ... and the paired interval of its change excludes 0
-    heads_to_halve_ranked: int | None
-    heads_to_halve_random: dict[str, int | None]
-    all_heads_dvd: float
-    concept_tokens_dvd: float
-    verdict: str
-    # The strongest head and the baseline re-measured on fresh seeds (NaN without a confirmation).
-    confirmed_baseline_dvd: float = float("nan")
-    confirmed_dvd: float = float("nan")
-    confirmed_change: float = float("nan")
-    confirmed_change_low: float = float("nan")
-    confirmed_change_high: float = float("nan")
+def describe_effect(row, concept_word: str = "concept", change: bool = True) -> str:
+    """One condition's DvD with its interval, the change (signed, paired interval) and presence."""
+    text = f"DvD {row['dvd_score']:.1f} [{row['dvd_score_low']:.1f}, {row['dvd_score_high']:.1f}]"
+    if change:
+        text += (f", change {row['dvd_score_change']:+.1f} [{row['dvd_score_change_low']:+.1f}, "
+                 f"{row['dvd_score_change_high']:+.1f}]")
+    return (text + f"; {concept_word} present in {row['concept_present']:.0%}, partner in "
+            f"{row['partner_present']:.0%}")
 
 
 def strongest_single_head(summary: pd.DataFrame) -> pd.Series:
@@ -668,11 +660,108 @@ def strongest_single_head(summary: pd.DataFrame) -> pd.Series:
     return singles.sort_values("dvd_score_change", kind="stable").iloc[0]
 
 
+def largest_single_head(summary: pd.DataFrame) -> pd.Series:
+    """The summary row of the single head whose ablation changes DvD most in absolute value, in
+    either direction (ties go to the head first in the summary)."""
+    singles = summary[summary["family"] == "single head"]
+    if singles.empty:
+        raise ValueError("the summary holds no single-head conditions")
+    return singles.loc[singles["dvd_score_change"].abs().sort_values(ascending=False, kind="stable").index[0]]
+
+
+def stated_test(removal_fraction: float = 0.5, min_baseline_dvd: float = 0.0, confidence: float = 0.95,
+                *, check: bool = True) -> str:
+    """The chapter's test of finding 3 in words, before any number (the criteria are checked)."""
+    if check:
+        check_criteria(removal_fraction, min_baseline_dvd, confidence)
+    level = f"{confidence * 100:g} %"
+    return (f"A head *removes the dominance* when ablating it lowers DvD by at least {removal_fraction:.0%} "
+            f"of the baseline's. Finding 3 (no single head removes the dominance) is **supported** when "
+            f"the {level} paired interval of the DvD change of the head that lowers DvD most, re-measured "
+            f"on fresh seeds, lies above -{removal_fraction:g} x baseline DvD; **contradicted** when it lies "
+            f"below; **inconclusive** when it contains that bound. It is **not testable** unless the "
+            f"baseline's DvD interval lies above {min_baseline_dvd:g} (there is dominance to remove) and "
+            f"ablating every head or removing the concept's tokens lowers DvD (paired interval below 0: "
+            f"the test can see a removal). A head (or a set of heads) *changes* DvD when the paired "
+            f"interval of its change excludes 0, in either direction; heads and sets that raise DvD are "
+            f"reported next to those that lower it, but only the single-head test decides the verdict.")
+
+
+def check_criteria(removal_fraction: float, min_baseline_dvd: float, confidence: float) -> None:
+    """Raise a ValueError naming a verdict criterion outside its range."""
+    verdicts.check_fraction("removal_fraction", removal_fraction, include_high=True)
+    verdicts.check_bound(min_baseline_dvd, "min_baseline_dvd")
+    if not 0 <= min_baseline_dvd < 100:
+        raise ValueError(f"min_baseline_dvd must be in [0, 100), got {min_baseline_dvd!r}")
+    verdicts.check_confidence(confidence)
+
+
+@dataclass(frozen=True)
+class Findings:
+    """The numbers a head-ablation chapter reports, and the verdict on the paper's finding 3.
+
+    The verdict is :func:`dvdlib.verdicts.decide` on the test of :func:`stated_test`. The largest
+    of many noisy drops overstates its head's effect (the winner's curse), so when a
+    ``confirmation`` (the same head and the baseline re-measured on fresh seeds) is given, its
+    paired interval decides; without one, the interval on the seeds that selected the head does.
+    """
+
+    baseline_dvd: float
+    baseline_low: float
+    baseline_high: float
+    baseline_concept_present: float
+    baseline_partner_present: float
+    total_heads: int
+    single_heads: int
+    outside_interval: int  # single heads whose DvD lies outside the baseline interval
+    heads_raising: tuple[str, ...]  # single heads whose paired DvD change lies above 0
+    heads_lowering: tuple[str, ...]  # ... below 0
+    largest_label: str  # the single head whose DvD change is largest in absolute value
+    largest_change: float  # signed
+    largest_change_low: float
+    largest_change_high: float
+    largest_concept_present: float
+    largest_partner_present: float
+    strongest: str  # the condition whose single head lowers DvD most
+    strongest_label: str
+    strongest_change: float
+    strongest_change_low: float
+    strongest_change_high: float
+    sets: pd.DataFrame = field(repr=False, compare=False)  # effects() of the head sets and upper bounds
+    heads_to_halve_ranked: int | None = None
+    heads_to_halve_random: dict = field(default_factory=dict)
+    all_heads_dvd: float = float("nan")
+    concept_tokens_dvd: float = float("nan")
+    verdict: verdicts.Verdict | None = None
+    # The strongest head and the baseline re-measured on fresh seeds (NaN without a confirmation).
+    confirmed_baseline_dvd: float = float("nan")
+    confirmed_dvd: float = float("nan")
+    confirmed_change: float = float("nan")
+    confirmed_change_low: float = float("nan")
+    confirmed_change_high: float = float("nan")
+    confirmed_concept_present: float = float("nan")
+    confirmed_partner_present: float = float("nan")
+    confirmed_baseline_concept_present: float = float("nan")
+    confirmed_baseline_partner_present: float = float("nan")
+
+    @property
+    def sets_raising(self) -> int:
+        return int((self.sets["direction"] == "raises").sum())
+
+    @property
+    def sets_lowering(self) -> int:
+        return int((self.sets["direction"] == "lowers").sum())
+
+
 def findings(summary: pd.DataFrame, total_heads: int, confirmation: pd.DataFrame | None = None,
-             baseline_name: str = BASELINE) -> Findings:
+             baseline_name: str = BASELINE, *, removal_fraction: float = 0.5, min_baseline_dvd: float = 0.0,
+             confidence: float = 0.95) -> Findings:
     """The :class:`Findings` of a summary holding the baseline, single heads, the cumulative
     orders, ``all_heads`` and ``concept_tokens``; ``confirmation`` is the summary of the
-    baseline and the strongest single head on fresh seeds (see :meth:`HeadSweep.with_seeds`)."""
+    baseline and the strongest single head on fresh seeds (see :meth:`HeadSweep.with_seeds`).
+    ``removal_fraction``, ``min_baseline_dvd`` and ``confidence`` are the test's criteria
+    (:func:`stated_test`); ``confidence`` names the level the summaries' intervals were made at."""
+    check_criteria(removal_fraction, min_baseline_dvd, confidence)
     table = summary.set_index("condition")
     needed = [baseline_name, "all_heads", "concept_tokens"]
     missing = [name for name in needed if name not in table.index]
@@ -681,47 +770,158 @@ def findings(summary: pd.DataFrame, total_heads: int, confirmation: pd.DataFrame
         raise ValueError(f"findings need the conditions {', '.join(needed)} and single heads; missing: "
                          f"{', '.join(missing + ([] if len(singles) else ['single heads']))}")
     base = table.loc[baseline_name]
-    half = base["dvd_score"] / 2
-    strongest = strongest_single_head(summary)
+    strongest, largest = strongest_single_head(summary), largest_single_head(summary)
+    label = lambda row: str(row["label"]).removeprefix("head ")  # noqa: E731
     curves = curve(summary, baseline_name) if summary["family"].isin(["ranked", "random"]).any() else None
     orders = [] if curves is None else sorted(curves["order"].unique())
     halve = {order: heads_to_halve(curves, base["dvd_score"], order) for order in orders}
     ranked = halve.pop("ranked", None)
-    single_halves = bool(strongest["dvd_score"] <= half)
-    single_certain = bool(strongest["dvd_score_change_high"] < 0)
+    tested = strongest
     confirmed = {}
     if confirmation is not None:
         again = confirmation.set_index("condition")
         if strongest["condition"] not in again.index or baseline_name not in again.index:
             raise ValueError(f"the confirmation must hold {baseline_name!r} and the strongest head "
                              f"{strongest['condition']!r}; it holds {', '.join(again.index)}")
-        head, fresh_base = again.loc[strongest["condition"]], again.loc[baseline_name]
-        single_halves = bool(head["dvd_score"] <= fresh_base["dvd_score"] / 2)
-        single_certain = bool(head["dvd_score_change_high"] < 0)
+        tested, fresh_base = again.loc[strongest["condition"]], again.loc[baseline_name]
         confirmed = dict(confirmed_baseline_dvd=float(fresh_base["dvd_score"]),
-                         confirmed_dvd=float(head["dvd_score"]),
-                         confirmed_change=float(head["dvd_score_change"]),
-                         confirmed_change_low=float(head["dvd_score_change_low"]),
-                         confirmed_change_high=float(head["dvd_score_change_high"]))
-    sensitive = base["dvd_score_low"] > 0 and min(
-        table.loc["all_heads", "dvd_score"], table.loc["concept_tokens", "dvd_score"]) <= half
-    few = ranked is not None and ranked < FEW_HEADS * total_heads
-    if not sensitive:
-        verdict = "inconclusive"
-    elif few or (single_halves and single_certain):
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive" if single_halves else "supported"
+                         confirmed_dvd=float(tested["dvd_score"]),
+                         confirmed_change=float(tested["dvd_score_change"]),
+                         confirmed_change_low=float(tested["dvd_score_change_low"]),
+                         confirmed_change_high=float(tested["dvd_score_change_high"]),
+                         confirmed_concept_present=float(tested["concept_present"]),
+                         confirmed_partner_present=float(tested["partner_present"]),
+                         confirmed_baseline_concept_present=float(fresh_base["concept_present"]),
+                         confirmed_baseline_partner_present=float(fresh_base["partner_present"]))
+    bounds = table.loc[["all_heads", "concept_tokens"]]
+    best_bound = bounds["dvd_score_change_high"].min()
+    requirements = [
+        verdicts.Requirement(f"dominance to remove: the baseline's DvD interval above {min_baseline_dvd:g}",
+                             base["dvd_score_low"] > min_baseline_dvd,
+                             f"the baseline's DvD is {base['dvd_score']:.1f} [{base['dvd_score_low']:.1f}, "
+                             f"{base['dvd_score_high']:.1f}]"),
+        verdicts.Requirement("an upper bound that lowers DvD: every head ablated, or the concept's tokens "
+                             "removed, with a paired interval of the change below 0",
+                             best_bound < 0, f"the upper bounds' changes reach up to "
+                             f"{best_bound:+.1f} at their interval's upper end"),
+    ]
+    test = verdicts.Test(
+        finding="finding 3", claim="ablating any single head does not remove the dominance",
+        measure=(f"the DvD change when head {label(strongest)} (the largest drop) is ablated"
+                 + (", re-measured on fresh seeds" if confirmation is not None else "")),
+        side="above", bound=-removal_fraction * float(base["dvd_score"]), confidence=confidence)
+    verdict = verdicts.decide(test, (tested["dvd_score_change"], tested["dvd_score_change_low"],
+                                     tested["dvd_score_change_high"]), requirements)
+    moved = singles.assign(direction=[direction(lo, hi) for lo, hi in
+                                      zip(singles["dvd_score_change_low"], singles["dvd_score_change_high"])])
     return Findings(
         baseline_dvd=float(base["dvd_score"]), baseline_low=float(base["dvd_score_low"]),
-        baseline_high=float(base["dvd_score_high"]), total_heads=int(total_heads),
+        baseline_high=float(base["dvd_score_high"]),
+        baseline_concept_present=float(base["concept_present"]),
+        baseline_partner_present=float(base["partner_present"]), total_heads=int(total_heads),
         single_heads=len(singles), outside_interval=int(singles["dvd_outside"].sum()),
-        paired_drops=int((singles["dvd_change_excludes_zero"] & (singles["dvd_score_change"] < 0)).sum()),
-        strongest=str(strongest["condition"]), strongest_label=str(strongest["label"]).removeprefix("head "),
+        heads_raising=tuple(label(r) for _, r in moved[moved["direction"] == "raises"].iterrows()),
+        heads_lowering=tuple(label(r) for _, r in moved[moved["direction"] == "lowers"].iterrows()),
+        largest_label=label(largest), largest_change=float(largest["dvd_score_change"]),
+        largest_change_low=float(largest["dvd_score_change_low"]),
+        largest_change_high=float(largest["dvd_score_change_high"]),
+        largest_concept_present=float(largest["concept_present"]),
+        largest_partner_present=float(largest["partner_present"]),
+        strongest=str(strongest["condition"]), strongest_label=label(strongest),
         strongest_change=float(strongest["dvd_score_change"]),
         strongest_change_low=float(strongest["dvd_score_change_low"]),
         strongest_change_high=float(strongest["dvd_score_change_high"]),
-        single_head_halves=single_halves, single_head_certain=single_halves and single_certain,
-        heads_to_halve_ranked=ranked, heads_to_halve_random=halve,
+        sets=effects(summary, SET_FAMILIES), heads_to_halve_ranked=ranked, heads_to_halve_random=halve,
         all_heads_dvd=float(table.loc["all_heads", "dvd_score"]),
         concept_tokens_dvd=float(table.loc["concept_tokens", "dvd_score"]), verdict=verdict, **confirmed)
+
+
+def _heads_text(labels: Sequence[str], limit: int = 6) -> str:
+    shown = ", ".join(labels[:limit]) + (f" and {len(labels) - limit} more" if len(labels) > limit else "")
+    return f" ({shown})" if labels else ""
+
+
+def report(found: Findings, concept_word: str = "concept") -> list[str]:
+    """The chapter's closing paragraphs (Markdown): the verdict first, then the effects in both
+    directions, each DvD with its interval and the presence of both sides."""
+    if found.verdict is None:
+        raise ValueError("these findings carry no verdict")
+    lines = [found.verdict.markdown()]
+    baseline = (f"The baseline has DvD {found.baseline_dvd:.1f} [{found.baseline_low:.1f}, "
+                f"{found.baseline_high:.1f}]; the {concept_word} is present in "
+                f"{found.baseline_concept_present:.0%} of its images and the partner in "
+                f"{found.baseline_partner_present:.0%}.")
+    lines.append(
+        f"{baseline} Of the {found.single_heads} single heads, **{len(found.heads_raising)} raise DvD**"
+        f"{_heads_text(found.heads_raising)} and **{len(found.heads_lowering)} lower it**"
+        f"{_heads_text(found.heads_lowering)} (paired interval of the change above or below 0); "
+        f"{found.outside_interval} move it outside the baseline's interval. The largest change in "
+        f"absolute value comes from head {found.largest_label}: **{found.largest_change:+.1f}** "
+        f"[{found.largest_change_low:+.1f}, {found.largest_change_high:+.1f}], with the {concept_word} "
+        f"present in {found.largest_concept_present:.0%} and the partner in "
+        f"{found.largest_partner_present:.0%} of its images.")
+    drop = (f"The largest drop comes from head {found.strongest_label}: {found.strongest_change:+.1f} "
+            f"[{found.strongest_change_low:+.1f}, {found.strongest_change_high:+.1f}] on the seeds that "
+            "selected it")
+    if np.isfinite(found.confirmed_change):
+        drop += (f", {found.confirmed_change:+.1f} [{found.confirmed_change_low:+.1f}, "
+                 f"{found.confirmed_change_high:+.1f}] on fresh seeds (baseline there "
+                 f"{found.confirmed_baseline_dvd:.1f}; {concept_word} present "
+                 f"{found.confirmed_baseline_concept_present:.0%} -> {found.confirmed_concept_present:.0%}, "
+                 f"partner {found.confirmed_baseline_partner_present:.0%} -> "
+                 f"{found.confirmed_partner_present:.0%})")
+    lines.append(drop + ".")
+    groups = found.sets[found.sets["family"].isin(["ranked", "random"])]
+    if len(groups):
+        lines.append(
+            f"Of {len(groups)} sets of heads ablated together, {int((groups['direction'] == 'raises').sum())} "
+            f"raise DvD and {int((groups['direction'] == 'lowers').sum())} lower it: "
+            + "; ".join(f"{row['label']}: {describe_effect(row, concept_word)} ({row['direction']})"
+                        for _, row in groups.iterrows()) + ".")
+    bounds = found.sets[found.sets["family"].isin(["all heads", "concept tokens"])]
+    lines.append("Upper bounds: " + "; ".join(
+        f"{row['label']}: {describe_effect(row, concept_word)} ({row['direction']})"
+        for _, row in bounds.iterrows()) + ".")
+    return lines
+
+
+def summary_text(found: Findings, model: str, concept_word: str = "concept") -> str:
+    """The landing page's sentence on finding 3: effects in both directions, then the verdict."""
+    groups = found.sets[found.sets["family"].isin(["ranked", "random"])]
+    bounds = found.sets.set_index("condition")
+    return (
+        f"On `{model}` ({found.total_heads} cross-attention heads), the baseline DvD is "
+        f"{found.baseline_dvd:.1f} [{found.baseline_low:.1f}, {found.baseline_high:.1f}] ({concept_word} present "
+        f"in {found.baseline_concept_present:.0%} of images, partner in {found.baseline_partner_present:.0%}). "
+        f"Ablated one at a time, {len(found.heads_raising)} heads raise DvD and {len(found.heads_lowering)} "
+        f"lower it (paired intervals excluding 0); the largest change is {found.largest_change:+.1f} "
+        f"[{found.largest_change_low:+.1f}, {found.largest_change_high:+.1f}] (head {found.largest_label}; "
+        f"partner present in {found.largest_partner_present:.0%}). Of {len(groups)} sets of heads, "
+        f"{int((groups['direction'] == 'raises').sum())} raise DvD and "
+        f"{int((groups['direction'] == 'lowers').sum())} lower it; every head ablated gives DvD "
+        f"{describe_effect(bounds.loc['all_heads'], concept_word, change=False)}, and the {concept_word}'s "
+        f"tokens removed {describe_effect(bounds.loc['concept_tokens'], concept_word, change=False)}. "
+        + found.verdict.plain())
+
+
+def headline(found: Findings) -> tuple[dict, dict]:
+    """``(values, texts)`` for :func:`dvdlib.headlines.save` (NaN values are left out)."""
+    values = {
+        "baseline_dvd": found.baseline_dvd, "baseline_dvd_low": found.baseline_low,
+        "baseline_dvd_high": found.baseline_high, "heads": found.total_heads,
+        "heads_raising_dvd": len(found.heads_raising), "heads_lowering_dvd": len(found.heads_lowering),
+        "single_heads_outside_interval": found.outside_interval,
+        "largest_single_head_change": found.largest_change,
+        "largest_single_head_change_low": found.largest_change_low,
+        "largest_single_head_change_high": found.largest_change_high,
+        "largest_drop": found.strongest_change, "largest_drop_fresh_seeds": found.confirmed_change,
+        "sets_raising_dvd": found.sets_raising, "sets_lowering_dvd": found.sets_lowering,
+        "all_heads_dvd": found.all_heads_dvd, "concept_tokens_removed_dvd": found.concept_tokens_dvd,
+    }
+    if found.heads_to_halve_ranked is not None:
+        values["heads_to_halve_ranked"] = found.heads_to_halve_ranked
+    values.update({f"heads_to_halve_{name}": n for name, n in found.heads_to_halve_random.items()
+                   if n is not None})
+    verdict_values, texts = found.verdict.headline("verdict")
+    values = {k: v for k, v in {**values, **verdict_values}.items() if np.isfinite(v)}
+    return values, {**texts, "largest_single_head": found.largest_label}

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dvdlib import headsweep as hs
+from dvdlib import verdicts
 from dvdlib.bench import builtin_prompts
 from dvdlib.focus import concept_share
 from dvdlib.layers import cross_attention_layers
@@ -283,32 +284,65 @@ def test_strongest_head_ties_go_to_the_first_head_everywhere():
 
 def test_findings_verdicts():
     found = hs.findings(_summary([58, 50], {7: 40, 14: 25}, all_heads=10, tokens=5), total_heads=28)
-    assert found.verdict == "supported" and found.heads_to_halve_ranked == 14
+    assert found.verdict.word == "supported" and found.heads_to_halve_ranked == 14
     assert found.strongest == "head_x_1" and found.strongest_change == pytest.approx(-10)
-    assert found.outside_interval == 2 and found.paired_drops == 2 and not found.single_head_halves
-    # A few ranked heads halve it (3 < 25 % of 28), or one head does: not supported.
-    assert hs.findings(_summary([58], {3: 20}, 10, 5), 28).verdict == "not supported"
-    assert hs.findings(_summary([25], {7: 40}, 10, 5), 28).verdict == "not supported"
+    assert found.verdict.test.bound == pytest.approx(-30)  # half the baseline of 60
+    assert found.outside_interval == 2 and found.heads_lowering == ("head_x_0", "head_x_1")
+    assert found.heads_raising == () and (found.sets_lowering, found.sets_raising) == (4, 0)
+    # One head removes more than half of the dominance: contradicted.
+    assert hs.findings(_summary([25], {7: 40}, 10, 5), 28).verdict.word == "contradicted"
     # Re-measured on fresh seeds, the strongest head decides: here its drop does not hold up.
     fresh = hs.summarise(pd.concat([_images("baseline", "baseline", np.full((3, 2), 50.0)),
                                     _images("head_x_0", "single head", np.full((3, 2), 45.0), n_heads=1)]),
                          n_resamples=50)
     found = hs.findings(_summary([25], {7: 40}, 10, 5), 28, confirmation=fresh)
-    assert found.verdict == "supported" and not found.single_head_halves
+    assert found.verdict.word == "supported" and "re-measured on fresh seeds" in found.verdict.test.measure
     assert (found.confirmed_baseline_dvd, found.confirmed_dvd, found.confirmed_change) == (50, 45, -5)
-    # It halves DvD again, but one prompt of three goes the other way: the interval includes 0.
+    # One prompt of three goes the other way on fresh seeds: the interval contains the bound.
     mixed = hs.summarise(pd.concat([
         _images("baseline", "baseline", np.full((3, 2), 50.0)),
         _images("head_x_0", "single head", np.array([[0.0, 0.0], [0.0, 0.0], [60.0, 60.0]]), n_heads=1)]),
         n_resamples=500)
-    found = hs.findings(_summary([25], {7: 40}, 10, 5), 28, confirmation=mixed)
-    assert found.single_head_halves and not found.single_head_certain and found.verdict == "inconclusive"
+    assert hs.findings(_summary([25], {7: 40}, 10, 5), 28, confirmation=mixed).verdict.word == "inconclusive"
     with pytest.raises(ValueError, match="strongest head 'head_x_1'"):
         hs.findings(_summary([58, 50], {7: 40}, 10, 5), 28, confirmation=fresh)
-    # Nothing halves DvD, not even the upper bounds: the test cannot tell.
-    assert hs.findings(_summary([58], {7: 50}, 40, 45), 28).verdict == "inconclusive"
+    # No upper bound lowers DvD: the test could not see a removal.
+    found = hs.findings(_summary([58], {7: 50}, 60, 60), 28)
+    assert found.verdict.word == "not testable" and "upper bound" in found.verdict.reason
     # No dominance in the baseline: nothing to remove, whatever the heads do.
-    assert hs.findings(_summary([0], {7: 0}, 0, 0, baseline=0.0), 28).verdict == "inconclusive"
+    found = hs.findings(_summary([0], {7: 0}, 0, 0, baseline=0.0), 28)
+    assert found.verdict.word == "not testable" and "baseline's DvD is 0.0 [0.0, 0.0]" in found.verdict.reason
     with pytest.raises(ValueError, match="missing: concept_tokens"):
         summary = _summary([58], {7: 50}, 40, 45)
         hs.findings(summary[summary["condition"] != "concept_tokens"], 28)
+
+
+def test_findings_report_effects_in_both_directions():
+    summary = _summary([58, 95, 60], {3: 80, 7: 40}, all_heads=10, tokens=5)
+    found = hs.findings(summary, 28)
+    assert found.heads_raising == ("head_x_1",) and found.heads_lowering == ("head_x_0",)
+    assert found.largest_label == "head_x_1" and found.largest_change == pytest.approx(35)  # signed
+    assert found.strongest_label == "head_x_0" and found.verdict.word == "supported"
+    assert (found.sets_raising, found.sets_lowering) == (1, 3)
+    assert list(found.sets["direction"]) == ["lowers", "lowers", "raises", "lowers"]
+    values, texts = hs.headline(found)
+    assert (values["heads_raising_dvd"], values["heads_lowering_dvd"]) == (1, 1)
+    assert values["largest_single_head_change"] == pytest.approx(35) and texts["verdict"] == "supported"
+    text = "\n".join(hs.report(found, "circle"))
+    assert "**1 raise DvD** (head_x_1)" in text and "**+35.0** [+35.0, +35.0]" in text
+    assert "partner present in 0%" not in text and "partner in 0%" in text
+    page = hs.summary_text(found, "toy:k1", "circle")
+    assert verdicts.check_headline({"values": values, "texts": {**texts, "summary": page}}) == []
+
+
+@pytest.mark.parametrize("criteria, message", [
+    (dict(removal_fraction=0), r"removal_fraction must be in \(0, 1\], got 0"),
+    (dict(removal_fraction=1.5), r"removal_fraction must be in \(0, 1\], got 1.5"),
+    (dict(confidence=1), r"confidence must be in \(0, 1\), got 1"),
+    (dict(min_baseline_dvd=-5), r"min_baseline_dvd must be in \[0, 100\), got -5"),
+])
+def test_findings_criteria_are_checked(criteria, message):
+    with pytest.raises(ValueError, match=message):
+        hs.findings(_summary([58], {7: 50}, 10, 5), 28, **criteria)
+    with pytest.raises(ValueError, match=message):
+        hs.stated_test(**{"removal_fraction": 0.5, "min_baseline_dvd": 0.0, "confidence": 0.95, **criteria})
