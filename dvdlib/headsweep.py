@@ -646,8 +646,8 @@ def describe_effect(row, concept_word: str = "concept", change: bool = True) -> 
     if change:
         text += (f", change {row['dvd_score_change']:+.1f} [{row['dvd_score_change_low']:+.1f}, "
                  f"{row['dvd_score_change_high']:+.1f}]")
-    return (text + f"; {concept_word} present in {row['concept_present']:.0%}, partner in "
-            f"{row['partner_present']:.0%}")
+    return (text + f" ({concept_word} present in {row['concept_present']:.0%}, partner in "
+            f"{row['partner_present']:.0%})")
 
 
 def strongest_single_head(summary: pd.DataFrame) -> pd.Series:
@@ -807,8 +807,8 @@ def findings(summary: pd.DataFrame, total_heads: int, confirmation: pd.DataFrame
     ]
     test = verdicts.Test(
         finding="finding 3", claim="ablating any single head does not remove the dominance",
-        measure=(f"the DvD change when head {label(strongest)} (the largest drop) is ablated"
-                 + (", re-measured on fresh seeds" if confirmation is not None else "")),
+        measure=(f"the DvD change from ablating head {label(strongest)} (the largest drop)"
+                 + (" on fresh seeds" if confirmation is not None else "")),
         side="above", bound=-removal_fraction * float(base["dvd_score"]), confidence=confidence)
     verdict = verdicts.decide(test, (tested["dvd_score_change"], tested["dvd_score_change_low"],
                                      tested["dvd_score_change_high"]), requirements)
@@ -876,11 +876,11 @@ def report(found: Findings, concept_word: str = "concept") -> list[str]:
         lines.append(
             f"Of {len(groups)} sets of heads ablated together, {int((groups['direction'] == 'raises').sum())} "
             f"raise DvD and {int((groups['direction'] == 'lowers').sum())} lower it: "
-            + "; ".join(f"{row['label']}: {describe_effect(row, concept_word)} ({row['direction']})"
+            + "; ".join(f"{row['label']}: {describe_effect(row, concept_word)}, {row['direction']}"
                         for _, row in groups.iterrows()) + ".")
     bounds = found.sets[found.sets["family"].isin(["all heads", "concept tokens"])]
     lines.append("Upper bounds: " + "; ".join(
-        f"{row['label']}: {describe_effect(row, concept_word)} ({row['direction']})"
+        f"{row['label']}: {describe_effect(row, concept_word)}, {row['direction']}"
         for _, row in bounds.iterrows()) + ".")
     return lines
 
@@ -898,9 +898,9 @@ def summary_text(found: Findings, model: str, concept_word: str = "concept") -> 
         f"[{found.largest_change_low:+.1f}, {found.largest_change_high:+.1f}] (head {found.largest_label}; "
         f"partner present in {found.largest_partner_present:.0%}). Of {len(groups)} sets of heads, "
         f"{int((groups['direction'] == 'raises').sum())} raise DvD and "
-        f"{int((groups['direction'] == 'lowers').sum())} lower it; every head ablated gives DvD "
+        f"{int((groups['direction'] == 'lowers').sum())} lower it; every head ablated gives "
         f"{describe_effect(bounds.loc['all_heads'], concept_word, change=False)}, and the {concept_word}'s "
-        f"tokens removed {describe_effect(bounds.loc['concept_tokens'], concept_word, change=False)}. "
+        f"tokens removed give {describe_effect(bounds.loc['concept_tokens'], concept_word, change=False)}. "
         + found.verdict.plain())
 
 

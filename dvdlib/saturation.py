@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dvdlib import verdicts
 from dvdlib.focus import concept_share, map_concentration, saturation_step
 from dvdlib.generate import BatchHook, PipelineCall, generate
 from dvdlib.layers import layers_frame
@@ -587,10 +588,11 @@ def prompt_summary(summary: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def mean_interval(values, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+def mean_interval(values, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+                  ) -> tuple[float, float, float]:
     """Mean and percentile bootstrap interval of ``values`` (as :func:`dvdlib.score.bootstrap_ci`)."""
     values = np.asarray(values, dtype=float)
-    low, high = bootstrap_ci(values, n_resamples=n_resamples, seed=seed)
+    low, high = bootstrap_ci(values, n_resamples=n_resamples, seed=seed, confidence=confidence)
     return float(values.mean()), low, high
 
 
@@ -728,3 +730,67 @@ def token_map_example(result: ConditionResult, prompt: str, seed: int,
                                row["nm_word"]),
             "words": {"concept": row["content"], "other": row["nm_word"]},
             "map_steps": record.map_steps}
+
+
+# --------------------------------------------------------------------------------------------
+# What the run says about finding 2: two tests, decided apart
+
+
+def check_criteria(early_fraction: float, threshold: float, saturation_by: float, majority: float,
+                   min_dvd: float, confidence: float) -> None:
+    """Raise a ValueError naming a test criterion outside its range (before any model runs)."""
+    verdicts.check_fraction("early_fraction", early_fraction, include_high=True)
+    verdicts.check_threshold(threshold, "saturation_threshold (tau)")
+    verdicts.check_fraction("saturation_by", saturation_by, include_high=True)
+    verdicts.check_fraction("majority", majority)
+    verdicts.check_bound(min_dvd, "min_dvd")
+    if not 0 <= min_dvd < 100:
+        raise ValueError(f"min_dvd must be in [0, 100), got {min_dvd!r}")
+    verdicts.check_confidence(confidence)
+
+
+def stated_tests(steps: int, early_fraction: float, threshold: float, saturation_by: float,
+                 majority: float, min_dvd: float, confidence: float) -> str:
+    """The chapter's two tests of finding 2 in words, before any number (the criteria are checked)."""
+    check_criteria(early_fraction, threshold, saturation_by, majority, min_dvd, confidence)
+    early, window = early_steps_for(steps, early_fraction), early_steps_for(steps, saturation_by)
+    level = f"{confidence * 100:g} %"
+    return (f"**Early bias** holds when the {level} interval of the dominant concept's mean pair share over "
+            f"the first {early} of {steps} steps lies above 0.5 (contradicted below 0.5). **Saturation** "
+            f"holds when the {level} interval of the share of images *saturated* within the first {window} "
+            f"steps lies above {majority:g}, an image being saturated from step $s$ when its pair share "
+            f"stays at or above tau = {threshold:g} from $s$ to the last step (contradicted when the "
+            f"interval lies below {majority:g}). Both are inconclusive when the interval contains the "
+            f"bound, and not testable unless the dominated condition shows dominance to explain (its DvD "
+            f"interval above {min_dvd:g}). The two are decided apart: an early bias without saturation is "
+            "reported as such.")
+
+
+def finding_verdicts(summary: pd.DataFrame, condition: str, concept_name: str, *, early_steps: int,
+                     saturation_window: int, threshold: float, majority: float = 0.5, min_dvd: float = 0.0,
+                     confidence: float = 0.95, n_resamples: int = 2000) -> dict[str, verdicts.Verdict]:
+    """``early_bias_verdict`` and ``saturation_verdict`` on ``condition``'s images of an
+    :func:`image_summary` table (see :func:`stated_tests`); intervals resample images."""
+    check_criteria(0.5, threshold, 0.5, majority, min_dvd, confidence)
+    part = summary[summary["condition"] == condition]
+    if part.empty:
+        raise ValueError(f"no images of condition {condition!r}; conditions: "
+                         f"{', '.join(map(str, summary['condition'].unique()))}")
+    options = dict(n_resamples=n_resamples, confidence=confidence)
+    dvd = mean_interval(part["dvd_score"], **options)
+    dominance = verdicts.Requirement(
+        f"dominance to explain: the DvD interval of {condition} above {min_dvd:g}", dvd[1] > min_dvd,
+        f"its DvD is {verdicts.Interval.of(dvd).text()}")
+    early = verdicts.Test("finding 2 (early bias)",
+                          f"{concept_name} draws more than half of the pair's attention in the first "
+                          f"{early_steps} steps", f"the mean early pair share on {condition}", "above", 0.5,
+                          confidence, digits=2)
+    saturated = verdicts.Test("finding 2 (saturation)",
+                              f"{concept_name}'s pair share saturates at tau = {threshold:g} within the first "
+                              f"{saturation_window} steps in most images",
+                              f"the share of images of {condition} saturated within the first "
+                              f"{saturation_window} steps", "above", majority, confidence, digits=2)
+    within = (part["saturation_step"] < saturation_window).astype(float)
+    return {"early_bias_verdict": verdicts.decide(early, mean_interval(part["early_share"], **options),
+                                                  [dominance]),
+            "saturation_verdict": verdicts.decide(saturated, mean_interval(within, **options), [dominance])}

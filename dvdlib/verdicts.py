@@ -183,7 +183,7 @@ class Verdict:
     @property
     def sentence(self) -> str:
         """The verdict's sentence, opening with :data:`OPENINGS` of its word."""
-        return f"{OPENINGS[self.word]} {self.test.finding} ({self.test.claim})"
+        return f"{OPENINGS[self.word]} {self.test.finding}, that {self.test.claim}"
 
     def markdown(self) -> str:
         """The bold sentence and its reason, as the chapter prints it."""

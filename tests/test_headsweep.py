@@ -296,7 +296,7 @@ def test_findings_verdicts():
                                     _images("head_x_0", "single head", np.full((3, 2), 45.0), n_heads=1)]),
                          n_resamples=50)
     found = hs.findings(_summary([25], {7: 40}, 10, 5), 28, confirmation=fresh)
-    assert found.verdict.word == "supported" and "re-measured on fresh seeds" in found.verdict.test.measure
+    assert found.verdict.word == "supported" and "on fresh seeds" in found.verdict.test.measure
     assert (found.confirmed_baseline_dvd, found.confirmed_dvd, found.confirmed_change) == (50, 45, -5)
     # One prompt of three goes the other way on fresh seeds: the interval contains the bound.
     mixed = hs.summarise(pd.concat([
