@@ -48,6 +48,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from dvdlib import verdicts
 from dvdlib.bench import validate_prompts
 from dvdlib.judges.base import QUESTIONS_PER_SIDE, Judge
 from dvdlib.questions import OUR_WORDING, Wording, questions_for
@@ -780,3 +781,61 @@ def rank_correlation(x: Sequence[float], y: Sequence[float], *, n_resamples: int
     tail = (1 - confidence) / 2
     low, high = np.quantile(values, [tail, 1 - tail])
     return rho, float(low), float(high)
+
+
+# --------------------------------------------------------------------------------------------
+# What the chapter says about finding 1
+
+
+def check_criteria(positive_control_dvd: float, confidence: float) -> None:
+    """Raise a ValueError naming a test criterion outside its range (before any model runs)."""
+    verdicts.check_bound(positive_control_dvd, "positive_control_dvd")
+    if not 0 <= positive_control_dvd < 100:
+        raise ValueError(f"positive_control_dvd must be in [0, 100), got {positive_control_dvd!r}")
+    verdicts.check_confidence(confidence)
+
+
+def stated_test(toy: bool, positive_control_dvd: float = 20.0, confidence: float = 0.95) -> str:
+    """The chapter's test of finding 1 in words, before any number (the criteria are checked)."""
+    check_criteria(positive_control_dvd, confidence)
+    level = f"{confidence * 100:g} %"
+    if toy:
+        rule = (f"Finding 1 is **supported** when the {level} interval of DvD(least diverse model) - "
+                f"DvD(unlimited diversity), the circle's DvD over the same partners and seeds, lies above 0; "
+                "**contradicted** when it lies below 0; **inconclusive** when it contains 0.")
+        control = "some model of the zoo"
+    else:
+        rule = (f"Finding 1 is **supported** when the {level} interval of Spearman's rho between a concept's "
+                "diversity of generations and its DvD lies below 0 (less diverse, more dominant); "
+                "**contradicted** when it lies above 0; **inconclusive** when it contains 0.")
+        control = "some concept"
+    return (rule + f" It is **not testable** without a positive control: unless {control} dominates "
+            f"clearly (its DvD interval above {positive_control_dvd:g}), no difference is to be expected "
+            "and a null result says nothing.")
+
+
+def finding_verdict(effect, dvds: Mapping[str, tuple[float, float, float]], *, toy: bool,
+                    positive_control_dvd: float = 20.0, confidence: float = 0.95,
+                    first: str = "", last: str = "") -> verdicts.Verdict:
+    """The verdict on finding 1 (see :func:`stated_test`).
+
+    ``effect`` is ``(estimate, low, high)``: the DvD difference between the least and the most
+    diverse model (``toy``), or the rank correlation of diversity and DvD over concepts. ``dvds``
+    maps each model (toy) or concept to its DvD ``(estimate, low, high)``: the positive control.
+    """
+    check_criteria(positive_control_dvd, confidence)
+    if not dvds:
+        raise ValueError("no DvD values for the positive control")
+    name, best = max(dvds.items(), key=lambda item: (np.nan_to_num(item[1][1], nan=-np.inf), item[1][0]))
+    control = verdicts.Requirement(
+        f"a positive control: {'some model' if toy else 'some concept'} with its DvD interval above "
+        f"{positive_control_dvd:g}", bool(best[1] > positive_control_dvd),
+        f"the highest is {name}'s {verdicts.Interval.of(best).text()}")
+    if toy:
+        test = verdicts.Test("finding 1", "the circle dominates more when trained on fewer distinct looks",
+                             f"DvD({first}) - DvD({last})", "above", 0.0, confidence)
+    else:
+        test = verdicts.Test("finding 1", "concepts drawn less diversely dominate more",
+                             "Spearman's rho of a concept's generated diversity and its DvD", "below", 0.0,
+                             confidence, digits=2)
+    return verdicts.decide(test, effect, [control])

@@ -392,3 +392,21 @@ def test_the_concept_study_scores_and_measures_every_concept(tmp_path):
     assert len(list((tmp_path / "solo").glob("case*/seed*.png"))) == 3 * 2
     expected = study.images.groupby("content")["dvd_score"].mean()
     np.testing.assert_allclose(concepts.loc[expected.index, "dvd"], expected)
+
+
+def test_finding_1_needs_a_positive_control_before_its_interval_counts():
+    from dvdlib import diversity as dv_
+
+    dvds = {"K = 1": (7.8, 3.9, 12.3), "K = unlimited": (9.5, 5.0, 14.0)}
+    verdict = dv_.finding_verdict((-1.7, -8.0, 4.5), dvds, toy=True, first="K=1", last="K=unlimited")
+    assert verdict.word == "not testable"
+    assert "DvD interval above 20, but the highest is K = unlimited's 9.5 [5.0, 14.0]" in verdict.reason
+    strong = {"K = 1": (60.0, 45.0, 75.0), "K = unlimited": (20.0, 10.0, 30.0)}
+    assert dv_.finding_verdict((40, 20, 60), strong, toy=True).word == "supported"
+    assert dv_.finding_verdict((-40, -60, -20), strong, toy=True).word == "contradicted"
+    assert dv_.finding_verdict((5, -10, 20), strong, toy=True).word == "inconclusive"
+    assert dv_.finding_verdict((-0.5, -0.8, -0.2), strong, toy=False).word == "supported"  # rho below 0
+    with pytest.raises(ValueError, match=r"positive_control_dvd must be in \[0, 100\), got 120"):
+        dv_.stated_test(True, positive_control_dvd=120)
+    with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\), got 95"):
+        dv_.finding_verdict((1, 0, 2), strong, toy=True, confidence=95)

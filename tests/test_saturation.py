@@ -264,3 +264,26 @@ def test_within_prompt_correlation_ignores_differences_between_prompts():
                                               nm_word="square"))
     assert table["images"].tolist() == [4, 4, 4]
     assert table["early_share"].round(3).tolist() == [0.215, 0.515, 0.815]
+
+
+def test_early_bias_and_saturation_are_decided_apart():
+    from dvdlib import saturation as sat_
+
+    rng = np.random.default_rng(0)
+    n = 40
+    summary = pd.DataFrame({
+        "condition": pd.Categorical(["k1"] * n), "early_share": rng.uniform(0.62, 0.72, n),
+        "saturation_step": np.r_[np.zeros(8, int), np.full(n - 8, 20)], "dvd_score": rng.uniform(4, 12, n)})
+    found = sat_.finding_verdicts(summary, "k1", "the circle", early_steps=2, saturation_window=5,
+                                  threshold=0.6, n_resamples=300)
+    assert found["early_bias_verdict"].word == "supported"
+    assert found["saturation_verdict"].word == "contradicted"  # 20 % saturate early, interval below 0.5
+    none = summary.assign(dvd_score=0.0)
+    assert {v.word for v in sat_.finding_verdicts(none, "k1", "c", early_steps=2, saturation_window=5,
+                                                  threshold=0.6, n_resamples=50).values()} == {"not testable"}
+    with pytest.raises(ValueError, match=r"saturation_threshold \(tau\) must be in \(0, 1\], got 1.5"):
+        sat_.stated_tests(20, 0.1, 1.5, 0.25, 0.5, 0.0, 0.95)
+    with pytest.raises(ValueError, match=r"majority must be in \(0, 1\), got 1"):
+        sat_.stated_tests(20, 0.1, 0.6, 0.25, 1, 0.0, 0.95)
+    with pytest.raises(ValueError, match="no images of condition 'kinf'"):
+        sat_.finding_verdicts(summary, "kinf", "c", early_steps=2, saturation_window=5, threshold=0.6)
