@@ -13,6 +13,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 AUTHORS_CSV = REPO_ROOT.parent / "shared" / "data" / "dominancebench" / "dominancebench_300.csv"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``after_notebooks`` run last, after the smoke chapters nbval executes in the
+    same session (``scripts/test``), so they read what those chapters saved."""
+    items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)
+
+
 @pytest.fixture(scope="session")
 def authors_csv() -> Path:
     """The authors' DominanceBench file, read from beside the checkout (never copied into it)."""

@@ -1,0 +1,54 @@
+"""What each finding chapter saved claims no more than its verdict.
+
+``scripts/test`` runs every chapter with its smoke parameters (nbval) in the same session, with
+``DVD_BUILD_DIR`` pointing at the test build folder; these tests run after them (conftest orders
+them last) and read the headline JSON each chapter wrote. Run alone, without the chapters'
+headlines in the build folder, they skip and say so.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dvdlib import headlines, verdicts
+from dvdlib.paths import build_dir
+
+# chapter -> the verdict keys its headline must hold
+CHAPTERS = {
+    "02_data_diversity": ("verdict",),
+    "03_attention_saturation": ("early_bias_verdict", "saturation_verdict"),
+    "04_head_ablation": ("verdict",),
+}
+HEAD_ABLATION_KEYS = ("heads_raising_dvd", "heads_lowering_dvd", "largest_single_head_change")
+
+
+def _saved(chapter: str) -> dict:
+    document = headlines.load(chapter, build_dir())
+    if document is None:
+        pytest.skip(f"no headlines of {chapter} in {build_dir()}: run the chapters first (scripts/test "
+                    "runs them with their smoke parameters before this test)")
+    return document
+
+
+@pytest.mark.after_notebooks
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_the_summary_claims_no_more_than_the_verdict(chapter):
+    document = _saved(chapter)
+    texts = document["texts"]
+    for key in CHAPTERS[chapter]:
+        assert texts.get(key) in verdicts.VERDICTS, f"{chapter}: {key} is {texts.get(key)!r}"
+    assert verdicts.check_headline(document) == []
+
+
+@pytest.mark.after_notebooks
+def test_head_ablation_reports_both_directions():
+    document = _saved("04_head_ablation")
+    values = document["values"]
+    missing = [key for key in HEAD_ABLATION_KEYS if key not in values]
+    assert not missing, f"04_head_ablation lacks {missing}"
+    # The signed largest change is the largest in absolute value: no reported interval end of it
+    # points the other way from its sign.
+    change = values["largest_single_head_change"]
+    assert values["largest_single_head_change_low"] <= change <= values["largest_single_head_change_high"]
+    if values.get("baseline_dvd_low", 0) <= 0:  # no dominance at baseline: nothing to remove
+        assert document["texts"]["verdict"] == "not testable"
