@@ -8,6 +8,13 @@
    their ratio (the goal is 5x or more). Random weights (no download): the cost does not depend on
    the values. ``--architecture tiny`` is the test model (CPU); ``qwen2-vl-2b`` has the real 2B
    layout (for a GPU: ``--architecture qwen2-vl-2b --device cuda --dtype bfloat16``).
+
+   What is compared: decoded answers of the loop and of the batched path, question by question,
+   on random weights, the real Qwen2-VL image processor and *our* Qwen2-VL-style chat template
+   (not the one in the real model's processor config). Run so far: ``tiny`` in float32 on the CPU
+   (identical). Not yet run: the real 2B layout in bfloat16 on a GPU, the check that would allow
+   batching by default; until then ``dvd score`` and the chapters use the loop (one question per
+   ``generate`` call, as the authors' scorer).
 2. Hook: ``dvdlib.generate.generate`` on the SD 1.x layout (dummy weights, small width) with the
    attention hook (``dvdlib.recorder``) on and off; the figure is the ratio of the medians.
 
@@ -63,7 +70,8 @@ def judge_section(args) -> None:
     loop = QwenVLJudge(model, processor, questions_per_call=1)
     batched = QwenVLJudge(model, processor, questions_per_call=args.questions_per_call)
     print(f"judge: random-weight Qwen2-VL '{args.architecture}' ({parameters / 1e6:.2f} M parameters), "
-          f"{args.device}, {args.dtype}; {args.images} images of {args.image_size} px x 10 questions")
+          f"{args.device}, {args.dtype}; {args.images} images of {args.image_size} px x 10 questions; "
+          "compared: decoded answers, loop vs batched, with our chat template (not the real model's)")
 
     reference = loop.answer_texts(items[:1])  # warm-up (first-call costs)
     batched.answer_texts(items[:1])

@@ -12,9 +12,10 @@ in float32, as the authors' scorer does.
 ``questions_per_call=1`` (the default) runs exactly that loop: one processor call and one
 ``generate`` per question. Larger values answer the questions about one image (up to that many) in
 one ``generate`` call, which is what makes judging 30,000 questions affordable; they are an option
-until their answers are shown equal to the loop's on the real judge. The ten conversations about an image share their first ~350 tokens (system turn, user
-turn, the image's tokens): that prefix is run once, with the image preprocessed and encoded once,
-and its key/value cache is copied to the ten rows, which then run only their own question.
+until their answers are shown equal to the loop's on the real judge. The ten conversations about
+an image share their first ~350 tokens (system turn, user turn, the image's tokens): that prefix
+is run once, with the image preprocessed and encoded once, and its key/value cache is copied to
+the ten rows, which then run only their own question.
 
 The tests check that both paths give the same answers on a random-weight tiny Qwen2-VL (float32,
 CPU); ``benchmarks/judge_throughput.py`` asserts it on any device and architecture, but the check
