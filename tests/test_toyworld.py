@@ -240,6 +240,18 @@ def test_resume_equals_uninterrupted_and_seed_fixes_the_model(tmp_path):
         set(whole.tokenizer(" ".join(World().words)).input_ids))
 
 
+def test_training_keeps_ema_snapshots(tmp_path):
+    config = TrainConfig(steps=4, batch_size=2, warmup_steps=1, checkpoint_every=2, seed=3)
+    train(config, tmp_path / "run", progress=False)
+    final, early = load_trained(tmp_path / "run"), load_trained(tmp_path / "run", step=2)
+    # The last snapshot is the final EMA, kept in fp16.
+    torch.testing.assert_close(_weights(load_trained(tmp_path / "run", step=4)), _weights(final),
+                               atol=2e-3, rtol=2e-3)
+    assert not torch.allclose(_weights(early), _weights(final))
+    with pytest.raises(FileNotFoundError, match="no snapshot after 3 steps.*step-000002"):
+        load_trained(tmp_path / "run", step=3)
+
+
 def test_zoo_trains_exports_and_loads(tmp_path):
     config = zoo_module.ZooConfig(levels=(1, None), base_steps=2, base_continue_steps=1,
                                   finetune_steps=2, detector_steps=2, detector_heldout=20,
