@@ -4,8 +4,10 @@ It lets every chapter run without downloads, and lets the book test the paper's 
 causally: models that differ only in one concept's instance diversity.
 
 - ``world``: shapes, scenes, captions, the diversity knob K, and the prompt table.
+- ``prints``: a second world built like DominanceBench (concepts printed on carriers), measured
+  by ``benchmarks/toyworld_prototype.py`` before the zoo moves to it.
 - ``pipeline``: ``ToyDiffusionPipeline``, packaged and called like Stable Diffusion.
-- ``train``: seeded, checkpointed, resumable training and fine-tuning.
+- ``train``: seeded, checkpointed, resumable training and fine-tuning, with kept EMA snapshots.
 - ``detector``: the multi-label shape detector; ``judge``: ``ToyJudge`` built on it.
 - ``zoo``: the models of every K; training, export, and loading the shipped copy.
 - ``evaluate``: presence and dominance of generated images.

@@ -91,7 +91,7 @@ def caption(shapes: Sequence[str]) -> str:
     return " and ".join(f"a {check_shape(s)}" for s in shapes)
 
 
-def _inside_polygon(u: torch.Tensor, v: torch.Tensor, vertices) -> torch.Tensor:
+def inside_polygon(u: torch.Tensor, v: torch.Tensor, vertices) -> torch.Tensor:
     """Even-odd rule: a point is inside when a ray to +u crosses the outline an odd number of times."""
     inside = torch.zeros_like(u, dtype=torch.bool)
     for (xi, yi), (xj, yj) in zip(vertices, vertices[1:] + vertices[:1]):
@@ -120,7 +120,7 @@ def coverage(objects: Sequence[ShapeInstance], resolution: int = RESOLUTION,
         if shape == "circle":
             inside = u * u + v * v <= CIRCLE_RADIUS**2
         else:
-            inside = _inside_polygon(u, v, POLYGONS[shape])
+            inside = inside_polygon(u, v, POLYGONS[shape])
         pooled = torch.nn.functional.avg_pool2d(inside.float().unsqueeze(1), supersample)
         out[index] = pooled.squeeze(1)  # [k, h, w]
     return out
