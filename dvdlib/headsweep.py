@@ -58,6 +58,7 @@ import pandas as pd
 import torch
 
 from dvdlib.ablation import HeadAblation
+from dvdlib.bench import concept_phrase, object_phrase
 from dvdlib.generate import PipelineCall, generate
 from dvdlib.layers import CrossAttentionLayer, cross_attention_layers
 from dvdlib.recorder import ABLATION_KWARG, RECORD_KWARG, AttentionRecord, attention_instruments
@@ -327,7 +328,8 @@ class HeadSweep:
         self._groups = {}
         for row in self.prompts.itertuples(index=False):
             tokens = tokenize_prompt(pipe.tokenizer, row.prompt)
-            groups = token_groups(pipe.tokenizer, tokens, {"concept": row.content, "partner": row.nm_word})
+            groups = token_groups(pipe.tokenizer, tokens, {"concept": concept_phrase(row),
+                                                           "partner": object_phrase(row)})
             self._groups[row.prompt] = (groups["concept"], groups["partner"], list(tokens.word_positions),
                                         tokens)
 
