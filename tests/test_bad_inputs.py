@@ -430,7 +430,9 @@ def test_a_probe_stopped_by_a_signal_says_so_in_one_line_and_leaves_nothing(tmp_
     process = subprocess.Popen(
         [sys.executable, "-m", "dvdlib.cli", "probe", "a circle and a square", "--concept", "circle",
          "--object", "square", "--seeds", "400", "--no-progress"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A test run may have left SIGINT ignored (inherited); a user's shell never does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
         if any(temporary.glob("dvd-probe-*/images/manifest.log")):  # images are being made
@@ -438,7 +440,10 @@ def test_a_probe_stopped_by_a_signal_says_so_in_one_line_and_leaves_nothing(tmp_
         time.sleep(0.1)
     assert process.poll() is None, process.communicate()
     process.send_signal(signum)
-    _, err = process.communicate(timeout=120)
+    try:
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()  # no-op once it has exited
     assert process.returncode == code, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines == [f"dvd probe: {word}"], err
