@@ -26,8 +26,9 @@ same call shows the ablated layer's probabilities as they were (later layers see
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from dvdlib.layers import CrossAttentionLayer, find_layer
@@ -61,7 +62,7 @@ class HeadAblation:
         self._layers: dict[str, CrossAttentionLayer] = {}
         for key, chosen in heads.items():
             layer = find_layer(layers, key)
-            indices = range(layer.heads) if chosen == "all" else [int(h) for h in chosen]
+            indices = range(layer.heads) if chosen == "all" else _head_indices(layer, chosen)
             bad = [h for h in indices if not 0 <= h < layer.heads]
             if bad:
                 raise ValueError(f"layer {layer.label} has heads 0..{layer.heads - 1}; got {bad}")
@@ -110,6 +111,20 @@ class HeadAblation:
 
     def __repr__(self) -> str:
         return f"HeadAblation({self.describe()})"
+
+
+def _head_indices(layer: CrossAttentionLayer, chosen) -> list[int]:
+    """Head indices as ints; a ValueError naming the first entry that is not a whole number."""
+    if isinstance(chosen, (str, bytes)) or not isinstance(chosen, Iterable):
+        raise ValueError(f"heads of layer {layer.label} must be a list of head indices "
+                         f"(0..{layer.heads - 1}) or 'all', got {chosen!r}")
+    indices = []
+    for head in chosen:
+        if isinstance(head, bool) or not isinstance(head, (int, np.integer)):
+            raise ValueError(f"head {head!r} of layer {layer.label} is not a head index; "
+                             f"accepted: whole numbers 0..{layer.heads - 1}, or 'all'")
+        indices.append(int(head))
+    return indices
 
 
 def each_head(layers: Sequence[CrossAttentionLayer], operator: str = "zero", factor: float | None = None

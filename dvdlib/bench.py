@@ -8,9 +8,11 @@ suppressed.
 from __future__ import annotations
 
 import csv
+import io
 import re
+import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -35,41 +37,226 @@ class PromptSetError(ValueError):
     """A prompt table that cannot be used; the message names the row and the column."""
 
 
-def load_prompts(path: str | Path, categories: Iterable[str] = CATEGORIES) -> pd.DataFrame:
+# The phrase columns every validated table carries: the words as they appear in the prompt.
+# A file may give them (the authors' extra-column files have ``object_prompt_phrase``); else
+# they are found in the prompt from ``content`` / ``nm_word``.
+PHRASES = {  # derived column -> (the word column, the authors' phrase column)
+    "concept_phrase": ("content", "content_prompt_phrase"),
+    "object_phrase": ("nm_word", "object_prompt_phrase"),
+}
+# What ``load_prompts(expect=...)`` can check: the authors' benchmark file.
+EXPECTATIONS = {"dominancebench": {"rows": 300, "per_category": 100}}
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def prompt_tokens(prompt: str) -> str:
+    """The prompt's words and punctuation marks, as a matcher sees them: ``Notebook · Windmill``."""
+    return " · ".join(re.findall(r"\w+|[^\w\s]", str(prompt))) or "(none)"
+
+
+def find_in_prompt(phrase: str, prompt: str) -> tuple[str, str] | None:
+    """Where ``phrase`` is written in ``prompt``: ``(the prompt's own text, how)``, or None.
+
+    ``how`` is ``"exact"`` when the phrase occurs as whole words (case and runs of white space
+    aside) and ``"spacing"`` when it occurs only once spaces and hyphens are ignored between its
+    letters ("mousepad" in "a mouse pad", "t-shirt" in "a t shirt"). Either way the match covers
+    whole words: "mug" is not found in "mugs".
+    """
+    phrase, prompt = str(phrase), str(prompt)
+    words = phrase.split()
+    if not words:
+        return None
+    exact = r"\s+".join(re.escape(word) for word in words)
+    found = re.search(rf"(?<!\w){exact}(?!\w)", prompt, re.IGNORECASE)
+    if found:
+        return found.group(0), "exact"
+    letters = [c for c in phrase if not c.isspace() and c != "-"]
+    loose = r"[\s-]*".join(re.escape(c) for c in letters)
+    found = re.search(rf"(?<!\w){loose}(?!\w)", prompt, re.IGNORECASE) if letters else None
+    if found:
+        return found.group(0), "spacing"
+    return None
+
+
+def _phrase_of(row, column: str) -> tuple[str, str, str]:
+    """``(phrase, where it comes from, how it was found)`` for one row and derived column."""
+    word_column, given_column = PHRASES[column]
+    given = getattr(row, given_column, None)
+    source = given_column if _is_text(given) else word_column
+    wanted = str(given if _is_text(given) else getattr(row, word_column)).strip()
+    found = find_in_prompt(wanted, row.prompt)
+    if found is None:
+        return wanted, source, "missing"
+    return found[0], source, found[1]
+
+
+def phrase_problems(table: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Rows whose concept or object is not in the prompt, and rows matched across spacing.
+
+    Returns ``(problems, matches)``, one text per row and side, every row listed: a problem
+    names the case, the column, the word and the prompt's tokens; a match names the word and
+    the prompt's text it was matched to ("mousepad" -> "mouse pad").
+    """
+    problems, matches = [], []
+    for row in table.itertuples(index=False):
+        for column in PHRASES:
+            phrase, source, how = _phrase_of(row, column)
+            if how == "missing":
+                problems.append(f"case {row.case_num}: {source} {phrase!r} is not in the prompt "
+                                f"{row.prompt!r} (its tokens: {prompt_tokens(row.prompt)})")
+            elif how == "spacing":
+                matches.append(f"case {row.case_num}: {source} {getattr(row, source)!r} as "
+                               f"{phrase!r}")
+    return problems, matches
+
+
+def with_phrases(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``concept_phrase`` and ``object_phrase``: each side as the prompt writes it.
+
+    A side not found in its prompt keeps its word (:func:`phrase_problems` says which).
+    """
+    table = table.copy()
+    for column in PHRASES:
+        table[column] = [_phrase_of(row, column)[0] for row in table.itertuples(index=False)]
+    return table
+
+
+def concept_phrase(row) -> str:
+    """The concept as its prompt writes it: the row's ``concept_phrase``, else its ``content``."""
+    value = getattr(row, "concept_phrase", None)
+    return value if _is_text(value) else row.content
+
+
+def object_phrase(row) -> str:
+    """The object as its prompt writes it: the row's ``object_phrase``, else its ``nm_word``."""
+    value = getattr(row, "object_phrase", None)
+    return value if _is_text(value) else row.nm_word
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and the rows of a CSV file, refusing text that is not UTF-8 and ragged rows."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise PromptSetError(
+            f"{path}, line {line}: byte 0x{data[err.start]:02x} (byte offset {err.start}) is not "
+            f"UTF-8 text; save the file as UTF-8"
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        rows = []
+        for fields in reader:
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue  # a blank line
+            if len(fields) != len(header):
+                raise PromptSetError(
+                    f"{path}, row {len(rows) + 2} (line {reader.line_num}): {len(fields)} fields, "
+                    f"the header has {len(header)} ({', '.join(header)}); quote a field that "
+                    f"holds a comma"
+                )
+            rows.append(fields)
+    except csv.Error as err:
+        raise PromptSetError(f"{path}, line {reader.line_num}: not valid CSV ({err})") from None
+    return header, rows
+
+
+def load_prompts(path: str | Path, categories: Iterable[str] = CATEGORIES, *,
+                 expect: str | None = None, report: Callable[[str], None] | None = None
+                 ) -> pd.DataFrame:
     """Read a prompt set in the authors' CSV format and validate it.
 
     Standard CSV quoting (quoted commas, doubled quotes) and UTF-8 text are read as written.
-    Rows are numbered as in a spreadsheet: the header is row 1, the first prompt row 2.
+    Rows are numbered as in a spreadsheet: the header is row 1, the first prompt row 2. Extra
+    columns are kept (the authors' other prompt files have ``object_prompt_phrase``,
+    ``template_id``, ...). Every row gains ``concept_phrase`` and ``object_phrase``, the concept
+    and the object as the prompt writes them (see :func:`with_phrases`); a word that is not in
+    its prompt is refused, every such row listed at once. A word found only across spacing or
+    hyphens ("mousepad" for "mouse pad") is accepted and reported through ``report`` (default:
+    a :class:`PhraseMatchWarning`).
+
+    ``expect="dominancebench"`` also checks the benchmark's shape: 300 rows, 100 per category.
     """
     path = Path(path)
+    if expect is not None and expect not in EXPECTATIONS:
+        raise ValueError(f"expect={expect!r} is not a known prompt file; accepted: "
+                         f"{', '.join(EXPECTATIONS)} (or None)")
     if not path.is_file():
         raise FileNotFoundError(f"prompt file not found: {path}")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        missing = [c for c in COLUMNS if c not in header]
-        if missing:
-            raise PromptSetError(
-                f"{path}: missing column(s) {', '.join(missing)}; "
-                f"the header is {', '.join(header) or '(empty)'}; expected {', '.join(COLUMNS)}"
-            )
-        rows = [{c: row[c] for c in COLUMNS} for row in reader]
-    return validate_prompts(pd.DataFrame(rows, columns=list(COLUMNS)), categories, source=str(path))
+    header, rows = _read_rows(path)
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise PromptSetError(
+            f"{path}: missing column(s) {', '.join(missing)}; "
+            f"the header is {', '.join(header) or '(empty)'}; expected {', '.join(COLUMNS)}"
+        )
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise PromptSetError(f"{path}: the header names column(s) {', '.join(repeated)} twice")
+    if not rows:
+        raise PromptSetError(f"{path}: the file has a header but no prompt rows; a row is "
+                             f"{', '.join(COLUMNS)}")
+    columns = [*COLUMNS, *(c for c in header if c not in COLUMNS)]
+    table = pd.DataFrame(rows, columns=header)[columns]
+    table = validate_prompts(table, categories, source=str(path))
+    problems, matches = phrase_problems(table)
+    if problems:
+        raise PromptSetError(f"{path}: the concept and object must appear in the prompt text; "
+                             f"{len(problems)} do not: " + "; ".join(problems))
+    if matches:
+        note = (f"{path}: {len(matches)} word(s) found in the prompt only across spacing or "
+                f"hyphens, used as written in the prompt: " + "; ".join(matches))
+        if report is None:
+            warnings.warn(note, PhraseMatchWarning, stacklevel=2)
+        else:
+            report(note)
+    if expect is not None:
+        _check_expected(table, expect, str(path))
+    return table
+
+
+class PhraseMatchWarning(UserWarning):
+    """Words of a prompt file matched in their prompt across spacing or hyphens."""
+
+
+def _check_expected(table: pd.DataFrame, expect: str, source: str) -> None:
+    wanted = EXPECTATIONS[expect]
+    counts = table["content_type"].value_counts()
+    per_category = {c: int(counts.get(c, 0)) for c in CATEGORIES}
+    off = {c: n for c, n in per_category.items() if n != wanted["per_category"]}
+    if len(table) != wanted["rows"] or off:
+        found = ", ".join(f"{n} {c}" for c, n in per_category.items())
+        raise PromptSetError(
+            f"{source}: not the {expect} file: it has {len(table)} rows ({found}); "
+            f"{expect} has {wanted['rows']} rows, {wanted['per_category']} per category "
+            f"({', '.join(CATEGORIES)})"
+        )
 
 
 def validate_prompts(table: pd.DataFrame, categories: Iterable[str] = CATEGORIES,
                      source: str = "prompt table") -> pd.DataFrame:
-    """Check a prompt table and return a typed copy (``case_num`` as int, text stripped)."""
+    """Check a prompt table and return a typed copy.
+
+    ``case_num`` becomes int; the text columns are stripped of surrounding white space; extra
+    columns are kept, after the authors' five; ``concept_phrase`` and ``object_phrase`` are
+    added (:func:`with_phrases`). Whether the words are in their prompts is
+    :func:`phrase_problems`'s check.
+    """
     categories = tuple(categories)
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise PromptSetError(f"{source}: missing column(s) {', '.join(missing)}")
-    table = table[list(COLUMNS)].copy()
+    table = table[[*COLUMNS, *(c for c in table.columns if c not in COLUMNS)]].copy()
     seen: dict[int, int] = {}
     case_nums = []
     for i, row in enumerate(table.itertuples(index=False)):
         where = f"{source}, row {i + 2}"
-        raw = str(row.case_num).strip() if row.case_num is not None else ""
+        raw = str(row.case_num).strip() if _present(row.case_num) else ""
         if not re.fullmatch(r"\d+", raw):
             raise PromptSetError(f"{where}, column case_num: {raw!r} is not a positive integer")
         num = int(raw)
@@ -79,17 +266,25 @@ def validate_prompts(table: pd.DataFrame, categories: Iterable[str] = CATEGORIES
             )
         seen[num] = i + 2
         case_nums.append(num)
-        if row.content_type not in categories:
+        content_type = str(row.content_type).strip() if _present(row.content_type) else ""
+        if content_type not in categories:
             raise PromptSetError(
-                f"{where}, column content_type: unknown value {row.content_type!r}; "
+                f"{where}, column content_type: unknown value {content_type!r}; "
                 f"accepted: {', '.join(categories)}"
             )
         for column in ("content", "nm_word", "prompt"):
             value = getattr(row, column)
-            if value is None or not str(value).strip():
+            if not _present(value) or not str(value).strip():
                 raise PromptSetError(f"{where}, column {column}: empty value")
     table["case_num"] = case_nums
-    return table.reset_index(drop=True)
+    for column in ("content_type", "content", "nm_word", "prompt"):
+        table[column] = [str(v).strip() for v in table[column]]
+    return with_phrases(table.reset_index(drop=True))
+
+
+def _present(value) -> bool:
+    """False for None and NaN (a missing field), True for any other value."""
+    return value is not None and not (isinstance(value, float) and value != value)
 
 
 def case_slug(prompt: str, max_length: int = 80) -> str:

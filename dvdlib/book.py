@@ -122,15 +122,21 @@ def execute_chapter(root: Path, notebook: Path, out_dir: Path, parameters: dict 
     executed.parent.mkdir(parents=True, exist_ok=True)
     partial = executed.with_suffix(".partial.ipynb")
     start = time.perf_counter()
+    from dvdlib.runs import failed_cell, kernel_config
+
     try:
         papermill.execute_notebook(
             str(root / notebook), str(partial), parameters=parameters,
-            cwd=str((root / notebook).parent), progress_bar=False,
+            cwd=str((root / notebook).parent), progress_bar=False, config=kernel_config(),
         )
     except papermill.PapermillExecutionError as err:
+        try:
+            where = failed_cell(json.loads(partial.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            where = None
         raise ChapterFailed(
-            f"{notebook} failed in cell {err.cell_index} (execution count {err.exec_count}): "
-            f"{err.ename}: {err.evalue}"
+            f"{notebook} {where or f'failed: {err.ename}: {err.evalue}'} (the partly executed "
+            f"notebook with the full traceback: {partial})"
         ) from None
     finally:
         seconds = time.perf_counter() - start

@@ -48,11 +48,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from dvdlib.bench import case_folder, validate_prompts
+from dvdlib.bench import case_folder, concept_phrase, object_phrase, validate_prompts
 from dvdlib.questions import check_prompt_words
 from dvdlib.sharding import Shard, done_keys, key_order, merge_shard_logs, reading_main_log
 from dvdlib.store import (ResultLog, atomic_write_bytes, check_run_settings, ensure_writable_dir,
                           remove_temporaries, save_table)
+from dvdlib.tokens import check_alignment
 
 MANIFEST_LOG = "manifest.log"
 MANIFEST = "manifest.csv"
@@ -62,7 +63,7 @@ KEY = ("case_num", "seed")
 MANIFEST_COLUMNS = (
     "case_num", "content_type", "content", "nm_word", "prompt", "seed", "model", "steps",
     "guidance", "height", "width", "scheduler", "batch_size", "file", "sha256", "nsfw_flagged",
-    "record_dir", "record_image",
+    "record_dir", "record_image", "torch_threads",
 )
 
 
@@ -76,6 +77,18 @@ class GenerationJob:
     nm_word: str
     prompt: str
     seed: int
+    concept_phrase: str = ""  # the concept as the prompt writes it (empty: ``content``)
+    object_phrase: str = ""  # the object as the prompt writes it (empty: ``nm_word``)
+
+    @property
+    def concept(self) -> str:
+        """The concept's words in the prompt, which its attention is read from."""
+        return self.concept_phrase or self.content
+
+    @property
+    def object(self) -> str:
+        """The object's words in the prompt, which its attention is read from."""
+        return self.object_phrase or self.nm_word
 
     @property
     def file(self) -> str:
@@ -116,7 +129,8 @@ def check_seeds(seeds: Sequence) -> list[int]:
 def generation_jobs(prompts: pd.DataFrame, seeds: Sequence[int]) -> list[GenerationJob]:
     """Every (prompt, seed) pair, prompt by prompt in table order, seeds in the order given."""
     return [
-        GenerationJob(int(row.case_num), row.content_type, row.content, row.nm_word, row.prompt, seed)
+        GenerationJob(int(row.case_num), row.content_type, row.content, row.nm_word, row.prompt, seed,
+                      concept_phrase(row), object_phrase(row))
         for row in prompts.itertuples(index=False) for seed in seeds
     ]
 
@@ -155,7 +169,12 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
     """
     categories = prompts["content_type"].unique() if "content_type" in prompts else ()
     prompts = validate_prompts(prompts, categories=categories, source="prompts")
+    if prompts.empty:
+        raise ValueError("the prompt table has no rows: there is nothing to generate")
     check_prompt_words(prompts)
+    tokenizer = getattr(pipe, "tokenizer", None)
+    if tokenizer is not None:  # a word cut off by the text encoder's limit can never be drawn
+        check_alignment(tokenizer, prompts, f"prompts for {model}")
     seeds = check_seeds(seeds)
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if not isinstance(value, int) or value < 1:
@@ -163,11 +182,25 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
     out_dir = ensure_writable_dir(out_dir)
     settings = {"model": model, "steps": steps, "guidance": float(guidance), "height": height,
                 "width": width, "scheduler": type(getattr(pipe, "scheduler", None)).__name__}
-    check_run_settings(out_dir / SETTINGS, settings, f"the images in {out_dir}")
+    main_log = ResultLog(out_dir / MANIFEST_LOG, KEY)
+    fresh = shard is None and not (out_dir / SETTINGS).exists() and not main_log.path.exists()
+    try:
+        check_run_settings(out_dir / SETTINGS, settings, f"the images in {out_dir}")
+        return _generate_jobs(pipe, prompts, seeds, out_dir, settings, main_log, batch_size,
+                              cross_attention_kwargs, hook, progress, shard)
+    except BaseException:
+        written = {p.name for p in out_dir.iterdir()} - {SETTINGS, MANIFEST_LOG}
+        if fresh and not written and not main_log.rows():  # nothing was made: leave no file behind
+            main_log.path.unlink(missing_ok=True)
+            (out_dir / SETTINGS).unlink(missing_ok=True)
+        raise
 
+
+def _generate_jobs(pipe, prompts: pd.DataFrame, seeds: list[int], out_dir: Path, settings: dict,
+                   main_log: ResultLog, batch_size: int, cross_attention_kwargs: dict | None,
+                   hook: BatchHook | None, progress: bool, shard: Shard | None) -> pd.DataFrame:
     jobs = generation_jobs(prompts, seeds)
     batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
-    main_log = ResultLog(out_dir / MANIFEST_LOG, KEY)
     log = main_log if shard is None else ResultLog(shard.log_path(main_log.path), KEY)
     with log.open(), nullcontext() if shard is None else reading_main_log(main_log, shard):
         if shard is None:
@@ -188,7 +221,8 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
             log.append(rows)
             bar.update(len(rows))
         bar.close()
-        table = log.table(MANIFEST_COLUMNS).astype({"nsfw_flagged": "boolean", "record_image": "Int64"})
+        table = log.table(MANIFEST_COLUMNS).astype({"nsfw_flagged": "boolean", "record_image": "Int64",
+                                                    "torch_threads": "Int64"})
     if shard is not None:
         return table
     save_table(table, out_dir / MANIFEST)
@@ -233,6 +267,8 @@ def _generate_batch(pipe, batch: list[GenerationJob], out_dir: Path, settings: d
             "batch_size": batch_size, "file": job.file, "sha256": hashlib.sha256(data).hexdigest(),
             "nsfw_flagged": None if nsfw is None else bool(nsfw),
             "record_dir": record, "record_image": position if record else None,
+            # CPU results can differ with the number of threads (e.g. one pixel level), so say it.
+            "torch_threads": torch.get_num_threads(),
         })
     return rows
 

@@ -59,6 +59,7 @@ import torch
 
 from dvdlib import verdicts
 from dvdlib.ablation import HeadAblation
+from dvdlib.bench import concept_phrase, object_phrase
 from dvdlib.generate import PipelineCall, generate
 from dvdlib.layers import CrossAttentionLayer, cross_attention_layers
 from dvdlib.questions import OUR_WORDING, Wording
@@ -331,7 +332,8 @@ class HeadSweep:
         self._groups = {}
         for row in self.prompts.itertuples(index=False):
             tokens = tokenize_prompt(pipe.tokenizer, row.prompt)
-            groups = token_groups(pipe.tokenizer, tokens, {"concept": row.content, "partner": row.nm_word})
+            groups = token_groups(pipe.tokenizer, tokens, {"concept": concept_phrase(row),
+                                                           "partner": object_phrase(row)})
             self._groups[row.prompt] = (groups["concept"], groups["partner"], list(tokens.word_positions),
                                         tokens)
 

@@ -4,8 +4,8 @@
 
 - ``sd1.4`` / ``sd2.1``: the paper's models (:data:`PAPER_MODELS`), looked up under their
   Hugging Face ids (SD 2.1 also under its community mirror);
-- a Hugging Face id (``CompVis/stable-diffusion-v1-4``): read from the local Hugging Face cache
-  first, without network; only if it is not cached, downloaded;
+- a Hugging Face id (``CompVis/stable-diffusion-v1-4``): read from the local Hugging Face cache,
+  without network; never downloaded (fetch it yourself with ``huggingface-cli download ID``);
 - a local folder holding a saved pipeline (``model_index.json`` and one folder per component,
   e.g. ``unet/``), as ``save_pretrained`` or ``huggingface-cli download`` leave it;
 - ``toy``, ``toy:NAME`` or a bare zoo name (``k1``, ``kinf``): a model of the toy world's zoo,
@@ -104,7 +104,9 @@ def load_pipeline(model: str, device: str | None = None, dtype: str = "float32")
         pipe = _load_folder(Path(model), torch_dtype)
     else:
         pipe = _load_hub(model, torch_dtype)
-    pipe = with_ddim(pipe).to(device=device, dtype=torch_dtype)  # the toy zoo loads in float32
+    pipe = with_ddim(pipe).to(device=device)
+    if getattr(pipe, "dtype", torch_dtype) != torch_dtype:  # the toy zoo loads in float32
+        pipe = pipe.to(dtype=torch_dtype)  # only then: diffusers warns on every dtype cast
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)  # generate() shows one bar over all images
     return pipe
@@ -151,12 +153,26 @@ def _load_folder(folder: Path, torch_dtype: torch.dtype):
         raise ModelNotFoundError(f"cannot load the pipeline in {folder}: {err}") from None
 
 
+def _looks_like_folder(model: str) -> bool:
+    """Whether ``model`` is written as a path rather than a Hugging Face id (ORG/NAME)."""
+    path = Path(model).expanduser()
+    return (model.startswith((".", "/", "~")) or model.endswith(("/", "\\")) or "\\" in model
+            or model.count("/") > 1 or (model.count("/") == 1 and path.parent.is_dir()))
+
+
 def _load_hub(model: str, torch_dtype: torch.dtype):
     from diffusers import DiffusionPipeline
     from huggingface_hub.constants import HF_HUB_CACHE
 
     spec = paper_model(model)
     repo_ids = spec.repo_ids if spec else (model,)
+    if spec is None and _looks_like_folder(model):
+        raise ModelNotFoundError(
+            f"model folder {model!r} does not exist (looked for {Path(model).expanduser().absolute()}); "
+            f"a model is a pipeline folder (model_index.json, unet/, ...), a Hugging Face id "
+            f"(ORG/NAME) in the local cache, one of the paper's models ({', '.join(PAPER_MODELS)}) "
+            f"or a toy model ({TOY!r}, 'toy:NAME' or a zoo name)"
+        )
     if spec is None and model.count("/") != 1:
         raise ModelNotFoundError(
             f"model {model!r} is not a local folder, not a Hugging Face id (ORG/NAME), not one of "
@@ -164,18 +180,16 @@ def _load_hub(model: str, torch_dtype: torch.dtype):
             f"'toy:NAME' or a zoo name)"
         )
     errors = []
-    for local_only in (True, False):  # the cache first, with no network; then a download
-        for repo_id in repo_ids:
-            try:
-                return DiffusionPipeline.from_pretrained(repo_id, dtype=torch_dtype,
-                                                         local_files_only=local_only)
-            except (OSError, ValueError) as err:
-                errors.append(f"{repo_id}: {str(err).splitlines()[0]}")
+    for repo_id in repo_ids:  # the local cache only: dvdlib never downloads during a run
+        try:
+            return DiffusionPipeline.from_pretrained(repo_id, dtype=torch_dtype, local_files_only=True)
+        except (OSError, ValueError) as err:
+            errors.append(f"{repo_id}: {str(err).splitlines()[0]}")
     tried = " or ".join(repo_ids)
     raise ModelNotFoundError(
-        f"model {model!r}: {tried} is not in the Hugging Face cache ({HF_HUB_CACHE}) and could "
-        f"not be downloaded ({errors[-1]}). On a machine with network run `huggingface-cli "
-        f"download {repo_ids[0]}` and copy the cache here, or pass a local folder holding "
-        f"model_index.json and the component folders (unet/, vae/, text_encoder/, tokenizer/, "
-        f"scheduler/)"
+        f"model {model!r}: {tried} is not in the Hugging Face cache ({HF_HUB_CACHE}), and dvdlib "
+        f"never downloads during a run. Fetch it once with `huggingface-cli download "
+        f"{repo_ids[0]}` (on a machine with network; copy the cache here), or pass a local "
+        f"folder holding model_index.json and the component folders (unet/, vae/, "
+        f"text_encoder/, tokenizer/, scheduler/)"
     )

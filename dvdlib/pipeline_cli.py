@@ -10,14 +10,17 @@ main process merges the shares into the one manifest or table (:mod:`dvdlib.shar
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-from dvdlib.bench import PAPER_SEEDS, builtin_prompts, load_prompts, validate_prompts
+from dvdlib.bench import (PAPER_SEEDS, builtin_prompts, concept_phrase, load_prompts, object_phrase,
+                          validate_prompts)
 from dvdlib.cli import UsageError
 from dvdlib.questions import OUR_WORDING, check_prompt_words, load_wording
-from dvdlib.store import StoreError, check_table_path, ensure_writable_dir, save_table
+from dvdlib.store import (StoreError, check_table_path, check_writable_dir, no_new_folders_on_error,
+                          save_table)
 
 JUDGES = ("vlm", "clip", "toy")
 DEFAULT_IMAGES_PER_CALL = 4
@@ -52,9 +55,48 @@ def parse_seeds(text: str) -> list[int]:
     return check_seeds([part for part in text.split(",") if part.strip()] or [text])
 
 
-def _prompt_set(path: str | None, categories, cases: str | None) -> pd.DataFrame:
-    prompts = load_prompts(path, categories) if path else builtin_prompts()
-    source = path or "built-in prompts"
+def _note(command: str):
+    """A reporter printing one ``dvd COMMAND: note: ...`` line on stderr."""
+    return lambda text: print(f"dvd {command}: note: {text}", file=sys.stderr)
+
+
+def toy_prompts(categories=OUR_WORDING.categories) -> pd.DataFrame:
+    """The toy world's pair prompts ("a circle and a square", ...): the default for toy models."""
+    from dvdlib.toyworld.world import World, prompt_table
+
+    return validate_prompts(prompt_table(World(), controls=False), categories, TOY_PROMPTS)
+
+
+TOY_PROMPTS = "the toy world's prompts"
+
+
+def check_toy_words(prompts: pd.DataFrame, source: str) -> None:
+    """Refuse rows whose concept or object is not a shape the toy world draws, listing them all."""
+    from dvdlib.toyworld.world import SHAPES
+
+    bad = []
+    for row in prompts.itertuples(index=False):
+        strangers = [f"{side} {word!r}" for side, word in
+                     (("content", concept_phrase(row)), ("nm_word", object_phrase(row)))
+                     if word.casefold() not in SHAPES]
+        if strangers:
+            bad.append(f"case {row.case_num}: {' and '.join(strangers)}")
+    if bad:
+        raise UsageError(
+            f"{source}: the toy world draws only the shapes {', '.join(SHAPES)}; {len(bad)} "
+            f"row(s) name other things: {'; '.join(bad)}. Leave out --prompts for the toy "
+            f"world's own prompts, or give a prompt file of shapes"
+        )
+
+
+def _prompt_set(path: str | None, categories, cases: str | None, command: str,
+                default: pd.DataFrame | None = None) -> pd.DataFrame:
+    if path:
+        prompts, source = load_prompts(path, categories, report=_note(command)), path
+    elif default is not None:
+        prompts, source = default, TOY_PROMPTS
+    else:
+        prompts, source = builtin_prompts(), "built-in prompts"
     if cases:
         wanted = parse_cases(cases)
         prompts = prompts[prompts["case_num"].isin(wanted)].reset_index(drop=True)
@@ -84,15 +126,18 @@ def _add_generate(subparsers) -> None:
         "Rerunning the same command skips the images already made, so a killed run continues "
         "where it stopped; a folder refuses images made with other settings.",
         epilog="MODEL is sd1.4 or sd2.1 (the paper's models), a Hugging Face id such as "
-        "CompVis/stable-diffusion-v1-4 (read from the local cache; downloaded only if absent), a "
-        "folder holding a saved diffusers pipeline (model_index.json, unet/, ...), or toy, "
-        "toy:NAME or a toy zoo name such as k1. " + _SCALE_OUT,
+        "CompVis/stable-diffusion-v1-4 (read from the local Hugging Face cache, never downloaded: "
+        "fetch it first with `huggingface-cli download ID`), a folder holding a saved diffusers "
+        "pipeline (model_index.json, unet/, ...), or toy, toy:NAME or a toy zoo name such as k1 "
+        "(which draw the toy world's shapes: their default prompts are the toy world's pair "
+        "prompts). " + _SCALE_OUT,
     )
     parser.add_argument("--model", required=True, metavar="MODEL",
                         help="the text-to-image model (see below)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the output folder")
     parser.add_argument("--prompts", metavar="CSV",
-                        help="a prompt set in the authors' CSV format (default: our built-in set)")
+                        help="a prompt set in the authors' CSV format, extra columns allowed "
+                        "(default: our built-in set; for a toy model, the toy world's prompts)")
     parser.add_argument("--cases", metavar="LIST",
                         help="only these case numbers, e.g. 1-10,201 (default: all)")
     parser.add_argument("--seeds", metavar="LIST",
@@ -119,11 +164,17 @@ def _add_generate(subparsers) -> None:
 
 def _run_generate(args) -> int:
     from dvdlib.generate import attention_hook, generate
-    from dvdlib.models import load_pipeline, paper_model
+    from dvdlib.models import load_pipeline, paper_model, toy_model_name
     from dvdlib.sharding import join_launch, run_sharded
+    from dvdlib.tokenizer import clip_tokenizer
+    from dvdlib.tokens import check_alignment
 
     seeds = parse_seeds(args.seeds) if args.seeds is not None else list(PAPER_SEEDS)
-    prompts = _prompt_set(args.prompts, OUR_WORDING.categories, args.cases)
+    toy = toy_model_name(args.model) is not None
+    prompts = _prompt_set(args.prompts, OUR_WORDING.categories, args.cases, "generate",
+                          default=toy_prompts() if toy else None)
+    if toy and args.prompts:
+        check_toy_words(prompts, args.prompts)
     for name in ("steps", "batch_size"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -131,26 +182,22 @@ def _run_generate(args) -> int:
     size = args.size if args.size is not None else (paper.resolution if paper else None)
     if size is not None and (size < 8 or size % 8):
         raise UsageError(f"--size {size}: must be a positive multiple of 8")
-    out = Path(args.out)
-    created = not out.exists()
-    ensure_writable_dir(out)
+    if not toy:  # SD 1.x and 2.x read 77 CLIP tokens; the loaded model's tokenizer checks again
+        check_alignment(clip_tokenizer(), prompts, args.prompts or "built-in prompts")
+    out = check_writable_dir(args.out)
     launch = join_launch(args.device)  # None unless started by accelerate with several processes
-    try:
+    with no_new_folders_on_error(out):
         pipe = load_pipeline(args.model, device=launch.device if launch else args.device,
                              dtype=args.dtype)
-    except BaseException:
-        if created and not any(out.iterdir()) and launch is None:
-            out.rmdir()  # leave nothing behind for a run that never started
-        raise
-    try:
-        manifest = run_sharded(launch, lambda shard: generate(
-            pipe, prompts, seeds, out, model=args.model, steps=args.steps,
-            guidance=args.guidance, height=size, width=size, batch_size=args.batch_size,
-            hook=attention_hook() if args.record_attention else None,
-            progress=not args.no_progress, shard=shard,
-        ))
-    except StoreError as err:
-        raise UsageError(str(err)) from None
+        try:
+            manifest = run_sharded(launch, lambda shard: generate(
+                pipe, prompts, seeds, out, model=args.model, steps=args.steps,
+                guidance=args.guidance, height=size, width=size, batch_size=args.batch_size,
+                hook=attention_hook() if args.record_attention else None,
+                progress=not args.no_progress, shard=shard,
+            ))
+        except StoreError as err:
+            raise UsageError(str(err)) from None
     if manifest is not None:  # the main process (or the only one)
         print(f"{len(manifest)} images in {out} (manifest: {out / 'manifest.csv'})")
     return 0
@@ -181,7 +228,8 @@ def _add_score(subparsers) -> None:
     parser.add_argument("--out", required=True, metavar="TABLE",
                         help="the per-image table to write (.csv or .parquet)")
     parser.add_argument("--prompts", metavar="CSV",
-                        help="the prompt set the images were made from (default: our built-in set)")
+                        help="the prompt set the images were made from (default: our built-in set; "
+                        "with --judge toy, the toy world's prompts)")
     parser.add_argument("--cases", metavar="LIST", help="only these case numbers, e.g. 1-100")
     parser.add_argument("--judge", choices=JUDGES, default="vlm", help="the judge (default: vlm)")
     parser.add_argument("--judge-model", metavar="PATH_OR_ID",
@@ -232,7 +280,11 @@ def _run_score(args) -> int:
     from dvdlib.sharding import join_launch, run_sharded
 
     wording = load_wording(args.questions) if args.questions else OUR_WORDING
-    prompts = _prompt_set(args.prompts, wording.categories, args.cases)
+    toy = args.judge == "toy"
+    prompts = _prompt_set(args.prompts, wording.categories, args.cases, "score",
+                          default=toy_prompts(wording.categories) if toy else None)
+    if toy:
+        check_toy_words(prompts, args.prompts or TOY_PROMPTS)
     out = check_table_path(args.out)
     per_question = check_table_path(args.per_question) if args.per_question else None
     if args.images_per_call < 1:
@@ -240,21 +292,25 @@ def _run_score(args) -> int:
     find_images(args.images, prompts)  # a folder that matches no prompt fails before the judge loads
     for path in (out, per_question):
         if path is not None:
-            ensure_writable_dir(path.parent, "folder of the output table")
+            try:
+                check_writable_dir(path.parent, "its folder")
+            except ValueError as err:
+                raise UsageError(f"table {str(path)!r} cannot be written: {err}") from None
     launch = join_launch(args.device)  # None unless started by accelerate with several processes
     judge = load_judge(args.judge, args.judge_model, launch.device if launch else args.device,
                        args.questions_per_call)
-    try:
-        table = run_sharded(launch, lambda shard: score_folder(
-            args.images, prompts, judge, out, wording=wording,
-            images_per_call=args.images_per_call, progress=not args.no_progress, shard=shard))
-    except StoreError as err:
-        raise UsageError(str(err)) from None
-    if table is None:  # another process than the main one: the main one writes the table
-        return 0
-    save_table(table, out)
-    if per_question is not None:
-        save_table(question_table(table, wording), per_question)
+    with no_new_folders_on_error(out.parent):
+        try:
+            table = run_sharded(launch, lambda shard: score_folder(
+                args.images, prompts, judge, out, wording=wording,
+                images_per_call=args.images_per_call, progress=not args.no_progress, shard=shard))
+        except StoreError as err:
+            raise UsageError(str(err)) from None
+        if table is None:  # another process than the main one: the main one writes the table
+            return 0
+        save_table(table, out)
+        if per_question is not None:
+            save_table(question_table(table, wording), per_question)
     summary = category_scores(table)
     print(f"{len(table)} images judged by {judge.name}; table: {out}")
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))

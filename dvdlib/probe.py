@@ -535,9 +535,8 @@ def _run_probe(args) -> int:
     # Judges and question templates take the words in lower case, as the prompt sets write them.
     concept, object_word = (" ".join(w.split()).casefold() for w in (args.concept, args.object_word))
 
-    from dvdlib.models import PAPER_GUIDANCE, PAPER_STEPS, load_pipeline, toy_model_name
-    from dvdlib.pipeline_cli import load_judge
-    from dvdlib.store import StoreError
+    from dvdlib.models import toy_model_name
+    from dvdlib.store import StoreError, check_writable_dir, no_new_folders_on_error
 
     is_toy = toy_model_name(args.model) is not None
     judge_kind = args.judge or ("toy" if is_toy else "vlm")
@@ -549,28 +548,11 @@ def _run_probe(args) -> int:
                                   f"{' and '.join(map(repr, strangers))} is none of them: probe "
                                   f"shapes, or choose --judge clip or vlm")
     category = args.category or infer_category(concept, judge_kind, shapes)
-
-    out = Path(args.out) if args.out else None
+    out = check_writable_dir(args.out) if args.out else None  # before any model loads
     work = out or Path(tempfile.mkdtemp(prefix="dvd-probe-"))
     try:
-        judge = load_judge(judge_kind, args.judge_model, args.device, None)  # weights often missing: first
-        pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
-        steps = args.steps or _call_default(pipe, "num_inference_steps", PAPER_STEPS)
-        guidance = args.guidance if args.guidance is not None else _call_default(
-            pipe, "guidance_scale", PAPER_GUIDANCE)
-        result = probe(pipe, judge, args.prompt, concept, object_word, seeds, work,
-                       model=args.model, category=category, steps=steps, guidance=guidance,
-                       size=args.size, batch_size=args.batch_size, threshold=args.threshold,
-                       progress=not args.no_progress)
-        files = None
-        if out is not None:
-            save_figure(probe_figure(result), out / FIGURE)
-            files = {name: str(out / name) for name in (IMAGES, JUDGED, ATTENTION, FIGURE, SUMMARY)}
-        result.summary["files"] = files
-        if out is not None:
-            from dvdlib.store import atomic_write_json
-
-            atomic_write_json(out / SUMMARY, result.summary)
+        with no_new_folders_on_error(work):
+            result = _probe_into(args, work, out, judge_kind, concept, object_word, seeds, category)
     except StoreError as err:
         raise UsageError(str(err)) from None
     finally:
@@ -581,6 +563,32 @@ def _run_probe(args) -> int:
     else:
         print(report(result.summary))
     return 0
+
+
+def _probe_into(args, work: Path, out: Path | None, judge_kind: str, concept: str, object_word: str,
+                seeds: list[int], category: str) -> ProbeResult:
+    """Load the judge and the model, probe into ``work``, save the figure and summary in ``out``."""
+    from dvdlib.models import PAPER_GUIDANCE, PAPER_STEPS, load_pipeline
+    from dvdlib.pipeline_cli import load_judge
+    from dvdlib.store import atomic_write_json
+
+    judge = load_judge(judge_kind, args.judge_model, args.device, None)  # weights often missing: first
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    steps = args.steps or _call_default(pipe, "num_inference_steps", PAPER_STEPS)
+    guidance = args.guidance if args.guidance is not None else _call_default(
+        pipe, "guidance_scale", PAPER_GUIDANCE)
+    result = probe(pipe, judge, args.prompt, concept, object_word, seeds, work,
+                   model=args.model, category=category, steps=steps, guidance=guidance,
+                   size=args.size, batch_size=args.batch_size, threshold=args.threshold,
+                   progress=not args.no_progress)
+    files = None
+    if out is not None:
+        save_figure(probe_figure(result), out / FIGURE)
+        files = {name: str(out / name) for name in (IMAGES, JUDGED, ATTENTION, FIGURE, SUMMARY)}
+    result.summary["files"] = files
+    if out is not None:
+        atomic_write_json(out / SUMMARY, result.summary)
+    return result
 
 
 def _toy_shapes() -> tuple[str, ...]:

@@ -41,7 +41,6 @@ not after hours of work.
 from __future__ import annotations
 
 import json
-import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from dvdlib.bench import PromptSetError
+from dvdlib.bench import PromptSetError, phrase_problems
 from dvdlib.judges.base import QUESTIONS_PER_SIDE, Question
 
 FORMAT = "dvd-questions/1"
@@ -270,26 +269,17 @@ def questions_for(content_type: str, content: str, nm_word: str,
     return questions
 
 
-def _normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", str(text)).strip().casefold()
-
-
 def check_prompt_words(prompts: pd.DataFrame, source: str = "prompt set") -> None:
-    """Raise :class:`~dvdlib.bench.PromptSetError` if a row's concept or object word is not in its prompt.
+    """Raise :class:`~dvdlib.bench.PromptSetError` if a row's concept or object is not in its prompt.
 
-    Matching ignores case and runs of white space ("Van  Gogh's" contains "van gogh"). Every bad
-    row is listed (up to ten), so one run of the check finds them all.
+    The concept and the object are the rows' phrases (``concept_phrase``/``object_phrase`` or,
+    in a table without them, ``content``/``nm_word``), matched as whole words, case and runs of
+    white space aside ("Van  Gogh's" contains "van gogh"), or across spacing and hyphens
+    ("mousepad" in "mouse pad"). Every bad row is listed, so one run of the check finds them all.
     """
-    bad = []
-    for row in prompts.itertuples(index=False):
-        prompt = _normalise(row.prompt)
-        for column in ("content", "nm_word"):
-            word = getattr(row, column)
-            if _normalise(word) not in prompt:
-                bad.append(f"case {row.case_num}: {column} {word!r} is not in the prompt {row.prompt!r}")
-    if bad:
-        more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
+    problems, _ = phrase_problems(prompts)
+    if problems:
         raise PromptSetError(
             f"{source}: the concept and object words must appear in the prompt text; "
-            + "; ".join(bad[:10]) + more
+            f"{len(problems)} do not: " + "; ".join(problems)
         )

@@ -28,9 +28,11 @@ import io
 import itertools
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,7 +42,7 @@ from dvdlib import headlines
 from dvdlib.paths import BUILD_DIR_ENV, project_root
 from dvdlib.store import atomic_write_bytes
 
-RESULTS = "results"  # <project root>/results/<notebook stem>/<run name>/
+RESULTS = "results"  # results/<notebook stem>/<run name>/: `dvd run` in the working directory
 OUTPUT = "output.ipynb"
 PARTIAL = "output.partial.ipynb"
 FAILED = "failed.ipynb"  # the partial notebook of a failed run, kept for reading
@@ -64,13 +66,18 @@ class RunFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class NotebookParameter:
-    """One assignment of a notebook's ``parameters`` cell."""
+    """One assignment of a notebook's ``parameters`` cell, and what the notebook declares it accepts."""
 
     name: str
     source: str  # the default as written, e.g. '""' or '8'
     default: object  # the default's value; None also when it is not a literal
     literal: bool  # False when the default is an expression (any value is then accepted)
     help: str
+    rule: dict = field(default_factory=dict)  # metadata dvdbook.parameters.<name> (see RULE_KEYS)
+
+    def accepted(self) -> str:
+        """The values the declaration accepts, in words ("" when it declares nothing)."""
+        return _rule_text(self.rule)
 
     @property
     def type_name(self) -> str:
@@ -123,10 +130,17 @@ def parse_value(text: str):
 
 
 def notebook_parameters(notebook: str | Path) -> dict[str, NotebookParameter]:
-    """The parameters declared in the notebook's cell tagged ``parameters``, in order."""
+    """The parameters declared in the notebook's cell tagged ``parameters``, in order, with the
+    ranges and choices its metadata declares for them (``dvdbook.parameters``, see
+    :data:`RULE_KEYS`)."""
     import papermill
 
     declared = papermill.inspect_notebook(str(notebook))
+    rules = parameter_rules(notebook)
+    unknown = sorted(set(rules) - set(declared))
+    if unknown:
+        raise ParameterError(f"{notebook}: metadata dvdbook.parameters names {', '.join(unknown)}, "
+                             f"which the parameters cell does not assign")
     parameters = {}
     for name, info in declared.items():
         source = str(info.get("default", ""))
@@ -135,8 +149,193 @@ def notebook_parameters(notebook: str | Path) -> dict[str, NotebookParameter]:
         except (ValueError, SyntaxError):
             default, literal = None, False
         parameters[name] = NotebookParameter(name, source, default, literal,
-                                             str(info.get("help", "") or ""))
+                                             str(info.get("help", "") or ""), rules.get(name, {}))
     return parameters
+
+
+# ----------------------------------------------------------------------------- declared ranges
+
+# What a notebook may declare for a parameter, in its metadata beside the smoke parameters:
+#
+#     "dvdbook": {"smoke": {...}, "parameters": {"top_n": {"min": 1},
+#                 "operator": {"choices": ["zero", "mean", "scale"]},
+#                 "bench_csv": {"kind": "prompt_file", "applies": {"model": "real"},
+#                               "why": "a toy model draws the toy world's own prompts"}}}
+#
+# min / max: inclusive bounds; above / below: exclusive bounds (numbers; None passes when the
+# default is None). choices: the accepted values. kind: a value that must name something usable
+# (KINDS; "" passes: it means the default). applies: the parameter may differ from its default
+# only when another parameter has one of the given values ("toy" / "real" for a model
+# parameter: a toy model or any other); why: the reason, quoted in the error.
+RULE_KEYS = ("min", "max", "above", "below", "choices", "kind", "applies", "why")
+KINDS = {
+    "prompt_file": "a prompt CSV in the authors' format",
+    "zoo": "a folder written by `dvd toyworld zoo --export`",
+    "model": "a toy model (toy, toy:NAME), sd1.4, sd2.1, a pipeline folder or a Hugging Face id",
+    "fractions": "comma-separated fractions in (0, 1], e.g. 0.1,0.5",
+}
+PATH_KINDS = ("prompt_file", "zoo")  # values resolved from the working directory, given absolute
+
+
+def parameter_rules(notebook: str | Path) -> dict[str, dict]:
+    """The notebook's declared ranges and choices (metadata ``dvdbook.parameters``), checked."""
+    try:
+        nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ParameterError(f"cannot read notebook {notebook}: {err}") from None
+    rules = nb.get("metadata", {}).get("dvdbook", {}).get("parameters", {})
+    if not isinstance(rules, dict):
+        raise ParameterError(f"{notebook}: metadata dvdbook.parameters must map parameter names "
+                             f"to declarations, got {rules!r}")
+    for name, rule in rules.items():
+        where = f"{notebook}: metadata dvdbook.parameters.{name}"
+        if not isinstance(rule, dict):
+            raise ParameterError(f"{where} must be a mapping, got {rule!r}")
+        bad = sorted(set(rule) - set(RULE_KEYS))
+        if bad:
+            raise ParameterError(f"{where}: unknown key(s) {', '.join(bad)}; accepted: "
+                                 f"{', '.join(RULE_KEYS)}")
+        if "kind" in rule and rule["kind"] not in KINDS:
+            raise ParameterError(f"{where}: unknown kind {rule['kind']!r}; accepted: "
+                                 f"{', '.join(KINDS)}")
+        if "applies" in rule and not (isinstance(rule["applies"], dict) and rule["applies"]):
+            raise ParameterError(f"{where}: applies must map a parameter to its values")
+    return rules
+
+
+def _rule_text(rule: dict) -> str:
+    parts = []
+    if "choices" in rule:
+        parts.append("one of " + ", ".join(repr(c) for c in rule["choices"]))
+    bounds = [f"{word} {rule[key]}" for key, word in
+              (("min", ">="), ("above", ">"), ("max", "<="), ("below", "<")) if key in rule]
+    if bounds:
+        parts.append(" and ".join(bounds))
+    if "kind" in rule:
+        parts.append(KINDS[rule["kind"]])
+    return "; ".join(parts)
+
+
+def _is_toy_model(value) -> bool:
+    from dvdlib.models import toy_model_name
+
+    return isinstance(value, str) and bool(value) and toy_model_name(value) is not None
+
+
+def _condition_holds(wanted, value) -> bool:
+    if wanted == "toy":
+        return _is_toy_model(value)
+    if wanted == "real":
+        return isinstance(value, str) and bool(value) and not _is_toy_model(value)
+    return value in (wanted if isinstance(wanted, list) else [wanted])
+
+
+def _check_kind(kind: str, value, values: dict, declared: dict) -> object:
+    """The value to inject (a path made absolute) if ``value`` is usable as ``kind``."""
+    if value == "" or value is None:
+        return value
+    if kind in PATH_KINDS:
+        path = Path(value).expanduser()
+        if kind == "prompt_file":
+            from dvdlib.bench import load_prompts
+
+            load_prompts(path, report=lambda _note: None)
+        else:
+            from dvdlib.toyworld.zoo import check_zoo
+
+            check_zoo(path)
+        return str(path.absolute())
+    if kind == "fractions":
+        parts = [p.strip() for p in str(value).split(",")]
+        for part in parts:
+            try:
+                fraction = float(part)
+            except ValueError:
+                fraction = None
+            if fraction is None or not 0 < fraction <= 1:
+                raise ValueError(f"{part!r} is not a fraction in (0, 1]")
+        return value
+    if kind == "model":
+        _check_model(str(value), values, declared)
+    return value
+
+
+def _check_model(model: str, values: dict, declared: dict) -> None:
+    """Refuse a model name that cannot be loaded, without loading it."""
+    from dvdlib.models import PAPER_MODELS, TOY, _looks_like_folder, paper_model, toy_model_name
+
+    toy = toy_model_name(model)
+    if toy is not None:
+        if not toy:
+            return
+        from dvdlib.toyworld.zoo import model_names
+
+        zoos = [n for n, p in declared.items() if p.rule.get("kind") == "zoo" and values.get(n)]
+        folder = values[zoos[0]] if zoos else None
+        names = model_names(folder)
+        if toy not in names:
+            raise ValueError(f"the zoo{' ' + str(folder) if folder else ''} has no model {toy!r}; "
+                             f"its models: {', '.join(names)}")
+        return
+    if paper_model(model) or Path(model).is_dir():
+        if Path(model).is_dir() and not (Path(model) / "model_index.json").is_file():
+            raise ValueError(f"folder {model!r} is not a diffusers pipeline folder (no "
+                             f"model_index.json)")
+        return
+    if _looks_like_folder(model):
+        raise ValueError(f"model folder {model!r} does not exist")
+    if model.count("/") != 1:
+        raise ValueError(f"{model!r} is no toy model ({TOY!r}, 'toy:NAME'), none of the paper's "
+                         f"models ({', '.join(PAPER_MODELS)}), no folder and no Hugging Face id "
+                         f"(ORG/NAME)")
+
+
+def _check_rule(notebook, parameter: NotebookParameter, value, values: dict,
+                declared: dict) -> object:
+    """``value`` checked against the parameter's declaration; returns the value to inject."""
+    rule = parameter.rule
+    if not rule:
+        return value
+
+    def refuse(reason: str) -> ParameterError:
+        return ParameterError(f"parameter {parameter.name!r} of {notebook}: {value!r} {reason}; "
+                              f"accepted: {_rule_text(rule) or 'see the parameters cell'}")
+
+    if "choices" in rule and value not in rule["choices"]:
+        raise refuse("is not one of the choices")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        for key, fails in (("min", lambda v, b: v < b), ("max", lambda v, b: v > b),
+                           ("above", lambda v, b: v <= b), ("below", lambda v, b: v >= b)):
+            if key in rule and fails(value, rule[key]):
+                raise refuse("is out of range")
+    if "kind" in rule:
+        try:
+            value = _check_kind(rule["kind"], value, values, declared)
+        except (ValueError, FileNotFoundError) as err:
+            raise ParameterError(f"parameter {parameter.name!r} of {notebook}: "
+                                 f"{' '.join(str(err).split())}") from None
+    return value
+
+
+def _check_applies(notebook, parameter: NotebookParameter, value, values: dict) -> None:
+    """Refuse a parameter set away from its default where it does not apply."""
+    applies = parameter.rule.get("applies")
+    if not applies or (parameter.literal and value == parameter.default):
+        return
+    for other, wanted in applies.items():
+        if not _condition_holds(wanted, values.get(other)):
+            if wanted in ("toy", "real"):
+                what = "a toy model" if _is_toy_model(values.get(other)) else "not a toy model"
+                need = "toy models" if wanted == "toy" else "real (non-toy) models"
+                where = f"{other} is {values.get(other)!r} ({what}); it applies to {need} only"
+            else:
+                options = ", ".join(map(repr, wanted if isinstance(wanted, list) else [wanted]))
+                where = f"{other} is {values.get(other)!r}; it applies only when {other} is {options}"
+            why = f" ({parameter.rule['why']})" if parameter.rule.get("why") else ""
+            raise ParameterError(
+                f"parameter {parameter.name!r} of {notebook} does not apply here: {where}{why}; "
+                f"leave it at its default {parameter.source}"
+            )
 
 
 def _accepted_list(declared: dict[str, NotebookParameter]) -> str:
@@ -147,8 +346,10 @@ def check_parameters(notebook: str | Path, given: dict,
                      declared: dict[str, NotebookParameter] | None = None) -> dict:
     """``given`` checked against the notebook's parameters cell; returns the values to inject.
 
-    Raises :class:`ParameterError` naming the bad parameter and the accepted names or type.
-    An int given for a float parameter is converted to float.
+    Raises :class:`ParameterError` naming the bad parameter and the accepted names, type, range
+    or choices (declared in the notebook's metadata, see :data:`RULE_KEYS`). An int given for a
+    float parameter is converted to float; a relative path of a path parameter (a prompt file, a
+    zoo folder) is made absolute from the working directory, since the notebook runs elsewhere.
     """
     declared = notebook_parameters(notebook) if declared is None else declared
     checked = {}
@@ -172,6 +373,13 @@ def check_parameters(notebook: str | Path, given: dict,
         if parameter.type_name == "float" and isinstance(value, int):
             value = float(value)
         checked[name] = value
+    # The declared ranges, choices and kinds, with every other parameter's value at hand.
+    values = {name: p.default for name, p in declared.items()}
+    values.update(checked)
+    for name in list(checked):
+        checked[name] = _check_rule(notebook, declared[name], checked[name], values, declared)
+    for name in checked:
+        _check_applies(notebook, declared[name], checked[name], values)
     return checked
 
 
@@ -283,16 +491,113 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+def _source_text(cell: dict) -> str:
+    source = cell.get("source", "")
+    return source if isinstance(source, str) else "".join(source)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failed_cell(nb: dict) -> str | None:
+    """Where and why a papermill-executed notebook failed, numbering cells as the source notebook
+    does (papermill's injected parameters cell is not counted), or None if no cell failed."""
+    cells = [c for c in nb.get("cells", [])  # without papermill's red error banners
+             if ERROR_BANNER not in c.get("metadata", {}).get("tags", [])]
+    injected = [INJECTED in c.get("metadata", {}).get("tags", []) for c in cells]
+    total = injected.count(False)
+    number = 0
+    for cell, is_injected in zip(cells, injected):
+        number += not is_injected
+        if not cell.get("metadata", {}).get("papermill", {}).get("exception"):
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        what = f"{errors[0]['ename']}: {errors[0]['evalue']}" if errors else "an error"
+        frames = [_ANSI.sub("", line) for line in (errors[0].get("traceback", []) if errors else [])]
+        lines = [line.strip() for frame in frames for line in frame.splitlines()]
+        located = [line for line in lines if line.startswith(("File ", "Cell In["))]
+        where = f"; raised at {located[-1]}" if located else ""
+        if is_injected:
+            return f"failed in the injected parameters cell: {what}"
+        first = next((line.strip() for line in _source_text(cell).splitlines() if line.strip()), "")
+        return f"failed in cell {number} of {total} ({first[:60]!r}): {what}{where}"
+    return None
+
+
 def _failure_message(notebook: Path, partial: Path, output: str) -> str:
     """The failing cell and error, read from papermill's partly executed notebook."""
-    nb = _read_json(partial)
-    for index, cell in enumerate(nb.get("cells", [])):
-        if cell.get("metadata", {}).get("papermill", {}).get("exception"):
-            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-            what = f"{errors[0]['ename']}: {errors[0]['evalue']}" if errors else "an error"
-            return (f"{notebook} failed in cell {index} (execution count "
-                    f"{cell.get('execution_count')}): {what}")
-    return f"{notebook} failed before any cell ran:\n{output[-3000:]}"
+    failure = failed_cell(_read_json(partial))
+    if failure is not None:
+        return f"{notebook} {failure}"
+    tail = " | ".join(line.strip() for line in output.strip().splitlines()[-6:])
+    return f"{notebook} failed before any cell ran: {tail or 'no output'}"
+
+
+# The kernel runs on this machine: IPC sockets instead of TCP (ipykernel warns about plain TCP).
+KERNEL_CONFIG = {"KernelManager": {"transport": "ipc"}}
+INJECTED = "injected-parameters"  # papermill's tag on the cell it adds
+ERROR_BANNER = "papermill-error-cell-tag"  # papermill's tag on the banners it adds to a failed run
+_PROGRESS = "[dvd-progress] "
+
+
+def kernel_config():
+    """The traitlets config papermill passes to its kernel manager (:data:`KERNEL_CONFIG`)."""
+    from traitlets.config import Config
+
+    return Config(KERNEL_CONFIG)
+
+
+class _ProgressLines(io.TextIOBase):
+    """A file for papermill's progress bar that writes one ``[dvd-progress] done total`` line
+    per finished cell to ``stream``."""
+
+    def __init__(self, stream):
+        super().__init__()
+        self.stream, self.last = stream, None
+
+    def write(self, text: str) -> int:
+        for done, total in re.findall(r"(\d+)/(\d+)", text):
+            if (done, total) != self.last:
+                self.last = (done, total)
+                self.stream.write(f"{_PROGRESS}{done} {total}\n")
+                self.stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _execute(argv: list[str]) -> int:
+    """The child process of :func:`run_notebook`: papermill with progress lines on stdout."""
+    import papermill
+
+    notebook, output, cwd, parameters = argv
+    progress = {"file": _ProgressLines(sys.stdout), "mininterval": 0, "bar_format": "{n}/{total}"}
+    try:
+        papermill.execute_notebook(notebook, output, parameters=json.loads(parameters), cwd=cwd,
+                                   progress_bar=progress, config=kernel_config())
+    except papermill.PapermillExecutionError:
+        return 1  # the partly executed notebook says where and why
+    return 0
+
+
+def _run_child(command: list[str], environment: dict, progress) -> tuple[int, str]:
+    """Run the papermill child; report its progress lines; return its exit code and output."""
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
+    reader.start()
+    lines = []
+    for line in process.stdout:
+        if line.startswith(_PROGRESS):
+            done, total = (int(n) for n in line[len(_PROGRESS):].split())
+            progress(done, total)
+        else:
+            lines.append(line)
+    process.wait()
+    reader.join()
+    return process.returncode, "".join(lines) + "".join(errors)
 
 
 def run_notebook(notebook: str | Path, parameters: dict | None = None,
@@ -309,8 +614,8 @@ def run_notebook(notebook: str | Path, parameters: dict | None = None,
     """
     from dvdlib.book import chapter_key, library_fingerprint
 
-    root = project_root(root)
     notebook = Path(notebook).resolve()
+    root = notebook_root(notebook, root)
     shown = _display_path(notebook, root)
     declared = notebook_parameters(notebook)
     parameters = dict(parameters or {})
@@ -319,7 +624,7 @@ def run_notebook(notebook: str | Path, parameters: dict | None = None,
     parameters = _ordered(parameters, declared)
 
     results = Path(results) if results is not None else root / RESULTS
-    folder = results / notebook.stem / run_name(parameters)
+    folder = results.absolute() / notebook.stem / run_name(parameters)
     key = chapter_key(root, notebook, parameters, library_fingerprint(root))
     source_key = chapter_key(root, notebook, parameters, "")  # the notebook and parameters only
     done = _read_json(folder / DONE)
@@ -334,19 +639,27 @@ def run_notebook(notebook: str | Path, parameters: dict | None = None,
         stale.unlink()
     _write_json(folder / PARAMS, {"notebook": str(shown), "parameters": parameters})
     partial = folder / PARTIAL
-    command = [sys.executable, "-m", "papermill", str(notebook), str(partial),
-               "--cwd", str(notebook.parent), "--no-progress-bar",
-               "-y", json.dumps(parameters)]
+    command = [sys.executable, "-c", "import sys; from dvdlib.runs import _execute; "
+               "sys.exit(_execute(sys.argv[1:]))", str(notebook), str(partial),
+               str(notebook.parent), json.dumps(parameters)]
     environment = {**os.environ, BUILD_DIR_ENV: str(folder.resolve())}
-    log(f"[run] {shown} {run_name(parameters)}: executing ...")
+    name = run_name(parameters)
+    log(f"[run] {shown} {name}: executing ...")
     start = time.perf_counter()
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True)
+
+    def progress(done: int, total: int) -> None:
+        if 0 < done < total:
+            log(f"[run] {shown} {name}: {done}/{total} cells done "
+                f"({time.perf_counter() - start:.0f} s)")
+
+    returncode, output = _run_child(command, environment, progress)
     seconds = time.perf_counter() - start
-    if completed.returncode != 0:
-        message = _failure_message(shown, partial, completed.stdout + completed.stderr)
+    if returncode != 0:
+        message = _failure_message(shown, partial, output)
         if partial.is_file():
             os.replace(partial, folder / FAILED)
-        raise RunFailed(f"{message} (partly executed notebook: {folder / FAILED})")
+            message += f" (full traceback in the partly executed notebook {folder / FAILED})"
+        raise RunFailed(message)
     os.replace(partial, folder / OUTPUT)
     (folder / FAILED).unlink(missing_ok=True)
     _write_json(folder / DONE, {
@@ -383,8 +696,8 @@ def sweep(notebook: str | Path, grid: dict[str, list], fixed: dict | None = None
     status, seconds, parameters, and every headline number the run saved, as
     ``<chapter>:<name>`` columns. It is rewritten after each run.
     """
-    root = project_root(root)
     notebook = Path(notebook).resolve()
+    root = notebook_root(notebook, root)
     shown = _display_path(notebook, root)
     fixed = dict(fixed or {})
     if not grid:
@@ -395,7 +708,7 @@ def sweep(notebook: str | Path, grid: dict[str, list], fixed: dict | None = None
     declared = notebook_parameters(notebook)
     plan = [check_parameters(shown, {**fixed, **combo}, declared) for combo in combinations(grid)]
 
-    results = Path(results) if results is not None else root / RESULTS
+    results = (Path(results) if results is not None else root / RESULTS).absolute()
     summary = Path(summary) if summary is not None else \
         results / notebook.stem / f"sweep_{'+'.join(_safe(n) for n in grid)}.csv"
     outcome = SweepResult(summary=summary)
@@ -494,7 +807,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-r", "--raw", nargs=2, action="append", metavar=("NAME", "VALUE"),
                         help="set a string parameter to VALUE as given; repeatable")
     parser.add_argument("--results", metavar="DIR", type=Path,
-                        help="folder for the runs (default: results/ at the repository root)")
+                        help="folder for the runs (default: results/ in the working directory)")
     parser.add_argument("--force", action="store_true",
                         help="rerun even when a finished run exists")
 
@@ -534,12 +847,37 @@ def _given(args) -> dict:
     return pairs_to_dict(args.raw, raw=True, into=given)
 
 
+def notebook_root(notebook: Path, root: Path | None = None) -> Path:
+    """The checkout a notebook belongs to: ``root`` if given, else the one holding the notebook,
+    else the one this dvdlib was installed from (a notebook of one's own elsewhere)."""
+    if root is not None:
+        return project_root(root)
+    try:
+        return project_root(Path(notebook).resolve().parent)
+    except FileNotFoundError:
+        return library_root()
+
+
+def library_root() -> Path:
+    """The checkout this dvdlib runs from (an editable install), found from any folder."""
+    return project_root(Path(__file__).resolve().parent)
+
+
+def _command_root() -> Path:
+    """The checkout whose chapters the command names: the one around the working directory,
+    else dvdlib's own, so ``dvd run`` works from any folder."""
+    try:
+        return project_root()
+    except FileNotFoundError:
+        return library_root()
+
+
 def _run(args) -> int:
-    root = project_root()
+    root = _command_root()
     notebook = resolve_notebook(args.notebook, root)
     try:
-        run = run_notebook(notebook, _given(args), results=args.results, force=args.force,
-                           root=root)
+        run = run_notebook(notebook, _given(args), results=args.results or Path(RESULTS),
+                           force=args.force, root=notebook_root(notebook))
     except RunFailed as err:
         print(f"dvd run: error: {err}", file=sys.stderr)
         return 1
@@ -550,8 +888,9 @@ def _run(args) -> int:
 
 
 def _sweep(args) -> int:
-    root = project_root()
+    root = _command_root()
     notebook = resolve_notebook(args.notebook, root)
-    outcome = sweep(notebook, parse_grid(args.grid), fixed=_given(args), results=args.results,
-                    summary=args.summary, force=args.force, root=root)
+    outcome = sweep(notebook, parse_grid(args.grid), fixed=_given(args),
+                    results=args.results or Path(RESULTS), summary=args.summary, force=args.force,
+                    root=notebook_root(notebook))
     return 1 if outcome.failures else 0

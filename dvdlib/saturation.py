@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 
 from dvdlib import verdicts
+from dvdlib.bench import concept_phrase, object_phrase
 from dvdlib.focus import concept_share, map_concentration, saturation_step
 from dvdlib.generate import BatchHook, PipelineCall, generate
 from dvdlib.layers import layers_frame
@@ -130,8 +131,8 @@ def concept_hook(classifier_free_guidance: bool, map_steps: Sequence[int] = (),
     """A :func:`dvdlib.generate.generate` hook: records every call into ``attention.npz``.
 
     Like :func:`dvdlib.generate.attention_hook`, plus spatial maps: for each call it keeps the
-    maps of the tokens of the call's concepts and objects (the ``content`` and ``nm_word`` of
-    its prompts), at the finest-resolution layers and at ``map_steps`` (none if empty).
+    maps of the tokens of the call's concepts and objects (as its prompts write them), at the
+    finest-resolution layers and at ``map_steps`` (none if empty).
     """
     map_steps = [int(s) for s in map_steps]
 
@@ -144,7 +145,7 @@ def concept_hook(classifier_free_guidance: bool, map_steps: Sequence[int] = (),
             if map_steps:
                 positions = sorted({p for job, tokens in zip(call.jobs, prompts)
                                     for ps in token_groups(tokenizer, tokens, {
-                                        "concept": job.content, "other": job.nm_word}).values()
+                                        "concept": job.concept, "other": job.object}).values()
                                     for p in ps})
                 maps = MapRequest(layers=top_resolution_layers(layers), tokens=positions,
                                   steps=[s for s in map_steps if s < call.num_inference_steps])
@@ -241,7 +242,8 @@ def record_shares(images: pd.DataFrame, image_dir: str | Path, tokenizer
     """Read every record named in ``images``: pooled shares, per-layer shares, map concentration.
 
     Pooled and per-layer shares come from :func:`dvdlib.focus.concept_share` (our definitions),
-    with ``concept`` the row's ``content`` and ``other`` its ``nm_word``; ``other_word_share``
+    with ``concept`` the row's concept and ``other`` its object as the prompt writes them
+    (:func:`dvdlib.bench.concept_phrase`, :func:`~dvdlib.bench.object_phrase`); ``other_word_share``
     is the other concept's share of the word tokens. Rows carry the image's key (condition,
     case_num, seed).
     """
@@ -252,7 +254,8 @@ def record_shares(images: pd.DataFrame, image_dir: str | Path, tokenizer
             raise ValueError(f"images {rows['file'].tolist()[:3]} have no attention record")
         record = AttentionRecord.load(image_dir / record_dir / RECORD_FILE)
         texts = {p.prompt for p in record.prompts}
-        content, nm_word = rows["content"].iloc[0], rows["nm_word"].iloc[0]
+        first = rows.iloc[0]
+        content, nm_word = concept_phrase(first), object_phrase(first)  # as the prompt writes them
         if len(texts) != 1 or rows[["content", "nm_word"]].drop_duplicates().shape[0] != 1:
             raise ValueError(f"record {record_dir} holds several prompts ({sorted(texts)}); make "
                              "one pipeline call per prompt (a batch size that divides the seeds)")
@@ -726,8 +729,8 @@ def token_map_example(result: ConditionResult, prompt: str, seed: int,
     with Image.open(result.image_dir / row["file"]) as image:
         picture = image.convert("RGB")
     return {"title": title or result.label, "image": picture,
-            "maps": group_maps(record, int(row["record_image"]), result.tokenizer, row["content"],
-                               row["nm_word"]),
+            "maps": group_maps(record, int(row["record_image"]), result.tokenizer, concept_phrase(row),
+                               object_phrase(row)),
             "words": {"concept": row["content"], "other": row["nm_word"]},
             "map_steps": record.map_steps}
 

@@ -187,6 +187,17 @@ def find_images(image_dir: str | Path, prompts: pd.DataFrame) -> pd.DataFrame:
         raise ImageFolderError(
             f"{image_dir}: no case folder matches the prompt set (cases {_ranges(wanted)}); {found}"
         )
+    prompt_of = {int(c): str(p) for c, p in zip(prompts["case_num"], prompts["prompt"])}
+    strangers = [f"{folder.name} is case {case}, whose prompt is {prompt_of[case]!r}"
+                 for case, folder in sorted(folders.items())
+                 if not slug_matches(folder.name, prompt_of[case])]
+    if strangers:
+        raise ImageFolderError(
+            f"{image_dir}: {len(strangers)} case folder(s) are named after another prompt than "
+            f"their case's in the prompt set (images made from another prompt file?): "
+            + "; ".join(strangers) + ". A case folder is caseNNN or caseNNN_<the words of its "
+            "prompt>, as `dvd generate` writes it; give the prompt file the images were made from"
+        )
     rows = []
     for case, folder in sorted(folders.items()):
         for file in sorted(folder.iterdir()):
@@ -196,6 +207,17 @@ def find_images(image_dir: str | Path, prompts: pd.DataFrame) -> pd.DataFrame:
                              "image_path": f"{folder.name}/{file.name}",
                              "seed": int(match.group(1)) if match else None})
     return pd.DataFrame(rows, columns=["case_num", "image_name", "image_path", "seed"])
+
+
+def slug_matches(folder_name: str, prompt: str) -> bool:
+    """Whether a ``caseNNN_<slug>`` folder name fits ``prompt``: no slug, or a slug that spells
+    the start of the prompt's words (case, punctuation and a cut-off end aside)."""
+    slug = re.sub(r"^case\d+_?", "", folder_name)
+
+    def letters(text: str) -> str:
+        return re.sub(r"[\W_]+", "", text.casefold())
+
+    return not letters(slug) or letters(prompt).startswith(letters(slug))
 
 
 def _ranges(numbers) -> str:
@@ -249,10 +271,30 @@ def score_folder(image_dir: str | Path, prompts: pd.DataFrame, judge: Judge, res
     image_dir = Path(image_dir)
     images = find_images(image_dir, prompts)
     rows_by_case = {int(r.case_num): r for r in prompts.itertuples(index=False)}
+    check = getattr(judge, "check_questions", None)
+    if check is not None:  # a judge that cannot answer some question refuses before any file is written
+        check([q for case in sorted(set(images["case_num"])) for q in questions_for(
+            rows_by_case[case].content_type, rows_by_case[case].content, rows_by_case[case].nm_word,
+            wording)])
     results = Path(results)
-    check_run_settings(results.with_name(results.stem + ".answers.json"),
-                       {"judge": judge.name, "wording": wording.to_dict()}, f"the answers for {results}")
+    settings = results.with_name(results.stem + ".answers.json")
     main_log = answers_log(results)
+    fresh = shard is None and not settings.exists() and not main_log.path.exists()
+    try:
+        check_run_settings(settings, {"judge": judge.name, "wording": wording.to_dict()},
+                           f"the answers for {results}")
+        return _judge_images(image_dir, images, prompts, rows_by_case, judge, wording, main_log,
+                             images_per_call, progress, shard)
+    except BaseException:
+        if fresh and not main_log.rows():  # nothing was judged: leave no file behind
+            main_log.path.unlink(missing_ok=True)
+            settings.unlink(missing_ok=True)
+        raise
+
+
+def _judge_images(image_dir: Path, images: pd.DataFrame, prompts: pd.DataFrame, rows_by_case: dict,
+                  judge: Judge, wording: Wording, main_log: ResultLog, images_per_call: int,
+                  progress: bool, shard: Shard | None) -> pd.DataFrame:
     log = main_log if shard is None else ResultLog(shard.log_path(main_log.path), KEY)
     with log.open(), nullcontext() if shard is None else reading_main_log(main_log, shard):
         if shard is None:

@@ -33,8 +33,9 @@ import os
 import shutil
 import tempfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 
@@ -143,12 +144,50 @@ def load_table(path: str | Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Check, creating nothing, that ``path`` is a folder or could be made as one.
+
+    Raises ``ValueError`` naming the folder and the reason: a file where a folder must be, or
+    a folder without write permission. For checks made before slow work (loading a model).
+    """
+    path = Path(path)
+    for folder in (path, *path.parents):
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            where = "it" if folder == path else repr(str(folder))
+            raise ValueError(f"{what} {str(path)!r} cannot be used: {where} is a file, not a "
+                             f"folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"{what} {str(path)!r} is not writable: no permission to write in "
+                             f"{str(folder)!r}")
+        break
+    return path
+
+
+@contextmanager
+def no_new_folders_on_error(folder: str | Path) -> Iterator[Path]:
+    """Remove the folders made for ``folder`` (it and its missing parents) if the body fails
+    while they are still empty: a command that fails before its work starts leaves nothing."""
+    folder = Path(folder)
+    missing = [f for f in (folder, *folder.parents) if not f.exists()]  # deepest first
+    try:
+        yield folder
+    except BaseException:
+        for made in missing:
+            try:
+                made.rmdir()  # only an empty folder goes
+            except OSError:
+                break
+        raise
+
+
 def ensure_writable_dir(path: str | Path, what: str = "output folder") -> Path:
     """Create ``path`` (and its parents) if needed and prove it is writable, before any work.
 
     Raises ``ValueError`` naming the folder and the reason, so a long run never fails at its end.
     """
-    path = Path(path)
+    path = check_writable_dir(path, what)
     try:
         path.mkdir(parents=True, exist_ok=True)
         handle, probe = tempfile.mkstemp(prefix=".write-test.", dir=path)

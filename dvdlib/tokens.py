@@ -196,3 +196,28 @@ def word_shares(mass: torch.Tensor, prompt: PromptTokens) -> torch.Tensor:
     total = word_mass.sum(dim=-1, keepdim=True)
     nan = torch.full((), float("nan"), dtype=mass.dtype, device=mass.device)
     return torch.where(is_word, word_mass / total, nan)
+
+
+def check_alignment(tokenizer, prompts, source: str = "prompt set") -> None:
+    """Check that every row's concept and object lie among the tokens the text encoder reads.
+
+    ``prompts`` is a prompt table (:mod:`dvdlib.bench`); each side is the row's phrase
+    (``concept_phrase``/``object_phrase``, else ``content``/``nm_word``). A side past the
+    tokenizer's limit (``model_max_length``, 77 for CLIP) would be cut from the prompt, so the
+    image could never show it. Raises :class:`PhraseNotFoundError` listing every bad row.
+    """
+    from dvdlib.bench import concept_phrase, object_phrase
+
+    problems = []
+    for row in prompts.itertuples(index=False):
+        tokens = tokenize_prompt(tokenizer, row.prompt)
+        for side, phrase in (("concept", concept_phrase(row)), ("object", object_phrase(row))):
+            try:
+                find_phrase(tokenizer, tokens, phrase)
+            except PhraseNotFoundError as err:
+                problems.append(f"case {row.case_num}: {side} {err}")
+    if problems:
+        limit = tokenizer.model_max_length
+        raise PhraseNotFoundError(
+            f"{source}: the text encoder reads {limit} tokens (start and end included); "
+            f"{len(problems)} concept(s) or object(s) are not among them: " + "; ".join(problems))

@@ -17,7 +17,7 @@ def write(tmp_path, text, name="bench.csv"):
 
 
 def test_authors_file_loads_with_its_quirks(authors_csv):
-    table = bench.load_prompts(authors_csv)
+    table = bench.load_prompts(authors_csv, expect="dominancebench")
     assert len(table) == 300
     assert table["content_type"].value_counts().to_dict() == {
         "artist": 100, "landmark": 100, "character": 100}
@@ -71,7 +71,7 @@ def test_missing_file_is_named(tmp_path):
 
 def test_builtin_set_has_the_benchmark_shape():
     table = bench.builtin_prompts()
-    assert list(table.columns) == list(bench.COLUMNS)
+    assert list(table.columns) == [*bench.COLUMNS, "concept_phrase", "object_phrase"]
     assert table["content_type"].value_counts().to_dict() == {c: 100 for c in bench.CATEGORIES}
     assert table["case_num"].is_unique
     assert bench.duplicate_prompts(table).empty
@@ -115,3 +115,72 @@ def test_seeds_start_with_the_papers_and_never_repeat():
     assert len(set(bench.seeds(500))) == 500
     with pytest.raises(ValueError, match="positive integer, got 0"):
         bench.seeds(0)
+
+
+# The authors' other prompt files: extra columns, and an object written otherwise in the prompt.
+EXTRA = (
+    "case_num,content_type,content,nm_word,object_prompt_phrase,prompt,template_id,source\n"
+    "1,artist,andy warhol,mousepad,mouse pad,a mouse pad with colors reminiscent of Andy Warhol,t3,sys\n"
+    "2,artist,amedeo modigliani,halloween,Halloween decoration,"
+    "a studio product photo of a Halloween decoration covered in Amedeo Modigliani-inspired artwork,t2,sys\n"
+    "3,artist,claude monet,magnets,decorative magnets,"
+    "a studio product photo of decorative magnets covered in Claude Monet-inspired artwork,t2,sys\n"
+    "4,artist,rembrandt,t-shirt,,a close-up of a t shirt printed in the style of Rembrandt,t4,sys\n"
+    "5,landmark,eiffel tower,mug,mug,  an Eiffel  Tower mug ,t1,sys\n"
+)
+
+
+def test_extra_column_files_keep_their_columns_and_give_the_phrases(tmp_path, tokenizer):
+    notes = []
+    table = bench.load_prompts(write(tmp_path, EXTRA), report=notes.append)
+    assert list(table.columns) == [*bench.COLUMNS, "object_prompt_phrase", "template_id", "source",
+                                   "concept_phrase", "object_phrase"]
+    assert table["template_id"].tolist() == ["t3", "t2", "t2", "t4", "t1"]
+    assert table["object_phrase"].tolist() == ["mouse pad", "Halloween decoration", "decorative magnets",
+                                               "t shirt", "mug"]
+    assert table["concept_phrase"].tolist() == ["Andy Warhol", "Amedeo Modigliani", "Claude Monet",
+                                                "Rembrandt", "Eiffel  Tower"]
+    assert table["nm_word"].tolist() == ["mousepad", "halloween", "magnets", "t-shirt", "mug"]
+    assert table.loc[4, "prompt"] == "an Eiffel  Tower mug"  # stripped, inner spaces kept
+    # Row 4 has no phrase: "t-shirt" is matched across the hyphen, and that is reported.
+    assert len(notes) == 1 and "case 4: nm_word 't-shirt' as 't shirt'" in notes[0]
+    # Every phrase lies among the tokens the text encoder reads.
+    from dvdlib.tokens import check_alignment, find_phrase
+
+    check_alignment(tokenizer, table)
+    positions = find_phrase(tokenizer, table.loc[1, "prompt"], table.loc[1, "object_phrase"])
+    assert len(positions) == 2  # halloween, decoration
+    # The judge's questions still name nm_word.
+    from dvdlib.questions import questions_for
+
+    questions = questions_for("artist", "andy warhol", table.loc[0, "nm_word"])
+    assert questions[5].subject == "mousepad"
+
+
+def test_words_found_only_across_spacing_are_reported_without_a_phrase_column(tmp_path):
+    path = write(tmp_path, HEADER + "1,artist,monet,mousepad,Monet Mouse Pad\n"
+                                    "2,artist,monet,t-shirt,Monet T Shirt\n")
+    with pytest.warns(bench.PhraseMatchWarning, match="mousepad' as 'Mouse Pad'.*t-shirt' as 'T Shirt'"):
+        table = bench.load_prompts(path)
+    assert table["object_phrase"].tolist() == ["Mouse Pad", "T Shirt"]
+
+
+def test_every_row_whose_words_are_missing_is_listed_at_once_with_the_prompts_tokens(tmp_path):
+    path = write(tmp_path, HEADER + "1,artist,monet,mug,Monet Cup\n2,artist,degas,mug,Monet Mug\n"
+                                    "3,artist,monet,mug,Monet Mugs\n")
+    with pytest.raises(PromptSetError) as caught:
+        bench.load_prompts(path)
+    message = str(caught.value)
+    assert "3 do not" in message and "\n" not in message
+    assert "case 1: nm_word 'mug' is not in the prompt 'Monet Cup' (its tokens: Monet · Cup)" in message
+    assert "case 2: content 'degas'" in message and "case 3: nm_word 'mug'" in message
+
+
+def test_expecting_dominancebench_checks_its_shape(tmp_path):
+    path = write(tmp_path, HEADER + "1,artist,monet,mug,Monet Mug\n")
+    with pytest.raises(PromptSetError, match=r"not the dominancebench file: it has 1 rows \(1 artist, "
+                                             r"0 landmark, 0 character\); dominancebench has 300 rows"):
+        bench.load_prompts(path, expect="dominancebench")
+    with pytest.raises(ValueError, match="expect='dominance' is not a known prompt file; accepted: "
+                                         "dominancebench"):
+        bench.load_prompts(path, expect="dominance")

@@ -106,7 +106,8 @@ def test_seeds_that_are_not_integers(tmp_path, capsys, weights):
 def test_unwritable_output_folder(tmp_path, capsys, weights):
     (tmp_path / "file").write_text("a file, not a folder")
     _fails(capsys, ["generate", "--model", str(weights), "--out", str(tmp_path / "file" / "out"), "--cases", "1",
-                    *QUICK], f"output folder '{tmp_path / 'file' / 'out'}' is not writable")
+                    *QUICK], f"output folder '{tmp_path / 'file' / 'out'}' cannot be used: "
+                             f"'{tmp_path / 'file'}' is a file, not a folder")
 
 
 def test_image_folder_whose_cases_match_no_prompt(tmp_path, capsys, images):

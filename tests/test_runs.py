@@ -194,7 +194,9 @@ def test_sweep_runs_every_combination_once_and_resumes(tmp_path):
     assert len(second.failures) == 1
     parameters, error = second.failures[0]
     assert parameters == {"x": 3, "label": "s"}
-    assert "book/tiny.ipynb failed in cell" in error and "ValueError: x may not be 3" in error
+    assert "book/tiny.ipynb failed in cell 3 of 3 ('from dvdlib import headlines')" in error
+    assert "ValueError: x may not be 3" in error and "\n" not in error
+    assert any(": 1/" in line and "cells done" in line for line in logged)  # progress while running
     failed = results / "tiny" / "x=3,label=s"
     assert not (failed / "done.json").exists() and not (failed / "output.ipynb").exists()
     assert (failed / "failed.ipynb").is_file()
@@ -217,3 +219,39 @@ def test_sweep_runs_every_combination_once_and_resumes(tmp_path):
     rerun = runs.run_notebook(notebook, {"x": 1, "label": "s"}, root=tmp_path, log=logged.append)
     assert not rerun.reused
     assert json.loads((folder / "headlines" / "tiny.json").read_text())["values"]["double"] == 20
+
+
+def test_every_chapter_declares_ranges_that_its_defaults_meet():
+    """The declarations in each chapter's metadata name real parameters and accept the defaults."""
+    from dvdlib.book import chapter_notebooks
+
+    root = Path(__file__).resolve().parents[1]
+    declared_somewhere = 0
+    for notebook in chapter_notebooks(root):
+        declared = runs.notebook_parameters(root / notebook)
+        declared_somewhere += sum(bool(p.rule) for p in declared.values())
+        defaults = {name: p.default for name, p in declared.items() if p.literal}
+        assert runs.check_parameters(notebook, defaults, declared) == defaults
+    assert declared_somewhere >= 40
+
+
+def test_a_declaration_with_an_unknown_key_is_refused(tmp_path):
+    notebook = make_project(tmp_path)
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata["dvdbook"] = {"parameters": {"x": {"minimum": 1}}}
+    nbformat.write(nb, notebook)
+    with pytest.raises(runs.ParameterError, match="dvdbook.parameters.x: unknown key.*minimum"):
+        runs.notebook_parameters(notebook)
+
+
+@pytest.mark.slow
+def test_run_works_from_any_folder_with_results_in_the_working_directory(tmp_path, monkeypatch, capsys):
+    notebook = make_project(tmp_path / "checkout")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["run", str(notebook), "-p", "x", "2"]) == 0
+    folder = elsewhere / "results" / "tiny" / "x=2"
+    assert (folder / "done.json").is_file()
+    assert json.loads((folder / "headlines" / "tiny.json").read_text())["values"]["double"] == 4
+    assert not (tmp_path / "checkout" / "results").exists()

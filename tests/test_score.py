@@ -141,15 +141,25 @@ def test_an_image_folder_matching_no_prompt_names_both_sides(tmp_path, prompts):
         find_images(empty, prompts)
 
 
-def test_images_are_found_in_any_case_folder_naming(tmp_path, prompts):
-    (tmp_path / "case001_a_slug_of_their_own").mkdir()
-    (tmp_path / "case001_a_slug_of_their_own" / "0003.jpg").write_bytes(b"")
+def test_images_are_found_in_case_folders_named_by_number_or_by_their_prompt(tmp_path, prompts):
+    # case 1 is "Notebook Windmill Rembrandt" style text: a cut-off slug in other letter case fits
+    slug = "_".join(prompts.loc[0, "prompt"].split()[:2]).upper()
+    (tmp_path / f"case001_{slug}").mkdir()
+    (tmp_path / f"case001_{slug}" / "0003.jpg").write_bytes(b"")
     (tmp_path / "case101").mkdir()
     (tmp_path / "case101" / "seed00410.png").write_bytes(b"")
     (tmp_path / "case101" / "notes.txt").write_text("not an image")
     found = find_images(tmp_path, prompts)
-    assert found.image_path.tolist() == ["case001_a_slug_of_their_own/0003.jpg", "case101/seed00410.png"]
+    assert found.image_path.tolist() == [f"case001_{slug}/0003.jpg", "case101/seed00410.png"]
     assert found.seed.tolist()[1] == 410 and pd.isna(found.seed.tolist()[0])
+
+
+def test_a_case_folder_named_after_another_prompt_is_refused(tmp_path, prompts):
+    (tmp_path / "case001_a_circle_and_a_square").mkdir()
+    (tmp_path / "case002_a_slug_of_their_own").mkdir()
+    with pytest.raises(ImageFolderError, match=r"2 case folder\(s\) are named after another prompt.*"
+                                               r"case001_a_circle_and_a_square is case 1, whose prompt is"):
+        find_images(tmp_path, prompts)
 
 
 def test_category_figures_are_means_over_prompts_not_images(tmp_path, prompts, image_dir):

@@ -97,8 +97,10 @@ def test_a_table_suffix_we_do_not_write_is_refused(tmp_path):
 def test_an_unwritable_folder_is_named(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(ValueError, match="output folder .*file/out.* is not writable"):
+    with pytest.raises(ValueError, match="output folder .*file/out.* cannot be used: .*file' is a file, "
+                                         "not a folder"):
         ensure_writable_dir(blocker / "out")
+    assert not (blocker.parent / "out").exists()
 
 
 def test_leftover_temporaries_are_removed(tmp_path):

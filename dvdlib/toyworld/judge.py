@@ -40,19 +40,25 @@ class ToyJudge:
         """Presence probability of every shape, ``[image, shape]`` (one detector forward)."""
         return self.detector.probabilities(_as_32(images))
 
+    def check_questions(self, questions: Sequence[Question]) -> None:
+        """Raise ValueError naming every subject that is not a shape (before any image is judged)."""
+        shapes = self.detector.shapes
+        strangers = sorted({q.subject for q in questions if q.subject not in shapes})
+        if strangers:
+            raise ValueError(f"the toy judge knows the shapes {', '.join(shapes)}; "
+                             f"{', '.join(map(repr, strangers))} "
+                             f"{'is' if len(strangers) == 1 else 'are'} none of them")
+        for q in questions:
+            if not 0 <= q.index < len(self.thresholds):
+                raise ValueError(f"question index must be 0..{len(self.thresholds) - 1}, "
+                                 f"got {q.index!r} (subject {q.subject!r})")
+
     def answer(self, items: Sequence[tuple[Image.Image, Sequence[Question]]]) -> list[list[bool]]:
         """For each (image, questions) pair, one bool per question, in order."""
         if not items:
             return []
         shapes = self.detector.shapes
-        for _, questions in items:
-            for q in questions:
-                if q.subject not in shapes:
-                    raise ValueError(f"the toy judge knows the shapes {', '.join(shapes)}; "
-                                     f"question subject {q.subject!r} is none of them")
-                if not 0 <= q.index < len(self.thresholds):
-                    raise ValueError(f"question index must be 0..{len(self.thresholds) - 1}, "
-                                     f"got {q.index!r} (subject {q.subject!r})")
+        self.check_questions([q for _, questions in items for q in questions])
         probabilities = self.presence([image for image, _ in items])  # [image, shape]
         return [[bool(probabilities[i, shapes.index(q.subject)] > self.thresholds[q.index])
                  for q in questions] for i, (_, questions) in enumerate(items)]

@@ -25,6 +25,7 @@ from typing import Sequence
 
 import torch
 from diffusers import DDIMScheduler, UNet2DConditionModel
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -310,6 +311,13 @@ def _plain(value):
     return value
 
 
+class ZooError(ValueError):
+    """A zoo folder whose files cannot be read; the message names the file and what is wrong."""
+
+
+_REMEDY = "export the zoo again (`dvd toyworld zoo --export DIR`) or copy the folder anew"
+
+
 def zoo_manifest(folder: str | Path | None = None) -> dict:
     """The manifest (configs, loss histories, detector metrics) of a shipped or exported zoo."""
     folder = Path(folder) if folder is not None else shipped_folder()
@@ -317,7 +325,53 @@ def zoo_manifest(folder: str | Path | None = None) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no toy-world zoo at {folder} (missing {MANIFEST}); make one with "
                                 "`dvd toyworld zoo --export`")
-    return load_json(path)
+    try:
+        manifest = load_json(path)
+    except UnicodeDecodeError as err:
+        raise ZooError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}): the file is "
+                       f"damaged; {_REMEDY}") from None
+    except ValueError as err:
+        raise ZooError(f"{path} is not valid JSON ({err}): the file is damaged or truncated; "
+                       f"{_REMEDY}") from None
+    missing = [key for key in ("models", "components", "detector")
+               if not isinstance(manifest, dict) or not isinstance(manifest.get(key), dict)]
+    if missing:
+        raise ZooError(f"{path} is not a toy-zoo manifest: it lacks {', '.join(missing)}; {_REMEDY}")
+    return manifest
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of one of the zoo's weight files; a :class:`ZooError` naming a bad file."""
+    if not path.is_file():
+        raise ZooError(f"{path} is missing from the zoo folder {path.parent}; {_REMEDY}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        reason = " ".join(str(err).split())
+        raise ZooError(f"cannot read {path} ({reason}): the file is damaged or truncated; "
+                       f"{_REMEDY}") from None
+
+
+def check_zoo(folder: str | Path) -> list[str]:
+    """Check a zoo folder without loading a model: its manifest, and every weight file's header
+    (which a truncated file fails). Returns the model names; raises :class:`ZooError`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ZooError(f"zoo folder {str(folder)!r} does not exist or is not a folder; give a "
+                       f"folder written by `dvd toyworld zoo --export DIR`")
+    manifest = zoo_manifest(folder)
+    for name in [*manifest["models"], None]:
+        path = folder / (DETECTOR_FILE if name is None else f"{name}.safetensors")
+        if not path.is_file():
+            raise ZooError(f"{path} is missing from the zoo folder {folder}; {_REMEDY}")
+        try:
+            with safe_open(str(path), "pt"):
+                pass
+        except (SafetensorError, OSError) as err:
+            reason = " ".join(str(err).split())
+            raise ZooError(f"cannot read {path} ({reason}): the file is damaged or truncated; "
+                           f"{_REMEDY}") from None
+    return model_names(folder)
 
 
 def model_names(folder: str | Path | None = None) -> list[str]:
@@ -334,7 +388,7 @@ def load_model(name: str = DEFAULT_MODEL, folder: str | Path | None = None,
     if name not in manifest["models"]:
         raise ValueError(f"unknown toy model {name!r}; accepted: {', '.join(manifest['models'])}")
     components = manifest["components"]
-    state = load_file(str(folder / f"{name}.safetensors"))
+    state = _weights(folder / f"{name}.safetensors")
     unet = UNet2DConditionModel.from_config(components["unet"])
     unet.load_state_dict({k[len("unet."):]: v.float() for k, v in state.items()
                           if k.startswith("unet.")})
@@ -367,7 +421,7 @@ def load_detector(folder: str | Path | None = None) -> detector_module.ShapeDete
     folder = Path(folder) if folder is not None else shipped_folder()
     record = zoo_manifest(folder)["detector"]
     detector = detector_module.ShapeDetector(record["shapes"], record["channels"])
-    state = load_file(str(folder / DETECTOR_FILE))
+    state = _weights(folder / DETECTOR_FILE)
     detector.load_state_dict({k: v.float() if v.is_floating_point() else v
                               for k, v in state.items()})
     detector.metrics = record["metrics"]

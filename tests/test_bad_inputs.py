@@ -1,0 +1,450 @@
+"""A catalogue of bad inputs, as a new user brings them: each gets one line naming the bad value,
+exit code 2 from the command line (or the library's exception type), and leaves no file behind.
+
+The numbered items of issue 14 are marked ``#N`` in the case ids.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from dvdlib import bench, cli
+from dvdlib.bench import COLUMNS, PromptSetError, builtin_prompts, case_folder
+from dvdlib.toyworld.zoo import DETECTOR_FILE, MANIFEST, ZooError, shipped_folder
+
+REPO = Path(__file__).resolve().parents[1]
+BOOK = REPO / "book"
+HEADER = ",".join(COLUMNS) + "\n"
+LONG = " ".join(["very"] * 80)
+
+
+def _truncated_zoo(folder: Path, damaged: str) -> Path:
+    """A copy of the shipped zoo (links to its files) with ``damaged`` cut to a quarter."""
+    folder.mkdir()
+    for source in shipped_folder().iterdir():
+        if source.name == damaged:
+            data = source.read_bytes()
+            (folder / source.name).write_bytes(data[:len(data) // 4])
+        else:
+            (folder / source.name).symlink_to(source)
+    return folder
+
+
+def _csv(folder: Path, name: str, text: str | bytes) -> Path:
+    path = folder / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    """Every bad (and a few good) input file the catalogue hands to the commands."""
+    folder = tmp_path_factory.mktemp("inputs")
+    good = builtin_prompts().iloc[[0, 1, 100]][list(COLUMNS)]
+    good.to_csv(folder / "good.csv", index=False)
+    p = {"good": folder / "good.csv", "dir": folder}
+    p["nonutf8"] = _csv(folder, "nonutf8.csv", HEADER.encode() + b"1,artist,monet,mug,Monet Mug \xff\n")
+    p["header_only"] = _csv(folder, "header_only.csv", HEADER)
+    p["short_row"] = _csv(folder, "short_row.csv", HEADER + "1,artist,rembrandt\n")
+    p["long_row"] = _csv(folder, "long_row.csv", HEADER + "1,artist,monet,mug,Monet Mug,extra\n")
+    p["painter"] = _csv(folder, "painter.csv", HEADER + "1,painter,monet,mug,Monet Mug\n")
+    p["no_nm_word"] = _csv(folder, "no_nm_word.csv", "case_num,content_type,content,prompt\n"
+                                                     "1,artist,monet,Monet Mug\n")
+    p["duplicate"] = _csv(folder, "duplicate.csv", HEADER + "7,artist,monet,mug,Monet Mug\n"
+                                                            "7,artist,monet,cup,Monet Cup\n")
+    p["missing_word"] = _csv(folder, "missing_word.csv", HEADER + "1,artist,rembrandt,mug,Monet Mug\n")
+    p["past_limit"] = _csv(folder, "past_limit.csv", HEADER + f"1,artist,monet,mug,Monet {LONG} Mug\n")
+    p["bad_case"] = _csv(folder, "bad_case.csv", HEADER + "x1,artist,monet,mug,Monet Mug\n")
+    p["empty_prompt"] = _csv(folder, "empty_prompt.csv", HEADER + "1,artist,monet,mug,   \n")
+    p["triangle"] = _csv(folder, "triangle.csv", HEADER + "1,shape,circle,triangle,a circle and a triangle\n")
+    p["bad_json"] = _csv(folder, "questions.json", "{\"format\": ")
+    p["file"] = _csv(folder, "afile", "a file, not a folder")
+    # Toy images as `dvd generate --model toy` lays them out (one tiny picture each).
+    toy_images = folder / "toy_images"
+    for case, prompt in ((1, "a circle and a square"), (2, "a square and a circle")):
+        (toy_images / case_folder(case, prompt)).mkdir(parents=True)
+        Image.new("RGB", (32, 32), "white").save(toy_images / case_folder(case, prompt) / "seed00001.png")
+    p["toy_images"] = toy_images
+    # Images in folders named after the built-in prompts (any picture: the judge must refuse first).
+    sd_images = folder / "sd_images"
+    for row in good.itertuples():
+        (sd_images / case_folder(row.case_num, row.prompt)).mkdir(parents=True)
+        Image.new("RGB", (32, 32), "white").save(sd_images / case_folder(row.case_num, row.prompt) / "a.png")
+    p["sd_images"] = sd_images
+    p["zoo_detector"] = _truncated_zoo(folder / "zoo_detector", DETECTOR_FILE)
+    p["zoo_k1"] = _truncated_zoo(folder / "zoo_k1", "k1.safetensors")
+    p["zoo_json"] = _truncated_zoo(folder / "zoo_json", MANIFEST)
+    return p
+
+
+def _files(folder: Path) -> set[str]:
+    return {str(path.relative_to(folder)) for path in folder.rglob("*")}
+
+
+# --------------------------------------------------------------------------------------------
+# The command line: (case id, arguments with {placeholders}, fragments of the one error line)
+
+CLI = [
+    # dvd generate: prompt files
+    ("generate-non-utf8-#4", "generate --model toy --out {out} --prompts {nonutf8}",
+     ["nonutf8.csv, line 2", "byte 0xff", "UTF-8"]),
+    ("generate-header-only-#5", "generate --model toy --out {out} --prompts {header_only}",
+     ["header_only.csv", "no prompt rows"]),
+    ("generate-three-fields-#6", "generate --model toy --out {out} --prompts {short_row}",
+     ["short_row.csv, row 2", "3 fields, the header has 5"]),
+    ("generate-six-fields-#7", "generate --model toy --out {out} --prompts {long_row}",
+     ["long_row.csv, row 2", "6 fields, the header has 5"]),
+    ("generate-unknown-category", "generate --model sd1.4 --out {out} --prompts {painter}",
+     ["unknown value 'painter'", "accepted: artist, landmark, character"]),
+    ("generate-missing-column", "generate --model sd1.4 --out {out} --prompts {no_nm_word}",
+     ["missing column(s) nm_word"]),
+    ("generate-duplicate-case", "generate --model sd1.4 --out {out} --prompts {duplicate}",
+     ["duplicate case number 7"]),
+    ("generate-word-not-in-prompt", "generate --model sd1.4 --out {out} --prompts {missing_word}",
+     ["content 'rembrandt' is not in the prompt 'Monet Mug'", "its tokens: Monet · Mug"]),
+    ("generate-object-past-77-tokens-#8", "generate --model sd1.4 --out {out} --prompts {past_limit}",
+     ["case 1: object", "'Mug'", "past the 77-token limit"]),
+    ("generate-object-past-77-tokens-recorded-#8",
+     "generate --model sd1.4 --out {out} --prompts {past_limit} --record-attention",
+     ["'Mug'", "past the 77-token limit"]),
+    ("generate-bad-case-number", "generate --model sd1.4 --out {out} --prompts {bad_case}",
+     ["'x1' is not a positive integer"]),
+    ("generate-empty-prompt", "generate --model sd1.4 --out {out} --prompts {empty_prompt}",
+     ["column prompt: empty value"]),
+    ("generate-missing-prompt-file", "generate --model toy --out {out} --prompts {dir}/nope.csv",
+     ["prompt file not found", "nope.csv"]),
+    ("generate-toy-model-sd-prompts-#17", "generate --model toy --out {out} --prompts {good}",
+     ["draws only the shapes circle", "content 'Amedeo Modigliani'"]),
+    # dvd generate: options
+    ("generate-relative-missing-folder-#11", "generate --model ./models/sd14 --out {out} --cases 1",
+     ["model folder './models/sd14' does not exist"]),
+    ("generate-uncached-hub-id", "generate --model no-such-org/no-such-model --out {out} --cases 1",
+     ["'no-such-org/no-such-model'", "never downloads", "huggingface-cli download"]),
+    ("generate-unknown-toy-model", "generate --model toy:k99 --out {out}", ["unknown toy model 'k99'"]),
+    ("generate-seed-not-integer", "generate --model toy --out {out} --seeds 1,x",
+     ["seed 'x' is not a non-negative integer"]),
+    ("generate-seeds-repeat", "generate --model toy --out {out} --seeds 3,3", ["seeds repeat: [3, 3]"]),
+    ("generate-zero-steps", "generate --model toy --out {out} --steps 0", ["--steps must be at least 1, got 0"]),
+    ("generate-zero-batch", "generate --model toy --out {out} --batch-size 0",
+     ["--batch-size must be at least 1, got 0"]),
+    ("generate-size-not-multiple-of-8", "generate --model toy --out {out} --size 12",
+     ["--size 12: must be a positive multiple of 8"]),
+    ("generate-reversed-case-range", "generate --model toy --out {out} --cases 5-2",
+     ["'5-2' is not a case number or a range"]),
+    ("generate-case-not-in-set", "generate --model toy --out {out} --cases 999",
+     ["--cases 999: none of these cases"]),
+    ("generate-out-under-a-file", "generate --model toy --out {file}/out",
+     ["afile/out' cannot be used", "afile' is a file, not a folder"]),
+    ("generate-unknown-dtype", "generate --model toy --out {out} --dtype float64",
+     ["invalid choice: 'float64'", "float32"]),
+    ("generate-steps-not-a-number", "generate --model toy --out {out} --steps many",
+     ["invalid int value: 'many'"]),
+    # dvd score
+    ("score-truncated-detector-#1", "score --images {toy_images} --out {out}/t.csv --judge toy "
+     "--judge-model {zoo_detector}", ["zoo_detector/detector.safetensors", "damaged or truncated"]),
+    ("score-truncated-zoo-manifest-#3", "score --images {toy_images} --out {out}/t.csv --judge toy "
+     "--judge-model {zoo_json}", ["zoo_json/toyworld.json is not valid JSON", "damaged or truncated"]),
+    ("score-no-zoo-folder", "score --images {toy_images} --out {out}/t.csv --judge toy "
+     "--judge-model {dir}/nozoo", ["no toy-world zoo at", "nozoo"]),
+    ("score-folders-of-other-prompts-#10", "score --images {toy_images} --out {out}/t.csv --judge toy "
+     "--prompts {triangle}", ["case001_a_circle_and_a_square is case 1, whose prompt is "
+                              "'a circle and a triangle'"]),
+    ("score-toy-judge-sd-prompts-#14", "score --images {sd_images} --out {out}/t.csv --judge toy "
+     "--prompts {good}", ["draws only the shapes", "'Amedeo Modigliani'"]),
+    ("score-out-under-a-file-#13", "score --images {toy_images} --out {file}/score.csv --judge toy",
+     ["table '", "afile/score.csv' cannot be written", "it is a file, not a folder"]),
+    ("score-table-suffix", "score --images {toy_images} --out {out}/t.xlsx --judge toy",
+     ["'.xlsx'", "accepted: .csv, .parquet"]),
+    ("score-missing-image-folder", "score --images {dir}/noimages --out {out}/t.csv --judge toy",
+     ["image folder not found", "noimages"]),
+    ("score-images-match-no-case", "score --images {toy_images} --out {out}/t.csv --judge toy --cases 7",
+     ["no case folder matches the prompt set (cases 7)", "numbered 1-2"]),
+    ("score-zero-images-per-call", "score --images {toy_images} --out {out}/t.csv --judge toy "
+     "--images-per-call 0", ["--images-per-call must be at least 1, got 0"]),
+    ("score-missing-question-file", "score --images {toy_images} --out {out}/t.csv --judge toy "
+     "--questions {dir}/nope.json", ["question file not found", "nope.json"]),
+    ("score-broken-question-file", "score --images {toy_images} --out {out}/t.csv --judge toy "
+     "--questions {bad_json}", ["questions.json: not valid JSON"]),
+    ("score-questions-per-call-not-vlm", "score --images {sd_images} --out {out}/t.csv --judge clip "
+     "--questions-per-call 1", ["--questions-per-call applies to the vlm judge only, not clip"]),
+    ("score-unknown-judge", "score --images {toy_images} --out {out}/t.csv --judge gpt",
+     ["invalid choice: 'gpt'", "vlm"]),
+    ("score-non-utf8-prompts-#4", "score --images {toy_images} --out {out}/t.csv --prompts {nonutf8}",
+     ["nonutf8.csv, line 2", "byte 0xff"]),
+    ("score-header-only-#5", "score --images {toy_images} --out {out}/t.csv --prompts {header_only}",
+     ["no prompt rows"]),
+    # dvd probe
+    ("probe-out-under-a-file-#18", "probe 'a circle and a square' --concept circle --object square "
+     "--seeds 1 --out {file}/probe", ["afile/probe", "afile' is a file, not a folder"]),
+    ("probe-zero-seeds", "probe 'a circle and a square' --concept circle --object square --seeds 0",
+     ["--seeds 0: zero seeds"]),
+    ("probe-empty-prompt", "probe '' --concept circle --object square", ["the prompt '' is empty"]),
+    ("probe-word-not-in-prompt", "probe 'a circle and a square' --concept circle --object mug",
+     ["--object 'mug' is not in the prompt"]),
+    ("probe-threshold-out-of-range", "probe 'a circle and a square' --concept circle --object square "
+     "--threshold 1.5", ["--threshold 1.5: must be between 0 and 1"]),
+    ("probe-zero-steps", "probe 'a circle and a square' --concept circle --object square --steps 0",
+     ["--steps must be at least 1, got 0"]),
+    ("probe-size-not-multiple-of-8", "probe 'a circle and a square' --concept circle --object square "
+     "--size 7", ["--size 7: must be a positive multiple of 8"]),
+    ("probe-toy-judge-non-shapes", "probe 'Monet Mug' --concept monet --object mug --judge toy",
+     ["the toy judge sees only the shapes", "'monet' and 'mug'"]),
+    ("probe-prompt-past-limit", f"probe 'a circle and {LONG} a square' --concept circle --object square",
+     ["the text encoder reads at most 77"]),
+    ("probe-same-words", "probe 'a circle and a square' --concept circle --object circle",
+     ["share words of the prompt"]),
+    # dvd run / dvd sweep: parameters checked before anything runs
+    ("run-negative-top-n-#9", "run {book}/01_dominancebench.ipynb -p top_n -5 --results {out}",
+     ["'top_n'", "-5 is out of range", "accepted: >= 1"]),
+    ("run-unknown-operator-#12", "run {book}/04_head_ablation.ipynb -p operator foo --results {out}",
+     ["'operator'", "'foo' is not one of the choices", "'zero', 'mean', 'scale'"]),
+    ("run-truncated-model-in-zoo-#2", "run {book}/03_attention_saturation.ipynb -p zoo_folder {zoo_k1} "
+     "--results {out}", ["'zoo_folder'", "zoo_k1/k1.safetensors", "damaged or truncated"]),
+    ("run-bench-csv-with-toy-model-#16", "run {book}/03_attention_saturation.ipynb -p bench_csv {good} "
+     "--results {out}", ["'bench_csv'", "does not apply", "'toy:k1' (a toy model)",
+                         "the toy world's own prompts"]),
+    ("run-header-only-bench-csv", "run {book}/01_dominancebench.ipynb -p bench_csv {header_only} "
+     "--results {out}", ["'bench_csv'", "no prompt rows"]),
+    ("run-non-utf8-bench-csv", "run {book}/01_dominancebench.ipynb -p bench_csv {nonutf8} "
+     "--results {out}", ["'bench_csv'", "byte 0xff"]),
+    ("run-unknown-parameter", "run {book}/01_dominancebench.ipynb -p top 5 --results {out}",
+     ["unknown parameter 'top'", "top_n (int)"]),
+    ("run-wrong-type", "run {book}/01_dominancebench.ipynb -p top_n many --results {out}",
+     ["'top_n'", "takes int", "'many'"]),
+    ("run-too-many-seeds", "run {book}/04_head_ablation.ipynb -p n_seeds 11 --results {out}",
+     ["'n_seeds'", "11 is out of range", "<= 10"]),
+    ("run-fraction-above-one", "run {book}/04_head_ablation.ipynb -p head_fractions 0.1,1.5 "
+     "--results {out}", ["'head_fractions'", "'1.5' is not a fraction in (0, 1]"]),
+    ("run-unknown-ranking", "run {book}/04_head_ablation.ipynb -p rank_by heat --results {out}",
+     ["'rank_by'", "'heat' is not one of the choices"]),
+    ("run-scale-factor-without-scale", "run {book}/04_head_ablation.ipynb -p scale_factor 2.0 "
+     "--results {out}", ["'scale_factor'", "does not apply", "operator is 'zero'"]),
+    ("run-unknown-toy-model", "run {book}/03_attention_saturation.ipynb -p model toy:k99 --results {out}",
+     ["'model'", "no model 'k99'", "kinf"]),
+    ("run-relative-missing-model-folder-#11", "run {book}/03_attention_saturation.ipynb -p model "
+     "./models/sd14 --results {out}", ["'model'", "model folder './models/sd14' does not exist"]),
+    ("run-threshold-one", "run {book}/03_attention_saturation.ipynb -p saturation_threshold 1.0 "
+     "--results {out}", ["'saturation_threshold'", "1.0 is out of range", "< 1"]),
+    ("run-judge-with-toy-zoo", "run {book}/02_data_diversity.ipynb -p judge clip --results {out}",
+     ["'judge'", "does not apply", "shape detector"]),
+    ("run-unknown-dtype", "run {book}/03_attention_saturation.ipynb -p dtype float64 --results {out}",
+     ["'dtype'", "'float64' is not one of the choices"]),
+    ("run-missing-zoo-folder", "run {book}/toy_world.ipynb -p zoo_folder {dir}/nozoo --results {out}",
+     ["'zoo_folder'", "nozoo' does not exist"]),
+    ("run-zero-seeds-per-prompt", "run {book}/toy_world.ipynb -p seeds_per_prompt 0 --results {out}",
+     ["'seeds_per_prompt'", "0 is out of range"]),
+    ("run-no-such-chapter", "run nochapter --results {out}", ["no notebook 'nochapter'"]),
+    ("run-parameter-twice", "run {book}/01_dominancebench.ipynb -p top_n 1 -p top_n 2 --results {out}",
+     ["'top_n' given more than once"]),
+    ("sweep-negative-value", "sweep {book}/01_dominancebench.ipynb --grid top_n=4,-1 --results {out}",
+     ["'top_n'", "-1 is out of range"]),
+    ("sweep-bad-grid", "sweep {book}/01_dominancebench.ipynb --grid top_n --results {out}",
+     ["bad --grid 'top_n'"]),
+    ("sweep-value-twice", "sweep {book}/01_dominancebench.ipynb --grid top_n=4,4 --results {out}",
+     ["lists the value 4 twice"]),
+    ("sweep-grid-and-fixed", "sweep {book}/01_dominancebench.ipynb --grid top_n=4 -p top_n 5 "
+     "--results {out}", ["both with -p and --grid: top_n"]),
+]
+
+
+@pytest.mark.parametrize("argv, fragments", [case[1:] for case in CLI], ids=[case[0] for case in CLI])
+def test_the_command_line_refuses_with_one_line(argv, fragments, inputs, tmp_path, capsys, monkeypatch):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)  # relative paths (./models/sd14) are read from here
+    out = tmp_path / "out"
+    words = [word.format(out=out, book=BOOK, **inputs) for word in shlex.split(argv)]
+    before = _files(inputs["dir"])
+    try:
+        code = cli.main(words)
+    except SystemExit as exit:  # argparse's own refusals
+        code = exit.code
+    assert code == 2
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"dvd {words[0]}: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert not any(tmp_path.iterdir()), sorted(_files(tmp_path))  # nothing made where we ran
+    assert _files(inputs["dir"]) == before  # and nothing beside the inputs
+
+
+# --------------------------------------------------------------------------------------------
+# The library: (case id, call, exception type, fragments of its one-line message)
+
+
+def _layers():
+    from dvdlib.layers import cross_attention_layers
+    from dvdlib.testing import random_unet
+
+    return cross_attention_layers(random_unet("toy", 32))
+
+
+def _ablation(heads, operator="zero", factor=None):
+    from dvdlib.ablation import HeadAblation
+
+    return lambda p: HeadAblation(_layers(), heads, operator, factor)
+
+
+def _load(name):
+    return lambda p: bench.load_prompts(p[name])
+
+
+def _score_sd_images_with_the_toy_judge(p, tmp_path):
+    from dvdlib.score import score_folder
+    from dvdlib.toyworld import ToyJudge, load_detector
+
+    score_folder(p["sd_images"], bench.load_prompts(p["good"]), ToyJudge(load_detector()),
+                 tmp_path / "t.csv", progress=False)
+
+
+def _generate_with_toy(prompts):
+    def call(p, tmp_path):
+        from dvdlib.generate import generate
+        from dvdlib.toyworld import load_model
+
+        generate(load_model(), prompts, [1], tmp_path / "images", model="toy", steps=1, progress=False)
+    return call
+
+
+def _parameters(chapter, **given):
+    def call(p):
+        from dvdlib.runs import check_parameters
+
+        check_parameters(BOOK / chapter, {k: str(p[v[1:]]) if isinstance(v, str) and v.startswith("@")
+                                          else v for k, v in given.items()})
+    return call
+
+
+LIBRARY = [
+    ("ablation-head-not-a-number-#15", _ablation({0: ["x"]}), ValueError,
+     ["head 'x' of layer", "accepted: whole numbers 0..3"]),
+    ("ablation-head-a-fraction", _ablation({0: [1.5]}), ValueError, ["head 1.5 of layer"]),
+    ("ablation-heads-a-string", _ablation({0: "01"}), ValueError, ["must be a list of head indices", "'01'"]),
+    ("ablation-head-out-of-range", _ablation({0: [4]}), ValueError, ["has heads 0..3; got [4]"]),
+    ("ablation-unknown-operator", _ablation({0: [0]}, "drop"), ValueError, ["unknown operator 'drop'"]),
+    ("ablation-factor-without-scale", _ablation({0: [0]}, "zero", 2.0), ValueError, ["factor=2.0"]),
+    ("load-non-utf8-#4", _load("nonutf8"), PromptSetError, ["line 2", "0xff"]),
+    ("load-header-only-#5", _load("header_only"), PromptSetError, ["no prompt rows"]),
+    ("load-three-fields-#6", _load("short_row"), PromptSetError, ["3 fields"]),
+    ("load-six-fields-#7", _load("long_row"), PromptSetError, ["6 fields"]),
+    ("load-missing-word", _load("missing_word"), PromptSetError, ["'rembrandt' is not in the prompt"]),
+    ("load-unknown-expectation", lambda p: bench.load_prompts(p["good"], expect="dominance"), ValueError,
+     ["expect='dominance'", "accepted: dominancebench"]),
+    ("load-not-the-benchmark", lambda p: bench.load_prompts(p["good"], expect="dominancebench"),
+     PromptSetError, ["not the dominancebench file: it has 3 rows"]),
+    ("validate-missing-field-#6", lambda p: bench.validate_prompts(pd.DataFrame(
+        [(1, "artist", "rembrandt", None, None)], columns=list(COLUMNS))), PromptSetError,
+     ["column nm_word: empty value"]),
+    ("seeds-zero", lambda p: bench.seeds(0), ValueError, ["got 0"]),
+    ("detector-truncated-#1", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.load_detector(
+        p["zoo_detector"]), ZooError, ["detector.safetensors", "damaged or truncated"]),
+    ("model-truncated-#2", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.load_model(
+        "k1", p["zoo_k1"]), ZooError, ["k1.safetensors"]),
+    ("zoo-check-truncated-#2", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.check_zoo(
+        p["zoo_k1"]), ZooError, ["k1.safetensors", "damaged or truncated"]),
+    ("manifest-truncated-#3", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.zoo_manifest(
+        p["zoo_json"]), ZooError, ["toyworld.json is not valid JSON"]),
+    ("images-of-other-prompts-#10", lambda p: __import__("dvdlib.score").score.find_images(
+        p["toy_images"], bench.load_prompts(p["triangle"], categories=["shape"])),
+     ValueError, ["case001_a_circle_and_a_square is case 1"]),
+    ("toy-judge-sd-questions-#14", _score_sd_images_with_the_toy_judge, ValueError,
+     ["the toy judge knows the shapes", "'amedeo modigliani'"]),
+    ("generate-past-the-toy-limit-#8", _generate_with_toy(pd.DataFrame(
+        [(1, "shape", "circle", "square", "a circle and a triangle and a star and a square")],
+        columns=list(COLUMNS))), ValueError, ["'square'", "past the 8-token limit"]),
+    ("generate-no-rows-#5", _generate_with_toy(pd.DataFrame(columns=list(COLUMNS))), ValueError,
+     ["no rows"]),
+    ("parameters-negative-top-n-#9", _parameters("01_dominancebench.ipynb", top_n=-5),
+     ValueError, ["-5 is out of range"]),
+    ("parameters-operator-#12", _parameters("04_head_ablation.ipynb", operator="foo"), ValueError,
+     ["'foo' is not one of the choices"]),
+    ("parameters-bench-csv-with-toy-#16", _parameters("03_attention_saturation.ipynb", bench_csv="@good"),
+     ValueError, ["does not apply"]),
+    ("parameters-truncated-zoo-#2", _parameters("03_attention_saturation.ipynb", zoo_folder="@zoo_k1"),
+     ValueError, ["k1.safetensors"]),
+    ("model-relative-missing-folder-#11", lambda p: __import__("dvdlib.models").models.load_pipeline(
+        "./models/sd14"), FileNotFoundError, ["model folder './models/sd14' does not exist"]),
+    ("table-suffix", lambda p: __import__("dvdlib.store").store.check_table_path("t.txt"), ValueError,
+     ["'t.txt'", ".csv, .parquet"]),
+    ("folder-under-a-file-#13", lambda p: __import__("dvdlib.store").store.check_writable_dir(
+        p["file"] / "x"), ValueError, ["afile' is a file, not a folder"]),
+    ("phrase-not-in-prompt", lambda p: __import__("dvdlib.tokens").tokens.find_phrase(
+        __import__("dvdlib.tokenizer").tokenizer.clip_tokenizer(), "Monet Mug", "cup"), ValueError,
+     ["phrase 'cup'", "Monet Mug"]),
+    ("judge-thresholds", lambda p: __import__("dvdlib.toyworld.judge").toyworld.judge.ToyJudge(
+        None, (0.5, 0.1, 0.2, 0.3, 0.4)), ValueError, ["strictly increasing", "(0.5, 0.1"]),
+    ("score-of-six-yes", lambda p: __import__("dvdlib.score").score.dvd_image_score(6, 0), ValueError,
+     ["concept_yes", "got 6"]),
+    ("bootstrap-nothing", lambda p: __import__("dvdlib.score").score.bootstrap_ci([]), ValueError,
+     ["non-empty"]),
+    ("probe-seed-count", lambda p: __import__("dvdlib.probe").probe.probe_seeds(0), ValueError,
+     ["got 0"]),
+]
+
+
+@pytest.mark.parametrize("call, error, fragments", [case[1:] for case in LIBRARY],
+                         ids=[case[0] for case in LIBRARY])
+def test_the_library_refuses_with_one_line(call, error, fragments, inputs, tmp_path, monkeypatch):
+    import inspect
+
+    monkeypatch.chdir(tmp_path)
+    before = _files(inputs["dir"])
+    with pytest.raises(error) as caught:
+        call(inputs, tmp_path) if len(inspect.signature(call).parameters) == 2 else call(inputs)
+    message = str(caught.value)
+    assert "\n" not in message.strip(), message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert not any(tmp_path.iterdir()), sorted(_files(tmp_path))
+    assert _files(inputs["dir"]) == before
+
+
+def test_the_catalogue_holds_every_numbered_item_and_seventy_cases():
+    ids = [case[0] for case in CLI + LIBRARY]
+    assert len(ids) == len(set(ids)) and len(ids) >= 70
+    assert not [n for n in range(1, 19) if not any(i.endswith(f"-#{n}") for i in ids)]
+
+
+# --------------------------------------------------------------------------------------------
+# #18: Ctrl-C and SIGTERM stop a probe with one line and leave no temporary folder
+
+
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                                (signal.SIGTERM, 143, "terminated")])
+def test_a_probe_stopped_by_a_signal_says_so_in_one_line_and_leaves_nothing(tmp_path, signum, code, word):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(temporary), "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dvdlib.cli", "probe", "a circle and a square", "--concept", "circle",
+         "--object", "square", "--seeds", "400", "--no-progress"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A test run may have left SIGINT ignored (inherited); a user's shell never does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(temporary.glob("dvd-probe-*/images/manifest.log")):  # images are being made
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, process.communicate()
+    process.send_signal(signum)
+    try:
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()  # no-op once it has exited
+    assert process.returncode == code, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [f"dvd probe: {word}"], err
+    assert not any(temporary.iterdir())
