@@ -163,7 +163,7 @@ def main() -> None:
                           init=base, lr=1e-3)
             rows += evaluate(model, args.seeds)
     table = pd.DataFrame(rows)
-    table.to_csv(args.out / "prototype.csv", index=False)
+    table.to_csv(args.out / f"prototype-{'-'.join(args.designs)}.csv", index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.round(3).to_string(index=False))
 
