@@ -876,8 +876,9 @@ def report(found: Findings, concept_word: str = "concept") -> list[str]:
     groups = found.sets[found.sets["family"].isin(["ranked", "random"])]
     if len(groups):
         lines.append(
-            f"Of {len(groups)} sets of heads ablated together, {int((groups['direction'] == 'raises').sum())} "
-            f"raise DvD and {int((groups['direction'] == 'lowers').sum())} lower it: "
+            f"Sets of heads ablated together ({len(groups)}) that raise DvD: "
+            f"{int((groups['direction'] == 'raises').sum())}; that lower it: "
+            f"{int((groups['direction'] == 'lowers').sum())}. "
             + "; ".join(f"{row['label']}: {describe_effect(row, concept_word)}, {row['direction']}"
                         for _, row in groups.iterrows()) + ".")
     bounds = found.sets[found.sets["family"].isin(["all heads", "concept tokens"])]
@@ -895,12 +896,12 @@ def summary_text(found: Findings, model: str, concept_word: str = "concept") -> 
         f"On `{model}` ({found.total_heads} cross-attention heads), the baseline DvD is "
         f"{found.baseline_dvd:.1f} [{found.baseline_low:.1f}, {found.baseline_high:.1f}] ({concept_word} present "
         f"in {found.baseline_concept_present:.0%} of images, partner in {found.baseline_partner_present:.0%}). "
-        f"Ablated one at a time, {len(found.heads_raising)} heads raise DvD and {len(found.heads_lowering)} "
-        f"lower it (paired intervals excluding 0); the largest change is {found.largest_change:+.1f} "
+        f"Ablated one at a time, heads that raise DvD: {len(found.heads_raising)}; heads that lower "
+        f"it: {len(found.heads_lowering)} (paired intervals excluding 0); the largest change is {found.largest_change:+.1f} "
         f"[{found.largest_change_low:+.1f}, {found.largest_change_high:+.1f}] (head {found.largest_label}; "
-        f"partner present in {found.largest_partner_present:.0%}). Of {len(groups)} sets of heads, "
-        f"{int((groups['direction'] == 'raises').sum())} raise DvD and "
-        f"{int((groups['direction'] == 'lowers').sum())} lower it; every head ablated gives "
+        f"partner present in {found.largest_partner_present:.0%}). Sets of heads ablated together "
+        f"({len(groups)}) that raise DvD: {int((groups['direction'] == 'raises').sum())}; that lower "
+        f"it: {int((groups['direction'] == 'lowers').sum())}. Every head ablated gives "
         f"{describe_effect(bounds.loc['all_heads'], concept_word, change=False)}, and the {concept_word}'s "
         f"tokens removed give {describe_effect(bounds.loc['concept_tokens'], concept_word, change=False)}. "
         + found.verdict.plain())
