@@ -3,9 +3,10 @@
 Jupyter Book 1's own execution cache keys on the notebook alone and misses changes in a helper
 library, so the book runs papermill itself and keys each executed chapter on
 
-    sha256(notebook bytes, its parameters, every file of dvdlib)
+    sha256(notebook bytes, its parameters, the dvdlib sources the chapter imports)
 
-An executed chapter whose key matches is reused; any change re-executes it. Jupyter Book then
+(:mod:`dvdlib.chapter_cache`). An executed chapter whose key matches is reused; a change to any of
+these re-executes it, while editing the book's tools or its pages does not. Jupyter Book then
 renders the executed copies with execution off, so the reader sees exactly what papermill
 computed.
 
@@ -18,7 +19,6 @@ this chapter" box after each chapter's title, generated from its parameters cell
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -34,6 +34,7 @@ from pathlib import Path
 
 import yaml
 
+from dvdlib.chapter_cache import chapter_key, library_fingerprint
 from dvdlib.paths import BUILD_DIR_ENV, build_dir, project_root
 
 EXECUTED = "executed"  # _build/executed/<chapter path>.ipynb
@@ -79,26 +80,6 @@ def chapter_notebooks(root: Path) -> list[Path]:
     return [Path(f + ".ipynb") for f in toc_files(root) if (root / (f + ".ipynb")).is_file()]
 
 
-def library_fingerprint(root: Path) -> str:
-    """A hash of every file of dvdlib (code and shipped data), so a library change re-executes."""
-    digest = hashlib.sha256()
-    package = root / "dvdlib"
-    for path in sorted(p for p in package.rglob("*") if p.is_file()):
-        if "__pycache__" in path.parts:
-            continue
-        digest.update(str(path.relative_to(package)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def chapter_key(root: Path, notebook: Path, parameters: dict, library: str) -> str:
-    digest = hashlib.sha256()
-    digest.update((root / notebook).read_bytes())
-    digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
-    digest.update(library.encode())
-    return digest.hexdigest()
-
-
 def _stored_key(executed: Path) -> dict:
     try:
         return json.loads(executed.read_text(encoding="utf-8"))["metadata"].get(KEY_FIELD, {})
@@ -112,7 +93,7 @@ def execute_chapter(root: Path, notebook: Path, out_dir: Path, parameters: dict 
     import papermill
 
     parameters = dict(parameters or {})
-    library = library or library_fingerprint(root)
+    library = library or library_fingerprint(root, notebook)
     key = chapter_key(root, notebook, parameters, library)
     executed = out_dir / notebook
     stored = _stored_key(executed)
@@ -538,13 +519,12 @@ def build_book(root: Path | None = None, force: bool = False, only: list[str] | 
     notebooks = chapter_notebooks(root)
     if only:
         notebooks = [nb for nb in notebooks if any(name in str(nb) for name in only)]
-    library = library_fingerprint(root)
     with _BuildDirEnvironment(out):
         for notebook in notebooks:
             parameters = smoke_parameters(root, notebook) if smoke else {}
             log(f"[book] {notebook}: executing{' (smoke parameters)' if smoke else ''} ...")
             run = execute_chapter(root, notebook, out / EXECUTED, parameters=parameters,
-                                  force=force, library=library)
+                                  force=force)
             state = "up to date, reused" if run.reused else "executed"
             log(f"[book] {notebook}: {state} ({run.seconds:.0f} s)")
     stage = stage_book(root, out / EXECUTED, out / STAGE, out / HEADLINES, log=log)

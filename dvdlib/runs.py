@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dvdlib import headlines
+from dvdlib.chapter_cache import chapter_key, library_fingerprint
 from dvdlib.paths import BUILD_DIR_ENV, project_root
 from dvdlib.store import atomic_write_bytes
 
@@ -611,8 +612,6 @@ def run_notebook(notebook: str | Path, parameters: dict | None = None,
     whether dvdlib changed since it ran.
     Raises :class:`ParameterError` before running anything, :class:`RunFailed` if a cell fails.
     """
-    from dvdlib.book import chapter_key, library_fingerprint
-
     notebook = Path(notebook).resolve()
     root = notebook_root(notebook, root)
     shown = _display_path(notebook, root)
@@ -624,7 +623,7 @@ def run_notebook(notebook: str | Path, parameters: dict | None = None,
 
     results = Path(results) if results is not None else root / RESULTS
     folder = results.absolute() / notebook.stem / run_name(parameters)
-    key = chapter_key(root, notebook, parameters, library_fingerprint(root))
+    key = chapter_key(root, notebook, parameters, library_fingerprint(root, notebook))
     source_key = chapter_key(root, notebook, parameters, "")  # the notebook and parameters only
     done = _read_json(folder / DONE)
     if not force and done.get("source_key") == source_key and (folder / OUTPUT).is_file():

@@ -10,9 +10,9 @@ def register(subparsers) -> None:
         "book",
         help="build the book (execute chapters, cached; render HTML)",
         description="Execute every chapter listed in _toc.yml with papermill, reusing executed "
-        "copies whose notebook, parameters and dvdlib source are unchanged, then render the "
-        "HTML book into _build/html with Jupyter Book (execution off). A failing chapter stops "
-        "the build with the notebook and cell named.",
+        "copies whose notebook, parameters and the dvdlib code they import are unchanged, then "
+        "render the HTML book into _build/html with Jupyter Book (execution off). A failing "
+        "chapter stops the build with the notebook and cell named.",
     )
     parser.add_argument("--force", action="store_true",
                         help="re-execute every chapter even if its cached copy is up to date")
