@@ -18,7 +18,7 @@ import pandas as pd
 from dvdlib.bench import (PAPER_SEEDS, builtin_prompts, concept_phrase, load_prompts, object_phrase,
                           validate_prompts)
 from dvdlib.commands.errors import UsageError
-from dvdlib.judges import DEFAULT_QUESTIONS_PER_CALL, JUDGES
+from dvdlib.judges import load_judge
 from dvdlib.questions import OUR_WORDING, check_prompt_words, load_wording
 from dvdlib.store import (StoreError, check_table_path, check_writable_dir, no_new_folders_on_error,
                           save_table)
@@ -144,27 +144,6 @@ def run_generate(args) -> int:
 # dvd score
 
 
-def load_judge(kind: str, source: str | None, device: str | None, questions_per_call: int | None):
-    """A judge by kind (``vlm``, ``clip``, ``toy``), weights from ``source`` or the default."""
-    if questions_per_call is not None and kind != "vlm":
-        raise UsageError(f"--questions-per-call applies to the vlm judge only, not {kind}")
-    if kind == "vlm":
-        from dvdlib.judges.vlm import PAPER_JUDGE, QwenVLJudge
-
-        return QwenVLJudge.from_pretrained(source or PAPER_JUDGE, device=device,
-                                           questions_per_call=questions_per_call or DEFAULT_QUESTIONS_PER_CALL)
-    if kind == "clip":
-        from dvdlib.judges.clip import DEFAULT_CLIP, ClipJudge
-
-        return ClipJudge.from_pretrained(source or DEFAULT_CLIP, device=device)
-    if kind == "toy":
-        from dvdlib.toyworld.judge import ToyJudge
-        from dvdlib.toyworld.zoo import load_detector
-
-        return ToyJudge(load_detector(source))
-    raise UsageError(f"unknown judge {kind!r}; accepted: {', '.join(JUDGES)}")
-
-
 def run_score(args) -> int:
     """``dvd score`` once its arguments are parsed (:mod:`dvdlib.commands.score`)."""
     from dvdlib.score import category_scores, find_images, question_table, score_folder
@@ -187,6 +166,8 @@ def run_score(args) -> int:
                 check_writable_dir(path.parent, "its folder")
             except ValueError as err:
                 raise UsageError(f"table {str(path)!r} cannot be written: {err}") from None
+    if args.questions_per_call is not None and args.judge != "vlm":
+        raise UsageError(f"--questions-per-call applies to the vlm judge only, not {args.judge}")
     launch = join_launch(args.device)  # None unless started by accelerate with several processes
     judge = load_judge(args.judge, args.judge_model, launch.device if launch else args.device,
                        args.questions_per_call)

@@ -487,7 +487,7 @@ def _probe_into(args, work: Path, out: Path | None, judge_kind: str, concept: st
                 seeds: list[int], category: str) -> ProbeResult:
     """Load the judge and the model, probe into ``work``, save the figure and summary in ``out``."""
     from dvdlib.models import PAPER_GUIDANCE, PAPER_STEPS, load_pipeline
-    from dvdlib.pipeline_cli import load_judge
+    from dvdlib.judges import load_judge
     from dvdlib.store import atomic_write_json
 
     judge = load_judge(judge_kind, args.judge_model, args.device, None)  # weights often missing: first

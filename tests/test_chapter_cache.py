@@ -10,7 +10,7 @@ from dvdlib import chapter_cache
 from dvdlib.book import chapter_notebooks
 from dvdlib.paths import project_root
 
-BOOK_TOOLS = ("book.py", "runs.py", "cli.py", "chapter_cache.py")
+BOOK_TOOLS = ("book.py", "runs.py", "cli.py", "chapter_cache.py", "pipeline_cli.py", "probe.py")
 
 
 def make_project(root: Path) -> Path:
@@ -74,3 +74,4 @@ def test_no_chapter_of_the_book_reads_the_book_tools():
                  chapter_cache.chapter_sources(root, notebook)}
         assert "bench.py" in names or "toyworld/zoo.py" in names, notebook  # it does read science
         assert not names & set(BOOK_TOOLS), (notebook, names & set(BOOK_TOOLS))
+        assert not any(name.startswith("commands/") for name in names), notebook

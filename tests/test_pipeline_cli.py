@@ -144,7 +144,7 @@ def test_score_writes_the_tables_and_prints_the_categories(tmp_path, capsys, ima
 
 def test_score_help_states_the_authors_loop_as_the_default(capsys):
     from dvdlib.judges.vlm import QwenVLJudge
-    from dvdlib.pipeline_cli import DEFAULT_QUESTIONS_PER_CALL
+    from dvdlib.judges import DEFAULT_QUESTIONS_PER_CALL
 
     with pytest.raises(SystemExit):
         main(["score", "--help"])
