@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from dvdlib.bench import (PAPER_SEEDS, builtin_prompts, concept_phrase, load_prompts, object_phrase,
+from dvdlib.bench import (builtin_prompts, concept_phrase, load_prompts, object_phrase,
                           validate_prompts)
+from dvdlib.bench import seeds as bench_seeds
 from dvdlib.commands.errors import UsageError
+from dvdlib.commands.options import seed_count, seed_list
 from dvdlib.judges import load_judge
 from dvdlib.questions import OUR_WORDING, check_prompt_words, load_wording
 from dvdlib.store import (StoreError, check_table_path, check_writable_dir, no_new_folders_on_error,
@@ -35,12 +37,6 @@ def parse_cases(text: str) -> set[int]:
         first = int(match.group(1))
         cases.update(range(first, int(match.group(2) or first) + 1))
     return cases
-
-
-def parse_seeds(text: str) -> list[int]:
-    from dvdlib.generate import check_seeds
-
-    return check_seeds([part for part in text.split(",") if part.strip()] or [text])
 
 
 def _note(command: str):
@@ -106,7 +102,7 @@ def run_generate(args) -> int:
     from dvdlib.tokenizer import clip_tokenizer
     from dvdlib.tokens import check_alignment
 
-    seeds = parse_seeds(args.seeds) if args.seeds is not None else list(PAPER_SEEDS)
+    seeds = seed_list(args.seed_list) if args.seed_list is not None else bench_seeds(seed_count(args.seeds))
     toy = toy_model_name(args.model) is not None
     prompts = _prompt_set(args.prompts, OUR_WORDING.categories, args.cases, "generate",
                           default=toy_prompts() if toy else None)

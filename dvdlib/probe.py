@@ -48,6 +48,7 @@ import pandas as pd
 
 from dvdlib.bench import seeds as bench_seeds
 from dvdlib.commands.errors import UsageError
+from dvdlib.commands.options import seed_count, seed_list
 
 MAX_SEED_COUNT = 10_000  # distinct values of the paper's seed draw, randint(1, 10000)
 DEFAULT_THRESHOLD = 0.6
@@ -75,29 +76,6 @@ def probe_seeds(count: int) -> list[int]:
         raise ProbeInputError(f"the number of seeds must be a whole number in 1..{MAX_SEED_COUNT}, "
                               f"got {count!r}")
     return bench_seeds(count)
-
-
-def parse_seed_option(text: str) -> list[int]:
-    """``--seeds``: a count (``10``: the first ten of :func:`probe_seeds`) or a comma-separated
-    list (``1825,410``; one seed alone is written with a comma, ``1825,``)."""
-    from dvdlib.generate import check_seeds
-
-    text = str(text).strip()
-    if "," not in text:
-        if not text.isdigit():
-            raise ProbeInputError(f"--seeds {text!r}: give a number of seeds (e.g. 10) or a "
-                                  f"comma-separated list of seeds (e.g. 1825,410)")
-        if int(text) == 0:
-            raise ProbeInputError("--seeds 0: zero seeds make no images; give a number of seeds of "
-                                  "at least 1 or a comma-separated list of seeds")
-        return probe_seeds(int(text))
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    if not parts:
-        raise ProbeInputError(f"--seeds {text!r} lists zero seeds; give at least one, e.g. 1825,")
-    try:
-        return check_seeds(parts)
-    except ValueError as err:
-        raise ProbeInputError(f"--seeds {text!r}: {err}") from None
 
 
 def prompt_words(prompt: str) -> list[str]:
@@ -448,7 +426,7 @@ def run_command(args) -> int:
     tokenizer = clip_tokenizer()
     check_prompt(args.prompt, tokenizer)
     check_words(args.prompt, args.concept, args.object_word, tokenizer)
-    seeds = parse_seed_option(args.seeds)
+    seeds = seed_list(args.seed_list) if args.seed_list is not None else probe_seeds(seed_count(args.seeds))
     _check_numbers(args)
     # Judges and question templates take the words in lower case, as the prompt sets write them.
     concept, object_word = (" ".join(w.split()).casefold() for w in (args.concept, args.object_word))

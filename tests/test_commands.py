@@ -55,3 +55,22 @@ def test_toyworld_subcommands_are_declared_when_parsed():
 
     args = build_parser().parse_args(["toyworld", "zoo", "--out", "work"])
     assert args.toyworld_command == "zoo" and args.fixed_attributes == ["colour", "size", "position"]
+
+
+def test_seeds_is_a_count_in_every_command_and_seed_list_gives_the_seeds():
+    import pytest
+
+    from dvdlib.bench import PAPER_SEEDS, seeds
+    from dvdlib.cli import build_parser
+    from dvdlib.commands.errors import UsageError
+    from dvdlib.commands.options import seed_count, seed_list
+
+    parser = build_parser()
+    for argv in (["generate", "--model", "toy", "--out", "o"], ["probe", "p", "--concept", "a",
+                                                               "--object", "b"]):
+        assert seeds(seed_count(parser.parse_args(argv).seeds)) == list(PAPER_SEEDS)
+        args = parser.parse_args([*argv, "--seeds", "12"])
+        assert seed_count(args.seeds) == 12 and args.seed_list is None
+        assert seed_list(parser.parse_args([*argv, "--seed-list", "0,1,5"]).seed_list) == [0, 1, 5]
+    with pytest.raises(UsageError, match="give the seeds themselves as --seed-list 1825,410"):
+        seed_count("1825,410")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dvdlib.commands.options import SCALE_OUT
+from dvdlib.commands.options import SCALE_OUT, add_seed_options
 
 
 def register(subparsers) -> None:
@@ -30,8 +30,7 @@ def register(subparsers) -> None:
                         "(default: our built-in set; for a toy model, the toy world's prompts)")
     parser.add_argument("--cases", metavar="LIST",
                         help="only these case numbers, e.g. 1-10,201 (default: all)")
-    parser.add_argument("--seeds", metavar="LIST",
-                        help="comma-separated integer seeds (default: the paper's ten)")
+    add_seed_options(parser)
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps (default: 50)")
     parser.add_argument("--guidance", type=float, default=7.5,
                         help="classifier-free guidance scale (default: 7.5)")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from dvdlib.commands.options import add_seed_options
+
 DEFAULT_MODEL = "toy:k1"
-DEFAULT_SEED_COUNT = 10
 JUDGES = ("toy", "clip", "vlm")
 
 _DESCRIPTION = """\
@@ -35,7 +36,7 @@ diffusers pipeline (judged by the paper's VLM unless --judge says otherwise). St
 guidance default to the model's own (50 and 7.5 for Stable Diffusion, 20 and 4 for the toy).
 
 seeds: --seeds 10 takes the paper's ten seeds (1825, 410, ...), larger counts continue with
-10001, 10002, ... (as every chapter does); --seeds 1825,410 gives the seeds themselves (one seed: --seeds 1825,).
+10001, 10002, ... (as every chapter does); --seed-list 1825,410 gives the seeds themselves.
 
 examples:
   dvd probe "a circle and a square" --concept circle --object square --out probe/
@@ -54,9 +55,7 @@ def register(subparsers) -> None:
                         help="the concept expected to dominate: a word or phrase of PROMPT")
     parser.add_argument("--object", dest="object_word", required=True, metavar="WORD",
                         help="the object that may vanish: a word or phrase of PROMPT")
-    parser.add_argument("--seeds", default=str(DEFAULT_SEED_COUNT), metavar="N|LIST",
-                        help=f"a number of seeds or a comma-separated list (default: "
-                        f"{DEFAULT_SEED_COUNT}, the paper's seeds)")
+    add_seed_options(parser)
     parser.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL",
                         help=f"the text-to-image model (default: {DEFAULT_MODEL}; see below)")
     parser.add_argument("--judge", choices=JUDGES,
