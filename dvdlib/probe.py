@@ -12,7 +12,8 @@ coaster) answered with the project's own steps, in order:
 What it reports (the definitions beyond the paper's DvD are ours):
 
 - **presence** of each side: an image shows the concept (the object) when the judge says yes to
-  at least :data:`PRESENT_YES` of its five questions (a majority); the rate is over the seeds;
+  at least :data:`~dvdlib.score.PRESENT_YES` of its five questions (a majority); the rate is over
+  the seeds;
 - **dominance** = concept presence rate - object presence rate (the mean over images of
   present(concept) - present(object), in [-1, 1]), with a bootstrap interval over images. The
   verdict is ``concept`` when the interval lies above 0, ``object`` when below, else
@@ -49,10 +50,10 @@ import pandas as pd
 from dvdlib.bench import seeds as bench_seeds
 from dvdlib.commands.errors import UsageError
 from dvdlib.commands.options import seed_count, seed_list
+from dvdlib.score import PRESENT_YES
 
 MAX_SEED_COUNT = 10_000  # distinct values of the paper's seed draw, randint(1, 10000)
 DEFAULT_THRESHOLD = 0.6
-PRESENT_YES = 3  # of the five questions of a side: a majority of yes means "present"
 CONFIDENCE = 0.95
 N_RESAMPLES = 10_000
 GRID_LIMIT = 24  # images shown in the figure's grid
