@@ -32,10 +32,10 @@ from datetime import datetime, timezone
 from importlib import metadata as package_metadata
 from pathlib import Path
 
-import yaml
-
 from dvdlib.chapter_cache import chapter_key, library_fingerprint
+from dvdlib.chapters import chapter_notebooks
 from dvdlib.paths import BUILD_DIR_ENV, build_dir, project_root
+from dvdlib.runs import failed_cell, kernel_config, notebook_parameters, rerun_command
 
 EXECUTED = "executed"  # _build/executed/<chapter path>.ipynb
 STAGE = "stage"  # _build/stage: the book as Jupyter Book sees it
@@ -56,28 +56,6 @@ class ChapterRun:
     executed: Path  # the executed copy
     reused: bool  # True when the cached copy was up to date
     seconds: float  # execution time (of the run that made the copy)
-
-
-def toc_files(root: Path) -> list[str]:
-    """Every file named in ``_toc.yml`` (root first), without suffix, in reading order."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return files
-
-
-def chapter_notebooks(root: Path) -> list[Path]:
-    """The notebooks of the book, relative to ``root``, in reading order."""
-    return [Path(f + ".ipynb") for f in toc_files(root) if (root / (f + ".ipynb")).is_file()]
 
 
 def _stored_key(executed: Path) -> dict:
@@ -103,7 +81,6 @@ def execute_chapter(root: Path, notebook: Path, out_dir: Path, parameters: dict 
     executed.parent.mkdir(parents=True, exist_ok=True)
     partial = executed.with_suffix(".partial.ipynb")
     start = time.perf_counter()
-    from dvdlib.runs import failed_cell, kernel_config
 
     try:
         papermill.execute_notebook(
@@ -290,7 +267,6 @@ def runs_table(root: Path, executed_dir: Path) -> str:
 
 def parameters_table(root: Path) -> str:
     """Markdown: every chapter's parameters with their defaults and meaning, from the notebooks."""
-    from dvdlib.runs import notebook_parameters
 
     rows = []
     for notebook in chapter_notebooks(root):
@@ -307,7 +283,6 @@ def parameters_table(root: Path) -> str:
 
 def rerun_box(notebook: Path, declared: dict, used: dict, seconds: float | None) -> str:
     """The Markdown of a chapter's "rerun this chapter" box (a closed dropdown admonition)."""
-    from dvdlib.runs import rerun_command
 
     settable = {name: used.get(name, p.default) for name, p in declared.items()
                 if p.literal or name in used}
@@ -373,7 +348,6 @@ def fill_pages(root: Path, executed_dir: Path, stage: Path, headlines_parent: Pa
                log=print) -> None:
     """Fill the staged pages: headline placeholders, reproduction tables, rerun boxes."""
     from dvdlib import headlines
-    from dvdlib.runs import notebook_parameters
 
     generated = {RUNS_MARKER: lambda: runs_table(root, executed_dir),
                  PARAMETERS_MARKER: lambda: parameters_table(root)}

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from dvdlib import headlines
 from dvdlib.chapter_cache import chapter_key, library_fingerprint
+from dvdlib.chapters import chapter_notebooks
 from dvdlib.paths import BUILD_DIR_ENV, project_root
 from dvdlib.store import atomic_write_bytes
 
@@ -453,8 +454,6 @@ def _ordered(parameters: dict, declared: dict[str, NotebookParameter]) -> dict:
 
 def resolve_notebook(name: str | Path, root: Path) -> Path:
     """A notebook path, or a chapter of the book named by (part of) its file name."""
-    from dvdlib.book import chapter_notebooks
-
     path = Path(name)
     if path.suffix == ".ipynb" and path.is_file():
         return path.resolve()

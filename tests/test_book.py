@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dvdlib import book
+from dvdlib import book, chapters
 
 
 def make_project(root: Path, body: str = "import dvdlib\nprint(x * 2)") -> Path:
@@ -31,8 +31,8 @@ def make_project(root: Path, body: str = "import dvdlib\nprint(x * 2)") -> Path:
 
 def test_toc_order_and_notebooks(tmp_path):
     make_project(tmp_path)
-    assert book.toc_files(tmp_path) == ["book/intro", "book/ch", "book/notes"]
-    assert book.chapter_notebooks(tmp_path) == [Path("book/ch.ipynb")]
+    assert chapters.toc_files(tmp_path) == ["book/intro", "book/ch", "book/notes"]
+    assert chapters.chapter_notebooks(tmp_path) == [Path("book/ch.ipynb")]
 
 
 @pytest.mark.slow

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import nbformat
 
 from dvdlib import chapter_cache
-from dvdlib.book import chapter_notebooks
+from dvdlib.chapters import chapter_notebooks
 from dvdlib.paths import project_root
 
 BOOK_TOOLS = ("book.py", "runs.py", "cli.py", "chapter_cache.py", "pipeline_cli.py", "probe.py")
@@ -75,3 +76,10 @@ def test_no_chapter_of_the_book_reads_the_book_tools():
         assert "bench.py" in names or "toyworld/zoo.py" in names, notebook  # it does read science
         assert not names & set(BOOK_TOOLS), (notebook, names & set(BOOK_TOOLS))
         assert not any(name.startswith("commands/") for name in names), notebook
+
+
+def test_the_run_commands_do_not_import_the_book_builder():
+    root = project_root(Path(__file__).parent)
+    for module in ("runs.py", "chapters.py", "chapter_cache.py"):
+        tree = ast.parse((root / "dvdlib" / module).read_text(encoding="utf-8"))
+        assert "dvdlib.book" not in chapter_cache._imported_names(tree, None, False), module

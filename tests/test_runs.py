@@ -223,7 +223,7 @@ def test_sweep_runs_every_combination_once_and_resumes(tmp_path):
 
 def test_every_chapter_declares_ranges_that_its_defaults_meet():
     """The declarations in each chapter's metadata name real parameters and accept the defaults."""
-    from dvdlib.book import chapter_notebooks
+    from dvdlib.chapters import chapter_notebooks
 
     root = Path(__file__).resolve().parents[1]
     declared_somewhere = 0
