@@ -12,8 +12,13 @@ One module per concern; find a thing by its file name:
   saturation measures).
 - conclusions: ``verdicts`` (a finding's stated test turned into supported, contradicted,
   inconclusive or not testable, with the sentence a chapter prints).
-- the book and the tool: ``book`` (build), ``runs`` (run/sweep chapters), ``headlines``,
-  ``paths``, ``cli`` (the ``dvd`` command), ``testing`` (random-weight models for tests).
+- the book and the tool: ``book`` (build), ``runs`` (run/sweep chapters), ``chapters`` (the
+  table of chapters, from ``_toc.yml``), ``chapter_cache`` (what an executed chapter depends on),
+  ``headlines``, ``paths``, ``testing`` (random-weight models for tests).
+- the ``dvd`` command: ``cli`` (the entry point, where every command is registered),
+  ``commands`` (one module per command: its arguments, and a run function that imports the work
+  only when the command runs), ``pipeline_cli`` (what ``dvd generate`` and ``dvd score`` do),
+  ``probe`` (``dvd probe``).
 """
 
 __version__ = "0.1.0"

@@ -3,9 +3,10 @@
 Jupyter Book 1's own execution cache keys on the notebook alone and misses changes in a helper
 library, so the book runs papermill itself and keys each executed chapter on
 
-    sha256(notebook bytes, its parameters, every file of dvdlib)
+    sha256(notebook bytes, its parameters, the dvdlib sources the chapter imports)
 
-An executed chapter whose key matches is reused; any change re-executes it. Jupyter Book then
+(:mod:`dvdlib.chapter_cache`). An executed chapter whose key matches is reused; a change to any of
+these re-executes it, while editing the book's tools or its pages does not. Jupyter Book then
 renders the executed copies with execution off, so the reader sees exactly what papermill
 computed.
 
@@ -18,7 +19,6 @@ this chapter" box after each chapter's title, generated from its parameters cell
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -32,9 +32,10 @@ from datetime import datetime, timezone
 from importlib import metadata as package_metadata
 from pathlib import Path
 
-import yaml
-
+from dvdlib.chapter_cache import chapter_key, library_fingerprint
+from dvdlib.chapters import chapter_notebooks
 from dvdlib.paths import BUILD_DIR_ENV, build_dir, project_root
+from dvdlib.runs import failed_cell, kernel_config, notebook_parameters, rerun_command
 
 EXECUTED = "executed"  # _build/executed/<chapter path>.ipynb
 STAGE = "stage"  # _build/stage: the book as Jupyter Book sees it
@@ -57,48 +58,6 @@ class ChapterRun:
     seconds: float  # execution time (of the run that made the copy)
 
 
-def toc_files(root: Path) -> list[str]:
-    """Every file named in ``_toc.yml`` (root first), without suffix, in reading order."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return files
-
-
-def chapter_notebooks(root: Path) -> list[Path]:
-    """The notebooks of the book, relative to ``root``, in reading order."""
-    return [Path(f + ".ipynb") for f in toc_files(root) if (root / (f + ".ipynb")).is_file()]
-
-
-def library_fingerprint(root: Path) -> str:
-    """A hash of every file of dvdlib (code and shipped data), so a library change re-executes."""
-    digest = hashlib.sha256()
-    package = root / "dvdlib"
-    for path in sorted(p for p in package.rglob("*") if p.is_file()):
-        if "__pycache__" in path.parts:
-            continue
-        digest.update(str(path.relative_to(package)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def chapter_key(root: Path, notebook: Path, parameters: dict, library: str) -> str:
-    digest = hashlib.sha256()
-    digest.update((root / notebook).read_bytes())
-    digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
-    digest.update(library.encode())
-    return digest.hexdigest()
-
-
 def _stored_key(executed: Path) -> dict:
     try:
         return json.loads(executed.read_text(encoding="utf-8"))["metadata"].get(KEY_FIELD, {})
@@ -112,7 +71,7 @@ def execute_chapter(root: Path, notebook: Path, out_dir: Path, parameters: dict 
     import papermill
 
     parameters = dict(parameters or {})
-    library = library or library_fingerprint(root)
+    library = library or library_fingerprint(root, notebook)
     key = chapter_key(root, notebook, parameters, library)
     executed = out_dir / notebook
     stored = _stored_key(executed)
@@ -122,7 +81,6 @@ def execute_chapter(root: Path, notebook: Path, out_dir: Path, parameters: dict 
     executed.parent.mkdir(parents=True, exist_ok=True)
     partial = executed.with_suffix(".partial.ipynb")
     start = time.perf_counter()
-    from dvdlib.runs import failed_cell, kernel_config
 
     try:
         papermill.execute_notebook(
@@ -309,7 +267,6 @@ def runs_table(root: Path, executed_dir: Path) -> str:
 
 def parameters_table(root: Path) -> str:
     """Markdown: every chapter's parameters with their defaults and meaning, from the notebooks."""
-    from dvdlib.runs import notebook_parameters
 
     rows = []
     for notebook in chapter_notebooks(root):
@@ -326,7 +283,6 @@ def parameters_table(root: Path) -> str:
 
 def rerun_box(notebook: Path, declared: dict, used: dict, seconds: float | None) -> str:
     """The Markdown of a chapter's "rerun this chapter" box (a closed dropdown admonition)."""
-    from dvdlib.runs import rerun_command
 
     settable = {name: used.get(name, p.default) for name, p in declared.items()
                 if p.literal or name in used}
@@ -392,7 +348,6 @@ def fill_pages(root: Path, executed_dir: Path, stage: Path, headlines_parent: Pa
                log=print) -> None:
     """Fill the staged pages: headline placeholders, reproduction tables, rerun boxes."""
     from dvdlib import headlines
-    from dvdlib.runs import notebook_parameters
 
     generated = {RUNS_MARKER: lambda: runs_table(root, executed_dir),
                  PARAMETERS_MARKER: lambda: parameters_table(root)}
@@ -538,13 +493,12 @@ def build_book(root: Path | None = None, force: bool = False, only: list[str] | 
     notebooks = chapter_notebooks(root)
     if only:
         notebooks = [nb for nb in notebooks if any(name in str(nb) for name in only)]
-    library = library_fingerprint(root)
     with _BuildDirEnvironment(out):
         for notebook in notebooks:
             parameters = smoke_parameters(root, notebook) if smoke else {}
             log(f"[book] {notebook}: executing{' (smoke parameters)' if smoke else ''} ...")
             run = execute_chapter(root, notebook, out / EXECUTED, parameters=parameters,
-                                  force=force, library=library)
+                                  force=force)
             state = "up to date, reused" if run.reused else "executed"
             log(f"[book] {notebook}: {state} ({run.seconds:.0f} s)")
     stage = stage_book(root, out / EXECUTED, out / STAGE, out / HEADLINES, log=log)
@@ -555,32 +509,8 @@ def build_book(root: Path | None = None, force: bool = False, only: list[str] | 
     return html
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "book",
-        help="build the book (execute chapters, cached; render HTML)",
-        description="Execute every chapter listed in _toc.yml with papermill, reusing executed "
-        "copies whose notebook, parameters and dvdlib source are unchanged, then render the "
-        "HTML book into _build/html with Jupyter Book (execution off). A failing chapter stops "
-        "the build with the notebook and cell named.",
-    )
-    parser.add_argument("--force", action="store_true",
-                        help="re-execute every chapter even if its cached copy is up to date")
-    parser.add_argument("--only", nargs="+", metavar="NAME",
-                        help="execute only chapters whose path contains NAME (all are rendered)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="run each chapter with its smoke parameters (notebook metadata "
-                        "dvdbook.smoke): a quick book for checking the pipeline, not for reading")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="build folder (default: $DVD_BUILD_DIR or _build); the HTML lands in "
-                        "DIR/html for a folder named _build, else in DIR/_build/html")
-    parser.add_argument("--write-smoke-notebooks", type=Path, metavar="DIR",
-                        help="only write every chapter with its smoke parameters injected into DIR "
-                        "(inside the project), unexecuted, for nbval; build nothing")
-    parser.set_defaults(func=_run)
-
-
-def _run(args) -> int:
+def build_command(args) -> int:
+    """``dvd book`` once its arguments are parsed (:mod:`dvdlib.commands.book`)."""
     if args.write_smoke_notebooks:
         for path in write_smoke_notebooks(Path.cwd(), args.write_smoke_notebooks):
             print(f"[book] smoke copy: {path}")

@@ -1,24 +1,22 @@
-"""The ``dvd`` command.
+"""The ``dvd`` command: the one place its subcommands are registered.
 
-Each subcommand lives in the module that owns its logic; that module exposes
-``add_parser(subparsers)`` which registers the subcommand and sets ``func`` on its parser.
+Each subcommand is a module of :mod:`dvdlib.commands` with ``register(subparsers)``, which
+declares its arguments and sets ``func`` on its parser; ``func`` imports the implementation when
+the command runs, so ``dvd --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import re
 import signal
 import sys
 
-# Modules that register subcommands, in the order ``dvd --help`` lists them.
-_COMMAND_MODULES = ("dvdlib.book", "dvdlib.runs", "dvdlib.toyworld.cli", "dvdlib.pipeline_cli",
-                    "dvdlib.probe")
+from dvdlib.commands import book, generate, probe, run, score, sweep, toyworld
+from dvdlib.commands.errors import UsageError
 
-
-class UsageError(Exception):
-    """Bad input from the command line: printed as one line, exit code 2."""
+# In the order ``dvd --help`` lists them.
+COMMANDS = (book, run, sweep, toyworld, generate, score, probe)
 
 
 class Terminated(BaseException):
@@ -34,22 +32,48 @@ def one_line(error: BaseException) -> str:
     return re.sub(r"\s*\n\s*", " ", str(error)).strip() or type(error).__name__
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with its errors on one line, like every other ``dvd`` error (exit code 2)."""
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, like every other ``dvd`` error (exit code 2), and
+    arguments whose declaration can wait until the parser is used (:meth:`defer`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deferred = []
+
+    def defer(self, declare) -> None:
+        """Call ``declare(self)`` only when this parser parses or prints its help: for a command
+        whose options need a heavy import, which ``dvd --help`` should not pay for."""
+        self._deferred.append(declare)
+
+    def _declare(self) -> None:
+        while self._deferred:
+            self._deferred.pop(0)(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._declare()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._declare()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._declare()
+        return super().format_help()
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="dvd",
         description="Measure concept dominance (DvD) in text-to-image diffusion models, "
         "and build the dvd-book.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).add_parser(subparsers)
+    for command in COMMANDS:
+        command.register(subparsers)
     return parser
 
 

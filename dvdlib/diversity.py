@@ -52,11 +52,8 @@ from dvdlib import verdicts
 from dvdlib.bench import validate_prompts
 from dvdlib.judges.base import QUESTIONS_PER_SIDE, Judge
 from dvdlib.questions import OUR_WORDING, Wording, questions_for
-from dvdlib.score import dvd_image_score, load_image
+from dvdlib.score import PRESENT_YES, dvd_image_score, load_image
 
-# An image shows a subject when the judge says yes to at least this many of its five questions.
-# With the toy judge this is exactly "detector probability > 0.5" (its third threshold).
-PRESENT_YES = 3
 SHAPE = "shape"  # content_type of toy-world rows
 # Concept-only prompts for the diversity of generations (ours); "{concept}" as the prompt set
 # writes it.

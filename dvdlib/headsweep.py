@@ -64,13 +64,12 @@ from dvdlib.generate import PipelineCall, generate
 from dvdlib.layers import CrossAttentionLayer, cross_attention_layers
 from dvdlib.questions import OUR_WORDING, Wording
 from dvdlib.recorder import ABLATION_KWARG, RECORD_KWARG, AttentionRecord, attention_instruments
-from dvdlib.score import score_folder
+from dvdlib.score import PRESENT_YES, score_folder
 from dvdlib.store import atomic_write_json, load_table, save_table
 from dvdlib.tokens import token_groups, tokenize_prompt
 
 FAMILIES = ("baseline", "single head", "ranked", "random", "all heads", "concept tokens")
 BASELINE = "baseline"
-PRESENT_YES = 3  # a side counts as present when at least 3 of its 5 questions are answered yes
 RANK_COLUMNS = ("concept_mass", "pair_share", "word_share")
 IMAGE_COLUMNS = (
     "condition", "family", "label", "n_heads", "draw", "case_num", "prompt", "content", "nm_word", "seed",

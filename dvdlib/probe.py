@@ -12,7 +12,8 @@ coaster) answered with the project's own steps, in order:
 What it reports (the definitions beyond the paper's DvD are ours):
 
 - **presence** of each side: an image shows the concept (the object) when the judge says yes to
-  at least :data:`PRESENT_YES` of its five questions (a majority); the rate is over the seeds;
+  at least :data:`~dvdlib.score.PRESENT_YES` of its five questions (a majority); the rate is over
+  the seeds;
 - **dominance** = concept presence rate - object presence rate (the mean over images of
   present(concept) - present(object), in [-1, 1]), with a bootstrap interval over images. The
   verdict is ``concept`` when the interval lies above 0, ``object`` when below, else
@@ -36,7 +37,6 @@ grid and the per-step shares) and ``probe.json`` (the summary printed by ``--jso
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import shutil
@@ -48,17 +48,15 @@ from typing import Sequence
 import pandas as pd
 
 from dvdlib.bench import seeds as bench_seeds
-from dvdlib.cli import UsageError
+from dvdlib.commands.errors import UsageError
+from dvdlib.commands.options import seed_count, seed_list
+from dvdlib.score import PRESENT_YES
 
-DEFAULT_MODEL = "toy:k1"
-DEFAULT_SEED_COUNT = 10
 MAX_SEED_COUNT = 10_000  # distinct values of the paper's seed draw, randint(1, 10000)
 DEFAULT_THRESHOLD = 0.6
-PRESENT_YES = 3  # of the five questions of a side: a majority of yes means "present"
 CONFIDENCE = 0.95
 N_RESAMPLES = 10_000
 GRID_LIMIT = 24  # images shown in the figure's grid
-JUDGES = ("toy", "clip", "vlm")
 VERDICTS = ("concept", "object", "balanced")
 IMAGES, JUDGED, ATTENTION, FIGURE, SUMMARY, SETTINGS = (
     "images", "judged.csv", "attention.csv", "probe.png", "probe.json", "probe-settings.json")
@@ -79,29 +77,6 @@ def probe_seeds(count: int) -> list[int]:
         raise ProbeInputError(f"the number of seeds must be a whole number in 1..{MAX_SEED_COUNT}, "
                               f"got {count!r}")
     return bench_seeds(count)
-
-
-def parse_seed_option(text: str) -> list[int]:
-    """``--seeds``: a count (``10``: the first ten of :func:`probe_seeds`) or a comma-separated
-    list (``1825,410``; one seed alone is written with a comma, ``1825,``)."""
-    from dvdlib.generate import check_seeds
-
-    text = str(text).strip()
-    if "," not in text:
-        if not text.isdigit():
-            raise ProbeInputError(f"--seeds {text!r}: give a number of seeds (e.g. 10) or a "
-                                  f"comma-separated list of seeds (e.g. 1825,410)")
-        if int(text) == 0:
-            raise ProbeInputError("--seeds 0: zero seeds make no images; give a number of seeds of "
-                                  "at least 1 or a comma-separated list of seeds")
-        return probe_seeds(int(text))
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    if not parts:
-        raise ProbeInputError(f"--seeds {text!r} lists zero seeds; give at least one, e.g. 1825,")
-    try:
-        return check_seeds(parts)
-    except ValueError as err:
-        raise ProbeInputError(f"--seeds {text!r}: {err}") from None
 
 
 def prompt_words(prompt: str) -> list[str]:
@@ -422,87 +397,6 @@ def save_figure(figure, path: Path) -> Path:
 # The command
 
 
-_DESCRIPTION = """\
-Why did my object vanish? Generate PROMPT over N seeds, have a judge answer five yes/no
-questions about the concept and five about the object of every image, record the
-cross-attention of every denoising step, and report:
-
-  which side dominates   concept, object or balanced: from the presence rates below
-  DvD                    the paper's score, mean over images, with a bootstrap interval
-  presence rates         share of images in which the judge sees the concept / the object
-                         (at least 3 of its 5 questions answered yes)
-  saturation step        the first step from which the concept's share of the attention
-                         that concept and object receive stays >= --threshold to the end
-
-Dominance is concept rate - object rate; the verdict is "concept" when its interval lies
-above 0, "object" when below, else "balanced". Intervals are percentile bootstraps over
-the images (95%). A word's attention is the sum over its tokens, so the report also gives
-the share that even attention per token would give (5/6 for five tokens against one). With --out, DIR receives the images (with their manifest and attention
-records), judged.csv, attention.csv, probe.png and probe.json; a rerun of the same probe
-into DIR reuses what was made.
-"""
-
-_EPILOG = """\
-models: toy:k1 (default), toy:NAME or a toy zoo name (the toy world, judged by its shape
-detector); sd1.4, sd2.1, a Hugging Face id in the local cache or a folder with a saved
-diffusers pipeline (judged by the paper's VLM unless --judge says otherwise). Steps and
-guidance default to the model's own (50 and 7.5 for Stable Diffusion, 20 and 4 for the toy).
-
-seeds: --seeds 10 takes the paper's ten seeds (1825, 410, ...), larger counts continue with
-10001, 10002, ... (as every chapter does); --seeds 1825,410 gives the seeds themselves (one seed: --seeds 1825,).
-
-examples:
-  dvd probe "a circle and a square" --concept circle --object square --out probe/
-  dvd probe "Neuschwanstein Castle Coaster" --concept "neuschwanstein castle" \\
-      --object coaster --model sd1.4 --seeds 20 --out coaster/ --json
-"""
-
-
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "probe", help="one prompt: which concept dominates, its DvD, and when attention saturates",
-        description=_DESCRIPTION, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("prompt", metavar="PROMPT", help="the prompt, quoted")
-    parser.add_argument("--concept", required=True, metavar="WORD",
-                        help="the concept expected to dominate: a word or phrase of PROMPT")
-    parser.add_argument("--object", dest="object_word", required=True, metavar="WORD",
-                        help="the object that may vanish: a word or phrase of PROMPT")
-    parser.add_argument("--seeds", default=str(DEFAULT_SEED_COUNT), metavar="N|LIST",
-                        help=f"a number of seeds or a comma-separated list (default: "
-                        f"{DEFAULT_SEED_COUNT}, the paper's seeds)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL",
-                        help=f"the text-to-image model (default: {DEFAULT_MODEL}; see below)")
-    parser.add_argument("--judge", choices=JUDGES,
-                        help="the judge: toy (the toy world's shape detector), clip or vlm (the "
-                        "paper's Qwen2-VL); default: toy for toy models, else vlm")
-    parser.add_argument("--judge-model", metavar="PATH_OR_ID",
-                        help="the judge's weights (default: the judge's own, as in `dvd score`)")
-    parser.add_argument("--category", choices=("artist", "landmark", "character", "shape"),
-                        help="which question set fits the concept (default: the concept's "
-                        "DominanceBench category, or shape for the toy world)")
-    parser.add_argument("--steps", type=int, metavar="N", help="denoising steps (default: the model's)")
-    parser.add_argument("--guidance", type=float, metavar="SCALE",
-                        help="classifier-free guidance scale (default: the model's)")
-    parser.add_argument("--size", type=int, metavar="PIXELS",
-                        help="image height and width (default: the model's)")
-    parser.add_argument("--batch-size", type=int, default=1, metavar="N",
-                        help="images per pipeline call (default: 1)")
-    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, metavar="SHARE",
-                        help=f"pair share at which the concept's attention counts as saturated "
-                        f"(default: {DEFAULT_THRESHOLD})")
-    parser.add_argument("--out", metavar="DIR",
-                        help="keep the images, tables, figure and summary here (default: nothing "
-                        "is kept)")
-    parser.add_argument("--json", action="store_true",
-                        help="print the summary as JSON on stdout instead of the report")
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
-                        help="weights' precision (default: float32)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.set_defaults(func=_run_probe)
-
-
 def _check_numbers(args) -> None:
     for option, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
@@ -522,7 +416,10 @@ def _call_default(pipe, name: str, fallback):
     return default if isinstance(default, (int, float)) and not isinstance(default, bool) else fallback
 
 
-def _run_probe(args) -> int:
+def run_command(args) -> int:
+    """``dvd probe`` once its arguments are parsed (:mod:`dvdlib.commands.probe`)."""
+    if args.threshold is None:
+        args.threshold = DEFAULT_THRESHOLD
     from dvdlib.tokenizer import clip_tokenizer
 
     # Everything the command line alone can tell is checked before a model loads, with the CLIP
@@ -530,7 +427,7 @@ def _run_probe(args) -> int:
     tokenizer = clip_tokenizer()
     check_prompt(args.prompt, tokenizer)
     check_words(args.prompt, args.concept, args.object_word, tokenizer)
-    seeds = parse_seed_option(args.seeds)
+    seeds = seed_list(args.seed_list) if args.seed_list is not None else probe_seeds(seed_count(args.seeds))
     _check_numbers(args)
     # Judges and question templates take the words in lower case, as the prompt sets write them.
     concept, object_word = (" ".join(w.split()).casefold() for w in (args.concept, args.object_word))
@@ -569,7 +466,7 @@ def _probe_into(args, work: Path, out: Path | None, judge_kind: str, concept: st
                 seeds: list[int], category: str) -> ProbeResult:
     """Load the judge and the model, probe into ``work``, save the figure and summary in ``out``."""
     from dvdlib.models import PAPER_GUIDANCE, PAPER_STEPS, load_pipeline
-    from dvdlib.pipeline_cli import load_judge
+    from dvdlib.judges import load_judge
     from dvdlib.store import atomic_write_json
 
     judge = load_judge(judge_kind, args.judge_model, args.device, None)  # weights often missing: first

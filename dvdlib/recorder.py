@@ -34,8 +34,6 @@ sampling. Each layer counts its own calls, so the step index needs no help from 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +46,7 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
 from dvdlib.layers import CrossAttentionLayer, cross_attention_layers, find_layer, select_layers
+from dvdlib.store import atomic_write
 from dvdlib.tokens import PromptTokens, token_groups
 
 RECORD_KWARG = "attention_record"
@@ -515,16 +514,12 @@ class AttentionRecord:
             "map_tokens": self._map_tokens,
         }
         arrays["metadata"] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
+
+        def write(temporary: Path) -> None:
+            with temporary.open("wb") as file:  # a file, not a name: numpy would add ".npz"
                 np.savez_compressed(file, **arrays)
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        return path
+
+        return atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | Path) -> "AttentionRecord":

@@ -20,7 +20,6 @@ finished with an earlier dvdlib is kept too but flagged (in the log and the summ
 
 from __future__ import annotations
 
-import argparse
 import ast
 import csv
 import hashlib
@@ -39,6 +38,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dvdlib import headlines
+from dvdlib.chapter_cache import chapter_key, library_fingerprint
+from dvdlib.chapters import chapter_notebooks
 from dvdlib.paths import BUILD_DIR_ENV, project_root
 from dvdlib.store import atomic_write_bytes
 
@@ -453,8 +454,6 @@ def _ordered(parameters: dict, declared: dict[str, NotebookParameter]) -> dict:
 
 def resolve_notebook(name: str | Path, root: Path) -> Path:
     """A notebook path, or a chapter of the book named by (part of) its file name."""
-    from dvdlib.book import chapter_notebooks
-
     path = Path(name)
     if path.suffix == ".ipynb" and path.is_file():
         return path.resolve()
@@ -612,8 +611,6 @@ def run_notebook(notebook: str | Path, parameters: dict | None = None,
     whether dvdlib changed since it ran.
     Raises :class:`ParameterError` before running anything, :class:`RunFailed` if a cell fails.
     """
-    from dvdlib.book import chapter_key, library_fingerprint
-
     notebook = Path(notebook).resolve()
     root = notebook_root(notebook, root)
     shown = _display_path(notebook, root)
@@ -625,7 +622,7 @@ def run_notebook(notebook: str | Path, parameters: dict | None = None,
 
     results = Path(results) if results is not None else root / RESULTS
     folder = results.absolute() / notebook.stem / run_name(parameters)
-    key = chapter_key(root, notebook, parameters, library_fingerprint(root))
+    key = chapter_key(root, notebook, parameters, library_fingerprint(root, notebook))
     source_key = chapter_key(root, notebook, parameters, "")  # the notebook and parameters only
     done = _read_json(folder / DONE)
     if not force and done.get("source_key") == source_key and (folder / OUTPUT).is_file():
@@ -768,80 +765,6 @@ def rerun_command(notebook: str | Path, parameters: dict, program: str = ".venv/
     return (" \\\n    " if one_per_line else " ").join(pieces)
 
 
-_RUN_EPILOG = """\
-values are read like papermill's -p: True, False, None, integers and decimals become those
-Python values, anything else a string (-r keeps a value a string). Each value is checked
-against the notebook's parameters cell before anything runs.
-
-examples:
-  dvd run book/01_dominancebench.ipynb -p top_n 12
-      -> results/01_dominancebench/top_n=12/output.ipynb (and params.json, done.json)
-  dvd run 01_dominancebench -p bench_csv /data/dominancebench_300.csv
-  dvd run 01_dominancebench --force          rerun even if finished
-"""
-
-_SWEEP_EPILOG = """\
-Every combination of the --grid values runs, each in its own folder as with `dvd run`
-(give --grid NAME=... several times to sweep over values that contain a comma).
-A finished run is marked by done.json (written atomically last); rerunning the same sweep
-skips the runs finished with the same notebook, so an interrupted sweep resumes where it
-stopped (a run finished before dvdlib changed is kept and flagged; --force reruns all). A
-failed run is recorded and the sweep goes on; the exit status is then 1. The summary CSV has
-one row per run: folder, status (ran, reused, "reused, earlier dvdlib", failed), seconds,
-parameters and the headline numbers the run saved (dvdlib.headlines), one column per
-<chapter>:<name>.
-
-examples:
-  dvd sweep 01_dominancebench --grid top_n=4,8,12
-      -> results/01_dominancebench/top_n=4/ ... and results/01_dominancebench/sweep_top_n.csv
-  dvd sweep book/02_data_diversity.ipynb --grid k=1,4,32 --grid seed=0,1 -p steps 20
-"""
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("notebook", metavar="NOTEBOOK",
-                        help="a notebook path, or a chapter of the book named by (part of) its "
-                             "file name, e.g. 01_dominancebench")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                        help="set a parameter (value parsed like papermill's -p); repeatable")
-    parser.add_argument("-r", "--raw", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                        help="set a string parameter to VALUE as given; repeatable")
-    parser.add_argument("--results", metavar="DIR", type=Path,
-                        help="folder for the runs (default: results/ in the working directory)")
-    parser.add_argument("--force", action="store_true",
-                        help="rerun even when a finished run exists")
-
-
-def add_parser(subparsers) -> None:
-    run = subparsers.add_parser(
-        "run", help="run one notebook with parameters into a results folder",
-        description="Execute NOTEBOOK with papermill and the given parameters into\n"
-        "results/<notebook stem>/<name>=<value>,.../ (output.ipynb, params.json, done.json;\n"
-        "the notebook's headline numbers under headlines/). The notebook runs in its own\n"
-        "folder, with DVD_BUILD_DIR set to the run folder. A finished run of the same\n"
-        "notebook and parameters is not repeated (--force reruns it).",
-        epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_common(run)
-    run.set_defaults(func=_run)
-
-    sweep_parser = subparsers.add_parser(
-        "sweep", help="run one notebook over a grid of parameters (resumable), with a summary",
-        description="Run NOTEBOOK once for every combination of the --grid values (plus fixed\n"
-        "-p/-r parameters), each into its own results folder as `dvd run` does, and write a\n"
-        "summary CSV of the runs with their parameters and headline numbers.",
-        epilog=_SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_common(sweep_parser)
-    sweep_parser.add_argument("--grid", action="append", metavar="NAME=V1,V2,...", required=True,
-                              help="values of one parameter to sweep over; repeat for more "
-                                   "parameters (all combinations run)")
-    sweep_parser.add_argument("--summary", metavar="CSV", type=Path,
-                              help="where to write the summary (default: <results>/<stem>/"
-                                   "sweep_<grid names>.csv)")
-    sweep_parser.set_defaults(func=_sweep)
-
-
 def _given(args) -> dict:
     given = pairs_to_dict(args.parameter)
     return pairs_to_dict(args.raw, raw=True, into=given)
@@ -872,7 +795,8 @@ def _command_root() -> Path:
         return library_root()
 
 
-def _run(args) -> int:
+def run_command(args) -> int:
+    """``dvd run`` once its arguments are parsed (:mod:`dvdlib.commands.run`)."""
     root = _command_root()
     notebook = resolve_notebook(args.notebook, root)
     try:
@@ -887,7 +811,8 @@ def _run(args) -> int:
     return 0
 
 
-def _sweep(args) -> int:
+def sweep_command(args) -> int:
+    """``dvd sweep`` once its arguments are parsed (:mod:`dvdlib.commands.sweep`)."""
     root = _command_root()
     notebook = resolve_notebook(args.notebook, root)
     outcome = sweep(notebook, parse_grid(args.grid), fixed=_given(args),

@@ -48,6 +48,12 @@ IMAGE_COLUMNS = (
 )
 
 
+# Ours, beyond the paper's DvD: a side (concept or object) is present in an image when the judge
+# says yes to at least this many of its five questions, a majority. With the toy judge this is
+# exactly "detector probability > 0.5" (its third threshold).
+PRESENT_YES = 3
+
+
 class ImageFolderError(ValueError):
     """An image folder that cannot be scored; the message names the folder or file."""
 

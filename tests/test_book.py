@@ -1,5 +1,5 @@
-"""The book builder: chapters are re-executed exactly when their notebook, parameters or dvdlib change,
-and a failing chapter names the notebook and the cell."""
+"""The book builder: chapters are re-executed exactly when their notebook, parameters or the dvdlib
+code they import change, and a failing chapter names the notebook and the cell."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dvdlib import book
+from dvdlib import book, chapters
 
 
-def make_project(root: Path, body: str = "print(x * 2)") -> Path:
+def make_project(root: Path, body: str = "import dvdlib\nprint(x * 2)") -> Path:
     (root / "dvdlib").mkdir(parents=True)
     (root / "dvdlib" / "__init__.py").write_text("VERSION = 1\n")
     (root / "book").mkdir()
@@ -31,8 +31,8 @@ def make_project(root: Path, body: str = "print(x * 2)") -> Path:
 
 def test_toc_order_and_notebooks(tmp_path):
     make_project(tmp_path)
-    assert book.toc_files(tmp_path) == ["book/intro", "book/ch", "book/notes"]
-    assert book.chapter_notebooks(tmp_path) == [Path("book/ch.ipynb")]
+    assert chapters.toc_files(tmp_path) == ["book/intro", "book/ch", "book/notes"]
+    assert chapters.chapter_notebooks(tmp_path) == [Path("book/ch.ipynb")]
 
 
 @pytest.mark.slow
@@ -51,7 +51,11 @@ def test_cache_reuses_until_notebook_parameters_or_library_change(tmp_path):
     assert rerun.cells[-1].outputs[0]["text"] == "10\n"
     assert book.execute_chapter(tmp_path, nb, out, parameters={"x": 5}).reused
 
-    (tmp_path / "dvdlib" / "helper.py").write_text("# a change in the library\n")
+    # The book's tools and pages are not read by the chapter; dvdlib's package is.
+    (tmp_path / "dvdlib" / "book.py").write_text("# the book's tools\n")
+    (tmp_path / "book" / "notes.md").write_text("# Notes, edited\n")
+    assert book.execute_chapter(tmp_path, nb, out, parameters={"x": 5}).reused
+    (tmp_path / "dvdlib" / "__init__.py").write_text("VERSION = 2  # a change in the library\n")
     assert not book.execute_chapter(tmp_path, nb, out, parameters={"x": 5}).reused
 
     source = nbformat.read(tmp_path / nb, as_version=4)
@@ -74,14 +78,6 @@ def test_failing_chapter_names_notebook_and_cell_and_keeps_old_copy(tmp_path):
                                                  r"broken chapter"):
         book.execute_chapter(tmp_path, nb, out)
     assert (out / nb).read_bytes() == good  # the last good copy is never half-overwritten
-
-
-def test_library_fingerprint_ignores_bytecode(tmp_path):
-    make_project(tmp_path)
-    before = book.library_fingerprint(tmp_path)
-    (tmp_path / "dvdlib" / "__pycache__").mkdir()
-    (tmp_path / "dvdlib" / "__pycache__" / "x.pyc").write_bytes(b"\0")
-    assert book.library_fingerprint(tmp_path) == before
 
 
 def test_smoke_copies_inject_the_notebooks_own_smoke_parameters(tmp_path):

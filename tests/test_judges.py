@@ -155,3 +155,14 @@ def test_clip_loads_from_an_open_clip_folder_and_refuses_one_without_weights(tmp
 def test_clip_weights_not_in_the_cache_are_named():
     with pytest.raises(ClipNotFound, match="'no-such-org/clip' is neither a local folder nor in the Hugging Face cache"):
         ClipJudge.from_pretrained("no-such-org/clip", device="cpu")
+
+
+def test_load_judge_names_a_bad_kind_or_option_and_loads_the_toy_detector():
+    from dvdlib.judges import load_judge
+    from dvdlib.toyworld.judge import ToyJudge
+
+    with pytest.raises(ValueError, match="unknown judge 'gpt'; accepted: vlm, clip, toy"):
+        load_judge("gpt")
+    with pytest.raises(ValueError, match="questions_per_call applies to the vlm judge only, not clip"):
+        load_judge("clip", questions_per_call=10)
+    assert isinstance(load_judge("toy"), ToyJudge)  # the shipped detector, by default

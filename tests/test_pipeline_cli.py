@@ -40,7 +40,7 @@ def judge_folder(tmp_path_factory):
 def images(tmp_path_factory, weights):
     folder = tmp_path_factory.mktemp("images")
     assert main(["generate", "--model", str(weights), "--out", str(folder), "--cases", "1-2,101",
-                 "--seeds", "1,2", "--batch-size", "2", *QUICK]) == 0
+                 "--seed-list", "1,2", "--batch-size", "2", *QUICK]) == 0
     return folder
 
 
@@ -98,7 +98,7 @@ def test_concept_word_absent_from_the_prompt(tmp_path, capsys, weights):
 
 
 def test_seeds_that_are_not_integers(tmp_path, capsys, weights):
-    _fails(capsys, ["generate", "--model", str(weights), "--out", str(tmp_path / "out"), "--seeds", "1825,4.5",
+    _fails(capsys, ["generate", "--model", str(weights), "--out", str(tmp_path / "out"), "--seed-list", "1825,4.5",
                     *QUICK], "seed '4.5' is not a non-negative integer")
     assert not (tmp_path / "out").exists()
 
@@ -144,7 +144,7 @@ def test_score_writes_the_tables_and_prints_the_categories(tmp_path, capsys, ima
 
 def test_score_help_states_the_authors_loop_as_the_default(capsys):
     from dvdlib.judges.vlm import QwenVLJudge
-    from dvdlib.pipeline_cli import DEFAULT_QUESTIONS_PER_CALL
+    from dvdlib.judges import DEFAULT_QUESTIONS_PER_CALL
 
     with pytest.raises(SystemExit):
         main(["score", "--help"])
@@ -195,7 +195,7 @@ def _finish(args) -> None:
 
 @pytest.mark.slow
 def test_generation_killed_mid_run_resumes_to_the_uninterrupted_manifest(tmp_path, weights):
-    args = ["generate", "--model", str(weights), "--cases", "1-4", "--seeds", "1,2,3,4", "--batch-size", "2",
+    args = ["generate", "--model", str(weights), "--cases", "1-4", "--seed-list", "1,2,3,4", "--batch-size", "2",
             *QUICK]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     killed = tmp_path / "killed"

@@ -10,7 +10,8 @@ import pytest
 
 from dvdlib.bench import PAPER_SEEDS
 from dvdlib.cli import main
-from dvdlib.probe import (ATTENTION, FIGURE, JUDGED, SUMMARY, ProbeInputError, parse_seed_option, probe,
+from dvdlib.commands.options import seed_count, seed_list
+from dvdlib.probe import (ATTENTION, FIGURE, JUDGED, SUMMARY, ProbeInputError, probe,
                           probe_seeds, verdict)
 from dvdlib.testing import dummy_sd_pipeline
 
@@ -63,13 +64,14 @@ def test_a_prompt_past_the_text_encoders_limit_names_its_token_count(capsys):
 
 
 @pytest.mark.parametrize("seeds, message", [
-    ("0", "--seeds 0: zero seeds make no images"),
-    (",", "--seeds ',' lists zero seeds"),
-    ("ten", "--seeds 'ten': give a number of seeds"),
-    ("5,5", "seeds repeat: [5, 5]"),
+    (["--seeds", "0"], "--seeds 0: zero seeds make no images"),
+    (["--seeds", "ten"], "--seeds 'ten': give a number of seeds"),
+    (["--seeds", "5,6"], "give the seeds themselves as --seed-list 5,6"),
+    (["--seed-list", ","], "--seed-list ',' lists zero seeds"),
+    (["--seed-list", "5,5"], "seeds repeat: [5, 5]"),
 ])
 def test_zero_or_bad_seeds(capsys, seeds, message):
-    _fails(capsys, [PROMPT, "--concept", "castle", "--object", "coaster", "--seeds", seeds, *NO_MODEL],
+    _fails(capsys, [PROMPT, "--concept", "castle", "--object", "coaster", *seeds, *NO_MODEL],
            message)
 
 
@@ -97,8 +99,8 @@ def test_a_seed_count_takes_the_papers_seeds_then_continues_their_draw():
     assert probe_seeds(10) == list(PAPER_SEEDS)
     assert probe_seeds(12)[:10] == list(PAPER_SEEDS) and probe_seeds(12)[10:] == [10001, 10002]
     assert len(set(probe_seeds(500))) == 500
-    assert parse_seed_option("3") == [1825, 410, 4507]
-    assert parse_seed_option("7, 3") == [7, 3] and parse_seed_option("1825,") == [1825]
+    assert seed_count("3") == 3 and probe_seeds(seed_count("3")) == [1825, 410, 4507]
+    assert seed_list("7, 3") == [7, 3] and seed_list("1825") == [1825]
     with pytest.raises(ProbeInputError, match="whole number in 1..10000"):
         probe_seeds(10_001)
 

@@ -249,6 +249,7 @@ def test_pipeline_call_with_guidance(tokenizer, tmp_path):
     assert torch.allclose(loaded.mass().nan_to_num(), record.mass().nan_to_num(), atol=1e-3)
     assert loaded.prompts == record.prompts and loaded.layers == record.layers
     assert [p.name for p in tmp_path.iterdir()] == ["record.npz"]
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by all, as every result dvdlib.store writes
 
 
 def test_record_file_size_per_sd1_image(tmp_path):

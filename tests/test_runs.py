@@ -204,7 +204,7 @@ def test_sweep_runs_every_combination_once_and_resumes(tmp_path):
         ("reused", "2"), ("reused", "4"), ("failed", "")]
 
     # A change in dvdlib keeps finished runs (a sweep resumes) but flags them.
-    (tmp_path / "dvdlib" / "helper.py").write_text("# a change in the library\n")
+    (tmp_path / "dvdlib" / "__init__.py").write_text("# a change in the library the chapter imports\n")
     kept = runs.run_notebook(notebook, {"x": 1, "label": "s"}, root=tmp_path, log=logged.append)
     assert kept.reused and kept.earlier_library
     assert (folder / "output.ipynb").stat().st_mtime_ns == mtime
@@ -223,7 +223,7 @@ def test_sweep_runs_every_combination_once_and_resumes(tmp_path):
 
 def test_every_chapter_declares_ranges_that_its_defaults_meet():
     """The declarations in each chapter's metadata name real parameters and accept the defaults."""
-    from dvdlib.book import chapter_notebooks
+    from dvdlib.chapters import chapter_notebooks
 
     root = Path(__file__).resolve().parents[1]
     declared_somewhere = 0

@@ -179,7 +179,7 @@ def test_accelerate_launch_with_two_processes_equals_one_process(tmp_path, pipe)
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "--main_process_port", str(_free_port()), "-m", "dvdlib.cli"]
     single = [sys.executable, "-m", "dvdlib.cli"]
-    generate_args = ["generate", "--model", str(weights), "--cases", "1,151", "--seeds", "5,6,7",
+    generate_args = ["generate", "--model", str(weights), "--cases", "1,151", "--seed-list", "5,6,7",
                      "--steps", "2", "--batch-size", "2", "--device", "cpu", "--no-progress"]
     score_args = ["score", "--judge-model", str(judge), "--cases", "1,151", "--images-per-call", "2",
                   "--device", "cpu", "--no-progress"]

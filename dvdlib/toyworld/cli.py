@@ -1,4 +1,8 @@
-"""``dvd toyworld``: train toy models, the detector and the whole zoo from the command line."""
+"""``dvd toyworld``: train toy models, the detector and the whole zoo from the command line.
+
+The ``toyworld`` command itself is declared in :mod:`dvdlib.commands.toyworld`, which calls
+:func:`add_commands` only when ``dvd toyworld`` is parsed (the world's module imports torch).
+"""
 
 from __future__ import annotations
 
@@ -19,14 +23,8 @@ def _level(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "toyworld",
-        help="train the toy world's diffusion models and shape detector",
-        description="The toy world: a small text-to-image diffusion model trained on drawn "
-        "shapes, with one concept's instance diversity as a knob. Runs resume from their last "
-        "checkpoint when rerun with the same arguments.",
-    )
+def add_commands(parser: argparse.ArgumentParser) -> None:
+    """Declare ``train``, ``detector`` and ``zoo`` under ``dvd toyworld`` (:mod:`dvdlib.commands.toyworld`)."""
     commands = parser.add_subparsers(dest="toyworld_command", metavar="COMMAND", required=True)
 
     common = argparse.ArgumentParser(add_help=False)

@@ -1,0 +1,57 @@
+"""``dvd generate``: one image per prompt and seed, in the folders the DvD scorer reads."""
+
+from __future__ import annotations
+
+from dvdlib.commands.options import SCALE_OUT, add_seed_options
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "generate",
+        help="generate the benchmark's images with a text-to-image model (resumable)",
+        description="Generate one image per prompt and seed into OUT, in the folders the DvD "
+        "scorer reads (caseNNN_<slug>/seedNNNNN.png), with a manifest (manifest.csv: prompt, "
+        "seed, model, settings, file, SHA-256). The defaults are the paper's protocol: DDIM, 50 "
+        "steps, guidance 7.5, the paper's ten seeds, 512 px for SD 1.4 and 768 px for SD 2.1. "
+        "Rerunning the same command skips the images already made, so a killed run continues "
+        "where it stopped; a folder refuses images made with other settings.",
+        epilog="MODEL is sd1.4 or sd2.1 (the paper's models), a Hugging Face id such as "
+        "CompVis/stable-diffusion-v1-4 (read from the local Hugging Face cache, never downloaded: "
+        "fetch it first with `huggingface-cli download ID`), a folder holding a saved diffusers "
+        "pipeline (model_index.json, unet/, ...), or toy, toy:NAME or a toy zoo name such as k1 "
+        "(which draw the toy world's shapes: their default prompts are the toy world's pair "
+        "prompts). " + SCALE_OUT,
+    )
+    parser.add_argument("--model", required=True, metavar="MODEL",
+                        help="the text-to-image model (see below)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="the output folder")
+    parser.add_argument("--prompts", metavar="CSV",
+                        help="a prompt set in the authors' CSV format, extra columns allowed "
+                        "(default: our built-in set; for a toy model, the toy world's prompts)")
+    parser.add_argument("--cases", metavar="LIST",
+                        help="only these case numbers, e.g. 1-10,201 (default: all)")
+    add_seed_options(parser)
+    parser.add_argument("--steps", type=int, default=50, help="DDIM steps (default: 50)")
+    parser.add_argument("--guidance", type=float, default=7.5,
+                        help="classifier-free guidance scale (default: 7.5)")
+    parser.add_argument("--size", type=int, metavar="PIXELS",
+                        help="image height and width (default: 512 for SD 1.4, 768 for SD 2.1, "
+                        "else the model's own)")
+    parser.add_argument("--batch-size", type=int, default=1, metavar="N",
+                        help="images per pipeline call, each with its own seeded generator "
+                        "(default: 1)")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu; "
+                        "under accelerate launch, each process's own GPU)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
+                        help="weights' precision (default: float32, diffusers' default)")
+    parser.add_argument("--record-attention", action="store_true",
+                        help="also record cross-attention per image, step, layer, head and token "
+                        "(records/<call>/attention.npz; see dvdlib.recorder)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from dvdlib.pipeline_cli import run_generate  # torch and diffusers load here, not at --help
+
+    return run_generate(args)

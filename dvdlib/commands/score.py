@@ -1,0 +1,61 @@
+"""``dvd score``: a judge answers the questions about a folder of images; the DvD table."""
+
+from __future__ import annotations
+
+from dvdlib.commands.options import SCALE_OUT
+from dvdlib.judges import DEFAULT_QUESTIONS_PER_CALL, JUDGES
+
+DEFAULT_IMAGES_PER_CALL = 4
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "score",
+        help="judge a folder of images and compute the DvD score (resumable)",
+        description="Ask a judge five yes/no questions about the concept and five about the "
+        "object of every image in IMAGES (caseNNN_<slug>/ folders, as `dvd generate` or the "
+        "authors' generation lay them out), and write one row per image with the DvD score "
+        "c*(5-n)/25*100 and the per-prompt mean, in the authors' scorer columns plus ours. "
+        "Answers are kept in OUT's stem + .answers.log as they come, so a killed run continues "
+        "where it stopped. Prints the mean DvD per category with 95% bootstrap intervals. By "
+        "default the vlm judge asks one question per generate call, as the authors' scorer does "
+        "(--questions-per-call batches them).",
+        epilog="Judges: vlm is the paper's (Qwen2-VL-2B-Instruct, greedy, 5 new tokens); clip is "
+        "ours (open_clip zero-shot presence, see dvdlib.judges.clip); toy is the toy world's shape "
+        "detector. Weights are read from a local folder or the Hugging Face cache, never "
+        "downloaded. " + SCALE_OUT,
+    )
+    parser.add_argument("--images", required=True, metavar="DIR", help="the image folder")
+    parser.add_argument("--out", required=True, metavar="TABLE",
+                        help="the per-image table to write (.csv or .parquet)")
+    parser.add_argument("--prompts", metavar="CSV",
+                        help="the prompt set the images were made from (default: our built-in set; "
+                        "with --judge toy, the toy world's prompts)")
+    parser.add_argument("--cases", metavar="LIST", help="only these case numbers, e.g. 1-100")
+    parser.add_argument("--judge", choices=JUDGES, default="vlm", help="the judge (default: vlm)")
+    parser.add_argument("--judge-model", metavar="PATH_OR_ID",
+                        help="the judge's weights: a folder or a Hugging Face id in the local cache "
+                        "(default: Qwen/Qwen2-VL-2B-Instruct for vlm, the CLIP ViT-L/14 of "
+                        "dvdlib.judges.clip for clip, the shipped detector for toy)")
+    parser.add_argument("--questions", metavar="JSON",
+                        help="the question wording (format: see dvdlib.questions; default: ours)")
+    parser.add_argument("--images-per-call", type=int, default=DEFAULT_IMAGES_PER_CALL, metavar="N",
+                        help=f"images judged together (default: {DEFAULT_IMAGES_PER_CALL})")
+    parser.add_argument("--questions-per-call", type=int, metavar="N",
+                        help=f"vlm only: questions per generate call (default: "
+                        f"{DEFAULT_QUESTIONS_PER_CALL}, the authors' one-question-per-call loop); "
+                        "larger values, e.g. 10, answer an image's questions in one batched call: "
+                        "faster, and equal to the loop on a random-weight model in float32, but not "
+                        "yet checked on the real judge in bfloat16 on a GPU")
+    parser.add_argument("--per-question", metavar="TABLE",
+                        help="also write one row per image and question (.csv or .parquet)")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu; "
+                        "under accelerate launch, each process's own GPU)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from dvdlib.pipeline_cli import run_score  # the judge's libraries load here, not at --help
+
+    return run_score(args)

@@ -1,0 +1,49 @@
+"""``dvd sweep``: run one chapter over a grid of parameters (resumable), with a summary table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dvdlib.commands.options import add_chapter_options
+
+_EPILOG = """\
+Every combination of the --grid values runs, each in its own folder as with `dvd run`
+(give --grid NAME=... several times to sweep over values that contain a comma).
+A finished run is marked by done.json (written atomically last); rerunning the same sweep
+skips the runs finished with the same notebook, so an interrupted sweep resumes where it
+stopped (a run finished before dvdlib changed is kept and flagged; --force reruns all). A
+failed run is recorded and the sweep goes on; the exit status is then 1. The summary CSV has
+one row per run: folder, status (ran, reused, "reused, earlier dvdlib", failed), seconds,
+parameters and the headline numbers the run saved (dvdlib.headlines), one column per
+<chapter>:<name>.
+
+examples:
+  dvd sweep 01_dominancebench --grid top_n=4,8,12
+      -> results/01_dominancebench/top_n=4/ ... and results/01_dominancebench/sweep_top_n.csv
+  dvd sweep book/02_data_diversity.ipynb --grid k=1,4,32 --grid seed=0,1 -p steps 20
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sweep", help="run one notebook over a grid of parameters (resumable), with a summary",
+        description="Run NOTEBOOK once for every combination of the --grid values (plus fixed\n"
+        "-p/-r parameters), each into its own results folder as `dvd run` does, and write a\n"
+        "summary CSV of the runs with their parameters and headline numbers.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_chapter_options(parser)
+    parser.add_argument("--grid", action="append", metavar="NAME=V1,V2,...", required=True,
+                        help="values of one parameter to sweep over; repeat for more "
+                             "parameters (all combinations run)")
+    parser.add_argument("--summary", metavar="CSV", type=Path,
+                        help="where to write the summary (default: <results>/<stem>/"
+                             "sweep_<grid names>.csv)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from dvdlib.runs import sweep_command
+
+    return sweep_command(args)
