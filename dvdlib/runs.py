@@ -532,18 +532,22 @@ def _failure_message(notebook: Path, partial: Path, output: str) -> str:
     return f"{notebook} failed before any cell ran: {tail or 'no output'}"
 
 
-# The kernel runs on this machine: IPC sockets instead of TCP (ipykernel warns about plain TCP).
-KERNEL_CONFIG = {"KernelManager": {"transport": "ipc"}}
 INJECTED = "injected-parameters"  # papermill's tag on the cell it adds
 ERROR_BANNER = "papermill-error-cell-tag"  # papermill's tag on the banners it adds to a failed run
 _PROGRESS = "[dvd-progress] "
 
 
 def kernel_config():
-    """The traitlets config papermill passes to its kernel manager (:data:`KERNEL_CONFIG`)."""
+    """The traitlets config papermill passes to its kernel manager: IPC sockets (no "running over
+    TCP" warning) named under the temporary folder, not in the notebook's folder, where the
+    book's build would find them and an interrupted run would leave them."""
+    import tempfile
+    import uuid
+
     from traitlets.config import Config
 
-    return Config(KERNEL_CONFIG)
+    sockets = Path(tempfile.gettempdir()) / f"dvd-kernel-{uuid.uuid4().hex[:12]}"
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(sockets)}})
 
 
 class _ProgressLines(io.TextIOBase):

@@ -239,8 +239,8 @@ CLI = [
      ["'model'", "no model 'k99'", "kinf"]),
     ("run-relative-missing-model-folder-#11", "run {book}/03_attention_saturation.ipynb -p model "
      "./models/sd14 --results {out}", ["'model'", "model folder './models/sd14' does not exist"]),
-    ("run-threshold-one", "run {book}/03_attention_saturation.ipynb -p saturation_threshold 1.0 "
-     "--results {out}", ["'saturation_threshold'", "1.0 is out of range", "< 1"]),
+    ("run-threshold-above-one", "run {book}/03_attention_saturation.ipynb -p saturation_threshold "
+     "1.5 --results {out}", ["'saturation_threshold'", "1.5 is out of range", "<= 1"]),
     ("run-judge-with-toy-zoo", "run {book}/02_data_diversity.ipynb -p judge clip --results {out}",
      ["'judge'", "does not apply", "shape detector"]),
     ("run-unknown-dtype", "run {book}/03_attention_saturation.ipynb -p dtype float64 --results {out}",

@@ -255,3 +255,14 @@ def test_run_works_from_any_folder_with_results_in_the_working_directory(tmp_pat
     assert (folder / "done.json").is_file()
     assert json.loads((folder / "headlines" / "tiny.json").read_text())["values"]["double"] == 4
     assert not (tmp_path / "checkout" / "results").exists()
+
+
+def test_kernel_sockets_live_in_the_temporary_folder_not_beside_the_notebook():
+    import tempfile
+
+    from dvdlib.runs import kernel_config
+
+    first, second = kernel_config()["KernelManager"], kernel_config()["KernelManager"]
+    assert first["transport"] == "ipc"
+    assert Path(first["ip"]).parent == Path(tempfile.gettempdir())
+    assert first["ip"] != second["ip"]  # two runs side by side never share sockets
