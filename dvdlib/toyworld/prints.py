@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import colorsys
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -38,7 +38,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from dvdlib.toyworld.world import RESOLUTION, SUPERSAMPLE, inside_polygon
+from dvdlib.toyworld.world import (RESOLUTION, SUPERSAMPLE, inside_polygon, world_from_dict,
+                                   world_to_dict)
 
 BACKGROUND = (0.86, 0.86, 0.84)  # plain light product-photo background of every object scene
 OUTLINE = (0.15, 0.15, 0.15)  # the carrier's one-pixel outline
@@ -305,13 +306,11 @@ class PrintWorld:
         return self._instances
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        out.pop("_instances", None)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+        return world_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "PrintWorld":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return world_from_dict(cls, data)
 
     # --- drawing ---------------------------------------------------------------------------
     def _draw_instances(self) -> tuple[ConceptInstance, ...]:

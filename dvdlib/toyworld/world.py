@@ -175,6 +175,18 @@ class Scenes:
     objects: list[list[ShapeInstance]]
 
 
+def world_to_dict(world) -> dict:
+    """A world dataclass as JSON-ready fields (tuples as lists, private fields left out)."""
+    out = asdict(world)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()
+            if not k.startswith("_")}
+
+
+def world_from_dict(cls, data: dict):
+    """The world of class ``cls`` that :func:`world_to_dict` described."""
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
 @dataclass(frozen=True)
 class World:
     """Which shapes exist, which one has limited diversity, and how scenes are composed.
@@ -262,13 +274,11 @@ class World:
         return self._instances
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        out.pop("_instances", None)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+        return world_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "World":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return world_from_dict(cls, data)
 
     # --- drawing ---------------------------------------------------------------------------
     def _draw_instances(self) -> tuple[ShapeInstance, ...]:
