@@ -1,15 +1,19 @@
-"""Does the toy model show dominance? Generate the world's prompts and read them with the detector.
+"""Does the toy model show dominance? Generate the world's prompts and read them two ways.
 
 ``presence_table`` generates every prompt of a :func:`dvdlib.toyworld.world.prompt_table` with a
-list of seeds and records, per image, the detector's probability for the content (the limited
-concept) and for its partner. ``dominance_summary`` condenses it per model with our measures
-(the paper publishes none for this):
+list of seeds and records, per image, the detector's probability for the concept (``content``)
+and for the object (``nm_word``). ``dominance_summary`` condenses it with our measures (the
+paper publishes none for the toy world):
 
-- dominance = P(content only) - P(partner only), over the two-shape prompts in both word orders
-  ("present" = probability > 0.5): +1 when the content always wins, -1 when the partner does;
-- retention of X = P(X present | two-shape prompts) / P(X present | X prompted alone): how much of
-  its solo presence a concept keeps next to the other. A concept drawn badly even alone "loses"
-  for that reason, so retention is reported next to dominance.
+- ``concept_only``: the share of pair images ("sunset mug") where the concept is present and the
+  object is not: the failure DvD scores, counted directly;
+- ``object_only``, ``both``, ``neither``: the other outcomes of the same images;
+- ``concept_alone``, ``object_alone``: found rates when each word is prompted alone. A concept
+  or object drawn badly alone would "lose" in a pair for that reason, so these stand beside it.
+
+``pixel_rule`` is a second reading that shares nothing with the detector: a carrier stands on
+the plain background, so the picture's border is background; a concept alone fills the frame.
+``rule_agreement`` compares the two readings on the same images.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from dvdlib.toyworld.detector import ShapeDetector
+from dvdlib.toyworld.detector import PresenceDetector, images_to_tensor
 from dvdlib.toyworld.pipeline import ToyDiffusionPipeline
 
-PRESENT = 0.5  # detector probability above which a shape counts as present
+PRESENT = 0.5  # detector probability above which a concept or object counts as present
 
 
 def generate(pipe: ToyDiffusionPipeline, prompts: Sequence[str], seeds: Sequence[int],
@@ -40,55 +44,91 @@ def generate(pipe: ToyDiffusionPipeline, prompts: Sequence[str], seeds: Sequence
     return images
 
 
-def presence_table(pipe: ToyDiffusionPipeline, detector: ShapeDetector, prompts: pd.DataFrame,
+def presence_table(pipe: ToyDiffusionPipeline, detector: PresenceDetector, prompts: pd.DataFrame,
                    seeds: Sequence[int], batch_size: int = 64, **call_kwargs) -> pd.DataFrame:
     """One row per (prompt row, seed): the detector's view of the generated image.
 
-    Identical prompt texts (the controls repeat "a circle" per partner) are generated once per
+    Identical prompt texts (the controls repeat "sunset" per object) are generated once per
     seed and shared. Columns: the prompt table's, ``seed``, ``p_content``, ``p_nm_word``,
-    ``content_present``, ``nm_present``.
+    ``content_present``, ``nm_present``, and the pixel rule's ``frame_filled`` and
+    ``rule_object_present``.
     """
     unique = list(dict.fromkeys(prompts["prompt"]))
     jobs = [(p, s) for p in unique for s in seeds]
     images = generate(pipe, [p for p, _ in jobs], [s for _, s in jobs], batch_size, **call_kwargs)
-    probabilities = detector.probabilities(images)  # [image, shape]
-    by_job = {job: probabilities[i] for i, job in enumerate(jobs)}
+    pixels = images_to_tensor(images)  # [image, 3, h, w]
+    probabilities = detector.probabilities(pixels)  # [image, name]
+    rule = pixel_rule(pixels)
+    by_job = {job: i for i, job in enumerate(jobs)}
     rows = []
     for row in prompts.to_dict("records"):
         for seed in seeds:
-            p = by_job[(row["prompt"], seed)]
-            p_content = float(p[detector.shapes.index(row["content"])])
-            p_nm = float(p[detector.shapes.index(row["nm_word"])])
+            i = by_job[(row["prompt"], seed)]
+            p = probabilities[i]
+            p_content = float(p[detector.names.index(row["content"])])
+            p_nm = float(p[detector.names.index(row["nm_word"])])
             rows.append({**row, "seed": int(seed), "p_content": p_content, "p_nm_word": p_nm,
-                         "content_present": p_content > PRESENT, "nm_present": p_nm > PRESENT})
+                         "content_present": p_content > PRESENT, "nm_present": p_nm > PRESENT,
+                         "frame_filled": bool(rule.at[i, "frame_filled"]),
+                         "rule_object_present": bool(rule.at[i, "object_present"])})
     return pd.DataFrame(rows)
 
 
 def dominance_summary(presence: pd.DataFrame) -> dict[str, float]:
-    """Our dominance and retention measures (see the module docstring) from a presence table."""
-    pairs = presence[presence["arrangement"].isin(["content first", "nm_word first"])]
-    alone_content = presence[presence["arrangement"] == "content alone"]
-    alone_nm = presence[presence["arrangement"] == "nm_word alone"]
+    """Our outcome shares of the pair prompts and the found-alone rates (see the module
+    docstring) from a presence table."""
+    pairs = presence[presence["arrangement"] == "pair"]
     if pairs.empty:
-        raise ValueError("the presence table has no two-shape prompts (arrangement 'content "
-                         "first' or 'nm_word first')")
-    content_only = float((pairs["content_present"] & ~pairs["nm_present"]).mean())
-    nm_only = float((~pairs["content_present"] & pairs["nm_present"]).mean())
-    solo_content = float(alone_content["content_present"].mean()) if len(alone_content) else np.nan
-    solo_nm = float(alone_nm["nm_present"].mean()) if len(alone_nm) else np.nan
+        raise ValueError("the presence table has no pair prompts (arrangement 'pair')")
+    alone_concept = presence[presence["arrangement"] == "content alone"]
+    alone_object = presence[presence["arrangement"] == "nm_word alone"]
+    concept, obj = pairs["content_present"], pairs["nm_present"]
     return dict(
-        dominance=content_only - nm_only,
-        content_only=content_only,
-        nm_only=nm_only,
-        both=float((pairs["content_present"] & pairs["nm_present"]).mean()),
-        neither=float((~pairs["content_present"] & ~pairs["nm_present"]).mean()),
-        content_alone=solo_content,
-        nm_alone=solo_nm,
-        content_retention=float(pairs["content_present"].mean()) / solo_content
-        if solo_content else np.nan,
-        nm_retention=float(pairs["nm_present"].mean()) / solo_nm if solo_nm else np.nan,
+        concept_only=float((concept & ~obj).mean()),
+        object_only=float((~concept & obj).mean()),
+        both=float((concept & obj).mean()),
+        neither=float((~concept & ~obj).mean()),
+        concept_alone=float(alone_concept["content_present"].mean()) if len(alone_concept)
+        else np.nan,
+        object_alone=float(alone_object["nm_present"].mean()) if len(alone_object) else np.nan,
         images=len(pairs),
     )
+
+
+BORDER = 2  # pixels of the frame's edge that the pixel rule reads
+BACKGROUND_TOLERANCE = 0.1  # largest channel difference from the background that still counts
+
+
+def pixel_rule(images: torch.Tensor) -> pd.DataFrame:
+    """Read ``[image, 3, 32, 32]`` images in [0, 1] without the detector, one row per image.
+
+    ``border_background``: the share of the outer ``BORDER``-pixel ring within
+    ``BACKGROUND_TOLERANCE`` of the plain background. ``frame_filled``: under half of it is
+    background (a concept alone fills the frame). ``object_present``: the border is background
+    and at least 12 % of the picture is not (a carrier stands on the background).
+    """
+    from dvdlib.toyworld.world import BACKGROUND
+
+    distance = (images - torch.tensor(BACKGROUND).view(1, 3, 1, 1)).abs().amax(dim=1)  # [i, h, w]
+    ring = torch.ones(images.shape[-2:], dtype=torch.bool)
+    ring[BORDER:-BORDER, BORDER:-BORDER] = False
+    border = (distance[:, ring] < BACKGROUND_TOLERANCE).float().mean(dim=1)  # [image]
+    foreground = (distance > BACKGROUND_TOLERANCE).float().mean(dim=(1, 2))  # [image]
+    filled = border < 0.5
+    return pd.DataFrame(dict(border_background=border.numpy(), foreground=foreground.numpy(),
+                             frame_filled=filled.numpy(),
+                             object_present=(~filled & (foreground >= 0.12)).numpy()))
+
+
+def rule_agreement(detector_object_present: Sequence[bool], rule: pd.DataFrame) -> dict:
+    """How often the detector's "object present" and the pixel rule's agree, and how they differ."""
+    detector = np.asarray(detector_object_present, dtype=bool)
+    by_rule = rule["object_present"].to_numpy(dtype=bool)
+    if len(detector) != len(by_rule):
+        raise ValueError(f"got {len(detector)} detector readings for {len(by_rule)} rule readings")
+    return dict(images=len(detector), agreement=float((detector == by_rule).mean()),
+                detector_only=int((detector & ~by_rule).sum()),
+                rule_only=int((~detector & by_rule).sum()))
 
 
 def image_grid(images: Sequence[Image.Image], columns: int, scale: int = 3,

@@ -1,8 +1,8 @@
-"""The toy judge: the DvD questions answered by the shape detector instead of a VLM.
+"""The toy judge: the DvD questions answered by the toy detector instead of a VLM.
 
 The paper's judge answers five yes/no questions per side and scores DvD = c x (5 - n) / 25 x 100.
-The toy judge does not read question text. It reads ``Question.subject`` (a shape word) and
-``Question.index`` (0-4), and answers yes when the detector's presence probability for that shape
+The toy judge does not read question text. It reads ``Question.subject`` (a concept or object word) and
+``Question.index`` (0-4), and answers yes when the detector's presence probability for that word
 exceeds the index's threshold among five increasing thresholds (:data:`THRESHOLDS`). The number
 of yes answers on a side is therefore a graded presence (0 = surely absent, 5 = surely present),
 and the paper's formula applies unchanged. This mapping is our own; the paper has no toy judge.
@@ -16,18 +16,18 @@ import torch
 from PIL import Image
 
 from dvdlib.judges.base import QUESTIONS_PER_SIDE, Question
-from dvdlib.toyworld.detector import ShapeDetector, images_to_tensor
+from dvdlib.toyworld.detector import PresenceDetector, images_to_tensor
 
-# Question i is answered yes when P(shape present) > THRESHOLDS[i].
+# Question i is answered yes when P(subject present) > THRESHOLDS[i].
 THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
 class ToyJudge:
-    """A :class:`dvdlib.judges.base.Judge` backed by the toy world's shape detector."""
+    """A :class:`dvdlib.judges.base.Judge` backed by the toy world's detector."""
 
     name = "toy-detector"
 
-    def __init__(self, detector: ShapeDetector, thresholds: Sequence[float] = THRESHOLDS):
+    def __init__(self, detector: PresenceDetector, thresholds: Sequence[float] = THRESHOLDS):
         thresholds = tuple(float(t) for t in thresholds)
         if len(thresholds) != QUESTIONS_PER_SIDE or list(thresholds) != sorted(set(thresholds)) \
                 or not all(0 < t < 1 for t in thresholds):
@@ -37,24 +37,24 @@ class ToyJudge:
         self.thresholds = thresholds
 
     def presence(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Presence probability of every shape, ``[image, shape]`` (one detector forward)."""
+        """Presence probability of every concept and object, ``[image, name]`` (one forward)."""
         return self.detector.probabilities(_as_32(images))
 
     def answer(self, items: Sequence[tuple[Image.Image, Sequence[Question]]]) -> list[list[bool]]:
         """For each (image, questions) pair, one bool per question, in order."""
         if not items:
             return []
-        shapes = self.detector.shapes
+        names = self.detector.names
         for _, questions in items:
             for q in questions:
-                if q.subject not in shapes:
-                    raise ValueError(f"the toy judge knows the shapes {', '.join(shapes)}; "
+                if q.subject not in names:
+                    raise ValueError(f"the toy judge knows the words {', '.join(names)}; "
                                      f"question subject {q.subject!r} is none of them")
                 if not 0 <= q.index < len(self.thresholds):
                     raise ValueError(f"question index must be 0..{len(self.thresholds) - 1}, "
                                      f"got {q.index!r} (subject {q.subject!r})")
-        probabilities = self.presence([image for image, _ in items])  # [image, shape]
-        return [[bool(probabilities[i, shapes.index(q.subject)] > self.thresholds[q.index])
+        probabilities = self.presence([image for image, _ in items])  # [image, name]
+        return [[bool(probabilities[i, names.index(q.subject)] > self.thresholds[q.index])
                  for q in questions] for i, (_, questions) in enumerate(items)]
 
 

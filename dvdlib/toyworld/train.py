@@ -5,7 +5,9 @@ One training run writes into its own folder:
 - ``checkpoint.pt``: weights, their exponential moving average (EMA), optimiser state, step and
   loss history, rewritten atomically every ``checkpoint_every`` steps;
 - ``pipeline/``: the finished model (EMA weights) as ``ToyDiffusionPipeline.save_pretrained``;
-- ``training.json``: the configuration, the loss of every step and the time taken.
+- ``training.json``: the configuration, the loss of every step and the time taken;
+- ``snapshots/step-NNNNNN.pt``: the EMA weights (fp16) at every checkpoint, kept, so a model
+  can be read at any training length (:func:`load_trained` with ``step``).
 
 Rerunning the same command continues from the last checkpoint. Every step draws its scenes,
 noise, timesteps and caption dropout from generators seeded by ``(seed, step)``, so a resumed run
@@ -37,6 +39,7 @@ from dvdlib.toyworld.world import World
 CHECKPOINT = "checkpoint.pt"
 PIPELINE = "pipeline"
 RECORD = "training.json"
+SNAPSHOTS = "snapshots"
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,8 @@ def _train(config: TrainConfig, out_dir: Path, progress: bool, progress_position
             seconds += time.perf_counter() - clock
             clock = time.perf_counter()
             save_checkpoint(done)
+            if done % config.checkpoint_every == 0:
+                save_torch(dict(step=done, ema=[e.half() for e in ema]), snapshot_path(out_dir, done))
     bar.close()
     if last < config.steps:
         return checkpoint_path
@@ -219,11 +224,28 @@ def _train(config: TrainConfig, out_dir: Path, progress: bool, progress_position
     return out_dir / PIPELINE
 
 
-def load_trained(out_dir: str | Path) -> ToyDiffusionPipeline:
-    """The finished pipeline of a training folder."""
+def snapshot_path(out_dir: str | Path, step: int) -> Path:
+    """Where a run keeps its EMA weights after ``step`` steps."""
+    return Path(out_dir) / SNAPSHOTS / f"step-{int(step):06d}.pt"
+
+
+def load_trained(out_dir: str | Path, step: int | None = None) -> ToyDiffusionPipeline:
+    """The finished pipeline of a training folder; with ``step``, its EMA weights after that
+    many steps instead of the final ones."""
     folder = Path(out_dir) / PIPELINE
     if not (folder / "model_index.json").is_file():
         raise FileNotFoundError(f"no finished model in {out_dir} (missing {PIPELINE}/model_index.json)")
     pipe = ToyDiffusionPipeline.from_pretrained(folder)
     pipe.set_progress_bar_config(disable=True)
+    if step is not None:
+        path = snapshot_path(out_dir, step)
+        if not path.is_file():
+            kept = sorted(q.stem for q in (Path(out_dir) / SNAPSHOTS).glob("step-*.pt"))
+            raise FileNotFoundError(f"no snapshot after {step} steps in {out_dir}; kept: "
+                                    f"{', '.join(kept) or 'none'}")
+        saved = torch.load(path, weights_only=True)["ema"]
+        with torch.no_grad():
+            for p, average in zip([p for m in _trainable(pipe).values() for p in m.parameters()],
+                                  saved):
+                p.copy_(average.float())
     return pipe
