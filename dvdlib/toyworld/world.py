@@ -73,10 +73,11 @@ def draw_concept(concept: str, rng: np.random.Generator) -> dict:
                     sea=(u(0.58, 0.64), u(0.7, 0.9), u(0.5, 0.7)), bands=u(3, 6),
                     swell=u(0.05, 0.2), swell_frequency=u(0.5, 2.0), phase=u(0, 1))
     if concept == "forest":
-        trees = [(u(0.05, 0.95), u(0.7, 1.0), u(0.3, 0.55), u(0.12, 0.22))
-                 for _ in range(int(rng.integers(3, 7)))]  # (x, base, height, width)
+        count = int(rng.integers(3, 7))
         return dict(sky=(u(0.12, 0.2), u(0.15, 0.35), u(0.9, 1.0)), horizon=u(0.25, 0.4),
-                    ground=(u(0.27, 0.33), u(0.6, 0.8), u(0.45, 0.6)), trees=trees)
+                    ground=(u(0.27, 0.33), u(0.6, 0.8), u(0.45, 0.6)),
+                    trees=[(u(0.05, 0.95), u(0.7, 1.0), u(0.3, 0.55), u(0.12, 0.22))
+                           for _ in range(count)])  # (x, base, height, width)
     raise ValueError(f"unknown concept {concept!r}; accepted: {', '.join(CONCEPTS)}")
 
 
