@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -46,7 +45,7 @@ import torch
 
 from dvdlib.toyworld.pipeline import ToyDiffusionPipeline, toy_components, training_noise_scheduler
 from dvdlib.toyworld.prints import CONCEPTS, OBJECTS, PrintWorld, caption, pixel_rule
-from dvdlib.toyworld.train import diffusion_loss, step_seed
+from dvdlib.toyworld.train import TrainConfig, diffusion_loss, learning_rate_at, step_seed
 
 LIMITED = "sunset"
 DESIGNS = {"d1": (0.35, 0.55, 0.10), "d2": (0.30, 0.30, 0.40)}  # object, concept, pair shares
@@ -73,15 +72,16 @@ def train(out: Path, mix, steps, instances=None, init=None, lr=2e-3, log=print):
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
     noise_scheduler = training_noise_scheduler(pipe)
-    warm, start, history = (50 if init else 200), time.perf_counter(), []
+    # the zoo's schedule: linear warm-up, cosine decay to 10 % of the peak
+    schedule = TrainConfig(steps=steps, learning_rate=lr, warmup_steps=50 if init else 200)
+    start, history = time.perf_counter(), []
     for step in range(steps):
         g = torch.Generator().manual_seed(step_seed(stream, step))
         scenes = world.sample(32, (stream, step))
         images, caps = scenes.images, scenes.captions
         drop = torch.rand(32, generator=g) < 0.1  # caption dropout for classifier-free guidance
         caps = ["" if d else c for c, d in zip(caps, drop.tolist())]
-        lr_now = lr * ((step + 1) / warm if step < warm else 0.1 + 0.9 * 0.5 * (
-            1 + math.cos(math.pi * (step - warm) / max(1, steps - warm))))
+        lr_now = learning_rate_at(schedule, step)
         for group in opt.param_groups:
             group["lr"] = lr_now
         loss = diffusion_loss(pipe, noise_scheduler, images, caps, g)
