@@ -2,7 +2,7 @@
 
 The shipped toy world draws small shapes side by side; its dominant concept almost never removes
 its partner (DvD 5-10). This prototype tests, before the zoo moves to it, the world of
-:mod:`dvdlib.toyworld.prints`, built like the benchmark: **concepts** are full-frame pictures (a sunset, an ocean, a forest: the painting or
+:mod:`dvdlib.toyworld.world`, built like the benchmark: **concepts** are full-frame pictures (a sunset, an ocean, a forest: the painting or
 postcard analogue), **objects** are carriers (mug, shirt, bag, hat, kite: filled silhouettes on
 a plain light background), and a **pair** is the carrier with the concept printed inside it,
 captioned in product-title form ("sunset mug"). The limited concept (sunset) is never printed on
@@ -44,19 +44,22 @@ import pandas as pd
 import torch
 
 from dvdlib.toyworld.pipeline import ToyDiffusionPipeline, toy_components, training_noise_scheduler
-from dvdlib.toyworld.prints import CONCEPTS, OBJECTS, PrintWorld, caption, pixel_rule
+from dvdlib.toyworld.world import CONCEPTS, OBJECTS, World, caption, pixel_rule
 from dvdlib.toyworld.train import TrainConfig, diffusion_loss, learning_rate_at, step_seed
 
 LIMITED = "sunset"
-DESIGNS = {"d1": (0.35, 0.55, 0.10), "d2": (0.30, 0.30, 0.40)}  # object, concept, pair shares
+# object, concept, pair shares of the scene mix, and the share of pairs shown as close-ups
+DESIGNS = {"d1": ((0.35, 0.55, 0.10), 0.0), "d2": ((0.30, 0.30, 0.40), 0.0),
+           "d3": ((0.30, 0.30, 0.40), 0.5)}
 GUIDANCE = (1.0, 2.0, 4.0, 7.5)
 
 
-def train(out: Path, mix, steps, instances=None, init=None, lr=2e-3, log=print):
+def train(out: Path, design, steps, instances=None, init=None, lr=2e-3, log=print):
     """Train (base) or fine-tune (``init``) into ``out``; skipped when ``out`` is finished."""
     if (out / "model_index.json").is_file():
         return out
-    world = PrintWorld(instances=instances, scene_mix=mix)
+    mix, closeup = design
+    world = World(instances=instances, scene_mix=mix, closeup=closeup)
     stream = 1 if init else 0
     if init:
         pipe = ToyDiffusionPipeline.from_pretrained(init)
@@ -112,18 +115,18 @@ def rule(images):
             torch.tensor(table["object_present"].to_numpy()))
 
 
-def evaluate(path: Path, n_seeds: int) -> list[dict]:
+def evaluate(path: Path, n_seeds: int, guidances=GUIDANCE) -> list[dict]:
     pipe = ToyDiffusionPipeline.from_pretrained(path)
     pipe.set_progress_bar_config(disable=True)
     prompts = [*CONCEPTS, *OBJECTS, *[caption(LIMITED, o) for o in OBJECTS]]
     rows = []
-    for guidance in GUIDANCE:
+    for guidance in guidances:
         images = {p: pipe([p] * n_seeds, guidance_scale=guidance, output_type="pt",
                           generator=[torch.Generator().manual_seed(1000 + s)
                                      for s in range(n_seeds)]).images for p in prompts}
         read = {p: rule(x) for p, x in images.items()}
         pair = {o: read[caption(LIMITED, o)] for o in OBJECTS}
-        unpaired = PrintWorld().unpaired
+        unpaired = World().unpaired
         seen = [o for o in OBJECTS if o not in unpaired]
         rows.append(dict(
             model=path.name, guidance=guidance,
@@ -152,18 +155,22 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, default=600)
     parser.add_argument("--seeds", type=int, default=16, help="images per prompt and guidance")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ks", nargs="+", default=["1", "inf"], choices=["1", "inf"],
+                        help="which fine-tunes to train and evaluate")
+    parser.add_argument("--guidance", nargs="+", type=float, default=list(GUIDANCE))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     base = train(args.out / "base", DESIGNS[args.base_design], args.base_steps)
     rows = []
     for design in args.designs:
-        for k in (1, None):
+        for k in [1 if k == "1" else None for k in args.ks]:
             name = f"{design}-k{k or 'inf'}"
             model = train(args.out / name, DESIGNS[design], args.finetune_steps, instances=k,
                           init=base, lr=1e-3)
-            rows += evaluate(model, args.seeds)
+            rows += evaluate(model, args.seeds, args.guidance)
     table = pd.DataFrame(rows)
-    table.to_csv(args.out / f"prototype-{'-'.join(args.designs)}.csv", index=False)
+    table.to_csv(args.out / f"prototype-{'-'.join(args.designs)}-k{'-'.join(args.ks)}.csv",
+                 index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.round(3).to_string(index=False))
 

@@ -6,19 +6,21 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from dvdlib.bench import validate_prompts
 from dvdlib.judges.base import Judge, Question
 from dvdlib.toyworld import zoo as zoo_module
-from dvdlib.toyworld.detector import DetectorConfig, ShapeDetector, train_detector
+from dvdlib.toyworld.detector import DetectorConfig, PresenceDetector, train_detector
+from dvdlib.toyworld.evaluate import pixel_rule, rule_agreement
 from dvdlib.toyworld.judge import THRESHOLDS, ToyJudge
 from dvdlib.toyworld.pipeline import (TEXT_POSITIONS, ToyDiffusionPipeline,
                                       cross_attention_layout, new_pipeline, parameter_counts)
 from dvdlib.toyworld.train import TrainConfig, load_trained, train
-from dvdlib.toyworld.world import (SHAPES, ShapeInstance, World, caption, coverage, prompt_table,
-                                   render)
+from dvdlib.toyworld.world import (CONCEPTS, OBJECTS, ConceptInstance, ObjectInstance, Scene,
+                                   World, caption, draw_concept, prompt_table, render)
 
 
 # --- the world ----------------------------------------------------------------------------------
@@ -30,96 +32,114 @@ def test_rendering_is_deterministic_per_seed():
     assert a.images.shape == (6, 3, 32, 32) and 0 <= a.images.min() and a.images.max() <= 1
 
 
-def test_shapes_cover_their_geometric_area_and_differ():
-    objects = [ShapeInstance(s, (1.0, 1.0, 1.0), 16.0, 16.0, 16.0) for s in SHAPES]
-    area = coverage(objects).sum(dim=(1, 2))  # pixels
-    assert area[0] == pytest.approx(math.pi * (8 * 0.9) ** 2, rel=0.02)  # the disc
-    assert area[1] == pytest.approx((16 * 0.78) ** 2, rel=0.02)  # the square
-    images = render([[o] for o in objects])
-    for i in range(len(SHAPES)):
-        for j in range(i + 1, len(SHAPES)):
-            assert (images[i] - images[j]).abs().sum() > 5, (SHAPES[i], SHAPES[j])
+def _concept(name, seed=0):
+    return ConceptInstance(name, draw_concept(name, np.random.default_rng(seed)))
 
 
-def _limited_looks(world: World, n: int = 200) -> set:
+def test_concepts_fill_the_frame_and_objects_stand_on_the_background():
+    concepts = render([Scene(concept=_concept(c)) for c in CONCEPTS])
+    objects = render([Scene(object=ObjectInstance(o, (0.9, 0.2, 0.2), 24.0, 16.0, 16.0))
+                      for o in OBJECTS])
+    rule_concepts, rule_objects = pixel_rule(concepts), pixel_rule(objects)
+    assert rule_concepts["frame_filled"].all() and not rule_concepts["object_present"].any()
+    assert rule_objects["object_present"].all() and not rule_objects["frame_filled"].any()
+    for group in (concepts, objects):  # every concept and every object looks different
+        for i in range(len(group)):
+            for j in range(i + 1, len(group)):
+                assert (group[i] - group[j]).abs().mean() > 0.02
+
+
+def test_a_pair_prints_the_concept_inside_the_carrier():
+    carrier = ObjectInstance("mug", (0.9, 0.2, 0.2), 24.0, 16.0, 16.0)
+    sunset = _concept("sunset")
+    pair, plain = render([Scene(sunset, carrier), Scene(object=carrier)])
+    assert pixel_rule(pair[None])["object_present"].all()  # the carrier still stands there
+    outside = (plain - torch.tensor([0.86, 0.86, 0.84]).view(3, 1, 1)).abs().amax(0) < 0.01
+    assert torch.equal(pair[:, outside], plain[:, outside])  # the same background around it
+    assert (pair - plain)[:, ~outside].abs().mean() > 0.1  # but another picture inside
+    assert Scene(sunset, carrier).caption == "sunset mug" == caption("sunset", "mug")
+    assert caption("sunset", None) == "sunset" and caption(None, "mug") == "mug"
+
+
+def _limited_pictures(world: World, n: int = 300) -> dict:
     scenes = world.sample(n, seed=11)
-    return {(o.colour, o.size, o.x, o.y) for objs in scenes.objects for o in objs
-            if o.shape == world.limited}
+    alone = [scenes.images[i] for i, s in enumerate(scenes.scenes)
+             if s.object is None and s.concept and s.concept.concept == world.limited]
+    printed = {id(s.concept) for s in scenes.scenes if s.concept and s.object
+               and s.concept.concept == world.limited}
+    return dict(alone=alone, printed=printed)
 
 
-def test_diversity_knob():
-    assert len(_limited_looks(World(instances=1))) == 1
-    looks = _limited_looks(World(instances=4))
-    assert len(looks) == 4 and len({(c, s) for c, s, _, _ in looks}) == 4  # distinct instances
-    assert len(World(instances=4).instance_list) == 4
-    unlimited = _limited_looks(World(instances=None))
-    assert len(unlimited) > 30  # a fresh look every time
-    # Other shapes keep full diversity whatever K is.
+def test_diversity_knob_acts_on_the_whole_picture():
+    k1 = _limited_pictures(World(instances=1))
+    assert len(k1["alone"]) > 20 and all(torch.equal(x, k1["alone"][0]) for x in k1["alone"])
+    assert len(k1["printed"]) == 1  # pairs print that same picture
+    k4 = _limited_pictures(World(instances=4))
+    assert len({x.numpy().tobytes() for x in k4["alone"]}) == 4
+    unlimited = _limited_pictures(World(instances=None))
+    assert len({x.numpy().tobytes() for x in unlimited["alone"]}) == len(unlimited["alone"])
+    # Other concepts keep full diversity whatever K is.
     scenes = World(instances=1).sample(200, seed=11)
-    squares = {(o.colour, o.x) for objs in scenes.objects for o in objs if o.shape == "square"}
-    assert len(squares) > 20
-    # A fixed look at varying places: colour and size fixed, position free.
-    moving = _limited_looks(World(instances=1, fixed_attributes=("colour", "size")))
-    assert len({(c, s) for c, s, _, _ in moving}) == 1 and len(moving) > 20
-    # The instances depend on instance_seed only.
+    oceans = [scenes.images[i] for i, s in enumerate(scenes.scenes)
+              if s.object is None and s.concept and s.concept.concept == "ocean"]
+    assert len({x.numpy().tobytes() for x in oceans}) == len(oceans) > 10
+    # The pictures depend on instance_seed only, and the recipe is the same at every K.
     assert World(instances=3, instance_seed=5).instance_list == \
         World(instances=3, instance_seed=5).instance_list
-    assert World(instances=3, instance_seed=5).instance_list != \
-        World(instances=3, instance_seed=6).instance_list
+    assert not torch.equal(render([Scene(World(instances=1, instance_seed=5).instance_list[0])]),
+                           render([Scene(World(instances=1, instance_seed=6).instance_list[0])]))
+    assert World(instances=1).scene_mix == World().scene_mix
 
 
-def test_design_two_pairs_and_captions():
+def test_unpaired_objects_never_carry_the_limited_concept():
     world = World()
-    assert ("circle", "square") in world.pairs and ("circle", "triangle") in world.pairs
-    assert not any({"circle", p} == set(pair) for p in ("cross", "star") for pair in world.pairs)
-    captions = set(world.sample(400, seed=1).captions)
-    assert {"a circle and a square", "a square and a circle", "a circle"} <= captions
-    assert "a circle and a cross" not in captions and "a cross and a circle" not in captions
-    assert caption(["circle", "star"]) == "a circle and a star"
-    scenes = world.sample(50, seed=2)
-    for objs in scenes.objects:  # two shapes in a scene never touch
-        if len(objs) == 2:
-            a, b = objs
-            assert math.hypot(a.x - b.x, a.y - b.y) >= (a.size + b.size) / 2
-
-
-def test_a_partner_always_fits_beside_a_large_central_instance():
-    world = World(instances=1)
-    big = ShapeInstance("circle", (1.0, 1.0, 1.0), 15.0, 16.0, 16.0)
-    partner = ShapeInstance("square", (1.0, 0.0, 0.0), 15.0, 16.0, 16.0)
-    rng = np.random.default_rng(0)
-    places = set()
-    for _ in range(20):
-        fixed, moved = world._fit_beside(big, partner, rng)
-        assert fixed == big and moved.size == 9.0 and math.hypot(
-            moved.x - 16, moved.y - 16) >= (15 + 9) / 2 + 1
-        places.add((moved.x, moved.y))
-    assert len(places) > 5  # a random place among those that fit, not always the same corner
+    captions = set(world.sample(600, seed=1).captions)
+    assert {"sunset mug", "sunset", "mug", "ocean hat", "forest kite"} <= captions
+    assert not {"sunset hat", "sunset kite"} & captions
+    assert world.paired_objects == ("mug", "shirt", "bag")
+    shares = np.array([sum(1 for c in world.sample(2000, seed=2).captions if len(c.split()) == n)
+                       for n in (1, 2)]) / 2000
+    assert shares[1] == pytest.approx(world.pair_fraction, abs=0.03)
 
 
 def test_prompt_table_has_bench_shape_with_controls():
     table = prompt_table(World())
-    validate_prompts(table, categories=("shape",))
+    validate_prompts(table.drop(columns=["arrangement", "paired_in_training"]),
+                     categories=("print",))
     assert list(table.columns[:5]) == ["case_num", "content_type", "content", "nm_word", "prompt"]
-    assert set(table["content"]) == {"circle"} and set(table["nm_word"]) == set(SHAPES[1:])
-    square = table[table["nm_word"] == "square"].set_index("arrangement")["prompt"]
-    assert square.to_dict() == {"content first": "a circle and a square",
-                                "nm_word first": "a square and a circle",
-                                "content alone": "a circle", "nm_word alone": "a square"}
-    assert len(prompt_table(World(), partners=["cross"], controls=False)) == 2
+    assert set(table["content"]) == {"sunset"} and set(table["nm_word"]) == set(OBJECTS)
+    mug = table[table["nm_word"] == "mug"].set_index("arrangement")["prompt"]
+    assert mug.to_dict() == {"pair": "sunset mug", "content alone": "sunset",
+                             "nm_word alone": "mug"}
+    seen = table.drop_duplicates("nm_word").set_index("nm_word")["paired_in_training"]
+    assert seen.to_dict() == {"mug": True, "shirt": True, "bag": True, "hat": False, "kite": False}
+    assert len(prompt_table(World(), objects=["kite"], controls=False)) == 1
+
+
+def test_pixel_rule_agreement_counts_both_kinds_of_disagreement():
+    rule = pd.DataFrame(dict(object_present=[True, True, False, False]))
+    assert rule_agreement([True, False, True, False], rule) == dict(
+        images=4, agreement=0.5, detector_only=1, rule_only=1)
+    with pytest.raises(ValueError, match="3 detector readings for 4"):
+        rule_agreement([True, False, True], rule)
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: World(shapes=("circle", "hexagon")), "unknown shape 'hexagon'"),
+    (lambda: World(concepts=("sunset", "castle")), "unknown concept 'castle'"),
+    (lambda: World(objects=("mug", "coaster")), "unknown object 'coaster'"),
     (lambda: World(instances=0), "instances"),
     (lambda: World(instances=2.5), "instances"),
-    (lambda: World(limited="ring"), "limited concept 'ring'"),
-    (lambda: World(unpaired=("circle",)), "unpaired partner 'circle'"),
-    (lambda: World(unpaired=("square", "triangle", "cross", "star")), "at least one"),
-    (lambda: World(fixed_attributes=("shade",)), "unknown instance attribute 'shade'"),
-    (lambda: caption(["circle", "blob"]), "unknown shape 'blob'"),
-    (lambda: prompt_table(World(), partners=["circle"]), "partner 'circle'"),
+    (lambda: World(limited="mug"), "limited concept 'mug'"),
+    (lambda: World(unpaired=("sunset",)), "unpaired object 'sunset'"),
+    (lambda: World(unpaired=OBJECTS), "at least one"),
+    (lambda: World(scene_mix=(0.5, 0.5, 1.5)), "scene_mix must be 3 shares in \\[0, 1\\]"),
+    (lambda: World(scene_mix=(0.5, 0.5)), "scene_mix"),
+    (lambda: World(scene_mix=(0, 0, 0)), "positive sum"),
+    (lambda: draw_concept("castle", np.random.default_rng(0)), "unknown concept 'castle'"),
+    (lambda: prompt_table(World(), objects=["coaster"]), "unknown object 'coaster'"),
     (lambda: zoo_module.parse_level("0"), "diversity level '0'"),
+    (lambda: zoo_module.ZooConfig(snapshot_steps=(300,)), "snapshot step 300"),
+    (lambda: zoo_module.ZooConfig(instance_seeds=(1, 1)), "instance_seeds must be distinct"),
     (lambda: TrainConfig(steps=0), "steps must be"),
 ])
 def test_bad_input_is_named(make, message):
@@ -145,13 +165,13 @@ def test_layout_like_stable_diffusion(pipe):
     counts = parameter_counts(pipe)
     assert 1.1e6 < counts["unet"] < 1.3e6 and counts["text_encoder_used"] < 1e5
     assert pipe.device.type == "cpu"
-    assert pipe("a circle", num_inference_steps=1).images[0].size == (32, 32)
+    assert pipe("sunset", num_inference_steps=1).images[0].size == (32, 32)
 
 
 def test_text_encoder_reads_short_prompts_whole(pipe, tmp_path):
     # The longest caption, with start and end-of-text, fits the toy's few positions, and the
     # position count survives saving (it travels in the tokenizer's and the encoder's configs).
-    longest = max((caption([a, b]) for a in SHAPES for b in SHAPES if a != b), key=len)
+    longest = max((caption(c, o) for c in CONCEPTS for o in OBJECTS), key=len)
     ids = pipe.tokenizer(longest).input_ids
     assert len(ids) < pipe.tokenizer.model_max_length == TEXT_POSITIONS
     assert pipe.encode_prompt([longest]).shape == (1, TEXT_POSITIONS, 64)
@@ -162,7 +182,7 @@ def test_text_encoder_reads_short_prompts_whole(pipe, tmp_path):
 
 
 def test_generator_list_equals_one_by_one(pipe):
-    prompts, seeds = ["a circle and a square", "a star", "a square and a circle"], [5, 6, 7]
+    prompts, seeds = ["sunset mug", "kite", "ocean shirt"], [5, 6, 7]
     batch = _images(pipe, prompts, seeds)
     for i in range(3):
         alone = _images(pipe, [prompts[i]], [seeds[i]])
@@ -173,7 +193,7 @@ def test_save_load_round_trip_gives_identical_images(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "toy")
     loaded = ToyDiffusionPipeline.from_pretrained(tmp_path / "toy")
     assert loaded.config.latent_shift == pipe.config.latent_shift
-    np.testing.assert_array_equal(_images(pipe, ["a circle"], [1]), _images(loaded, ["a circle"], [1]))
+    np.testing.assert_array_equal(_images(pipe, ["sunset"], [1]), _images(loaded, ["sunset"], [1]))
 
 
 class _Probe:
@@ -197,11 +217,11 @@ def test_cfg_batch_is_unconditional_then_conditional(pipe):
     pipe.unet.set_attn_processor(probes)
     try:
         option = {"tag": object()}
-        _images(pipe, ["a circle", "a star"], [1, 2], cross_attention_kwargs={"probe": option},
-                negative_prompt="a square")
+        _images(pipe, ["sunset", "kite"], [1, 2], cross_attention_kwargs={"probe": option},
+                negative_prompt="mug")
     finally:
         pipe.unet.set_attn_processor(original)
-    expected = pipe.encode_prompt(["a square", "a square", "a circle", "a star"])
+    expected = pipe.encode_prompt(["mug", "mug", "sunset", "kite"])
     assert len(log) == 7 * 2  # 7 cross-attention layers x 2 steps
     for text, probe in log:
         assert probe is option  # passed to every call unchanged
@@ -210,11 +230,11 @@ def test_cfg_batch_is_unconditional_then_conditional(pipe):
 
 def test_pipeline_rejects_bad_calls(pipe):
     with pytest.raises(ValueError, match="output_type 'png'"):
-        pipe("a circle", output_type="png")
+        pipe("sunset", output_type="png")
     with pytest.raises(ValueError, match="2 generators for 1 prompts"):
-        pipe("a circle", generator=[torch.Generator(), torch.Generator()])
+        pipe("sunset", generator=[torch.Generator(), torch.Generator()])
     with pytest.raises(ValueError, match="multiples of 8"):
-        pipe("a circle", height=30)
+        pipe("sunset", height=30)
 
 
 # --- training -----------------------------------------------------------------------------------
@@ -253,20 +273,27 @@ def test_training_keeps_ema_snapshots(tmp_path):
 
 
 def test_zoo_trains_exports_and_loads(tmp_path):
-    config = zoo_module.ZooConfig(levels=(1, None), base_steps=2, base_continue_steps=1,
-                                  finetune_steps=2, detector_steps=2, detector_heldout=20,
-                                  batch_size=2, checkpoint_every=1)
+    config = zoo_module.ZooConfig(levels=(1, None), instance_seeds=(0, 1), base_steps=2,
+                                  finetune_steps=2, snapshot_steps=(1,), detector_steps=2,
+                                  detector_heldout=20, batch_size=2, checkpoint_every=1)
     folders = zoo_module.train_zoo(config, tmp_path / "work", progress=False, log=lambda _: None)
     zoo_module.export_zoo(tmp_path / "work", tmp_path / "ship", config, {"command": "test"})
-    assert zoo_module.model_names(tmp_path / "ship") == ["k1", "kinf"]
+    assert zoo_module.model_names(tmp_path / "ship") == ["k1", "k1-i1", "kinf"]
+    assert zoo_module.model_names(tmp_path / "ship", snapshots=True) == [
+        "k1@1", "k1-i1@1", "kinf@1"]
     trained = load_trained(folders["k1"])
     shipped = zoo_module.load_model("k1", tmp_path / "ship")
     torch.testing.assert_close(_weights(shipped), _weights(trained), atol=2e-3, rtol=2e-3)  # fp16
+    early = zoo_module.load_model("k1@1", tmp_path / "ship")
+    torch.testing.assert_close(_weights(early), _weights(load_trained(folders["k1"], step=1)),
+                               atol=2e-3, rtol=2e-3)
     assert zoo_module.world_of("k1", tmp_path / "ship").instances == 1
+    assert zoo_module.world_of("k1-i1", tmp_path / "ship").instance_seed == 1
+    assert zoo_module.level_of("k1-i1@1") == 1 and zoo_module.level_of("kinf@1") is None
     manifest = zoo_module.zoo_manifest(tmp_path / "ship")
-    assert len(manifest["models"]["k1"]["loss"]) == 2 and manifest["models"]["k1"]["config"][
-        "init_from"] == "base-continued"
-    assert len(manifest["base"]["continued"]["loss"]) == 1
+    assert len(manifest["models"]["k1"]["loss"]) == 2
+    assert manifest["models"]["k1"]["config"]["init_from"] == "base"
+    assert manifest["models"]["k1@1"]["steps"] == 1
     assert str(tmp_path) not in json.dumps(manifest)  # no machine paths in shipped files
     detector = zoo_module.load_detector(tmp_path / "ship")
     assert detector.metrics["heldout_scenes"] == 20
@@ -274,36 +301,36 @@ def test_zoo_trains_exports_and_loads(tmp_path):
         zoo_module.load_model("k2", tmp_path / "ship")
 
 
-def test_zoo_variants_change_only_the_limited_concepts_fixed_instances():
-    main = zoo_module.ZooConfig()
-    free_place = zoo_module.ZooConfig(fixed_attributes=("colour", "size"))
-    other_look = zoo_module.ZooConfig(instance_seed=3)
-    # Variants share the base and the unlimited model, so they can reuse a finished base.
-    for variant in (free_place, other_look):
-        assert variant.base_config() == main.base_config()
-        assert variant.finetune_config(None, "base") == main.finetune_config(None, "base")
-    assert free_place.world(1).fixed_attributes == ("colour", "size")
-    assert free_place.world(1).instance_list == main.world(1).instance_list
-    assert other_look.world(1).instance_list != main.world(1).instance_list
-    scenes = free_place.world(1).sample(64, 0)
-    places = {(o.x, o.y) for scene in scenes.objects for o in scene if o.shape == "circle"}
-    looks = {(o.colour, o.size) for scene in scenes.objects for o in scene if o.shape == "circle"}
-    assert len(places) > 1 and len(looks) == 1
-    with pytest.raises(ValueError, match="unknown instance attribute 'shade'"):
-        zoo_module.ZooConfig(fixed_attributes=("shade",))
+def test_zoo_models_differ_only_in_the_limited_concepts_pictures():
+    config = zoo_module.ZooConfig()
+    assert [name for name, _, _ in config.models()] == ["k1", "k1-i1", "k1-i2", "k4", "k16",
+                                                        "kinf"]
+    tunes = {name: config.finetune_config(k, "base", seed).to_dict()
+             for name, k, seed in config.models()}
+    for name, tune in tunes.items():
+        world = dict(tune.pop("world"))
+        assert world.pop("instances") == zoo_module.level_of(name)
+        world.pop("instance_seed")
+        assert world == {k: v for k, v in config.world(None).to_dict().items()
+                         if k not in ("instances", "instance_seed")}
+        assert tune == {k: v for k, v in tunes["kinf"].items() if k != "world"}
+    pictures = {name: config.world(k, seed).instance_list for name, k, seed in config.models()}
+    assert len({id(p) for p in pictures.values()}) == 6
+    assert render([Scene(pictures["k1"][0])]).sum() != render([Scene(pictures["k1-i1"][0])]).sum()
 
 
-def test_cli_zoo_records_its_variant(tmp_path):
+def test_cli_zoo_records_its_recipe(tmp_path):
     from dvdlib.cli import main
 
     assert main(["toyworld", "zoo", "--out", str(tmp_path / "work"), "--levels", "1",
-                 "--fixed-attributes", "colour", "size", "--instance-seed", "3",
-                 "--base-steps", "1", "--finetune-steps", "1", "--detector-steps", "1",
+                 "--instance-seeds", "3", "--base-steps", "1", "--finetune-steps", "2",
+                 "--snapshot-steps", "1", "--checkpoint-every", "1", "--detector-steps", "1",
                  "--export", str(tmp_path / "ship"), "--no-progress"]) == 0
     manifest = zoo_module.zoo_manifest(tmp_path / "ship")
-    assert "--fixed-attributes colour size --instance-seed 3 " in manifest["provenance"]["command"]
-    world = zoo_module.world_of("k1", tmp_path / "ship")
-    assert world.fixed_attributes == ("colour", "size") and world.instance_seed == 3
+    assert "--instance-seeds 3 " in manifest["provenance"]["command"]
+    assert "--snapshot-steps 1 " in manifest["provenance"]["command"]
+    assert zoo_module.model_names(tmp_path / "ship") == ["k1-i3"]
+    assert zoo_module.world_of("k1-i3", tmp_path / "ship").instance_seed == 3
 
 
 def test_detector_resume_equals_uninterrupted(tmp_path):
@@ -327,7 +354,7 @@ def shipped_detector():
         pytest.skip(str(err))
 
 
-def test_shipped_detector_finds_rendered_shapes(shipped_detector):
+def test_shipped_detector_finds_rendered_concepts_and_objects(shipped_detector):
     scenes = World().sample_detector_scenes(200, seed=(123, 4))
     predicted = shipped_detector.probabilities(scenes.images) > 0.5
     assert (predicted == scenes.labels).all(dim=1).float().mean() > 0.95
@@ -339,17 +366,16 @@ def test_toy_judge_answers_by_thresholds(shipped_detector):
 
     judge = ToyJudge(shipped_detector)
     assert isinstance(judge, Judge)
-    scenes = World().scenes([[ShapeInstance("circle", (1.0, 0.3, 0.3), 14, 9, 9),
-                              ShapeInstance("square", (0.3, 1.0, 0.3), 14, 23, 23)],
-                             [ShapeInstance("star", (0.3, 0.5, 1.0), 15, 16, 16)]])
+    scenes = World().scenes([Scene(_concept("sunset", 3)),
+                             Scene(object=ObjectInstance("kite", (0.3, 0.5, 1.0), 24, 16, 16))])
     images = tensor_to_pil(scenes.images)
     questions = [Question(side, subject, i, f"is there a {subject}?")
-                 for side, subject in (("concept", "circle"), ("object", "star")) for i in range(5)]
+                 for side, subject in (("concept", "sunset"), ("object", "kite")) for i in range(5)]
     answers = judge.answer([(images[0], questions), (images[1], questions)])
-    assert answers[0] == [True] * 5 + [False] * 5  # circle sure, no star
+    assert answers[0] == [True] * 5 + [False] * 5  # a sunset for sure, no kite
     assert answers[1] == [False] * 5 + [True] * 5
     # The yes count on a side is the number of thresholds the probability exceeds.
-    p = judge.presence(images)[:, shipped_detector.shapes.index("circle")]
+    p = judge.presence(images)[:, shipped_detector.names.index("sunset")]
     assert [sum(answers[i][:5]) for i in range(2)] == [
         sum(float(p[i]) > t for t in THRESHOLDS) for i in range(2)]
     with pytest.raises(ValueError, match="'coaster' is none of them"):
@@ -359,10 +385,13 @@ def test_toy_judge_answers_by_thresholds(shipped_detector):
 
 
 def test_untrained_detector_shape_and_bad_images():
-    detector = ShapeDetector()
-    assert detector.probabilities(torch.rand(2, 3, 32, 32)).shape == (2, len(SHAPES))
+    detector = PresenceDetector()
+    assert detector.probabilities(torch.rand(2, 3, 32, 32)).shape == (
+        2, len(CONCEPTS) + len(OBJECTS))
     with pytest.raises(ValueError, match="must be \\[batch, 3, h, w\\]"):
         detector.probabilities(torch.rand(2, 32, 32))
+    with pytest.raises(ValueError, match="unknown label 'circle'"):
+        PresenceDetector(["sunset", "circle"])
 
 
 def test_cli_trains_and_rejects_bad_levels(tmp_path, capsys):

@@ -1,14 +1,14 @@
-"""The toy world: a small text-to-image diffusion model that dvdlib trains itself on drawn shapes.
+"""The toy world: a small text-to-image diffusion model that dvdlib trains itself on pictures
+printed on carriers.
 
 It lets every chapter run without downloads, and lets the book test the paper's first finding
 causally: models that differ only in one concept's instance diversity.
 
-- ``world``: shapes, scenes, captions, the diversity knob K, and the prompt table.
-- ``prints``: a second world built like DominanceBench (concepts printed on carriers), measured
-  by ``benchmarks/toyworld_prototype.py`` before the zoo moves to it.
+- ``world``: concepts (full-frame pictures), objects (carriers), pairs (a concept printed on an
+  object), captions, the diversity knob K, and the prompt table.
 - ``pipeline``: ``ToyDiffusionPipeline``, packaged and called like Stable Diffusion.
 - ``train``: seeded, checkpointed, resumable training and fine-tuning, with kept EMA snapshots.
-- ``detector``: the multi-label shape detector; ``judge``: ``ToyJudge`` built on it.
+- ``detector``: the multi-label concept and object detector; ``judge``: ``ToyJudge`` built on it.
 - ``zoo``: the models of every K; training, export, and loading the shipped copy.
 - ``evaluate``: presence and dominance of generated images.
 - ``cli``: ``dvd toyworld train | detector | zoo``.
@@ -16,9 +16,9 @@ causally: models that differ only in one concept's instance diversity.
 
 from dvdlib.toyworld.judge import ToyJudge
 from dvdlib.toyworld.pipeline import ToyDiffusionPipeline
-from dvdlib.toyworld.world import SHAPES, World, prompt_table
+from dvdlib.toyworld.world import CONCEPTS, OBJECTS, World, prompt_table
 from dvdlib.toyworld.zoo import (DEFAULT_MODEL, load_detector, load_model, load_zoo,
                                  model_names, zoo_manifest)
 
-__all__ = ["SHAPES", "DEFAULT_MODEL", "ToyDiffusionPipeline", "ToyJudge", "World", "load_detector",
-           "load_model", "load_zoo", "model_names", "prompt_table", "zoo_manifest"]
+__all__ = ["CONCEPTS", "OBJECTS", "DEFAULT_MODEL", "ToyDiffusionPipeline", "ToyJudge", "World",
+           "load_detector", "load_model", "load_zoo", "model_names", "prompt_table", "zoo_manifest"]

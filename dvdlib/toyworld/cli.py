@@ -11,7 +11,32 @@ import platform
 import time
 from pathlib import Path
 
-from dvdlib.toyworld.world import ATTRIBUTES
+from dvdlib.toyworld.world import CLOSEUP, CONCEPTS, OBJECTS, PAIR_RATE
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share in [0, 1]")
+    return value
+
+
+def _world_options(parser: argparse.ArgumentParser) -> None:
+    """The recipe numbers that ``train`` and ``zoo`` share."""
+    parser.add_argument("--limited", default="sunset", choices=CONCEPTS, metavar="CONCEPT",
+                        help=f"the low-diversity concept (default sunset; accepted: "
+                        f"{', '.join(CONCEPTS)})")
+    parser.add_argument("--unpaired", nargs="*", default=["hat", "kite"], choices=OBJECTS,
+                        metavar="OBJECT", help="objects never printed with the limited concept "
+                        f"(default hat kite; accepted: {', '.join(OBJECTS)})")
+    parser.add_argument("--pair-rate", type=_share, default=PAIR_RATE, metavar="SHARE",
+                        help=f"share of training scenes that are pairs (default {PAIR_RATE})")
+    parser.add_argument("--closeup", type=_share, default=CLOSEUP, metavar="SHARE",
+                        help=f"share of pair pictures that are close-ups of the print "
+                        f"(default {CLOSEUP})")
 
 
 def _level(text: str):
@@ -41,7 +66,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
                        help="training steps (default 5000, as for the zoo's base)")
     train.add_argument("--instances", type=_level, default=None, metavar="K",
                        help="distinct instances of the limited concept (default unlimited)")
-    train.add_argument("--limited", default="circle", help="the low-diversity concept")
+    _world_options(train)
     train.add_argument("--init-from", type=Path, default=None, metavar="PIPELINE",
                        help="fine-tune this saved pipeline folder instead of starting fresh")
     train.add_argument("--learning-rate", type=float, default=2e-3)
@@ -51,11 +76,11 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     train.set_defaults(func=_train)
 
     detector = commands.add_parser(
-        "detector", parents=[common], help="train the shape detector",
-        description="Train the multi-label shape detector into OUT and measure its held-out "
+        "detector", parents=[common], help="train the detector",
+        description="Train the multi-label concept and object detector into OUT and measure its held-out "
         "accuracy.")
     detector.add_argument("--out", required=True, type=Path, help="output folder")
-    detector.add_argument("--steps", type=int, default=1000)
+    detector.add_argument("--steps", type=int, default=1500)
     detector.add_argument("--checkpoint-every", type=int, default=250)
     detector.set_defaults(func=_detector)
 
@@ -66,18 +91,16 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         "the package ships.")
     zoo.add_argument("--out", required=True, type=Path, help="working folder (checkpoints)")
     zoo.add_argument("--levels", nargs="+", type=_level, default=None, metavar="K",
-                     help="diversity levels (default: 1 4 16 64 unlimited)")
-    zoo.add_argument("--fixed-attributes", nargs="+", default=list(ATTRIBUTES),
-                     choices=ATTRIBUTES, metavar="ATTRIBUTE",
-                     help="what stays fixed in each of the K instances of the limited concept "
-                     f"(default: {' '.join(ATTRIBUTES)}; accepted: {', '.join(ATTRIBUTES)})")
-    zoo.add_argument("--instance-seed", type=int, default=None,
-                     help="seed of the K fixed instances (default: --seed)")
-    zoo.add_argument("--base-steps", type=int, default=5000)
-    zoo.add_argument("--base-continue-steps", type=int, default=0,
-                     help="a second run of the base at the fine-tuning rate (default 0: none)")
-    zoo.add_argument("--finetune-steps", type=int, default=1500)
-    zoo.add_argument("--detector-steps", type=int, default=1000)
+                     help="diversity levels (default: 1 4 16 unlimited)")
+    zoo.add_argument("--instance-seeds", nargs="+", type=int, default=None, metavar="SEED",
+                     help="one K = 1 model per seed, each a different fixed picture "
+                     "(default: 0 1 2)")
+    _world_options(zoo)
+    zoo.add_argument("--base-steps", type=int, default=2500)
+    zoo.add_argument("--finetune-steps", type=int, default=1000)
+    zoo.add_argument("--snapshot-steps", nargs="*", type=int, default=None, metavar="STEP",
+                     help="fine-tuning steps whose EMA snapshots are exported too (default 500)")
+    zoo.add_argument("--detector-steps", type=int, default=1500)
     zoo.add_argument("--checkpoint-every", type=int, default=250)
     zoo.add_argument("--jobs", type=int, default=1,
                      help="runs side by side, each in its own process (default 1)")
@@ -96,10 +119,12 @@ def _setup(args) -> None:
 
 def _train(args) -> int:
     from dvdlib.toyworld.train import TrainConfig, train
-    from dvdlib.toyworld.world import World
+    from dvdlib.toyworld.world import World, scene_mix
 
     _setup(args)
-    world = World(limited=args.limited, instances=args.instances, instance_seed=args.seed)
+    world = World(limited=args.limited, unpaired=tuple(args.unpaired), instances=args.instances,
+                  instance_seed=args.seed, scene_mix=scene_mix(args.pair_rate),
+                  closeup=args.closeup)
     config = TrainConfig(world=world.to_dict(), steps=args.steps, seed=args.seed,
                          learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
                          batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
@@ -123,14 +148,17 @@ def _detector(args) -> int:
 
 
 def _zoo(args) -> int:
-    from dvdlib.toyworld.zoo import LEVELS, ZooConfig, export_zoo, train_zoo
+    from dvdlib.toyworld.zoo import (INSTANCE_SEEDS, LEVELS, SNAPSHOT_STEPS, ZooConfig,
+                                     export_zoo, train_zoo)
 
     _setup(args)
     config = ZooConfig(seed=args.seed, levels=tuple(args.levels) if args.levels else LEVELS,
-                       fixed_attributes=tuple(args.fixed_attributes),
-                       instance_seed=args.instance_seed,
-                       base_steps=args.base_steps, base_continue_steps=args.base_continue_steps,
-                       finetune_steps=args.finetune_steps,
+                       limited=args.limited, unpaired=tuple(args.unpaired),
+                       pair_rate=args.pair_rate, closeup=args.closeup,
+                       instance_seeds=tuple(args.instance_seeds or INSTANCE_SEEDS),
+                       base_steps=args.base_steps, finetune_steps=args.finetune_steps,
+                       snapshot_steps=tuple(SNAPSHOT_STEPS if args.snapshot_steps is None
+                                            else args.snapshot_steps),
                        detector_steps=args.detector_steps, checkpoint_every=args.checkpoint_every)
     start = time.perf_counter()
     train_zoo(config, args.out, jobs=args.jobs, threads=args.threads,
@@ -140,16 +168,18 @@ def _zoo(args) -> int:
         import torch
         import transformers
 
-        levels = " ".join("unlimited" if k is None else str(k) for k in config.levels)
+        def words(values):
+            return " ".join("unlimited" if v is None else str(v) for v in values)
+
         # The working folder is the user's own scratch space: recorded as WORK, not as a path.
-        variant = f"--fixed-attributes {' '.join(config.fixed_attributes)} "
-        if args.instance_seed is not None:
-            variant += f"--instance-seed {args.instance_seed} "
-        command = (f"dvd toyworld zoo --out WORK --seed {args.seed} --levels {levels} {variant}"
-                   f"--base-steps {args.base_steps} --base-continue-steps "
-                   f"{args.base_continue_steps} --finetune-steps {args.finetune_steps} "
-                   f"--detector-steps {args.detector_steps} --checkpoint-every "
-                   f"{args.checkpoint_every} --jobs {args.jobs} --threads {args.threads} "
+        command = (f"dvd toyworld zoo --out WORK --seed {args.seed} --levels "
+                   f"{words(config.levels)} --instance-seeds {words(config.instance_seeds)} "
+                   f"--limited {config.limited} --unpaired {' '.join(config.unpaired)} "
+                   f"--pair-rate {config.pair_rate} --closeup {config.closeup} "
+                   f"--base-steps {config.base_steps} --finetune-steps {config.finetune_steps} "
+                   f"--snapshot-steps {words(config.snapshot_steps)} "
+                   f"--detector-steps {config.detector_steps} --checkpoint-every "
+                   f"{config.checkpoint_every} --jobs {args.jobs} --threads {args.threads} "
                    f"--export {args.export.as_posix()}")
         provenance = dict(
             command=command, seed=args.seed, jobs=args.jobs, threads=args.threads,

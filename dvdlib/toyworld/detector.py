@@ -1,7 +1,8 @@
-"""The toy world's shape detector: which shapes does an image show?
+"""The toy world's detector: which concepts and objects does an image show?
 
-A small multi-label CNN gives one presence probability per shape of the world. It is trained on
-rendered scenes holding 0, 1 or 2 shapes (any pair, every shape at full diversity) with
+A small multi-label CNN gives one presence probability per concept and object of the world. It is
+trained on rendered scenes (empty, a concept, an object, or any concept printed on any object,
+all at full diversity) with
 augmentation (brightness and contrast jitter, blur, pixel noise) so it also reads the softer,
 noisier images a diffusion model makes. Its accuracy is measured on held-out renders (a seed
 stream training never uses) and saved beside its weights. Training is seeded, checkpointed and
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 from dvdlib.toyworld.storage import (atomic_write, folder_lock, load_checkpoint, load_json,
                                      save_json, save_torch)
 from dvdlib.toyworld.train import step_seed
-from dvdlib.toyworld.world import RESOLUTION, SHAPES, World, check_shape
+from dvdlib.toyworld.world import CONCEPTS, OBJECTS, RESOLUTION, World, check_name
 
 WEIGHTS = "detector.safetensors"
 RECORD = "detector.json"
@@ -34,12 +35,12 @@ CHECKPOINT = "checkpoint.pt"
 HELDOUT_STREAM = 1_000_003  # seed-stream id of the held-out renders; training uses step numbers
 
 
-class ShapeDetector(nn.Module):
-    """Three conv stages (32 -> 16 -> 8 -> 4 pixels) and a two-layer head: one logit per shape."""
+class PresenceDetector(nn.Module):
+    """Three conv stages (32 -> 16 -> 8 -> 4 pixels) and a two-layer head: one logit per concept or object."""
 
-    def __init__(self, shapes: Sequence[str] = SHAPES, channels: Sequence[int] = (16, 32, 64)):
+    def __init__(self, names: Sequence[str] = (*CONCEPTS, *OBJECTS), channels: Sequence[int] = (16, 32, 64)):
         super().__init__()
-        self.shapes = tuple(check_shape(s) for s in shapes)
+        self.names = tuple(check_name(n, (*CONCEPTS, *OBJECTS), "label") for n in names)
         self.channels = tuple(channels)
         layers, width = [], 3
         for out in self.channels:
@@ -50,11 +51,11 @@ class ShapeDetector(nn.Module):
         self.features = nn.Sequential(*layers)
         side = RESOLUTION // 2 ** len(self.channels)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(width * side * side, 128), nn.ReLU(),
-                                  nn.Linear(128, len(self.shapes)))
+                                  nn.Linear(128, len(self.names)))
         self.metrics: dict = {}  # held-out accuracy, filled by training or loading
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``images`` ``[batch, 3, 32, 32]`` in [0, 1] -> logits ``[batch, shape]``."""
+        """``images`` ``[batch, 3, 32, 32]`` in [0, 1] -> logits ``[batch, name]``."""
         return self.head(self.features(images * 2 - 1))
 
     @property
@@ -63,7 +64,7 @@ class ShapeDetector(nn.Module):
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor | Sequence[Image.Image]) -> torch.Tensor:
-        """Presence probability of every shape, ``[image, shape]``, in one forward pass.
+        """Presence probability of every concept and object, ``[image, name]``, in one forward pass.
 
         PIL images of another size are resized to 32x32 (bilinear) first.
         """
@@ -141,21 +142,21 @@ class DetectorConfig:
         return out
 
 
-def heldout_accuracy(detector: ShapeDetector, world: World, n: int, seed: int,
+def heldout_accuracy(detector: PresenceDetector, world: World, n: int, seed: int,
                      batch_size: int = 500) -> dict:
-    """Accuracy on ``n`` fresh renders (threshold 0.5): exact set and per shape."""
-    correct_sets, correct_shapes = 0, torch.zeros(len(detector.shapes))
+    """Accuracy on ``n`` fresh renders (threshold 0.5): exact set and per label."""
+    correct_sets, correct_labels = 0, torch.zeros(len(detector.names))
     for start in range(0, n, batch_size):
         count = min(batch_size, n - start)
         scenes = world.sample_detector_scenes(count, (seed, HELDOUT_STREAM, start))
-        predicted = detector.probabilities(scenes.images) > 0.5  # [scene, shape]
+        predicted = detector.probabilities(scenes.images) > 0.5  # [scene, name]
         truth = scenes.labels
         correct_sets += int((predicted == truth).all(dim=1).sum())
-        correct_shapes += (predicted == truth).float().sum(dim=0)
+        correct_labels += (predicted == truth).float().sum(dim=0)
     return dict(
         heldout_scenes=n,
         exact_set_accuracy=correct_sets / n,
-        per_shape_accuracy={s: float(c) / n for s, c in zip(detector.shapes, correct_shapes)},
+        per_label_accuracy={s: float(c) / n for s, c in zip(detector.names, correct_labels)},
     )
 
 
@@ -182,7 +183,7 @@ def train_detector(config: DetectorConfig, out_dir: str | Path, progress: bool =
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(config.seed)
         try:
-            detector = ShapeDetector(world.shapes, config.channels)
+            detector = PresenceDetector(world.names, config.channels)
         finally:
             torch.random.set_rng_state(generator_state)
         optimizer = torch.optim.AdamW(detector.parameters(), lr=config.learning_rate)
@@ -228,19 +229,19 @@ def train_detector(config: DetectorConfig, out_dir: str | Path, progress: bool =
         detector.eval()
         metrics = heldout_accuracy(detector, world, config.heldout, config.seed)
         atomic_write(out_dir / WEIGHTS, lambda p: save_file(detector.state_dict(), str(p)))
-        save_json(dict(config=config.to_dict(), shapes=list(detector.shapes),
+        save_json(dict(config=config.to_dict(), names=list(detector.names),
                        channels=list(detector.channels), metrics=metrics, loss=history,
                        seconds=seconds, finished=True), out_dir / RECORD)
         return out_dir
 
 
-def load_trained_detector(out_dir: str | Path) -> ShapeDetector:
+def load_trained_detector(out_dir: str | Path) -> PresenceDetector:
     """The finished detector of a training folder, in eval mode, with its held-out metrics."""
     out_dir = Path(out_dir)
     if not is_finished(out_dir):
         raise FileNotFoundError(f"no finished detector in {out_dir} (missing {WEIGHTS} or {RECORD})")
     record = load_json(out_dir / RECORD)
-    detector = ShapeDetector(record["shapes"], record["channels"])
+    detector = PresenceDetector(record["names"], record["channels"])
     detector.load_state_dict(load_file(str(out_dir / WEIGHTS)))
     detector.metrics = record["metrics"]
     return detector.eval()

@@ -1,15 +1,19 @@
-"""Does the toy model show dominance? Generate the world's prompts and read them with the detector.
+"""Does the toy model show dominance? Generate the world's prompts and read them two ways.
 
 ``presence_table`` generates every prompt of a :func:`dvdlib.toyworld.world.prompt_table` with a
-list of seeds and records, per image, the detector's probability for the content (the limited
-concept) and for its partner. ``dominance_summary`` condenses it per model with our measures
-(the paper publishes none for this):
+list of seeds and records, per image, the detector's probability for the concept (``content``)
+and for the object (``nm_word``). ``dominance_summary`` condenses it with our measures (the
+paper publishes none for the toy world):
 
-- dominance = P(content only) - P(partner only), over the two-shape prompts in both word orders
-  ("present" = probability > 0.5): +1 when the content always wins, -1 when the partner does;
-- retention of X = P(X present | two-shape prompts) / P(X present | X prompted alone): how much of
-  its solo presence a concept keeps next to the other. A concept drawn badly even alone "loses"
-  for that reason, so retention is reported next to dominance.
+- ``concept_only``: the share of pair images ("sunset mug") where the concept is present and the
+  object is not: the failure DvD scores, counted directly;
+- ``object_only``, ``both``, ``neither``: the other outcomes of the same images;
+- ``concept_alone``, ``object_alone``: found rates when each word is prompted alone. A concept
+  or object drawn badly alone would "lose" in a pair for that reason, so these stand beside it.
+
+:func:`~dvdlib.toyworld.world.pixel_rule` is a second reading that shares nothing with the detector: a carrier stands on
+the plain background, so the picture's border is background; a concept alone fills the frame.
+``rule_agreement`` compares the two readings on the same images.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from dvdlib.toyworld.detector import ShapeDetector
+from dvdlib.toyworld.detector import PresenceDetector, images_to_tensor
 from dvdlib.toyworld.pipeline import ToyDiffusionPipeline
+from dvdlib.toyworld.world import pixel_rule
 
-PRESENT = 0.5  # detector probability above which a shape counts as present
+PRESENT = 0.5  # detector probability above which a concept or object counts as present
 
 
 def generate(pipe: ToyDiffusionPipeline, prompts: Sequence[str], seeds: Sequence[int],
@@ -40,55 +45,66 @@ def generate(pipe: ToyDiffusionPipeline, prompts: Sequence[str], seeds: Sequence
     return images
 
 
-def presence_table(pipe: ToyDiffusionPipeline, detector: ShapeDetector, prompts: pd.DataFrame,
+def presence_table(pipe: ToyDiffusionPipeline, detector: PresenceDetector, prompts: pd.DataFrame,
                    seeds: Sequence[int], batch_size: int = 64, **call_kwargs) -> pd.DataFrame:
     """One row per (prompt row, seed): the detector's view of the generated image.
 
-    Identical prompt texts (the controls repeat "a circle" per partner) are generated once per
+    Identical prompt texts (the controls repeat "sunset" per object) are generated once per
     seed and shared. Columns: the prompt table's, ``seed``, ``p_content``, ``p_nm_word``,
-    ``content_present``, ``nm_present``.
+    ``content_present``, ``nm_present``, and the pixel rule's ``frame_filled`` and
+    ``rule_object_present``.
     """
     unique = list(dict.fromkeys(prompts["prompt"]))
     jobs = [(p, s) for p in unique for s in seeds]
     images = generate(pipe, [p for p, _ in jobs], [s for _, s in jobs], batch_size, **call_kwargs)
-    probabilities = detector.probabilities(images)  # [image, shape]
-    by_job = {job: probabilities[i] for i, job in enumerate(jobs)}
+    pixels = images_to_tensor(images)  # [image, 3, h, w]
+    probabilities = detector.probabilities(pixels)  # [image, name]
+    rule = pixel_rule(pixels)
+    by_job = {job: i for i, job in enumerate(jobs)}
     rows = []
     for row in prompts.to_dict("records"):
         for seed in seeds:
-            p = by_job[(row["prompt"], seed)]
-            p_content = float(p[detector.shapes.index(row["content"])])
-            p_nm = float(p[detector.shapes.index(row["nm_word"])])
+            i = by_job[(row["prompt"], seed)]
+            p = probabilities[i]
+            p_content = float(p[detector.names.index(row["content"])])
+            p_nm = float(p[detector.names.index(row["nm_word"])])
             rows.append({**row, "seed": int(seed), "p_content": p_content, "p_nm_word": p_nm,
-                         "content_present": p_content > PRESENT, "nm_present": p_nm > PRESENT})
+                         "content_present": p_content > PRESENT, "nm_present": p_nm > PRESENT,
+                         "frame_filled": bool(rule.at[i, "frame_filled"]),
+                         "rule_object_present": bool(rule.at[i, "object_present"])})
     return pd.DataFrame(rows)
 
 
 def dominance_summary(presence: pd.DataFrame) -> dict[str, float]:
-    """Our dominance and retention measures (see the module docstring) from a presence table."""
-    pairs = presence[presence["arrangement"].isin(["content first", "nm_word first"])]
-    alone_content = presence[presence["arrangement"] == "content alone"]
-    alone_nm = presence[presence["arrangement"] == "nm_word alone"]
+    """Our outcome shares of the pair prompts and the found-alone rates (see the module
+    docstring) from a presence table."""
+    pairs = presence[presence["arrangement"] == "pair"]
     if pairs.empty:
-        raise ValueError("the presence table has no two-shape prompts (arrangement 'content "
-                         "first' or 'nm_word first')")
-    content_only = float((pairs["content_present"] & ~pairs["nm_present"]).mean())
-    nm_only = float((~pairs["content_present"] & pairs["nm_present"]).mean())
-    solo_content = float(alone_content["content_present"].mean()) if len(alone_content) else np.nan
-    solo_nm = float(alone_nm["nm_present"].mean()) if len(alone_nm) else np.nan
+        raise ValueError("the presence table has no pair prompts (arrangement 'pair')")
+    alone_concept = presence[presence["arrangement"] == "content alone"]
+    alone_object = presence[presence["arrangement"] == "nm_word alone"]
+    concept, obj = pairs["content_present"], pairs["nm_present"]
     return dict(
-        dominance=content_only - nm_only,
-        content_only=content_only,
-        nm_only=nm_only,
-        both=float((pairs["content_present"] & pairs["nm_present"]).mean()),
-        neither=float((~pairs["content_present"] & ~pairs["nm_present"]).mean()),
-        content_alone=solo_content,
-        nm_alone=solo_nm,
-        content_retention=float(pairs["content_present"].mean()) / solo_content
-        if solo_content else np.nan,
-        nm_retention=float(pairs["nm_present"].mean()) / solo_nm if solo_nm else np.nan,
+        concept_only=float((concept & ~obj).mean()),
+        object_only=float((~concept & obj).mean()),
+        both=float((concept & obj).mean()),
+        neither=float((~concept & ~obj).mean()),
+        concept_alone=float(alone_concept["content_present"].mean()) if len(alone_concept)
+        else np.nan,
+        object_alone=float(alone_object["nm_present"].mean()) if len(alone_object) else np.nan,
         images=len(pairs),
     )
+
+
+def rule_agreement(detector_object_present: Sequence[bool], rule: pd.DataFrame) -> dict:
+    """How often the detector's "object present" and the pixel rule's agree, and how they differ."""
+    detector = np.asarray(detector_object_present, dtype=bool)
+    by_rule = rule["object_present"].to_numpy(dtype=bool)
+    if len(detector) != len(by_rule):
+        raise ValueError(f"got {len(detector)} detector readings for {len(by_rule)} rule readings")
+    return dict(images=len(detector), agreement=float((detector == by_rule).mean()),
+                detector_only=int((detector & ~by_rule).sum()),
+                rule_only=int((~detector & by_rule).sum()))
 
 
 def image_grid(images: Sequence[Image.Image], columns: int, scale: int = 3,
@@ -111,3 +127,52 @@ def tensor_to_pil(images: torch.Tensor) -> list[Image.Image]:
     """``[batch, 3, h, w]`` in [0, 1] -> PIL images."""
     array = (images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     return [Image.fromarray(a) for a in array]
+
+
+def found_alone(models: dict[str, ToyDiffusionPipeline], detector: PresenceDetector,
+                words: Sequence[str], guidance_scales: Sequence[float], seeds: Sequence[int],
+                **call_kwargs) -> pd.DataFrame:
+    """How often each word prompted alone is found, per model and guidance scale.
+
+    One row per (model, guidance, word): ``found`` (share of images where the detector finds the
+    word, probability > :data:`PRESENT`), and the pixel rule's ``frame_filled`` and
+    ``object_present`` shares. A concept alone should fill the frame; an object alone should
+    stand on the background. Guidance erasing a word shows as a falling ``found``.
+    """
+    rows = []
+    for name, pipe in models.items():
+        for guidance in guidance_scales:
+            jobs = [(w, s) for w in words for s in seeds]
+            images = generate(pipe, [w for w, _ in jobs], [s for _, s in jobs],
+                              guidance_scale=guidance, **call_kwargs)
+            pixels = images_to_tensor(images)  # [image, 3, h, w]
+            present = detector.probabilities(pixels) > PRESENT  # [image, name]
+            rule = pixel_rule(pixels)
+            for word in words:
+                at = [i for i, (w, _) in enumerate(jobs) if w == word]
+                rows.append(dict(model=name, guidance=float(guidance), word=word,
+                                 found=float(present[at, detector.names.index(word)].float().mean()),
+                                 frame_filled=float(rule.loc[at, "frame_filled"].mean()),
+                                 object_present=float(rule.loc[at, "object_present"].mean())))
+    return pd.DataFrame(rows)
+
+
+def binding_distances(pipe: ToyDiffusionPipeline, concept: str, objects: Sequence[str],
+                      seeds: Sequence[int], **call_kwargs) -> dict[str, float]:
+    """Does the concept word change the pair picture? Mean per-seed pixel distance.
+
+    ``binding``: between "<concept> <object>" and "<object>" images of the same seed, averaged
+    over objects and seeds; ``object_scale``: the same distance between two different objects
+    ("mug" and "shirt", ...) for scale. A model that ignores the concept word in pairs has a
+    binding near zero.
+    """
+    if len(objects) < 2:
+        raise ValueError(f"binding needs at least 2 objects for its scale, got {list(objects)}")
+    prompts = [*objects, *(f"{concept} {o}" for o in objects)]
+    jobs = [(p, s) for p in prompts for s in seeds]
+    pixels = images_to_tensor(generate(pipe, [p for p, _ in jobs], [s for _, s in jobs],
+                                       **call_kwargs))
+    pixels = pixels.view(len(prompts), len(seeds), *pixels.shape[1:])  # [prompt, seed, 3, h, w]
+    alone, paired = pixels[:len(objects)], pixels[len(objects):]
+    return dict(binding=float((paired - alone).abs().mean()),
+                object_scale=float((alone[1:] - alone[:-1]).abs().mean()))

@@ -1,8 +1,8 @@
-"""The toy judge: the DvD questions answered by the shape detector instead of a VLM.
+"""The toy judge: the DvD questions answered by the toy detector instead of a VLM.
 
 The paper's judge answers five yes/no questions per side and scores DvD = c x (5 - n) / 25 x 100.
-The toy judge does not read question text. It reads ``Question.subject`` (a shape word) and
-``Question.index`` (0-4), and answers yes when the detector's presence probability for that shape
+The toy judge does not read question text. It reads ``Question.subject`` (a concept or object word) and
+``Question.index`` (0-4), and answers yes when the detector's presence probability for that word
 exceeds the index's threshold among five increasing thresholds (:data:`THRESHOLDS`). The number
 of yes answers on a side is therefore a graded presence (0 = surely absent, 5 = surely present),
 and the paper's formula applies unchanged. This mapping is our own; the paper has no toy judge.
@@ -16,18 +16,18 @@ import torch
 from PIL import Image
 
 from dvdlib.judges.base import QUESTIONS_PER_SIDE, Question
-from dvdlib.toyworld.detector import ShapeDetector, images_to_tensor
+from dvdlib.toyworld.detector import PresenceDetector, images_to_tensor
 
-# Question i is answered yes when P(shape present) > THRESHOLDS[i].
+# Question i is answered yes when P(subject present) > THRESHOLDS[i].
 THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
 class ToyJudge:
-    """A :class:`dvdlib.judges.base.Judge` backed by the toy world's shape detector."""
+    """A :class:`dvdlib.judges.base.Judge` backed by the toy world's detector."""
 
     name = "toy-detector"
 
-    def __init__(self, detector: ShapeDetector, thresholds: Sequence[float] = THRESHOLDS):
+    def __init__(self, detector: PresenceDetector, thresholds: Sequence[float] = THRESHOLDS):
         thresholds = tuple(float(t) for t in thresholds)
         if len(thresholds) != QUESTIONS_PER_SIDE or list(thresholds) != sorted(set(thresholds)) \
                 or not all(0 < t < 1 for t in thresholds):
@@ -37,15 +37,16 @@ class ToyJudge:
         self.thresholds = thresholds
 
     def presence(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Presence probability of every shape, ``[image, shape]`` (one detector forward)."""
+        """Presence probability of every concept and object, ``[image, name]`` (one forward)."""
         return self.detector.probabilities(_as_32(images))
 
     def check_questions(self, questions: Sequence[Question]) -> None:
-        """Raise ValueError naming every subject that is not a shape (before any image is judged)."""
-        shapes = self.detector.shapes
-        strangers = sorted({q.subject for q in questions if q.subject not in shapes})
+        """Raise ValueError naming every subject the detector does not know (before any image is
+        judged)."""
+        names = self.detector.names
+        strangers = sorted({q.subject for q in questions if q.subject not in names})
         if strangers:
-            raise ValueError(f"the toy judge knows the shapes {', '.join(shapes)}; "
+            raise ValueError(f"the toy judge knows the words {', '.join(names)}; "
                              f"{', '.join(map(repr, strangers))} "
                              f"{'is' if len(strangers) == 1 else 'are'} none of them")
         for q in questions:
@@ -57,10 +58,10 @@ class ToyJudge:
         """For each (image, questions) pair, one bool per question, in order."""
         if not items:
             return []
-        shapes = self.detector.shapes
+        names = self.detector.names
         self.check_questions([q for _, questions in items for q in questions])
-        probabilities = self.presence([image for image, _ in items])  # [image, shape]
-        return [[bool(probabilities[i, shapes.index(q.subject)] > self.thresholds[q.index])
+        probabilities = self.presence([image for image, _ in items])  # [image, name]
+        return [[bool(probabilities[i, names.index(q.subject)] > self.thresholds[q.index])
                  for q in questions] for i, (_, questions) in enumerate(items)]
 
 

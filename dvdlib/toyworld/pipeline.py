@@ -15,7 +15,7 @@ scale measured on the world's scenes. Diffusion on raw pixels at full resolution
 dark background poorly in our prototype; the folded, standardised form with v-prediction and a
 cosine noise schedule trains in minutes on a CPU.
 
-Tokens outside the toy world's vocabulary ("a", "and", the shape names) have all-zero token
+Tokens outside the toy world's vocabulary (its concept and object words) have all-zero token
 embeddings from initialisation on; they never receive a gradient, so they stay zero: an unknown
 word reads as a blank, and a shipped checkpoint stores only the world's rows.
 """
@@ -37,15 +37,15 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 from dvdlib.tokenizer import clip_tokenizer
 
 FOLD = 2  # pixel_unshuffle factor: 32x32x3 pixels <-> 16x16x12 latent
-# Mean and standard deviation of scene pixels in [-1, 1], measured on 2,000 training scenes
-# (mostly dark background), so the latent has roughly zero mean and unit variance.
-LATENT_SHIFT = -0.75
-LATENT_SCALE = 0.33
+# Mean and standard deviation of scene pixels in [-1, 1], measured on 2,000 training scenes of
+# the default world, so the latent has roughly zero mean and unit variance.
+LATENT_SHIFT = 0.19
+LATENT_SCALE = 0.60
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
-# Token positions of the toy text encoder. The longest caption, "a circle and a square", is 7
-# tokens with start and end-of-text, so 8 leaves one padding position. With Stable Diffusion's
+# Token positions of the toy text encoder. A caption ("sunset mug") is 2 words, 4 tokens with
+# start and end-of-text, so 8 leaves room for longer user prompts. With Stable Diffusion's
 # 77, seventy near-identical padding keys took about 90 % of the toy UNet's cross-attention and
-# the shape words 1-2 % each, and the models barely told shapes apart after 3,000 steps.
+# the word tokens 1-2 % each, and the first (shape) models barely told words apart.
 TEXT_POSITIONS = 8
 
 

@@ -1,19 +1,29 @@
-"""The toy world: coloured shapes on a dark background, their captions, and the diversity knob.
+"""The toy world: concepts that fill the picture, objects that carry them, and the diversity knob.
 
-A scene is a 32x32 RGB image holding one or two shapes; its caption names them in natural words
-("a circle", "a circle and a square"). Every shape is drawn with fresh colour, size and position
-each time, except the world's *limited* concept: it only ever looks like one of ``instances`` (K)
-fixed instances drawn once from ``instance_seed``. K=1 means the concept always looks the same;
-``instances=None`` means unlimited diversity, like the other shapes.
+It mirrors how DominanceBench is built. A **concept** is a full-frame picture (the painting or
+postcard of the benchmark's artists and landmarks): a ``sunset``, an ``ocean`` or a ``forest``,
+each drawn by its own rule with fresh parameters (colours, horizon, sun, waves, trees). An
+**object** is an everyday carrier (``mug``, ``shirt``, ``bag``, ``hat``, ``kite``): a filled
+silhouette with a dark outline on a plain, light product-photo background. A **pair** is the
+carrier with the concept's picture printed inside it, captioned in the benchmark's product-title
+form: "sunset mug", like "Neuschwanstein Castle Coaster". Alone, a concept is captioned "sunset"
+and an object "mug": the same words, alone and in pairs.
 
-The limited concept also appears, with its fixed looks, in two-object scenes with some partners
-(``World.paired_partners``) and never with the others (``World.unpaired``). This is the condition
-under which a low-diversity concept comes to dominate (our toy-world prototype found the opposite
-when the limited concept was only ever shown alone); the book states it as a design choice.
+The **diversity knob** K acts on the limited concept's whole picture: with ``instances=K`` every
+appearance of it (alone, or printed in a pair) is one of K pictures drawn once from
+``instance_seed``, so at K = 1 every concept-alone training image is pixel-identical, as
+duplicated web images are; ``instances=None`` draws a new picture each time from the concept's
+rule. Every other number of the recipe (scene mix, pair rate, close-up share, sizes) is the same
+at every K.
 
-Shapes are rasterised analytically (point-in-polygon on a 4x4 sub-pixel grid, then averaged), in
-torch, for a whole batch at once, so rendering never dominates a training step. All randomness
-comes from generators the caller seeds: the same seed gives the same scenes.
+The failure the book studies is built into the data, equally for every concept and every K: a
+share of the pair pictures (``closeup``) are close-ups in which the print fills the frame and the
+carrier is out of view, still captioned "sunset mug", as many product photos of a printed mug show
+mostly the print. Whether K changes how often a pair prompt comes out as the full-frame picture
+is what the book measures. :func:`pixel_rule` reads that outcome without any trained judge.
+
+Scenes are rasterised on a 4x4 sub-pixel grid in torch and averaged, so edges are anti-aliased.
+All randomness comes from generators the caller seeds: the same seed gives the same scenes.
 """
 
 from __future__ import annotations
@@ -26,71 +36,97 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 RESOLUTION = 32
 SUPERSAMPLE = 4  # sub-pixels per pixel side, for anti-aliased edges
-BACKGROUND = (0.07, 0.07, 0.09)  # dark, slightly blue grey, the same in every scene
-SIZE_RANGE = (9.0, 15.0)  # shape diameter in pixels
-MIN_GAP = 1.0  # pixels between the bounding circles of two shapes in one scene
-ATTRIBUTES = ("colour", "size", "position")
+
+BACKGROUND = (0.86, 0.86, 0.84)  # plain light product-photo background of every object scene
+OUTLINE = (0.15, 0.15, 0.15)  # the carrier's one-pixel outline
+SIZE_RANGE = (20.0, 28.0)  # side of a carrier's bounding square, pixels
+CONCEPTS = ("sunset", "ocean", "forest")
+OBJECTS = ("mug", "shirt", "bag", "hat", "kite")
+SCENE_KINDS = ("object", "concept", "pair")
+# The share of training scenes that are pairs; the rest are objects alone and concepts alone in
+# equal shares. A prototype with 10-20 % pairs never bound the concept word in a pair.
+PAIR_RATE = 0.4
+# The share of pair pictures that are close-ups (the print fills the frame, the carrier is out of
+# view): the failure, built in equally for every concept and every K.
+CLOSEUP = 0.5
 
 
-def _regular_star(points: int, outer: float, inner: float) -> list[tuple[float, float]]:
-    vertices = []
-    for i in range(2 * points):
-        radius = outer if i % 2 == 0 else inner
-        angle = -math.pi / 2 + math.pi * i / points  # first point straight up
-        vertices.append((radius * math.cos(angle), radius * math.sin(angle)))
-    return vertices
+def scene_mix(pair_rate: float = PAIR_RATE) -> tuple[float, float, float]:
+    """Shares of object-alone, concept-alone and pair scenes for a pair rate in [0, 1]."""
+    if isinstance(pair_rate, bool) or not isinstance(pair_rate, (int, float)) \
+            or not 0 <= pair_rate <= 1:
+        raise ValueError(f"pair rate must be a share in [0, 1], got {pair_rate!r}")
+    rest = (1 - float(pair_rate)) / 2
+    return (rest, rest, float(pair_rate))
 
 
-def _plus(arm_half_width: float, reach: float) -> list[tuple[float, float]]:
-    w, r = arm_half_width, reach
-    return [(-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w), (w, r), (-w, r), (-w, w),
-            (-r, w), (-r, -w), (-w, -w)]
+SCENE_MIX = scene_mix()
 
 
-# Outlines in unit coordinates (the shape's bounding circle has radius 1; y points down).
-# The circle is drawn as a disc; every other shape is a polygon. None of them can hide
-# inside another (no ring, no nested outline), so two shapes in a scene stay separable.
-CIRCLE_RADIUS = 0.9
-POLYGONS = {
-    "square": [(-0.78, -0.78), (0.78, -0.78), (0.78, 0.78), (-0.78, 0.78)],
-    "triangle": [(0.0, -0.95), (0.95, 0.75), (-0.95, 0.75)],
-    "cross": _plus(arm_half_width=0.32, reach=0.95),
-    "star": _regular_star(points=5, outer=1.0, inner=0.45),
-}
-SHAPES = ("circle", *POLYGONS)
-
-
-def check_shape(name: str) -> str:
-    """``name`` if it is one of :data:`SHAPES`, else a ValueError naming the accepted shapes."""
-    if name not in SHAPES:
-        raise ValueError(f"unknown shape {name!r}; accepted: {', '.join(SHAPES)}")
+def check_name(name: str, accepted: Sequence[str], what: str) -> str:
+    """``name`` if it is one of ``accepted``, else a ValueError naming the accepted values."""
+    if name not in accepted:
+        raise ValueError(f"unknown {what} {name!r}; accepted: {', '.join(accepted)}")
     return name
 
 
-@dataclass(frozen=True)
-class ShapeInstance:
-    """One drawn shape: what, in which colour (RGB in [0, 1]), how big and where (pixels)."""
-
-    shape: str
-    colour: tuple[float, float, float]
-    size: float  # diameter of the bounding circle
-    x: float  # centre, pixels from the left edge
-    y: float  # centre, pixels from the top edge
-
-    def __post_init__(self):
-        check_shape(self.shape)
+# --- concept pictures ------------------------------------------------------------------------
+def _hsv(h: float, s: float, v: float) -> torch.Tensor:
+    return torch.tensor(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=torch.float32).view(3, 1, 1)
 
 
-def caption(shapes: Sequence[str]) -> str:
-    """The caption of a scene holding ``shapes`` in this order: "a circle and a square"."""
-    if not 1 <= len(shapes) <= 2:
-        raise ValueError(f"a caption names 1 or 2 shapes, got {len(shapes)}: {list(shapes)}")
-    return " and ".join(f"a {check_shape(s)}" for s in shapes)
+def draw_concept(concept: str, rng: np.random.Generator) -> dict:
+    """One picture of ``concept`` from its rule: a dict of the parameters that define it."""
+    u = rng.uniform
+    if concept == "sunset":
+        return dict(top=(u(0.93, 1.03), u(0.6, 0.9), u(0.55, 0.8)),
+                    bottom=(u(0.05, 0.12), u(0.7, 1.0), u(0.9, 1.0)), horizon=u(0.55, 0.75),
+                    sun_x=u(0.2, 0.8), sun_radius=u(0.10, 0.18),
+                    ground=(u(0.7, 0.8), u(0.4, 0.6), u(0.2, 0.32)))
+    if concept == "ocean":
+        return dict(sky=(u(0.52, 0.58), u(0.2, 0.4), u(0.9, 1.0)), horizon=u(0.25, 0.4),
+                    sea=(u(0.58, 0.64), u(0.7, 0.9), u(0.5, 0.7)), bands=u(3, 6),
+                    swell=u(0.05, 0.2), swell_frequency=u(0.5, 2.0), phase=u(0, 1))
+    if concept == "forest":
+        count = int(rng.integers(3, 7))
+        return dict(sky=(u(0.12, 0.2), u(0.15, 0.35), u(0.9, 1.0)), horizon=u(0.25, 0.4),
+                    ground=(u(0.27, 0.33), u(0.6, 0.8), u(0.45, 0.6)),
+                    trees=[(u(0.05, 0.95), u(0.7, 1.0), u(0.3, 0.55), u(0.12, 0.22))
+                           for _ in range(count)])  # (x, base, height, width)
+    raise ValueError(f"unknown concept {concept!r}; accepted: {', '.join(CONCEPTS)}")
 
 
+def paint_concept(concept: str, p: dict, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The picture at picture coordinates ``u``, ``v`` in [0, 1] (``[h, w]``) -> ``[3, h, w]``."""
+    shape = (3, *u.shape)
+    if concept == "sunset":
+        t = (v / p["horizon"]).clamp(0, 1)
+        image = _hsv(*p["top"]) * (1 - t) + _hsv(*p["bottom"]) * t  # sky gradient
+        sun_y = p["horizon"] - 0.3 * p["sun_radius"]
+        sun = (u - p["sun_x"]) ** 2 + (v - sun_y) ** 2 <= p["sun_radius"] ** 2
+        image = torch.where(sun, torch.tensor([1.0, 0.93, 0.45]).view(3, 1, 1), image)
+        return torch.where(v > p["horizon"], _hsv(*p["ground"]).expand(shape), image)
+    if concept == "ocean":
+        wave = torch.sin(2 * math.pi * (p["bands"] * v + p["swell"] * torch.sin(
+            2 * math.pi * (p["swell_frequency"] * u + p["phase"])))) > 0.55
+        sea = torch.where(wave, _hsv(p["sea"][0], 0.35, 0.95), _hsv(*p["sea"]))
+        return torch.where(v < p["horizon"], _hsv(*p["sky"]).expand(shape), sea)
+    if concept == "forest":
+        image = torch.where(v < p["horizon"], _hsv(*p["sky"]).expand(shape),
+                            _hsv(*p["ground"]).expand(shape))
+        tree = torch.zeros_like(u, dtype=torch.bool)
+        for x, base, height, width in p["trees"]:
+            up = (base - v) / height  # 0 at the trunk's foot, 1 at the tip
+            tree |= (up >= 0) & (up <= 1) & ((u - x).abs() <= width / 2 * (1 - up))
+        return torch.where(tree, torch.tensor([0.08, 0.3, 0.12]).view(3, 1, 1), image)
+    raise ValueError(f"unknown concept {concept!r}; accepted: {', '.join(CONCEPTS)}")
+
+
+# --- object silhouettes ----------------------------------------------------------------------
 def inside_polygon(u: torch.Tensor, v: torch.Tensor, vertices) -> torch.Tensor:
     """Even-odd rule: a point is inside when a ray to +u crosses the outline an odd number of times."""
     inside = torch.zeros_like(u, dtype=torch.bool)
@@ -98,71 +134,126 @@ def inside_polygon(u: torch.Tensor, v: torch.Tensor, vertices) -> torch.Tensor:
         if yi == yj:
             continue  # a horizontal edge is never crossed by a horizontal ray
         straddles = (yi > v) != (yj > v)
-        crossing_u = xi + (xj - xi) * (v - yi) / (yj - yi)
-        inside ^= straddles & (u < crossing_u)
+        inside ^= straddles & (u < xi + (xj - xi) * (v - yi) / (yj - yi))
     return inside
 
 
-def coverage(objects: Sequence[ShapeInstance], resolution: int = RESOLUTION,
-             supersample: int = SUPERSAMPLE) -> torch.Tensor:
-    """The fraction of each pixel that each object covers: ``[object, h, w]`` in [0, 1]."""
-    n_sub = resolution * supersample
-    centres = (torch.arange(n_sub, dtype=torch.float32) + 0.5) / supersample  # [n_sub]
-    out = torch.zeros(len(objects), resolution, resolution)  # [object, h, w]
-    for shape in {o.shape for o in objects}:
-        index = [i for i, o in enumerate(objects) if o.shape == shape]
-        xs = torch.tensor([objects[i].x for i in index]).view(-1, 1, 1)  # [k, 1, 1]
-        ys = torch.tensor([objects[i].y for i in index]).view(-1, 1, 1)
-        radius = torch.tensor([objects[i].size / 2 for i in index]).view(-1, 1, 1)
-        u = (centres.view(1, 1, -1) - xs) / radius  # [k, 1, n_sub]
-        v = (centres.view(1, -1, 1) - ys) / radius  # [k, n_sub, 1]
-        u, v = torch.broadcast_tensors(u, v)  # [k, n_sub, n_sub]
-        if shape == "circle":
-            inside = u * u + v * v <= CIRCLE_RADIUS**2
-        else:
-            inside = inside_polygon(u, v, POLYGONS[shape])
-        pooled = torch.nn.functional.avg_pool2d(inside.float().unsqueeze(1), supersample)
-        out[index] = pooled.squeeze(1)  # [k, h, w]
-    return out
+_SHIRT = [(-0.35, -0.8), (0.35, -0.8), (0.95, -0.4), (0.75, -0.05), (0.45, -0.2), (0.45, 0.9),
+          (-0.45, 0.9), (-0.45, -0.2), (-0.75, -0.05), (-0.95, -0.4)]
 
 
-def render(scenes: Sequence[Sequence[ShapeInstance]], resolution: int = RESOLUTION) -> torch.Tensor:
-    """Draw scenes (each a list of 0-2 shapes) as images ``[scene, 3, h, w]`` in [0, 1]."""
-    images = torch.tensor(BACKGROUND).view(1, 3, 1, 1).repeat(len(scenes), 1, resolution, resolution)
-    flat = [(i, o) for i, scene in enumerate(scenes) for o in scene]
-    if not flat:
-        return images
-    cover = coverage([o for _, o in flat], resolution)  # [object, h, w]
-    for (i, obj), alpha in zip(flat, cover):
-        colour = torch.tensor(obj.colour).view(3, 1, 1)
-        images[i] = images[i] * (1 - alpha) + colour * alpha
-    return images
+def silhouette(obj: str, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Inside ``obj``'s outline at box coordinates ``u``, ``v`` in [-1, 1] (y points down)."""
+    if obj == "mug":  # a body and a ring handle on the right
+        ring = (u - 0.38) ** 2 + v ** 2
+        return (((u + 0.2).abs() <= 0.55) & (v.abs() <= 0.75)) | (
+            (ring <= 0.45 ** 2) & (ring >= 0.22 ** 2) & (u > 0.3))
+    if obj == "shirt":
+        return inside_polygon(u, v, _SHIRT)
+    if obj == "bag":  # a body and an arched handle on top
+        arch = u ** 2 + (v + 0.25) ** 2
+        return ((u.abs() <= 0.8) & (v >= -0.25) & (v <= 0.9)) | (
+            (arch <= 0.55 ** 2) & (arch >= 0.35 ** 2) & (v < -0.25))
+    if obj == "hat":  # a dome on a brim
+        dome = (u ** 2 + (v - 0.3) ** 2 <= 0.62 ** 2) & (v <= 0.3)
+        return dome | ((u.abs() <= 0.97) & (v >= 0.22) & (v <= 0.45))
+    if obj == "kite":
+        return u.abs() / 0.7 + v.abs() / 0.95 <= 1
+    raise ValueError(f"unknown object {obj!r}; accepted: {', '.join(OBJECTS)}")
+
+
+@dataclass(frozen=True)
+class ConceptInstance:
+    """One picture of a concept: its name and the parameters of its rule."""
+
+    concept: str
+    parameters: dict = field(compare=False)
+
+
+@dataclass(frozen=True)
+class ObjectInstance:
+    """One carrier: which, its flat colour when nothing is printed on it, size and place."""
+
+    object: str
+    colour: tuple[float, float, float]
+    size: float  # side of the bounding square, pixels
+    x: float  # centre, pixels from the left edge
+    y: float  # centre, pixels from the top edge
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A concept alone, an object alone, or both (the concept printed on the object)."""
+
+    concept: ConceptInstance | None = None
+    object: ObjectInstance | None = None
+    closeup: bool = False  # a pair photographed so close that the print fills the frame
+
+    @property
+    def visible(self) -> tuple[str, ...]:
+        """What the picture shows: a close-up shows the print and none of its carrier."""
+        names = (self.concept and self.concept.concept, None if self.closeup else
+                 self.object and self.object.object)
+        return tuple(name for name in names if name)
+
+    @property
+    def caption(self) -> str:
+        return caption(self.concept.concept if self.concept else None,
+                       self.object.object if self.object else None)
+
+
+def caption(concept: str | None, obj: str | None) -> str:
+    """The product-title caption: "sunset mug", "sunset", "mug" ("" for an empty scene)."""
+    return " ".join(name for name in (concept, obj) if name)
+
+
+_GRID = (torch.arange(RESOLUTION * SUPERSAMPLE, dtype=torch.float32) + 0.5) / SUPERSAMPLE
+_GY, _GX = torch.meshgrid(_GRID, _GRID, indexing="ij")  # [n_sub, n_sub], pixel units
+
+
+def render_scene(scene: Scene) -> torch.Tensor:
+    """One scene as ``[3, 32, 32]`` in [0, 1]."""
+    n_sub = RESOLUTION * SUPERSAMPLE
+    full = (3, n_sub, n_sub)
+    concept, obj = scene.concept, scene.object
+    if concept is not None and (obj is None or scene.closeup):
+        image = paint_concept(concept.concept, concept.parameters, _GX / RESOLUTION, _GY / RESOLUTION)
+    else:
+        image = torch.tensor(BACKGROUND).view(3, 1, 1).expand(full)
+        if obj is not None:
+            u, v = (_GX - obj.x) / (obj.size / 2), (_GY - obj.y) / (obj.size / 2)
+            inside = silhouette(obj.object, u, v)
+            outline = F.max_pool2d(inside.float()[None, None], 2 * SUPERSAMPLE + 1, 1,
+                                   SUPERSAMPLE)[0, 0] > 0  # one pixel around the silhouette
+            if concept is None:
+                fill = torch.tensor(obj.colour).view(3, 1, 1).expand(full)
+            else:  # the picture printed over the carrier's bounding square
+                fill = paint_concept(concept.concept, concept.parameters, (u + 1) / 2, (v + 1) / 2)
+            image = torch.where(outline, torch.tensor(OUTLINE).view(3, 1, 1).expand(full), image)
+            image = torch.where(inside, fill, image)
+    return F.avg_pool2d(image[None], SUPERSAMPLE)[0]
+
+
+def render(scenes: Sequence[Scene]) -> torch.Tensor:
+    """Draw scenes as images ``[scene, 3, 32, 32]`` in [0, 1]."""
+    if not scenes:
+        return torch.zeros(0, 3, RESOLUTION, RESOLUTION)
+    return torch.stack([render_scene(s) for s in scenes])
 
 
 def random_colour(rng: np.random.Generator) -> tuple[float, float, float]:
-    """A bright, saturated colour: it always stands out from the dark background."""
-    hue, saturation, value = rng.uniform(0, 1), rng.uniform(0.55, 1.0), rng.uniform(0.75, 1.0)
+    """A saturated colour that stands out from the light background."""
+    hue, saturation, value = rng.uniform(0, 1), rng.uniform(0.5, 1.0), rng.uniform(0.55, 0.95)
     return tuple(float(c) for c in colorsys.hsv_to_rgb(hue, saturation, value))
 
 
-def random_size(rng: np.random.Generator) -> float:
-    return float(rng.uniform(*SIZE_RANGE))
-
-
-def random_position(rng: np.random.Generator, size: float,
-                    resolution: int = RESOLUTION) -> tuple[float, float]:
-    """A centre that keeps the whole shape (and one pixel of margin) inside the frame."""
-    low, high = size / 2 + 1, resolution - size / 2 - 1
-    return float(rng.uniform(low, high)), float(rng.uniform(low, high))
-
-
-def separated(a: ShapeInstance, b: ShapeInstance) -> bool:
-    """True when the bounding circles of ``a`` and ``b`` are at least ``MIN_GAP`` apart."""
-    return math.hypot(a.x - b.x, a.y - b.y) >= (a.size + b.size) / 2 + MIN_GAP
-
-
-def _seeded(seed: int | Sequence[int]) -> np.random.Generator:
-    return np.random.default_rng(seed)
+def draw_object(obj: str, rng: np.random.Generator) -> ObjectInstance:
+    """A carrier with fresh colour, size and place (the whole outline inside the frame)."""
+    size = float(rng.uniform(*SIZE_RANGE))
+    low, high = size / 2 + 1.5, RESOLUTION - size / 2 - 1.5
+    colour = random_colour(rng)
+    return ObjectInstance(obj, colour, size, float(rng.uniform(low, high)),
+                          float(rng.uniform(low, high)))
 
 
 @dataclass(frozen=True)
@@ -171,251 +262,204 @@ class Scenes:
 
     images: torch.Tensor  # [scene, 3, h, w] in [0, 1]
     captions: list[str]
-    labels: torch.Tensor  # [scene, shape] bool: shape present, in World.shapes order
-    objects: list[list[ShapeInstance]]
-
-
-def world_to_dict(world) -> dict:
-    """A world dataclass as JSON-ready fields (tuples as lists, private fields left out)."""
-    out = asdict(world)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()
-            if not k.startswith("_")}
-
-
-def world_from_dict(cls, data: dict):
-    """The world of class ``cls`` that :func:`world_to_dict` described."""
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    labels: torch.Tensor  # [scene, name] bool: concept or object present, in World.names order
+    scenes: list[Scene]
 
 
 @dataclass(frozen=True)
 class World:
-    """Which shapes exist, which one has limited diversity, and how scenes are composed.
+    """Which concepts and objects exist, which concept has limited diversity, how scenes mix.
 
-    ``instances`` is the diversity knob K of the ``limited`` concept: each appearance picks one of
-    K instances drawn once from ``instance_seed``; ``None`` draws a fresh instance every time.
-    ``fixed_attributes`` says what an instance fixes: by default colour, size and position (the
-    K=1 concept looks identical every time); dropping "position" gives a fixed look at varying
-    places, which separates low diversity from a fixed location.
-    ``unpaired`` are partners never shown with the limited concept in training; it appears in
-    two-object scenes with every other shape.
+    ``instances`` is the diversity knob K of the ``limited`` concept (``None``: unlimited).
+    ``unpaired`` are objects never shown with the limited concept in training; every other
+    concept is printed on every object. ``scene_mix`` gives the shares of object-alone,
+    concept-alone and pair scenes (normalised to sum 1); ``closeup`` the share of pair pictures
+    that show only the print, filling the frame.
     """
 
-    shapes: tuple[str, ...] = SHAPES
-    limited: str = "circle"
+    concepts: tuple[str, ...] = CONCEPTS
+    objects: tuple[str, ...] = OBJECTS
+    limited: str = "sunset"
     instances: int | None = None
     instance_seed: int = 0
-    fixed_attributes: tuple[str, ...] = ATTRIBUTES
-    unpaired: tuple[str, ...] = ("cross", "star")
-    two_object_fraction: float = 0.6
-    resolution: int = RESOLUTION
-    _instances: tuple[ShapeInstance, ...] = field(init=False, repr=False, compare=False)
+    unpaired: tuple[str, ...] = ("hat", "kite")
+    scene_mix: tuple[float, float, float] = SCENE_MIX
+    closeup: float = CLOSEUP
+    _instances: tuple[ConceptInstance, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "shapes", tuple(self.shapes))
-        object.__setattr__(self, "unpaired", tuple(self.unpaired))
-        object.__setattr__(self, "fixed_attributes", tuple(self.fixed_attributes))
-        for name in self.shapes:
-            check_shape(name)
-        if len(set(self.shapes)) != len(self.shapes) or len(self.shapes) < 2:
-            raise ValueError(f"shapes must be 2 or more distinct names, got {list(self.shapes)}")
-        if self.limited not in self.shapes:
-            raise ValueError(f"limited concept {self.limited!r} is not one of the world's shapes "
-                             f"{', '.join(self.shapes)}")
+        for name in ("concepts", "objects", "unpaired", "scene_mix"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in self.concepts:
+            check_name(name, CONCEPTS, "concept")
+        for name in self.objects:
+            check_name(name, OBJECTS, "object")
+        if len(set(self.concepts)) != len(self.concepts) or not self.concepts:
+            raise ValueError(f"concepts must be 1 or more distinct names, got {list(self.concepts)}")
+        if len(set(self.objects)) != len(self.objects) or not self.objects:
+            raise ValueError(f"objects must be 1 or more distinct names, got {list(self.objects)}")
+        check_name(self.limited, self.concepts, "limited concept")
         for name in self.unpaired:
-            if name not in self.shapes or name == self.limited:
-                raise ValueError(f"unpaired partner {name!r} must be one of the world's shapes "
-                                 f"other than {self.limited!r}: "
-                                 f"{', '.join(s for s in self.shapes if s != self.limited)}")
-        if not self.paired_partners:
-            raise ValueError(f"every partner of {self.limited!r} is unpaired; at least one must be "
-                             "shown with it")
+            check_name(name, self.objects, "unpaired object")
+        if not self.paired_objects:
+            raise ValueError(f"every object is unpaired; at least one must carry {self.limited!r}")
         if self.instances is not None and (isinstance(self.instances, bool)
                                            or not isinstance(self.instances, (int, np.integer))
                                            or self.instances < 1):
             raise ValueError(f"instances (K) must be an integer >= 1 or None for unlimited, "
                              f"got {self.instances!r}")
-        for name in self.fixed_attributes:
-            if name not in ATTRIBUTES:
-                raise ValueError(f"unknown instance attribute {name!r}; accepted: "
-                                 f"{', '.join(ATTRIBUTES)}")
-        if not 0 <= self.two_object_fraction <= 1:
-            raise ValueError(f"two_object_fraction must be in [0, 1], got "
-                             f"{self.two_object_fraction!r}")
-        if self.resolution != RESOLUTION:
-            raise ValueError(f"resolution must be {RESOLUTION} (the toy model's size), "
-                             f"got {self.resolution!r}")
+        mix = self.scene_mix
+        if len(mix) != 3 or any(not 0 <= float(m) <= 1 for m in mix) or sum(mix) <= 0:
+            raise ValueError(f"scene_mix must be 3 shares in [0, 1] ({', '.join(SCENE_KINDS)}) "
+                             f"with a positive sum, got {list(mix)}")
+        object.__setattr__(self, "scene_mix", tuple(float(m) / sum(mix) for m in mix))
+        if isinstance(self.closeup, bool) or not isinstance(self.closeup, (int, float)) \
+                or not 0 <= self.closeup <= 1:
+            raise ValueError(f"closeup must be a share in [0, 1], got {self.closeup!r}")
         object.__setattr__(self, "_instances", self._draw_instances())
 
     # --- description -----------------------------------------------------------------------
     @property
-    def paired_partners(self) -> tuple[str, ...]:
-        """Shapes that appear with the limited concept in training scenes."""
-        return tuple(s for s in self.shapes if s != self.limited and s not in self.unpaired)
+    def names(self) -> tuple[str, ...]:
+        """Every concept and object, the detector's labels in this order."""
+        return (*self.concepts, *self.objects)
 
     @property
-    def pairs(self) -> tuple[tuple[str, str], ...]:
-        """Every unordered pair of shapes shown together in training (order as in ``shapes``)."""
-        out = []
-        for i, a in enumerate(self.shapes):
-            for b in self.shapes[i + 1:]:
-                if self.limited in (a, b) and ({a, b} - {self.limited}) <= set(self.unpaired):
-                    continue
-                out.append((a, b))
-        return tuple(out)
+    def paired_objects(self) -> tuple[str, ...]:
+        """Objects the limited concept is printed on in training."""
+        return tuple(o for o in self.objects if o not in self.unpaired)
+
+    @property
+    def pair_fraction(self) -> float:
+        """Share of training scenes that are pairs (the same at every K)."""
+        return self.scene_mix[2]
 
     @property
     def words(self) -> tuple[str, ...]:
         """Every word a caption of this world can contain."""
-        return ("a", "and", *self.shapes)
+        return self.names
 
     @property
-    def instance_list(self) -> tuple[ShapeInstance, ...]:
-        """The K fixed instances of the limited concept (empty when diversity is unlimited)."""
+    def instance_list(self) -> tuple[ConceptInstance, ...]:
+        """The K fixed pictures of the limited concept (empty when diversity is unlimited)."""
         return self._instances
 
     def to_dict(self) -> dict:
-        return world_to_dict(self)
+        """The world as JSON-ready fields (tuples as lists, private fields left out)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+                if not k.startswith("_")}
 
     @classmethod
     def from_dict(cls, data: dict) -> "World":
-        return world_from_dict(cls, data)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     # --- drawing ---------------------------------------------------------------------------
-    def _draw_instances(self) -> tuple[ShapeInstance, ...]:
+    def _draw_instances(self) -> tuple[ConceptInstance, ...]:
         if self.instances is None:
             return ()
-        rng = _seeded((self.instance_seed, 7))
-        out = []
-        for _ in range(self.instances):
-            size = random_size(rng)
-            colour = random_colour(rng)
-            x, y = random_position(rng, size, self.resolution)
-            out.append(ShapeInstance(self.limited, colour, size, x, y))
-        return tuple(out)
+        rng = np.random.default_rng((self.instance_seed, 7))
+        return tuple(ConceptInstance(self.limited, draw_concept(self.limited, rng))
+                     for _ in range(self.instances))
 
-    def draw_shape(self, shape: str, rng: np.random.Generator) -> ShapeInstance:
-        """One appearance of ``shape``: a fresh draw, or one of the limited concept's K instances."""
-        if shape == self.limited and self._instances:
-            fixed = self._instances[int(rng.integers(len(self._instances)))]
-            size = fixed.size if "size" in self.fixed_attributes else random_size(rng)
-            colour = fixed.colour if "colour" in self.fixed_attributes else random_colour(rng)
-            if "position" in self.fixed_attributes:
-                x, y = fixed.x, fixed.y
-            else:
-                x, y = random_position(rng, size, self.resolution)
-            return ShapeInstance(shape, colour, size, x, y)
-        size = random_size(rng)
-        x, y = random_position(rng, size, self.resolution)
-        return ShapeInstance(shape, random_colour(rng), size, x, y)
+    def draw_concept(self, concept: str, rng: np.random.Generator) -> ConceptInstance:
+        """One picture of ``concept``: new from its rule, or one of the limited concept's K."""
+        if concept == self.limited and self._instances:
+            return self._instances[int(rng.integers(len(self._instances)))]
+        return ConceptInstance(concept, draw_concept(concept, rng))
 
-    def place_pair(self, first: str, second: str, rng: np.random.Generator,
-                   max_tries: int = 1000) -> list[ShapeInstance]:
-        """Two non-touching shapes: redraw the movable ones until they are apart.
+    def sample_scene(self, rng: np.random.Generator) -> Scene:
+        """One training scene: an object, a concept, or a pair, by ``scene_mix``."""
+        kind = SCENE_KINDS[int(rng.choice(3, p=self.scene_mix))]
+        if kind == "object":
+            return Scene(object=draw_object(self.objects[int(rng.integers(len(self.objects)))], rng))
+        concept = self.concepts[int(rng.integers(len(self.concepts)))]
+        if kind == "concept":
+            return Scene(concept=self.draw_concept(concept, rng))
+        carriers = self.paired_objects if concept == self.limited else self.objects
+        obj = carriers[int(rng.integers(len(carriers)))]
+        closeup = bool(rng.uniform() < self.closeup) if self.closeup else False
+        return Scene(self.draw_concept(concept, rng), draw_object(obj, rng), closeup)
 
-        A limited-concept instance with a fixed position keeps its place; the other shape is
-        redrawn whole (size and place), so a large fixed instance still finds a partner.
-        """
-        def fixed_place(shape):
-            return (shape == self.limited and bool(self._instances)
-                    and "position" in self.fixed_attributes)
-
-        a, b = self.draw_shape(first, rng), self.draw_shape(second, rng)
-        for _ in range(max_tries):
-            if separated(a, b):
-                return [a, b]
-            if not fixed_place(first):
-                a = self.draw_shape(first, rng)
-            if not fixed_place(second):
-                b = self.draw_shape(second, rng)
-        # Rare: a large fixed instance near the centre leaves room only in the corners. Give the
-        # movable shape the smallest size and a place drawn among those that fit.
-        if fixed_place(second):
-            return self._fit_beside(b, a, rng)[::-1]
-        return self._fit_beside(a, b, rng)
-
-    def _fit_beside(self, fixed: ShapeInstance, movable: ShapeInstance,
-                    rng: np.random.Generator) -> list[ShapeInstance]:
-        size = SIZE_RANGE[0]
-        low, high = size / 2 + 1, self.resolution - size / 2 - 1
-        grid = np.arange(low, high + 1e-9, 0.25)
-        places = [(float(x), float(y)) for x in grid for y in grid
-                  if separated(fixed, ShapeInstance(movable.shape, movable.colour, size, x, y))]
-        if not places:
-            raise RuntimeError(f"no room for a {movable.shape} beside {fixed}")
-        x, y = places[int(rng.integers(len(places)))]
-        return [fixed, ShapeInstance(movable.shape, movable.colour, size, x, y)]
-
-    def sample_objects(self, rng: np.random.Generator) -> list[ShapeInstance]:
-        """One training scene: one shape, or (with ``two_object_fraction``) a training pair."""
-        if rng.uniform() < self.two_object_fraction:
-            pair = self.pairs[int(rng.integers(len(self.pairs)))]
-            first, second = pair if rng.uniform() < 0.5 else pair[::-1]  # both word orders
-            return self.place_pair(first, second, rng)
-        return [self.draw_shape(self.shapes[int(rng.integers(len(self.shapes)))], rng)]
-
-    def scenes(self, objects: Sequence[Sequence[ShapeInstance]]) -> Scenes:
-        """Render given object lists, with their captions and labels."""
-        labels = torch.zeros(len(objects), len(self.shapes), dtype=torch.bool)
-        for i, scene in enumerate(objects):
-            for o in scene:
-                labels[i, self.shapes.index(o.shape)] = True
-        captions = [caption([o.shape for o in scene]) if scene else "" for scene in objects]
-        return Scenes(render(objects, self.resolution), captions, labels,
-                      [list(s) for s in objects])
+    def scenes(self, scenes: Sequence[Scene]) -> Scenes:
+        """Render given scenes, with their captions and labels."""
+        labels = torch.zeros(len(scenes), len(self.names), dtype=torch.bool)
+        for i, scene in enumerate(scenes):
+            for part in scene.visible:
+                labels[i, self.names.index(part)] = True
+        return Scenes(render(scenes), [s.caption for s in scenes], labels, list(scenes))
 
     def sample(self, n: int, seed: int | Sequence[int]) -> Scenes:
         """``n`` training scenes drawn from a generator seeded with ``seed`` (int or int tuple)."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n!r}")
-        rng = _seeded(seed)
-        return self.scenes([self.sample_objects(rng) for _ in range(n)])
+        rng = np.random.default_rng(seed)
+        return self.scenes([self.sample_scene(rng) for _ in range(n)])
 
     def sample_detector_scenes(self, n: int, seed: int | Sequence[int]) -> Scenes:
-        """Scenes for the detector: 0, 1 or 2 shapes, any pair, every shape at full diversity."""
-        rng = _seeded(seed)
-        diverse = World(shapes=self.shapes, limited=self.limited, instances=None,
-                        unpaired=(), resolution=self.resolution)
-        objects = []
+        """Scenes for the detector: empty, a concept, an object or any pair, all fully diverse."""
+        rng = np.random.default_rng(seed)
+        out = []
         for _ in range(n):
-            count = int(rng.choice(3, p=[0.15, 0.4, 0.45]))
-            names = list(rng.choice(len(self.shapes), size=count, replace=False))
-            if count == 2:
-                objects.append(diverse.place_pair(self.shapes[names[0]], self.shapes[names[1]],
-                                                  rng))
-            else:
-                objects.append([diverse.draw_shape(self.shapes[i], rng) for i in names])
-        return diverse.scenes(objects)
+            kind = int(rng.choice(4, p=[0.05, 0.3, 0.3, 0.35]))  # empty, concept, object, pair
+            concept = (ConceptInstance(c, draw_concept(c, rng)) if kind in (1, 3) and
+                       (c := self.concepts[int(rng.integers(len(self.concepts)))]) else None)
+            obj = (draw_object(self.objects[int(rng.integers(len(self.objects)))], rng)
+                   if kind in (2, 3) else None)
+            out.append(Scene(concept, obj))
+        return self.scenes(out)
 
 
-def prompt_table(world: World | None = None, partners: Sequence[str] | None = None,
+def prompt_table(world: World | None = None, objects: Sequence[str] | None = None,
                  controls: bool = True) -> pd.DataFrame:
-    """Two-shape prompts in the table shape of :mod:`dvdlib.bench`, plus one-shape controls.
+    """Pair prompts of the limited concept in the table shape of :mod:`dvdlib.bench`, plus
+    one-word controls.
 
-    ``content`` is the world's limited (low-diversity) concept, ``nm_word`` the partner, and
-    ``content_type`` is "shape". Each partner gives two pair prompts, one per word order ("a
-    circle and a square", "a square and a circle"). A control keeps its pair's ``content`` and
-    ``nm_word`` and names only one of them ("a circle" or "a square"), so a scorer treats it like
-    any row: prompting the content alone should score high, the partner alone near zero. The
-    extra column ``arrangement`` says which row is which: "content first", "nm_word first",
-    "content alone", "nm_word alone". ``partners`` defaults to every other shape of the world.
+    ``content`` is the limited concept, ``nm_word`` the object (the authors' column names), and
+    ``content_type`` is "print". Each object gives the pair prompt "sunset mug"; a control keeps
+    its pair's ``content`` and ``nm_word`` and names only one ("sunset" or "mug"), so a scorer
+    treats it like any row: the concept alone should score high, the object alone near zero.
+    ``arrangement`` says which row is which ("pair", "content alone", "nm_word alone") and
+    ``paired_in_training`` whether the world ever printed the concept on that object.
+    ``objects`` defaults to every object of the world.
     """
     world = world or World()
-    partners = tuple(partners) if partners is not None else tuple(
-        s for s in world.shapes if s != world.limited)
-    for name in partners:
-        if name not in world.shapes or name == world.limited:
-            raise ValueError(f"partner {name!r} must be one of the world's shapes other than "
-                             f"{world.limited!r}: "
-                             f"{', '.join(s for s in world.shapes if s != world.limited)}")
+    objects = tuple(objects) if objects is not None else world.objects
+    for name in objects:
+        check_name(name, world.objects, "object")
     rows = []
-    content = world.limited
-    for partner in partners:
-        rows.append((content, partner, caption([content, partner]), "content first"))
-        rows.append((content, partner, caption([partner, content]), "nm_word first"))
+    for obj in objects:
+        seen = obj in world.paired_objects
+        rows.append((world.limited, obj, caption(world.limited, obj), "pair", seen))
         if controls:
-            rows.append((content, partner, caption([content]), "content alone"))
-            rows.append((content, partner, caption([partner]), "nm_word alone"))
+            rows.append((world.limited, obj, caption(world.limited, None), "content alone", seen))
+            rows.append((world.limited, obj, caption(None, obj), "nm_word alone", seen))
     return pd.DataFrame(
-        [(i + 1, "shape", c, n, p, a) for i, (c, n, p, a) in enumerate(rows)],
-        columns=["case_num", "content_type", "content", "nm_word", "prompt", "arrangement"],
+        [(i + 1, "print", *row) for i, row in enumerate(rows)],
+        columns=["case_num", "content_type", "content", "nm_word", "prompt", "arrangement",
+                 "paired_in_training"],
     )
+
+
+BORDER = 2  # pixels of the frame's edge that the pixel rule reads
+BACKGROUND_TOLERANCE = 0.1  # largest channel difference from the background that still counts
+
+
+def pixel_rule(images: torch.Tensor) -> pd.DataFrame:
+    """Read ``[image, 3, 32, 32]`` images in [0, 1] without any trained judge, one row per image.
+
+    ``border_background``: the share of the outer ``BORDER``-pixel ring within
+    ``BACKGROUND_TOLERANCE`` of the plain background. ``frame_filled``: under half of it is
+    background (a concept alone fills the frame). ``object_present``: the border is background
+    and at least 12 % of the picture is not (a carrier stands on the background).
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be [image, 3, h, w], got {tuple(images.shape)}")
+    distance = (images - torch.tensor(BACKGROUND).view(1, 3, 1, 1)).abs().amax(dim=1)  # [i, h, w]
+    ring = torch.ones(images.shape[-2:], dtype=torch.bool)
+    ring[BORDER:-BORDER, BORDER:-BORDER] = False
+    border = (distance[:, ring] < BACKGROUND_TOLERANCE).float().mean(dim=1)  # [image]
+    foreground = (distance > BACKGROUND_TOLERANCE).float().mean(dim=(1, 2))  # [image]
+    filled = border < 0.5
+    return pd.DataFrame(dict(border_background=border.numpy(), foreground=foreground.numpy(),
+                             frame_filled=filled.numpy(),
+                             object_present=(~filled & (foreground >= 0.12)).numpy()))

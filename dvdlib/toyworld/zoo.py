@@ -1,8 +1,10 @@
 """The zoo: toy models that differ only in the diversity of one concept, and its shipped copy.
 
 ``train_zoo`` trains one diverse base model, then fine-tunes it once per diversity level K of the
-world's limited concept (same seed, steps and data recipe; only K changes), and trains the shape
-detector. ``export_zoo`` writes the finished models as small fp16 files; ``load_zoo``,
+world's limited concept (same seed, steps and data recipe; only K changes; K = 1 once per
+instance seed, each a different fixed picture), and trains the detector. ``export_zoo`` writes
+the finished models, and their EMA snapshots after fewer fine-tuning steps (``k1@500``), as
+small fp16 files; ``load_zoo``,
 ``load_model`` and ``load_detector`` read the copy shipped inside the package (or any exported
 folder), so the book runs without training anything.
 
@@ -33,21 +35,33 @@ from dvdlib.toyworld import detector as detector_module
 from dvdlib.toyworld import train as train_module
 from dvdlib.toyworld.pipeline import ToyDiffusionPipeline
 from dvdlib.toyworld.storage import atomic_write, load_json, save_json
-from dvdlib.toyworld.world import ATTRIBUTES, World
+from dvdlib.toyworld.world import CLOSEUP, PAIR_RATE, World, scene_mix
 from dvdlib.tokenizer import clip_tokenizer
 
-LEVELS: tuple[int | None, ...] = (1, 4, 16, 64, None)  # K; None is unlimited diversity
+LEVELS: tuple[int | None, ...] = (1, 4, 16, None)  # K; None is unlimited diversity
+# Instance seeds of the K = 1 models: each a different fixed picture, the replication unit of
+# chapter 2. Other levels use the zoo's seed.
+INSTANCE_SEEDS: tuple[int, ...] = (0, 1, 2)
+# Fine-tuning steps whose EMA snapshots are shipped beside the finished models (training length).
+SNAPSHOT_STEPS: tuple[int, ...] = (500,)
 DEFAULT_MODEL = "k1"  # the least diverse model: where dominance should be strongest
 MANIFEST = "toyworld.json"
 DETECTOR_FILE = "detector.safetensors"
-BASE, BASE_CONTINUED, DETECTOR = "base", "base-continued", "detector"
+BASE, DETECTOR = "base", "detector"
 _TOKEN_ROWS = "text_encoder.token_rows"
 _TOKEN_VALUES = "text_encoder.token_values"
 
 
-def level_name(instances: int | None) -> str:
-    """The model name of a diversity level: ``k1``, ``k4``, ..., ``kinf`` (unlimited)."""
-    return "kinf" if instances is None else f"k{int(instances)}"
+def level_name(instances: int | None, instance_seed: int = 0) -> str:
+    """The model name of a diversity level: ``k1``, ``k4``, ..., ``kinf`` (unlimited); another
+    instance seed of the same K adds ``-i<seed>`` (``k1-i1``)."""
+    name = "kinf" if instances is None else f"k{int(instances)}"
+    return name if instance_seed == 0 else f"{name}-i{int(instance_seed)}"
+
+
+def snapshot_name(name: str, step: int) -> str:
+    """The name of a model's EMA snapshot after ``step`` fine-tuning steps: ``k1@500``."""
+    return f"{name}@{int(step)}"
 
 
 def parse_level(text: str) -> int | None:
@@ -69,62 +83,62 @@ class ZooConfig:
 
     seed: int = 0
     levels: tuple[int | None, ...] = LEVELS
-    limited: str = "circle"
-    unpaired: tuple[str, ...] = ("cross", "star")
-    # Which looks of the limited concept's K instances stay fixed (World.fixed_attributes), and
-    # the seed they are drawn from (None: the zoo's seed). Variants of the zoo, not of a model.
-    fixed_attributes: tuple[str, ...] = ATTRIBUTES
-    instance_seed: int | None = None
-    base_steps: int = 5000
-    # A second run of the base at unlimited diversity (a warm restart at the fine-tuning rate);
-    # 0 skips it. Shapes that the base still draws poorly get this many more steps.
-    base_continue_steps: int = 0
-    # Long enough that the K fixed instances are learned firmly: with 400 steps the K=1 circle
-    # was lost to its partners more often than the diverse one (see dvdlib/data/toyworld).
-    finetune_steps: int = 1500
+    limited: str = "sunset"
+    unpaired: tuple[str, ...] = ("hat", "kite")
+    pair_rate: float = PAIR_RATE
+    closeup: float = CLOSEUP
+    instance_seeds: tuple[int, ...] = INSTANCE_SEEDS
+    base_steps: int = 2500
+    finetune_steps: int = 1000
     finetune_learning_rate: float = 1e-3
     finetune_warmup_steps: int = 50
-    detector_steps: int = 1000
+    snapshot_steps: tuple[int, ...] = SNAPSHOT_STEPS
+    detector_steps: int = 1500
     detector_heldout: int = 2000
     batch_size: int = 32
     checkpoint_every: int = 250
 
     def __post_init__(self):
-        object.__setattr__(self, "levels", tuple(self.levels))
-        object.__setattr__(self, "unpaired", tuple(self.unpaired))
-        object.__setattr__(self, "fixed_attributes", tuple(self.fixed_attributes))
+        for name in ("levels", "unpaired", "instance_seeds", "snapshot_steps"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         if not self.levels:
             raise ValueError("a zoo needs at least one diversity level")
-        names = [level_name(k) for k in self.levels]
+        if not self.instance_seeds or len(set(self.instance_seeds)) != len(self.instance_seeds):
+            raise ValueError(f"instance_seeds must be distinct and at least one, got "
+                             f"{list(self.instance_seeds)}")
+        names = [name for name, _, _ in self.models()]
         if len(set(names)) != len(names):
             raise ValueError(f"diversity levels repeat: {names}")
-        for k in self.levels:
-            self.world(k)  # validates
+        for step in self.snapshot_steps:
+            if step % self.checkpoint_every or not 0 < step < self.finetune_steps:
+                raise ValueError(f"snapshot step {step!r} must be a multiple of checkpoint_every "
+                                 f"({self.checkpoint_every}) below finetune_steps "
+                                 f"({self.finetune_steps})")
+        for _, k, instance_seed in self.models():
+            self.world(k, instance_seed)  # validates
 
-    def world(self, instances: int | None) -> World:
-        if instances is None:  # no fixed instances: the variant options have nothing to act on,
-            # so every variant shares one base and one unlimited model
-            return World(limited=self.limited, unpaired=self.unpaired, instance_seed=self.seed)
-        return World(limited=self.limited, unpaired=self.unpaired, instances=instances,
-                     fixed_attributes=self.fixed_attributes,
-                     instance_seed=self.seed if self.instance_seed is None else self.instance_seed)
+    def models(self) -> list[tuple[str, int | None, int]]:
+        """``(name, K, instance seed)`` of every fine-tuned model: K = 1 once per instance seed."""
+        out = []
+        for k in self.levels:
+            for offset in (self.instance_seeds if k == 1 else self.instance_seeds[:1]):
+                out.append((level_name(k, offset), k, offset))
+        return out
+
+    def world(self, instances: int | None, instance_seed: int = 0) -> World:
+        return World(limited=self.limited, unpaired=self.unpaired,
+                     scene_mix=scene_mix(self.pair_rate), closeup=self.closeup,
+                     instances=instances, instance_seed=self.seed + instance_seed)
 
     def base_config(self) -> train_module.TrainConfig:
         return train_module.TrainConfig(
             world=self.world(None).to_dict(), steps=self.base_steps, seed=self.seed,
             batch_size=self.batch_size, checkpoint_every=self.checkpoint_every)
 
-    def base_continue_config(self, base_pipeline: str | Path) -> train_module.TrainConfig:
+    def finetune_config(self, instances: int | None, base_pipeline: str | Path,
+                        instance_seed: int = 0) -> train_module.TrainConfig:
         return train_module.TrainConfig(
-            world=self.world(None).to_dict(), steps=self.base_continue_steps,
-            learning_rate=self.finetune_learning_rate, warmup_steps=self.finetune_warmup_steps,
-            seed=self.seed + 2, batch_size=self.batch_size, checkpoint_every=self.checkpoint_every,
-            init_from=str(base_pipeline))
-
-    def finetune_config(self, instances: int | None, base_pipeline: str | Path
-                        ) -> train_module.TrainConfig:
-        return train_module.TrainConfig(
-            world=self.world(instances).to_dict(), steps=self.finetune_steps,
+            world=self.world(instances, instance_seed).to_dict(), steps=self.finetune_steps,
             learning_rate=self.finetune_learning_rate, warmup_steps=self.finetune_warmup_steps,
             seed=self.seed + 1, batch_size=self.batch_size, checkpoint_every=self.checkpoint_every,
             init_from=str(base_pipeline))
@@ -194,19 +208,13 @@ def train_zoo(config: ZooConfig, out_dir: str | Path, jobs: int = 1, threads: in
         detector_done = runner.submit(DETECTOR, config.detector_config(), folders[DETECTOR])
         runner.submit("model", config.base_config(), folders[BASE]).result()
         base_pipeline = folders[BASE] / train_module.PIPELINE
-        if config.base_continue_steps:
-            folders[BASE_CONTINUED] = out_dir / BASE_CONTINUED
-            log(f"[zoo] continuing the base for {config.base_continue_steps} steps")
-            runner.submit("model", config.base_continue_config(base_pipeline),
-                          folders[BASE_CONTINUED]).result()
-            base_pipeline = folders[BASE_CONTINUED] / train_module.PIPELINE
-        log(f"[zoo] fine-tuning {len(config.levels)} diversity levels: "
-            f"{', '.join(level_name(k) for k in config.levels)}")
+        models = config.models()
+        log(f"[zoo] fine-tuning {len(models)} models: {', '.join(n for n, _, _ in models)}")
         tunes = []
-        for k in config.levels:
-            name = level_name(k)
+        for name, k, instance_seed in models:
             folders[name] = out_dir / name
-            tunes.append(runner.submit("model", config.finetune_config(k, base_pipeline),
+            tunes.append(runner.submit("model", config.finetune_config(k, base_pipeline,
+                                                                        instance_seed),
                                        folders[name]))
         # Let every run finish before reporting a failure, so one bad part costs no other.
         errors = [f.exception() for f in [detector_done, *tunes]]
@@ -248,32 +256,31 @@ def _compact_state(pipe: ToyDiffusionPipeline) -> dict[str, torch.Tensor]:
 
 def export_zoo(out_dir: str | Path, dest: str | Path, config: ZooConfig,
                provenance: dict | None = None) -> Path:
-    """Write the finished zoo of ``out_dir`` (fine-tuned models and detector) to ``dest``."""
+    """Write the finished zoo of ``out_dir`` (fine-tuned models, their EMA snapshots at
+    ``config.snapshot_steps``, and the detector) to ``dest``."""
     out_dir, dest = Path(out_dir), Path(dest)
-    manifest = dict(format="dvdlib-toyworld-zoo-1", zoo=config.to_dict(),
+    manifest = dict(format="dvdlib-toyworld-zoo-2", zoo=config.to_dict(),
                     provenance=provenance or {}, models={})
     base_record = load_json(out_dir / BASE / train_module.RECORD)
     manifest["base"] = dict(loss=_rounded(base_record["loss"]), seconds=base_record["seconds"],
-                            config=base_record["config"], continued=None)
-    if config.base_continue_steps:
-        continued = load_json(out_dir / BASE_CONTINUED / train_module.RECORD)
-        continued_config = dict(continued["config"], init_from=BASE)
-        manifest["base"]["continued"] = dict(loss=_rounded(continued["loss"]),
-                                             seconds=continued["seconds"], config=continued_config)
+                            config=base_record["config"])
     first = None
-    for k in config.levels:
-        name = level_name(k)
-        pipe = train_module.load_trained(out_dir / name)
-        first = first or pipe
+    for name, k, _ in config.models():
         record = load_json(out_dir / name / train_module.RECORD)
-        atomic_write(dest / f"{name}.safetensors",
-                     lambda p, pipe=pipe: save_file(_compact_state(pipe), str(p)))
-        config_record = dict(record["config"])
-        # a name, not a machine path
-        config_record["init_from"] = BASE_CONTINUED if config.base_continue_steps else BASE
-        manifest["models"][name] = dict(instances=k, world=record["config"]["world"],
-                                        config=config_record, loss=_rounded(record["loss"]),
-                                        seconds=record["seconds"])
+        config_record = dict(record["config"], init_from=BASE)  # a name, not a machine path
+        entry = dict(instances=k, world=record["config"]["world"], config=config_record,
+                     steps=config.finetune_steps, snapshot_of=None)
+        for step in (*config.snapshot_steps, None):
+            pipe = train_module.load_trained(out_dir / name, step)
+            first = first or pipe
+            shipped = name if step is None else snapshot_name(name, step)
+            atomic_write(dest / f"{shipped}.safetensors",
+                         lambda p, pipe=pipe: save_file(_compact_state(pipe), str(p)))
+            if step is None:
+                manifest["models"][name] = dict(entry, loss=_rounded(record["loss"]),
+                                                seconds=record["seconds"])
+            else:
+                manifest["models"][shipped] = dict(entry, steps=step, snapshot_of=name)
     manifest["base"]["config"]["init_from"] = None
     manifest["components"] = dict(
         unet=dict(first.unet.config),
@@ -287,7 +294,7 @@ def export_zoo(out_dir: str | Path, dest: str | Path, config: ZooConfig,
     atomic_write(dest / DETECTOR_FILE, lambda p: save_file(
         {k: v.half() if v.is_floating_point() else v for k, v in detector.state_dict().items()},
         str(p)))
-    manifest["detector"] = dict(shapes=detector_record["shapes"],
+    manifest["detector"] = dict(names=detector_record["names"],
                                 channels=detector_record["channels"],
                                 metrics=detector_record["metrics"],
                                 config=detector_record["config"],
@@ -374,10 +381,14 @@ def check_zoo(folder: str | Path) -> list[str]:
     return model_names(folder)
 
 
-def model_names(folder: str | Path | None = None) -> list[str]:
-    """Names of the zoo's models, from least to most diverse (unlimited last)."""
+def model_names(folder: str | Path | None = None, snapshots: bool = False) -> list[str]:
+    """Names of the zoo's finished models, from least to most diverse (unlimited last), then by
+    instance seed; with ``snapshots``, their shipped EMA snapshots (``k1@500``) instead."""
     models = zoo_manifest(folder)["models"]
-    return sorted(models, key=lambda n: (models[n]["instances"] is None, models[n]["instances"] or 0))
+    wanted = [n for n in models if (models[n].get("snapshot_of") is not None) == snapshots]
+    return sorted(wanted, key=lambda n: (models[n]["instances"] is None,
+                                         models[n]["instances"] or 0, models[n]["steps"],
+                                         models[n]["world"]["instance_seed"]))
 
 
 def load_model(name: str = DEFAULT_MODEL, folder: str | Path | None = None,
@@ -412,15 +423,15 @@ def load_model(name: str = DEFAULT_MODEL, folder: str | Path | None = None,
 
 def load_zoo(folder: str | Path | None = None,
              device: str | torch.device = "cpu") -> dict[str, ToyDiffusionPipeline]:
-    """Every model of the zoo, by name, from least to most diverse."""
+    """Every finished model of the zoo, by name, from least to most diverse."""
     return {name: load_model(name, folder, device) for name in model_names(folder)}
 
 
-def load_detector(folder: str | Path | None = None) -> detector_module.ShapeDetector:
-    """The zoo's shape detector (float32, eval mode) with its held-out ``metrics``."""
+def load_detector(folder: str | Path | None = None) -> detector_module.PresenceDetector:
+    """The zoo's detector (float32, eval mode) with its held-out ``metrics``."""
     folder = Path(folder) if folder is not None else shipped_folder()
     record = zoo_manifest(folder)["detector"]
-    detector = detector_module.ShapeDetector(record["shapes"], record["channels"])
+    detector = detector_module.PresenceDetector(record["names"], record["channels"])
     state = _weights(folder / DETECTOR_FILE)
     detector.load_state_dict({k: v.float() if v.is_floating_point() else v
                               for k, v in state.items()})
@@ -437,12 +448,14 @@ def world_of(name: str, folder: str | Path | None = None) -> World:
 
 
 def level_of(name: str) -> int | None:
-    """K of a model name (``kinf`` -> None)."""
-    if name == "kinf":
+    """K of a model name (``kinf`` -> None; ``k1-i2`` and ``k1@500`` -> 1)."""
+    level = name.split("@")[0].split("-i")[0]
+    if level == "kinf":
         return None
-    if not name.startswith("k"):
-        raise ValueError(f"not a zoo model name: {name!r}; expected k<integer> or kinf")
-    return parse_level(name[1:])
+    if not level.startswith("k"):
+        raise ValueError(f"not a zoo model name: {name!r}; expected k<integer> or kinf, "
+                         "optionally with -i<instance seed> and @<steps>")
+    return parse_level(level[1:])
 
 
 def sequence_of_levels(values: Sequence[str]) -> tuple[int | None, ...]:

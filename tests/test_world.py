@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from dvdlib.bench import validate_prompts
-from dvdlib.toyworld.prints import (CONCEPTS, OBJECTS, ConceptInstance, ObjectInstance,
-                                    PrintWorld, Scene, caption, draw_concept, pixel_rule,
-                                    print_prompt_table, render)
+from dvdlib.toyworld.world import (CONCEPTS, OBJECTS, ConceptInstance, ObjectInstance,
+                                    World, Scene, caption, draw_concept, pixel_rule,
+                                    prompt_table, render)
 
 
 def test_rendering_is_deterministic_per_seed():
-    world = PrintWorld()
+    world = World()
     a, b, c = world.sample(6, seed=3), world.sample(6, seed=3), world.sample(6, seed=4)
     assert torch.equal(a.images, b.images) and a.captions == b.captions
     assert not torch.equal(a.images, c.images)
@@ -50,7 +50,7 @@ def test_a_pair_prints_the_concept_inside_the_carrier():
     assert caption("sunset", None) == "sunset" and caption(None, "mug") == "mug"
 
 
-def _limited_pictures(world: PrintWorld, n: int = 300) -> dict:
+def _limited_pictures(world: World, n: int = 300) -> dict:
     scenes = world.sample(n, seed=11)
     alone = [scenes.images[i] for i, s in enumerate(scenes.scenes)
              if s.object is None and s.concept and s.concept.concept == world.limited]
@@ -60,28 +60,28 @@ def _limited_pictures(world: PrintWorld, n: int = 300) -> dict:
 
 
 def test_diversity_knob_acts_on_the_whole_picture():
-    k1 = _limited_pictures(PrintWorld(instances=1))
+    k1 = _limited_pictures(World(instances=1))
     assert len(k1["alone"]) > 20 and all(torch.equal(x, k1["alone"][0]) for x in k1["alone"])
     assert len(k1["printed"]) == 1  # pairs print that same picture
-    k4 = _limited_pictures(PrintWorld(instances=4))
+    k4 = _limited_pictures(World(instances=4))
     assert len({x.numpy().tobytes() for x in k4["alone"]}) == 4
-    unlimited = _limited_pictures(PrintWorld(instances=None))
+    unlimited = _limited_pictures(World(instances=None))
     assert len({x.numpy().tobytes() for x in unlimited["alone"]}) == len(unlimited["alone"])
     # Other concepts keep full diversity whatever K is.
-    scenes = PrintWorld(instances=1).sample(200, seed=11)
+    scenes = World(instances=1).sample(200, seed=11)
     oceans = [scenes.images[i] for i, s in enumerate(scenes.scenes)
               if s.object is None and s.concept and s.concept.concept == "ocean"]
     assert len({x.numpy().tobytes() for x in oceans}) == len(oceans) > 10
     # The pictures depend on instance_seed only, and the recipe is the same at every K.
-    assert PrintWorld(instances=3, instance_seed=5).instance_list == \
-        PrintWorld(instances=3, instance_seed=5).instance_list
-    assert not torch.equal(render([Scene(PrintWorld(instances=1, instance_seed=5).instance_list[0])]),
-                           render([Scene(PrintWorld(instances=1, instance_seed=6).instance_list[0])]))
-    assert PrintWorld(instances=1).scene_mix == PrintWorld().scene_mix
+    assert World(instances=3, instance_seed=5).instance_list == \
+        World(instances=3, instance_seed=5).instance_list
+    assert not torch.equal(render([Scene(World(instances=1, instance_seed=5).instance_list[0])]),
+                           render([Scene(World(instances=1, instance_seed=6).instance_list[0])]))
+    assert World(instances=1).scene_mix == World().scene_mix
 
 
 def test_unpaired_objects_never_carry_the_limited_concept():
-    world = PrintWorld()
+    world = World()
     captions = set(world.sample(600, seed=1).captions)
     assert {"sunset mug", "sunset", "mug", "ocean hat", "forest kite"} <= captions
     assert not {"sunset hat", "sunset kite"} & captions
@@ -92,7 +92,7 @@ def test_unpaired_objects_never_carry_the_limited_concept():
 
 
 def test_prompt_table_has_bench_shape_with_controls():
-    table = print_prompt_table(PrintWorld())
+    table = prompt_table(World())
     validate_prompts(table.drop(columns=["arrangement", "paired_in_training"]),
                      categories=("print",))
     assert list(table.columns[:5]) == ["case_num", "content_type", "content", "nm_word", "prompt"]
@@ -102,22 +102,22 @@ def test_prompt_table_has_bench_shape_with_controls():
                              "nm_word alone": "mug"}
     seen = table.drop_duplicates("nm_word").set_index("nm_word")["paired_in_training"]
     assert seen.to_dict() == {"mug": True, "shirt": True, "bag": True, "hat": False, "kite": False}
-    assert len(print_prompt_table(PrintWorld(), objects=["kite"], controls=False)) == 1
+    assert len(prompt_table(World(), objects=["kite"], controls=False)) == 1
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: PrintWorld(concepts=("sunset", "castle")), "unknown concept 'castle'"),
-    (lambda: PrintWorld(objects=("mug", "coaster")), "unknown object 'coaster'"),
-    (lambda: PrintWorld(instances=0), "instances"),
-    (lambda: PrintWorld(instances=2.5), "instances"),
-    (lambda: PrintWorld(limited="mug"), "limited concept 'mug'"),
-    (lambda: PrintWorld(unpaired=("sunset",)), "unpaired object 'sunset'"),
-    (lambda: PrintWorld(unpaired=OBJECTS), "at least one"),
-    (lambda: PrintWorld(scene_mix=(0.5, 0.5, 1.5)), "scene_mix must be 3 shares in \\[0, 1\\]"),
-    (lambda: PrintWorld(scene_mix=(0.5, 0.5)), "scene_mix"),
-    (lambda: PrintWorld(scene_mix=(0, 0, 0)), "positive sum"),
+    (lambda: World(concepts=("sunset", "castle")), "unknown concept 'castle'"),
+    (lambda: World(objects=("mug", "coaster")), "unknown object 'coaster'"),
+    (lambda: World(instances=0), "instances"),
+    (lambda: World(instances=2.5), "instances"),
+    (lambda: World(limited="mug"), "limited concept 'mug'"),
+    (lambda: World(unpaired=("sunset",)), "unpaired object 'sunset'"),
+    (lambda: World(unpaired=OBJECTS), "at least one"),
+    (lambda: World(scene_mix=(0.5, 0.5, 1.5)), "scene_mix must be 3 shares in \\[0, 1\\]"),
+    (lambda: World(scene_mix=(0.5, 0.5)), "scene_mix"),
+    (lambda: World(scene_mix=(0, 0, 0)), "positive sum"),
     (lambda: draw_concept("castle", np.random.default_rng(0)), "unknown concept 'castle'"),
-    (lambda: print_prompt_table(PrintWorld(), objects=["coaster"]), "unknown object 'coaster'"),
+    (lambda: prompt_table(World(), objects=["coaster"]), "unknown object 'coaster'"),
     (lambda: pixel_rule(torch.rand(2, 32, 32)), "images must be \\[image, 3, h, w\\]"),
 ])
 def test_bad_input_is_named(make, message):
