@@ -32,7 +32,14 @@ def load_checkpoint(path: str | Path, config: dict) -> dict | None:
     path = Path(path)
     if not path.is_file():
         return None
-    state = torch.load(path, weights_only=False)
+    try:
+        state = torch.load(path, weights_only=False)
+    except Exception as err:  # a truncated or foreign file: pickle, zip and torch errors vary
+        raise ValueError(f"checkpoint {path} is damaged or not a checkpoint ({type(err).__name__}); "
+                         f"delete it to start that run over") from None
+    if not isinstance(state, dict) or "config" not in state:
+        raise ValueError(f"checkpoint {path} is not a toy-world training checkpoint; "
+                         f"delete it to start that run over")
     if state["config"] != config:
         raise ValueError(f"{path} was written with a different configuration; "
                          "use another folder or delete it")
