@@ -90,7 +90,8 @@ def failed_cell(nb: dict) -> str | None:
             continue
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         what = f"{errors[0]['ename']}: {errors[0]['evalue']}" if errors else "an error"
-        frames = [_ANSI.sub("", line) for line in (errors[0].get("traceback", []) if errors else [])]
+        traceback = errors[0].get("traceback", []) if errors else []
+        frames = [_ANSI.sub("", line) for line in traceback]
         lines = [line.strip() for frame in frames for line in frame.splitlines()]
         located = [line for line in lines if line.startswith(("File ", "Cell In["))]
         where = f"; raised at {located[-1]}" if located else ""

@@ -1,4 +1,4 @@
-"""Transitional: the old home of the ``dvd`` commands, which now live in :mod:`dvdlib.book.commands`.
+"""Transitional: the old home of the ``dvd`` commands, now in :mod:`dvdlib.book.commands`.
 
 Only :mod:`dvdlib.pipeline_cli` and :mod:`dvdlib.probe` still import ``dvdlib.commands.errors`` and
 ``dvdlib.commands.options`` (for :class:`~dvdlib.usage.UsageError`, ``seed_count`` and
