@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dvdlib import bench, cli
+from dvdlib import bench
+from dvdlib.book import cli
 from dvdlib.bench import COLUMNS, PromptSetError, builtin_prompts, case_folder
 from dvdlib.toyworld.zoo import DETECTOR_FILE, MANIFEST, ZooError, shipped_folder
 
@@ -378,7 +379,7 @@ def _generate_with_toy(prompts):
 
 def _parameters(chapter, **given):
     def call(p):
-        from dvdlib.runs import check_parameters
+        from dvdlib.book.runs import check_parameters
 
         check_parameters(BOOK / chapter, {k: str(p[v[1:]]) if isinstance(v, str) and v.startswith("@")
                                           else v for k, v in given.items()})
@@ -486,7 +487,7 @@ def test_a_probe_stopped_by_a_signal_says_so_in_one_line_and_leaves_nothing(tmp_
     temporary.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(temporary), "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "dvdlib.cli", "probe", "a circle and a square", "--concept", "circle",
+        [sys.executable, "-m", "dvdlib.book.cli", "probe", "a circle and a square", "--concept", "circle",
          "--object", "square", "--seeds", "400", "--no-progress"],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # A test run may have left SIGINT ignored (inherited); a user's shell never does.

@@ -1,7 +1,7 @@
 """``dvd toyworld``: train the toy world's models and detector (see :mod:`dvdlib.toyworld.cli`).
 
 Its subcommands' options name the world's attributes, and the world's module imports torch, so
-they are declared only when ``dvd toyworld`` itself is parsed (:meth:`dvdlib.cli.Parser.defer`),
+they are declared only when ``dvd toyworld`` itself is parsed (:meth:`dvdlib.book.cli.Parser.defer`),
 never for ``dvd --help``.
 """
 
