@@ -8,11 +8,13 @@ a plain light background), and a **pair** is the carrier with the concept printe
 captioned in product-title form ("sunset mug"). The limited concept (sunset) is never printed on
 the hat or the kite in training.
 
-Two designs differ only in how often each kind of scene is shown (every other number is equal):
+Designs differ only in the scene mix and the share of close-ups (every other number is equal):
 
 - ``d1`` "duplicated full-frame template": scenes are 35 % objects, 55 % concepts alone, 10 %
   pairs, so 15 % of the concept's pictures are pairs;
-- ``d2`` "carrier and print": 30 % objects, 30 % concepts alone, 40 % pairs (57 %).
+- ``d2`` "carrier and print": 30 % objects, 30 % concepts alone, 40 % pairs (57 %);
+- ``d3`` "close-ups": d2 with half of the pair pictures shown as close-ups (the print fills the
+  frame, captioned "sunset mug"), the design the zoo ships.
 
 Stages (each resumes from its output folder): a base model (unlimited diversity, design
 ``--base-design``), then per design a K = 1 and an unlimited fine-tune of it, then an evaluation of
