@@ -1,9 +1,9 @@
 """Prototype of a toy world whose structure mirrors DominanceBench: can the object vanish?
 
-The shipped toy world draws small shapes side by side; its dominant concept almost never removes
-its partner (DvD 5-10). This prototype tests, before the zoo moves to it, the world of
-:mod:`dvdlib.toyworld.world`, built like the benchmark: **concepts** are full-frame pictures (a sunset, an ocean, a forest: the painting or
-postcard analogue), **objects** are carriers (mug, shirt, bag, hat, kite: filled silhouettes on
+The first toy world drew small shapes side by side; its dominant concept almost never removed
+its partner (DvD 5-10). This prototype trains small designs of the world of
+:mod:`dvdlib.toyworld.world`, built like the benchmark: **concepts** are full-frame pictures (a
+sunset, an ocean, a forest: the painting or postcard analogue), **objects** are carriers (mug, shirt, bag, hat, kite: filled silhouettes on
 a plain light background), and a **pair** is the carrier with the concept printed inside it,
 captioned in product-title form ("sunset mug"). The limited concept (sunset) is never printed on
 the hat or the kite in training.
