@@ -30,11 +30,11 @@ measured image by image against the baseline (paired differences).
 Tables (one row per ...):
 
 - ``images``: condition and image: the judge's yes counts, the DvD score, whether the concept
-  and the partner are present (three or more of five answers "yes") and ``concept_share``, the
+  and the object are present (three or more of five answers "yes") and ``concept_share``, the
   dominant concept's pair share of cross-attention (pooled over layers and heads as in
   ``book/definitions_attention.md``, mean over the steps);
 - ``heads``: condition, image, layer and head: the attention mass on the concept's tokens, on
-  the partner's and on all word tokens (means over the steps);
+  the object's and on all word tokens (means over the steps);
 - :func:`summarise`: condition: means with a two-level bootstrap interval over prompts and seeds
   (:func:`nested_bootstrap_ci`) and paired changes against the baseline.
 
@@ -73,11 +73,11 @@ BASELINE = "baseline"
 RANK_COLUMNS = ("concept_mass", "pair_share", "word_share")
 IMAGE_COLUMNS = (
     "condition", "family", "label", "n_heads", "draw", "case_num", "prompt", "content", "nm_word", "seed",
-    "content_score", "nm_score", "dvd_score", "concept_present", "partner_present", "concept_share",
+    "content_score", "nm_score", "dvd_score", "concept_present", "object_present", "concept_share",
     "file",
 )
 HEAD_COLUMNS = ("condition", "case_num", "seed", "layer", "layer_label", "head", "concept_mass",
-                "partner_mass", "word_mass")
+                "object_mass", "word_mass")
 _DONE = "condition.json"  # written last in a condition's folder: its tables are complete
 
 
@@ -301,7 +301,7 @@ class HeadSweep:
     """Generate, judge and record the same images under many ablation conditions.
 
     ``prompts`` is a prompt table (:mod:`dvdlib.bench` shape: ``content`` the dominant concept,
-    ``nm_word`` the partner); ``seeds`` are used for every prompt and condition. Images of a
+    ``nm_word`` the object); ``seeds`` are used for every prompt and condition. Images of a
     condition go to ``out_dir/<condition>/images/`` in the authors' layout. ``operator`` and ``factor``
     are :class:`HeadAblation`'s. ``judge`` is any :class:`dvdlib.judges.base.Judge`; it is given
     ``judge_batch`` images per call and asked the questions of ``wording``. ``model``, ``steps``, ``guidance``, ``height``, ``width``
@@ -326,14 +326,14 @@ class HeadSweep:
         self.judge_batch = judge_batch
         self.wording = wording
         self.progress = progress
-        # The token positions of each prompt's concept, partner and words, found once (and checked
+        # The token positions of each prompt's concept, object and words, found once (and checked
         # before any image is made: a phrase missing from its prompt fails here).
         self._groups = {}
         for row in self.prompts.itertuples(index=False):
             tokens = tokenize_prompt(pipe.tokenizer, row.prompt)
             groups = token_groups(pipe.tokenizer, tokens, {"concept": concept_phrase(row),
-                                                           "partner": object_phrase(row)})
-            self._groups[row.prompt] = (groups["concept"], groups["partner"], list(tokens.word_positions),
+                                                           "object": object_phrase(row)})
+            self._groups[row.prompt] = (groups["concept"], groups["object"], list(tokens.word_positions),
                                         tokens)
 
     def with_seeds(self, seeds: Sequence[int], out_dir: str | Path) -> "HeadSweep":
@@ -409,8 +409,8 @@ class HeadSweep:
                     call.cross_attention_kwargs[ABLATION_KWARG] = ablation
                 yield
             mass = record.mass()  # [image, step, layer, head, token]; NaN for padded heads
-            for job, (concept, partner, words, _), image_mass in zip(call.jobs, groups, mass):
-                attention[(job.case_num, job.seed)] = reduce_attention(image_mass, concept, partner, words)
+            for job, (concept, obj, words, _), image_mass in zip(call.jobs, groups, mass):
+                attention[(job.case_num, job.seed)] = reduce_attention(image_mass, concept, obj, words)
 
         return hook
 
@@ -425,7 +425,7 @@ class HeadSweep:
         table = scored.copy()
         table["seed"] = table["seed"].astype(int)
         table["concept_present"] = table["content_score"] >= PRESENT_YES
-        table["partner_present"] = table["nm_score"] >= PRESENT_YES
+        table["object_present"] = table["nm_score"] >= PRESENT_YES
         table["concept_share"] = [attention[(c, s)][0] for c, s in zip(table["case_num"], table["seed"])]
         table["file"] = [f"{condition.name}/images/{path}" for path in table["image_path"]]
         table["condition"] = condition.name
@@ -440,21 +440,21 @@ class HeadSweep:
         for (case_num, seed), (_, per_head) in sorted(attention.items()):
             for layer in self.layers:
                 for head in range(layer.heads):
-                    concept, partner, words = per_head[layer.index, head]
+                    concept, obj, words = per_head[layer.index, head]
                     rows.append((condition.name, case_num, seed, layer.index, layer.label, head,
-                                 concept, partner, words))
+                                 concept, obj, words))
         return pd.DataFrame(rows, columns=list(HEAD_COLUMNS))
 
 
-def reduce_attention(mass: torch.Tensor, concept: Sequence[int], partner: Sequence[int],
+def reduce_attention(mass: torch.Tensor, concept: Sequence[int], obj: Sequence[int],
                      words: Sequence[int]) -> tuple[float, np.ndarray]:
     """One image's record ``[step, layer, head, token]`` reduced to what the sweep keeps.
 
     Returns the concept's pair share pooled over heads (per layer), then layers, mean over the
-    steps; and ``[layer, head, 3]``: the mass on the concept's, the partner's and all word tokens,
+    steps; and ``[layer, head, 3]``: the mass on the concept's, the object's and all word tokens,
     mean over the steps (NaN for padded heads).
     """
-    sums = torch.stack([mass[..., list(concept)].sum(-1), mass[..., list(partner)].sum(-1),
+    sums = torch.stack([mass[..., list(concept)].sum(-1), mass[..., list(obj)].sum(-1),
                         mass[..., list(words)].sum(-1)], dim=-1)  # [step, layer, head, 3]
     pooled = sums.nanmean(dim=2).mean(dim=1)  # [step, 3]: mean over each layer's heads, then layers
     share = pooled[:, 0] / (pooled[:, 0] + pooled[:, 1])  # [step]
@@ -468,9 +468,9 @@ def reduce_attention(mass: torch.Tensor, concept: Sequence[int], partner: Sequen
 def head_attention(heads: pd.DataFrame, condition: str = BASELINE) -> pd.DataFrame:
     """Per head, its attention to the concept in ``condition`` (means over images and steps).
 
-    Columns: ``layer``, ``layer_label``, ``head``, ``concept_mass``, ``partner_mass`` and
+    Columns: ``layer``, ``layer_label``, ``head``, ``concept_mass``, ``object_mass`` and
     ``word_mass`` (shares of all 77 positions; the rest goes to the start, end and padding
-    positions), ``pair_share`` = concept / (concept + partner) and ``word_share`` = concept / all
+    positions), ``pair_share`` = concept / (concept + object) and ``word_share`` = concept / all
     word tokens, both ratios of the means.
     """
     chosen = heads[heads["condition"] == condition]
@@ -478,8 +478,8 @@ def head_attention(heads: pd.DataFrame, condition: str = BASELINE) -> pd.DataFra
         raise ValueError(f"no attention rows for condition {condition!r}; conditions: "
                          f"{', '.join(map(str, heads['condition'].unique())) or 'none'}")
     table = (chosen.groupby(["layer", "layer_label", "head"], sort=True)
-             [["concept_mass", "partner_mass", "word_mass"]].mean().reset_index())
-    table["pair_share"] = table["concept_mass"] / (table["concept_mass"] + table["partner_mass"])
+             [["concept_mass", "object_mass", "word_mass"]].mean().reset_index())
+    table["pair_share"] = table["concept_mass"] / (table["concept_mass"] + table["object_mass"])
     table["word_share"] = table["concept_mass"] / table["word_mass"]
     return table
 
@@ -521,7 +521,7 @@ def nested_bootstrap_ci(table: pd.DataFrame, value: str, cluster: str = "case_nu
     return float(low), float(high)
 
 
-SUMMARY_VALUES = ("dvd_score", "concept_present", "partner_present", "concept_share")
+SUMMARY_VALUES = ("dvd_score", "concept_present", "object_present", "concept_share")
 
 
 def summarise(images: pd.DataFrame, baseline_name: str = BASELINE, *, n_resamples: int = 2000,
@@ -636,8 +636,8 @@ def effects(summary: pd.DataFrame, families: Sequence[str]) -> pd.DataFrame:
                          zip(rows["dvd_score_change_low"], rows["dvd_score_change_high"])]
     columns = ["condition", "family", "label", "n_heads", "draw", "n_images", "dvd_score", "dvd_score_low",
                "dvd_score_high", "dvd_score_change", "dvd_score_change_low", "dvd_score_change_high",
-               "direction", "concept_present", "partner_present", "concept_present_change",
-               "partner_present_change"]
+               "direction", "concept_present", "object_present", "concept_present_change",
+               "object_present_change"]
     return rows[columns].reset_index(drop=True)
 
 
@@ -647,8 +647,8 @@ def describe_effect(row, concept_word: str = "concept", change: bool = True) -> 
     if change:
         text += (f", change {row['dvd_score_change']:+.1f} [{row['dvd_score_change_low']:+.1f}, "
                  f"{row['dvd_score_change_high']:+.1f}]")
-    return (text + f" ({concept_word} present in {row['concept_present']:.0%}, partner in "
-            f"{row['partner_present']:.0%})")
+    return (text + f" ({concept_word} present in {row['concept_present']:.0%}, object in "
+            f"{row['object_present']:.0%})")
 
 
 def strongest_single_head(summary: pd.DataFrame) -> pd.Series:
@@ -711,7 +711,7 @@ class Findings:
     baseline_low: float
     baseline_high: float
     baseline_concept_present: float
-    baseline_partner_present: float
+    baseline_object_present: float
     total_heads: int
     single_heads: int
     outside_interval: int  # single heads whose DvD lies outside the baseline interval
@@ -722,7 +722,7 @@ class Findings:
     largest_change_low: float
     largest_change_high: float
     largest_concept_present: float
-    largest_partner_present: float
+    largest_object_present: float
     strongest: str  # the condition whose single head lowers DvD most
     strongest_label: str
     strongest_change: float
@@ -741,9 +741,9 @@ class Findings:
     confirmed_change_low: float = float("nan")
     confirmed_change_high: float = float("nan")
     confirmed_concept_present: float = float("nan")
-    confirmed_partner_present: float = float("nan")
+    confirmed_object_present: float = float("nan")
     confirmed_baseline_concept_present: float = float("nan")
-    confirmed_baseline_partner_present: float = float("nan")
+    confirmed_baseline_object_present: float = float("nan")
 
     @property
     def sets_raising(self) -> int:
@@ -791,9 +791,9 @@ def findings(summary: pd.DataFrame, total_heads: int, confirmation: pd.DataFrame
                          confirmed_change_low=float(tested["dvd_score_change_low"]),
                          confirmed_change_high=float(tested["dvd_score_change_high"]),
                          confirmed_concept_present=float(tested["concept_present"]),
-                         confirmed_partner_present=float(tested["partner_present"]),
+                         confirmed_object_present=float(tested["object_present"]),
                          confirmed_baseline_concept_present=float(fresh_base["concept_present"]),
-                         confirmed_baseline_partner_present=float(fresh_base["partner_present"]))
+                         confirmed_baseline_object_present=float(fresh_base["object_present"]))
     bounds = table.loc[["all_heads", "concept_tokens"]]
     best_bound = bounds["dvd_score_change_high"].min()
     requirements = [
@@ -819,7 +819,7 @@ def findings(summary: pd.DataFrame, total_heads: int, confirmation: pd.DataFrame
         baseline_dvd=float(base["dvd_score"]), baseline_low=float(base["dvd_score_low"]),
         baseline_high=float(base["dvd_score_high"]),
         baseline_concept_present=float(base["concept_present"]),
-        baseline_partner_present=float(base["partner_present"]), total_heads=int(total_heads),
+        baseline_object_present=float(base["object_present"]), total_heads=int(total_heads),
         single_heads=len(singles), outside_interval=int(singles["dvd_outside"].sum()),
         heads_raising=tuple(label(r) for _, r in moved[moved["direction"] == "raises"].iterrows()),
         heads_lowering=tuple(label(r) for _, r in moved[moved["direction"] == "lowers"].iterrows()),
@@ -827,7 +827,7 @@ def findings(summary: pd.DataFrame, total_heads: int, confirmation: pd.DataFrame
         largest_change_low=float(largest["dvd_score_change_low"]),
         largest_change_high=float(largest["dvd_score_change_high"]),
         largest_concept_present=float(largest["concept_present"]),
-        largest_partner_present=float(largest["partner_present"]),
+        largest_object_present=float(largest["object_present"]),
         strongest=str(strongest["condition"]), strongest_label=label(strongest),
         strongest_change=float(strongest["dvd_score_change"]),
         strongest_change_low=float(strongest["dvd_score_change_low"]),
@@ -850,8 +850,8 @@ def report(found: Findings, concept_word: str = "concept") -> list[str]:
     lines = [found.verdict.markdown()]
     baseline = (f"The baseline has DvD {found.baseline_dvd:.1f} [{found.baseline_low:.1f}, "
                 f"{found.baseline_high:.1f}]; the {concept_word} is present in "
-                f"{found.baseline_concept_present:.0%} of its images and the partner in "
-                f"{found.baseline_partner_present:.0%}.")
+                f"{found.baseline_concept_present:.0%} of its images and the object in "
+                f"{found.baseline_object_present:.0%}.")
     lines.append(
         f"{baseline} Of the {found.single_heads} single heads, **{len(found.heads_raising)} raise DvD**"
         f"{_heads_text(found.heads_raising)} and **{len(found.heads_lowering)} lower it**"
@@ -859,8 +859,8 @@ def report(found: Findings, concept_word: str = "concept") -> list[str]:
         f"{found.outside_interval} move it outside the baseline's interval. The largest change in "
         f"absolute value comes from head {found.largest_label}: **{found.largest_change:+.1f}** "
         f"[{found.largest_change_low:+.1f}, {found.largest_change_high:+.1f}], with the {concept_word} "
-        f"present in {found.largest_concept_present:.0%} and the partner in "
-        f"{found.largest_partner_present:.0%} of its images.")
+        f"present in {found.largest_concept_present:.0%} and the object in "
+        f"{found.largest_object_present:.0%} of its images.")
     drop = (f"The largest drop comes from head {found.strongest_label}: {found.strongest_change:+.1f} "
             f"[{found.strongest_change_low:+.1f}, {found.strongest_change_high:+.1f}] on the seeds that "
             "selected it")
@@ -869,8 +869,8 @@ def report(found: Findings, concept_word: str = "concept") -> list[str]:
                  f"{found.confirmed_change_high:+.1f}] on fresh seeds (baseline there "
                  f"{found.confirmed_baseline_dvd:.1f}; {concept_word} present "
                  f"{found.confirmed_baseline_concept_present:.0%} -> {found.confirmed_concept_present:.0%}, "
-                 f"partner {found.confirmed_baseline_partner_present:.0%} -> "
-                 f"{found.confirmed_partner_present:.0%})")
+                 f"object {found.confirmed_baseline_object_present:.0%} -> "
+                 f"{found.confirmed_object_present:.0%})")
     lines.append(drop + ".")
     groups = found.sets[found.sets["family"].isin(["ranked", "random"])]
     if len(groups):
@@ -894,11 +894,11 @@ def summary_text(found: Findings, model: str, concept_word: str = "concept") -> 
     return (
         f"On `{model}` ({found.total_heads} cross-attention heads), the baseline DvD is "
         f"{found.baseline_dvd:.1f} [{found.baseline_low:.1f}, {found.baseline_high:.1f}] ({concept_word} present "
-        f"in {found.baseline_concept_present:.0%} of images, partner in {found.baseline_partner_present:.0%}). "
+        f"in {found.baseline_concept_present:.0%} of images, object in {found.baseline_object_present:.0%}). "
         f"Ablated one at a time, heads that raise DvD: {len(found.heads_raising)}; heads that lower "
         f"it: {len(found.heads_lowering)} (paired intervals excluding 0); the largest change is {found.largest_change:+.1f} "
         f"[{found.largest_change_low:+.1f}, {found.largest_change_high:+.1f}] (head {found.largest_label}; "
-        f"partner present in {found.largest_partner_present:.0%}). Sets of heads ablated together "
+        f"object present in {found.largest_object_present:.0%}). Sets of heads ablated together "
         f"({len(groups)}) that raise DvD: {int((groups['direction'] == 'raises').sum())}; that lower "
         f"it: {int((groups['direction'] == 'lowers').sum())}. Every head ablated gives "
         f"{describe_effect(bounds.loc['all_heads'], concept_word, change=False)}, and the {concept_word}'s "

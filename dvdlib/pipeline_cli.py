@@ -24,6 +24,7 @@ from dvdlib.judges import load_judge
 from dvdlib.questions import OUR_WORDING, check_prompt_words, load_wording
 from dvdlib.store import (StoreError, check_table_path, check_writable_dir, no_new_folders_on_error,
                           save_table)
+from dvdlib.toyworld.world import CONCEPTS, OBJECTS, World, prompt_table
 
 
 
@@ -45,9 +46,7 @@ def _note(command: str):
 
 
 def toy_prompts(categories=OUR_WORDING.categories) -> pd.DataFrame:
-    """The toy world's pair prompts ("a circle and a square", ...): the default for toy models."""
-    from dvdlib.toyworld.world import World, prompt_table
-
+    """The toy world's pair prompts ("sunset mug", ...): the default for toy models."""
     return validate_prompts(prompt_table(World(), controls=False), categories, TOY_PROMPTS)
 
 
@@ -55,21 +54,22 @@ TOY_PROMPTS = "the toy world's prompts"
 
 
 def check_toy_words(prompts: pd.DataFrame, source: str) -> None:
-    """Refuse rows whose concept or object is not a shape the toy world draws, listing them all."""
-    from dvdlib.toyworld.world import SHAPES
-
+    """Refuse rows whose concept is not a concept of the toy world or whose object is not one of
+    its objects, listing them all."""
     bad = []
     for row in prompts.itertuples(index=False):
-        strangers = [f"{side} {word!r}" for side, word in
-                     (("content", concept_phrase(row)), ("nm_word", object_phrase(row)))
-                     if word.casefold() not in SHAPES]
+        strangers = [f"{side} {word!r}" for side, word, accepted in
+                     (("content", concept_phrase(row), CONCEPTS),
+                      ("nm_word", object_phrase(row), OBJECTS))
+                     if word.casefold() not in accepted]
         if strangers:
             bad.append(f"case {row.case_num}: {' and '.join(strangers)}")
     if bad:
         raise UsageError(
-            f"{source}: the toy world draws only the shapes {', '.join(SHAPES)}; {len(bad)} "
-            f"row(s) name other things: {'; '.join(bad)}. Leave out --prompts for the toy "
-            f"world's own prompts, or give a prompt file of shapes"
+            f"{source}: the toy world draws only the concepts {', '.join(CONCEPTS)} printed on the "
+            f"objects {', '.join(OBJECTS)}; {len(bad)} row(s) name other things: {'; '.join(bad)}. "
+            f"Leave out --prompts for the toy world's own prompts, or give a prompt file of its "
+            f"concepts and objects"
         )
 
 

@@ -47,10 +47,13 @@ from typing import Sequence
 
 import pandas as pd
 
+from dvdlib.bench import VOCABULARY
 from dvdlib.bench import seeds as bench_seeds
 from dvdlib.commands.errors import UsageError
 from dvdlib.commands.options import seed_count, seed_list
 from dvdlib.score import PRESENT_YES
+from dvdlib.tokens import PhraseNotFoundError, token_groups
+from dvdlib.toyworld.world import CONCEPTS, OBJECTS
 
 MAX_SEED_COUNT = 10_000  # distinct values of the paper's seed draw, randint(1, 10000)
 DEFAULT_THRESHOLD = 0.6
@@ -58,6 +61,7 @@ CONFIDENCE = 0.95
 N_RESAMPLES = 10_000
 GRID_LIMIT = 24  # images shown in the figure's grid
 VERDICTS = ("concept", "object", "balanced")
+TOY_CATEGORY = "print"  # the question category of the toy world's prompts
 IMAGES, JUDGED, ATTENTION, FIGURE, SUMMARY, SETTINGS = (
     "images", "judged.csv", "attention.csv", "probe.png", "probe.json", "probe-settings.json")
 SHARE_QUANTITIES = ("concept_word_share", "object_word_share", "pair_share")
@@ -105,8 +109,6 @@ def check_prompt(prompt: str, tokenizer) -> int:
 
 def check_words(prompt: str, concept: str, object_word: str, tokenizer) -> dict[str, list[int]]:
     """The token positions of the concept and the object in the prompt (both whole words of it)."""
-    from dvdlib.tokens import PhraseNotFoundError, token_groups
-
     for option, word in (("--concept", concept), ("--object", object_word)):
         if not isinstance(word, str) or not word.strip():
             raise ProbeInputError(f"{option} is empty; give a word of the prompt, one of: "
@@ -127,21 +129,33 @@ def check_words(prompt: str, concept: str, object_word: str, tokenizer) -> dict[
                               f"prompt; give two different parts of {prompt!r}") from None
 
 
-def infer_category(concept: str, judge: str, shapes: Sequence[str]) -> str:
-    """The question set for ``concept``: its DominanceBench category, or ``shape`` (toy world)."""
-    from dvdlib.bench import VOCABULARY
-
+def infer_category(concept: str, judge: str, toy_concepts: Sequence[str] = CONCEPTS) -> str:
+    """The question set for ``concept``: its DominanceBench category, or ``print`` (a toy-world
+    concept, or any concept the toy judge reads)."""
     name = " ".join(concept.split()).casefold()
     for category, concepts in VOCABULARY.items():
         if name in concepts:
             return category
-    if name in shapes or judge == "toy":
-        return "shape"
+    if name in toy_concepts or judge == "toy":
+        return TOY_CATEGORY
     raise ProbeInputError(
         f"cannot tell which questions fit the concept {concept!r}: it is none of the benchmark's "
-        f"artists, landmarks or characters; pass --category (accepted: artist, landmark, "
-        f"character, shape)"
+        f"artists, landmarks or characters nor a toy-world concept ({', '.join(toy_concepts)}); "
+        f"pass --category (accepted: artist, landmark, character, {TOY_CATEGORY})"
     )
+
+
+def check_toy_words(concept: str, object_word: str) -> None:
+    """Refuse a concept or object the toy judge does not know, naming what it knows."""
+    strangers = [f"{side} {word!r}" for side, word, known in
+                 (("concept", concept, CONCEPTS), ("object", object_word, OBJECTS))
+                 if word not in known]
+    if strangers:
+        raise ProbeInputError(
+            f"the toy judge sees only the concepts {', '.join(CONCEPTS)} and the objects "
+            f"{', '.join(OBJECTS)}; {' and '.join(strangers)} "
+            f"{'is' if len(strangers) == 1 else 'are'} not among them: probe the toy world's own "
+            f"words (e.g. 'sunset mug'), or choose --judge clip or vlm")
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,14 +451,9 @@ def run_command(args) -> int:
 
     is_toy = toy_model_name(args.model) is not None
     judge_kind = args.judge or ("toy" if is_toy else "vlm")
-    shapes = _toy_shapes()
     if judge_kind == "toy":
-        strangers = [w for w in (concept, object_word) if w not in shapes]
-        if strangers:
-            raise ProbeInputError(f"the toy judge sees only the shapes {', '.join(shapes)}; "
-                                  f"{' and '.join(map(repr, strangers))} is none of them: probe "
-                                  f"shapes, or choose --judge clip or vlm")
-    category = args.category or infer_category(concept, judge_kind, shapes)
+        check_toy_words(concept, object_word)
+    category = args.category or infer_category(concept, judge_kind)
     out = check_writable_dir(args.out) if args.out else None  # before any model loads
     work = out or Path(tempfile.mkdtemp(prefix="dvd-probe-"))
     try:
@@ -486,12 +495,6 @@ def _probe_into(args, work: Path, out: Path | None, judge_kind: str, concept: st
     if out is not None:
         atomic_write_json(out / SUMMARY, result.summary)
     return result
-
-
-def _toy_shapes() -> tuple[str, ...]:
-    from dvdlib.toyworld.world import SHAPES
-
-    return SHAPES
 
 
 def _interval(estimate: dict, digits: int = 2, scale: float = 1.0) -> str:

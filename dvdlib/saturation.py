@@ -52,6 +52,8 @@ from dvdlib.questions import OUR_WORDING, Wording
 from dvdlib.score import bootstrap_ci, score_folder
 from dvdlib.store import save_table
 from dvdlib.tokens import token_groups, tokenize_prompt
+from dvdlib.toyworld.pipeline import FOLD
+from dvdlib.toyworld.world import caption, check_name
 
 CHAPTER = "03_attention_saturation"
 RECORD_FILE = "attention.npz"
@@ -71,32 +73,35 @@ def fresh_folder(path: str | Path) -> Path:
     return path
 
 
-def balanced_prompt_table(world, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
-    """Two-shape prompts in which neither shape is the world's low-diversity concept.
+def balanced_prompt_table(world, objects: Sequence[str] | None = None,
+                          concepts: Sequence[str] | None = None) -> pd.DataFrame:
+    """Pair prompts of the world's *other* concepts: "ocean mug", "forest mug", ...
 
-    The control for the dominated prompts: every shape in them has unlimited diversity, so no
-    side is expected to win. Each pair gives both word orders, as :func:`toyworld.prompt_table`
-    does; ``content`` is the pair's first shape, ``nm_word`` the second. ``pairs`` defaults to a
-    ring over the world's other shapes (first with second, second with third, ..., last with
-    first): as many pairs as the limited concept has partners, each shape once in each role.
+    The control for the dominated prompts: the other concepts have unlimited diversity in every
+    model of the zoo and were printed on every object in training, so nothing in the data makes
+    them take over more than the limited concept's full-diversity twin would. Each (concept,
+    object) gives one prompt in the world's product-title form, in the table shape of
+    :func:`dvdlib.toyworld.world.prompt_table` (``content`` the concept, ``nm_word`` the object,
+    ``arrangement`` "pair", ``paired_in_training`` True). ``objects`` defaults to every object of
+    the world, ``concepts`` to every concept but the limited one.
     """
-    others = [s for s in world.shapes if s != world.limited]
-    if pairs is None:
-        ring = [(others[i], others[(i + 1) % len(others)]) for i in range(len(others))]
-        pairs = ring if len(others) > 2 else ring[:1]
-    rows = []
-    for first, second in pairs:
-        for name in (first, second):
-            if name not in others:
-                raise ValueError(f"balanced pairs use the world's shapes other than {world.limited!r} "
-                                 f"({', '.join(others)}); got {name!r}")
-        if first == second:
-            raise ValueError(f"a balanced pair needs two different shapes, got ({first!r}, {second!r})")
-        rows.append((first, second, f"a {first} and a {second}", "content first"))
-        rows.append((first, second, f"a {second} and a {first}", "nm_word first"))
+    others = [c for c in world.concepts if c != world.limited]
+    concepts = list(others if concepts is None else concepts)
+    objects = list(world.objects if objects is None else objects)
+    for name in concepts:
+        if name not in others:
+            raise ValueError(f"balanced pairs use the world's concepts other than {world.limited!r} "
+                             f"({', '.join(others)}); got {name!r}")
+    for name in objects:
+        check_name(name, world.objects, "object")
+    if not concepts or not objects:
+        raise ValueError(f"balanced pairs need at least one concept and one object, got concepts "
+                         f"{concepts} and objects {objects}")
+    rows = [(concept, obj, caption(concept, obj)) for obj in objects for concept in concepts]
     return pd.DataFrame(
-        [(i + 1, "shape", c, n, p, a) for i, (c, n, p, a) in enumerate(rows)],
-        columns=["case_num", "content_type", "content", "nm_word", "prompt", "arrangement"],
+        [(i + 1, "print", c, o, p, "pair", True) for i, (c, o, p) in enumerate(rows)],
+        columns=["case_num", "content_type", "content", "nm_word", "prompt", "arrangement",
+                 "paired_in_training"],
     )
 
 
@@ -119,8 +124,6 @@ def latent_size(pipe, height: int | None, width: int | None) -> tuple[int, int] 
         return None
     factor = getattr(pipe, "vae_scale_factor", None)
     if factor is None:  # the toy pipeline folds 2x2 pixels into channels and has no VAE
-        from dvdlib.toyworld.pipeline import FOLD
-
         factor = FOLD
     native = pipe.unet.config.sample_size * factor
     return ((height or native) // factor, (width or native) // factor)
