@@ -71,7 +71,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     p["file"] = _csv(folder, "afile", "a file, not a folder")
     # Toy images as `dvd generate --model toy` lays them out (one tiny picture each).
     toy_images = folder / "toy_images"
-    for case, prompt in ((1, "sunset mug"), (2, "ocean mug")):
+    for case, prompt in ((1, "sunset mug"), (2, "sunset shirt")):
         (toy_images / case_folder(case, prompt)).mkdir(parents=True)
         Image.new("RGB", (32, 32), "white").save(toy_images / case_folder(case, prompt) / "seed00001.png")
     p["toy_images"] = toy_images
@@ -170,8 +170,8 @@ CLI = [
      ["'.xlsx'", "accepted: .csv, .parquet"]),
     ("score-missing-image-folder", "score --images {dir}/noimages --out {out}/t.csv --judge toy",
      ["image folder not found", "noimages"]),
-    ("score-images-match-no-case", "score --images {toy_images} --out {out}/t.csv --judge toy --cases 7",
-     ["no case folder matches the prompt set (cases 7)", "numbered 1-2"]),
+    ("score-images-match-no-case", "score --images {toy_images} --out {out}/t.csv --judge toy --cases 4",
+     ["no case folder matches the prompt set (cases 4)", "numbered 1-2"]),
     ("score-zero-images-per-call", "score --images {toy_images} --out {out}/t.csv --judge toy "
      "--images-per-call 0", ["--images-per-call must be at least 1, got 0"]),
     ("score-missing-question-file", "score --images {toy_images} --out {out}/t.csv --judge toy "

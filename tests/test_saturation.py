@@ -288,3 +288,38 @@ def test_early_bias_and_saturation_are_decided_apart():
         sat_.stated_tests(20, 0.1, 0.6, 0.25, 1, 0.0, 0.95)
     with pytest.raises(ValueError, match="no images of condition 'kinf'"):
         sat_.finding_verdicts(summary, "kinf", "c", early_steps=2, saturation_window=5, threshold=0.6)
+
+
+def test_the_chapter_result_puts_presence_beside_every_dvd_and_claims_no_more_than_its_verdicts():
+    from dvdlib import verdicts
+    from dvdlib.toyworld.world import World, prompt_table
+
+    world = World(instances=1)
+    conditions = [sat.ChapterCondition("main", "k1", "toy:k1", prompt_table(world, controls=False)),
+                  sat.ChapterCondition("balanced", "k1 others", "toy:k1", sat.balanced_prompt_table(world))]
+    rng = np.random.default_rng(0)
+    rows = []
+    for condition, share, dvd in (("k1", 0.7, 60.0), ("k1 others", 0.5, 5.0)):
+        for i in range(30):
+            rows.append({"condition": condition, "image": len(rows), "prompt": f"p{i % 3}",
+                         "content": "sunset", "nm_word": "mug", "early_share": share + rng.normal(0, 0.02),
+                         "final_share": share, "saturation_step": 0 if i % 5 else 4,
+                         "other_saturation_step": 5, "saturated": True, "other_saturated": False,
+                         "num_steps": 5, "dvd_score": dvd + rng.normal(0, 5),
+                         "concept_present": True, "object_present": i % 2 == 0})
+    summary = pd.DataFrame(rows)
+    summary["condition"] = pd.Categorical(summary["condition"], categories=["k1", "k1 others"])
+    result = sat.chapter_result(summary, conditions, steps=5, early_fraction=0.2, threshold=0.6,
+                                saturation_by=0.4, majority=0.5, min_dvd=0.0, confidence=0.95,
+                                n_resamples=200)
+    assert result.concept == "the sunset" and result.label("reference") is None
+    assert result.verdicts["early_bias_verdict"].word == "supported"
+    assert result.verdicts["saturation_verdict"].word == "supported"  # 80 % saturated from step 0
+    texts = result.texts()
+    assert "the sunset present in 100% [100, 100] and the object in 50%" in texts["ch3_fig1"]
+    assert texts["early_bias_verdict"] == "**supported**"
+    assert "sunset mug" in texts["ch3_conditions"] and "ocean mug" in texts["ch3_conditions"]
+    values, saved = result.headline()
+    assert values["object_present_main"] == pytest.approx(0.5) and "dvd_reference" not in values
+    assert values["median_saturation_step_main"] == 0
+    assert verdicts.check_headline({"values": values, "texts": saved}) == []
