@@ -346,3 +346,23 @@ def test_findings_criteria_are_checked(criteria, message):
         hs.findings(_summary([58], {7: 50}, 10, 5), 28, **criteria)
     with pytest.raises(ValueError, match=message):
         hs.stated_test(**{"removal_fraction": 0.5, "min_baseline_dvd": 0.0, "confidence": 0.95, **criteria})
+
+
+def test_the_chapter_prompts_and_the_rule_that_picks_its_model():
+    world = World(instances=1)
+    assert hs.toy_prompts(world)["prompt"].tolist() == ["sunset mug", "sunset shirt", "sunset bag"]
+    assert hs.toy_prompts(world, "unseen")["prompt"].tolist() == ["sunset hat", "sunset kite"]
+    assert len(hs.toy_prompts(world, "all")) == 5
+    with pytest.raises(ValueError, match="objects must be one of seen, unseen, all, got 'some'"):
+        hs.toy_prompts(world, "some")
+    survey = pd.DataFrame(
+        [(model, "1" if model == "k1" else "unlimited", obj, obj in world.paired_objects, 8, dvd, 0.9, 0.2)
+         for model, seen_dvd, unseen_dvd in (("k1", 50.0, 90.0), ("kinf", 60.0, 10.0))
+         for obj, dvd in (("mug", seen_dvd), ("hat", unseen_dvd))],
+        columns=["model", "K", "nm_word", "paired_in_training", "images", "dvd_score",
+                 "concept_present", "object_present"])
+    assert hs.most_dominant(survey) == "kinf"  # seen objects only: the unseen hat does not count
+    assert hs.most_dominant(survey, "unseen") == "k1" and hs.most_dominant(survey, "all") == "k1"
+    text = hs.survey_text(survey, "kinf", "toy:k1", "seen")
+    assert "k1 on seen objects DvD 50.0 (concept present 90%, object 20%)" in text
+    assert "picks **kinf**; this run studies `toy:k1` instead" in text
