@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
 import pandas as pd
 
@@ -20,12 +19,17 @@ from dvdlib.bench import (builtin_prompts, concept_phrase, load_prompts, object_
 from dvdlib.bench import seeds as bench_seeds
 from dvdlib.commands.errors import UsageError
 from dvdlib.commands.options import seed_count, seed_list
+from dvdlib.generate import attention_hook, generate
 from dvdlib.judges import load_judge
+from dvdlib.models import load_pipeline, paper_model, toy_model_name
 from dvdlib.questions import OUR_WORDING, check_prompt_words, load_wording
+from dvdlib.score import category_scores, find_images, question_table, score_folder
+from dvdlib.sharding import join_launch, run_sharded
 from dvdlib.store import (StoreError, check_table_path, check_writable_dir, no_new_folders_on_error,
                           save_table)
+from dvdlib.tokenizer import clip_tokenizer
+from dvdlib.tokens import check_alignment
 from dvdlib.toyworld.world import CONCEPTS, OBJECTS, World, prompt_table
-
 
 
 def parse_cases(text: str) -> set[int]:
@@ -96,11 +100,6 @@ def _prompt_set(path: str | None, categories, cases: str | None, command: str,
 
 def run_generate(args) -> int:
     """``dvd generate`` once its arguments are parsed (:mod:`dvdlib.commands.generate`)."""
-    from dvdlib.generate import attention_hook, generate
-    from dvdlib.models import load_pipeline, paper_model, toy_model_name
-    from dvdlib.sharding import join_launch, run_sharded
-    from dvdlib.tokenizer import clip_tokenizer
-    from dvdlib.tokens import check_alignment
 
     seeds = seed_list(args.seed_list) if args.seed_list is not None else bench_seeds(seed_count(args.seeds))
     toy = toy_model_name(args.model) is not None
@@ -142,8 +141,6 @@ def run_generate(args) -> int:
 
 def run_score(args) -> int:
     """``dvd score`` once its arguments are parsed (:mod:`dvdlib.commands.score`)."""
-    from dvdlib.score import category_scores, find_images, question_table, score_folder
-    from dvdlib.sharding import join_launch, run_sharded
 
     wording = load_wording(args.questions) if args.questions else OUR_WORDING
     toy = args.judge == "toy"

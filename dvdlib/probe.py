@@ -37,6 +37,7 @@ grid and the per-step shares) and ``probe.json`` (the summary printed by ``--jso
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import shutil
@@ -46,12 +47,25 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure  # no pyplot: no global figure state
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
 
 from dvdlib.bench import VOCABULARY
 from dvdlib.bench import seeds as bench_seeds
 from dvdlib.commands.errors import UsageError
 from dvdlib.commands.options import seed_count, seed_list
-from dvdlib.score import PRESENT_YES
+from dvdlib.focus import concept_share, saturation_step
+from dvdlib.generate import attention_hook, generate
+from dvdlib.judges import load_judge
+from dvdlib.models import PAPER_GUIDANCE, PAPER_STEPS, load_pipeline, toy_model_name
+from dvdlib.recorder import AttentionRecord
+from dvdlib.score import PRESENT_YES, bootstrap_ci, score_folder
+from dvdlib.store import (StoreError, atomic_write_bytes, atomic_write_json, check_run_settings,
+                          check_writable_dir, ensure_writable_dir, no_new_folders_on_error,
+                          save_table)
+from dvdlib.tokenizer import clip_tokenizer
 from dvdlib.tokens import PhraseNotFoundError, token_groups
 from dvdlib.toyworld.world import CONCEPTS, OBJECTS
 
@@ -182,9 +196,6 @@ def probe(pipe, judge, prompt: str, concept: str, object_word: str, seeds: Seque
     ``out_dir`` receives ``images/``, ``judged.csv`` and ``attention.csv``; a rerun there with the
     same prompt, words and settings reuses what was made.
     """
-    from dvdlib.generate import attention_hook, generate
-    from dvdlib.score import score_folder
-    from dvdlib.store import check_run_settings, ensure_writable_dir, save_table
 
     if not 0 < threshold < 1:
         raise ProbeInputError(f"threshold must be between 0 and 1, got {threshold!r}")
@@ -240,8 +251,6 @@ def image_rows(manifest: pd.DataFrame, judged: pd.DataFrame, seeds: Sequence[int
 def record_shares(images: pd.DataFrame, image_dir: Path, tokenizer, concept: str,
                   object_word: str) -> pd.DataFrame:
     """Per image and step: the two words' attention mass, their word shares and the pair share."""
-    from dvdlib.focus import concept_share
-    from dvdlib.recorder import AttentionRecord
 
     tables = []
     for record_dir, rows in images.groupby("record_dir", sort=True):
@@ -267,7 +276,6 @@ def record_shares(images: pd.DataFrame, image_dir: Path, tokenizer, concept: str
 
 def step_intervals(shares: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
     """Per step and quantity (:data:`SHARE_QUANTITIES`): mean over images and its interval."""
-    from dvdlib.score import bootstrap_ci
 
     rows = []
     for step, group in shares.groupby("step", sort=True):
@@ -280,7 +288,6 @@ def step_intervals(shares: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.D
 
 
 def _estimate(values, confidence: float) -> dict:
-    from dvdlib.score import bootstrap_ci
 
     low, high = bootstrap_ci(values, n_resamples=N_RESAMPLES, confidence=confidence)
     return {"mean": float(sum(values) / len(values)), "ci_low": low, "ci_high": high}
@@ -298,7 +305,6 @@ def verdict(dominance: dict) -> str:
 def summarise(images: pd.DataFrame, shares: pd.DataFrame, steps: pd.DataFrame, *,
               threshold: float = DEFAULT_THRESHOLD, confidence: float = CONFIDENCE) -> dict:
     """The probe's numbers (the module notes define them), JSON-ready."""
-    from dvdlib.focus import saturation_step
 
     concept = images["concept_present"].astype(float).to_numpy()
     obj = images["object_present"].astype(float).to_numpy()
@@ -344,10 +350,6 @@ def summarise(images: pd.DataFrame, shares: pd.DataFrame, steps: pd.DataFrame, *
 
 def probe_figure(result: ProbeResult):
     """The image grid (seed, yes counts) beside the per-step shares with their intervals."""
-    import seaborn as sns
-    from matplotlib.figure import Figure  # no pyplot: no global figure state
-    from matplotlib.ticker import MaxNLocator
-    from PIL import Image
 
     summary, steps = result.summary, result.steps
     shown = result.images.head(GRID_LIMIT)
@@ -400,7 +402,6 @@ def probe_figure(result: ProbeResult):
 
 
 def save_figure(figure, path: Path) -> Path:
-    from dvdlib.store import atomic_write_bytes
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
@@ -423,7 +424,6 @@ def _check_numbers(args) -> None:
 
 def _call_default(pipe, name: str, fallback):
     """The default of one of the pipeline's call arguments (its own steps and guidance)."""
-    import inspect
 
     parameter = inspect.signature(type(pipe).__call__).parameters.get(name)
     default = None if parameter is None else parameter.default
@@ -434,7 +434,6 @@ def run_command(args) -> int:
     """``dvd probe`` once its arguments are parsed (:mod:`dvdlib.commands.probe`)."""
     if args.threshold is None:
         args.threshold = DEFAULT_THRESHOLD
-    from dvdlib.tokenizer import clip_tokenizer
 
     # Everything the command line alone can tell is checked before a model loads, with the CLIP
     # tokenizer that SD 1.x, SD 2.x and the toy world share; the model's own checks it again.
@@ -446,8 +445,6 @@ def run_command(args) -> int:
     # Judges and question templates take the words in lower case, as the prompt sets write them.
     concept, object_word = (" ".join(w.split()).casefold() for w in (args.concept, args.object_word))
 
-    from dvdlib.models import toy_model_name
-    from dvdlib.store import StoreError, check_writable_dir, no_new_folders_on_error
 
     is_toy = toy_model_name(args.model) is not None
     judge_kind = args.judge or ("toy" if is_toy else "vlm")
@@ -474,9 +471,6 @@ def run_command(args) -> int:
 def _probe_into(args, work: Path, out: Path | None, judge_kind: str, concept: str, object_word: str,
                 seeds: list[int], category: str) -> ProbeResult:
     """Load the judge and the model, probe into ``work``, save the figure and summary in ``out``."""
-    from dvdlib.models import PAPER_GUIDANCE, PAPER_STEPS, load_pipeline
-    from dvdlib.judges import load_judge
-    from dvdlib.store import atomic_write_json
 
     judge = load_judge(judge_kind, args.judge_model, args.device, None)  # weights often missing: first
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)

@@ -43,6 +43,7 @@ import seaborn as sns
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from dvdlib import study, verdicts
 from dvdlib.bench import concept_phrase, object_phrase, prompt_set
@@ -729,8 +730,6 @@ def token_map_example(result: ConditionResult, prompt: str, seed: int,
     A dict for :func:`plot_token_maps`: ``title`` (default: the condition's label), ``image``,
     ``maps`` (see :func:`group_maps`), ``words`` and ``map_steps``.
     """
-    from PIL import Image
-
     rows = result.images[(result.images["prompt"] == prompt) & (result.images["seed"] == seed)]
     if rows.empty:
         raise ValueError(f"condition {result.label!r} has no image of prompt {prompt!r} with seed "
