@@ -954,7 +954,8 @@ def toy_prompts(world: World, objects: str = "seen") -> pd.DataFrame:
 
 def dominance_survey(models: Sequence[str], judge, out_dir: str | Path, *, zoo_folder: str = "",
                      seeds: Sequence[int], steps: int, guidance: float,
-                     wording: Wording = OUR_WORDING, device: str = "") -> pd.DataFrame:
+                     wording: Wording = OUR_WORDING, device: str = "",
+                     batch_size: int = 32) -> pd.DataFrame:
     """DvD and both sides' presence of every zoo model on every pair prompt, no head ablated.
 
     One row per model and object: ``paired_in_training``, ``images``, ``dvd_score``,
@@ -969,9 +970,9 @@ def dominance_survey(models: Sequence[str], judge, out_dir: str | Path, *, zoo_f
         pipe = study.load_model(f"toy:{name}", zoo_folder, device)
         folder = Path(out_dir) / name
         generate(pipe, prompts, seeds, folder / "images", model=f"toy:{name}", steps=steps,
-                 guidance=guidance, progress=False)
+                 guidance=guidance, batch_size=batch_size, progress=False)
         scored = score_folder(folder / "images", prompts, judge, folder / "dvd.csv", wording=wording,
-                              progress=False).merge(prompts[["case_num", "paired_in_training"]],
+                              images_per_call=batch_size, progress=False).merge(prompts[["case_num", "paired_in_training"]],
                                                     on="case_num")
         scored = scored.assign(concept_present=scored["content_score"] >= PRESENT_YES,
                                object_present=scored["nm_score"] >= PRESENT_YES)
