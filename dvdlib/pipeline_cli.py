@@ -17,8 +17,6 @@ import pandas as pd
 from dvdlib.bench import (builtin_prompts, concept_phrase, load_prompts, object_phrase,
                           validate_prompts)
 from dvdlib.bench import seeds as bench_seeds
-from dvdlib.commands.errors import UsageError
-from dvdlib.commands.options import seed_count, seed_list
 from dvdlib.generate import attention_hook, generate
 from dvdlib.judges import load_judge
 from dvdlib.models import load_pipeline, paper_model, toy_model_name
@@ -30,6 +28,7 @@ from dvdlib.store import (StoreError, check_table_path, check_writable_dir, no_n
 from dvdlib.tokenizer import clip_tokenizer
 from dvdlib.tokens import check_alignment
 from dvdlib.toyworld.world import CONCEPTS, OBJECTS, World, prompt_table
+from dvdlib.usage import UsageError, seed_count, seed_list
 
 
 def parse_cases(text: str) -> set[int]:
@@ -99,7 +98,7 @@ def _prompt_set(path: str | None, categories, cases: str | None, command: str,
 
 
 def run_generate(args) -> int:
-    """``dvd generate`` once its arguments are parsed (:mod:`dvdlib.commands.generate`)."""
+    """``dvd generate`` once its arguments are parsed (:mod:`dvdlib.book.commands.generate`)."""
 
     seeds = seed_list(args.seed_list) if args.seed_list is not None else bench_seeds(seed_count(args.seeds))
     toy = toy_model_name(args.model) is not None
@@ -140,7 +139,7 @@ def run_generate(args) -> int:
 
 
 def run_score(args) -> int:
-    """``dvd score`` once its arguments are parsed (:mod:`dvdlib.commands.score`)."""
+    """``dvd score`` once its arguments are parsed (:mod:`dvdlib.book.commands.score`)."""
 
     wording = load_wording(args.questions) if args.questions else OUR_WORDING
     toy = args.judge == "toy"

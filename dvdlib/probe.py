@@ -54,8 +54,6 @@ from PIL import Image
 
 from dvdlib.bench import VOCABULARY
 from dvdlib.bench import seeds as bench_seeds
-from dvdlib.commands.errors import UsageError
-from dvdlib.commands.options import seed_count, seed_list
 from dvdlib.focus import concept_share, saturation_step
 from dvdlib.generate import attention_hook, generate
 from dvdlib.judges import load_judge
@@ -68,6 +66,7 @@ from dvdlib.store import (StoreError, atomic_write_bytes, atomic_write_json, che
 from dvdlib.tokenizer import clip_tokenizer
 from dvdlib.tokens import PhraseNotFoundError, token_groups
 from dvdlib.toyworld.world import CONCEPTS, OBJECTS
+from dvdlib.usage import UsageError, seed_count, seed_list
 
 MAX_SEED_COUNT = 10_000  # distinct values of the paper's seed draw, randint(1, 10000)
 DEFAULT_THRESHOLD = 0.6
@@ -431,7 +430,7 @@ def _call_default(pipe, name: str, fallback):
 
 
 def run_command(args) -> int:
-    """``dvd probe`` once its arguments are parsed (:mod:`dvdlib.commands.probe`)."""
+    """``dvd probe`` once its arguments are parsed (:mod:`dvdlib.book.commands.probe`)."""
     if args.threshold is None:
         args.threshold = DEFAULT_THRESHOLD
 

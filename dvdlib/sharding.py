@@ -1,6 +1,6 @@
 """Splitting ``dvd generate`` and ``dvd score`` over the processes of one ``accelerate launch``.
 
-Launched with several processes (``accelerate launch --multi_gpu --num_processes N -m dvdlib.cli
+Launched with several processes (``accelerate launch --multi_gpu --num_processes N -m dvdlib.book.cli
 generate ...``, or ``torchrun``), each process learns its rank and the number of processes from
 ``accelerate.PartialState`` (:func:`join_launch`) and works on its :class:`Shard`: every N-th
 batch of images to make, or chunk of images to judge, counted over the whole run in its fixed
