@@ -326,6 +326,17 @@ def _decode(line: bytes) -> dict | None:
     return row if isinstance(row, dict) else None
 
 
+def lock_or_refuse(fd: int, exclusive: bool, refusal: str) -> None:
+    """Lock the open file ``fd`` (exclusive or shared) without waiting; a StoreError saying
+    ``refusal`` when another process holds a conflicting lock. No-op where there is no flock."""
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise StoreError(refusal) from None
+
+
 class ResultLog:
     """An append-only, checksummed log of rows keyed by ``key`` columns (see the module notes).
 
@@ -402,14 +413,9 @@ class ResultLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise StoreError(
-                        f"{self.path} is being written by another process; wait for it to finish "
-                        f"or write to another folder"
-                    ) from None
+            lock_or_refuse(fd, exclusive=True, refusal=(
+                f"{self.path} is being written by another process; wait for it to finish or "
+                f"write to another folder"))
             self._cut_torn_tail(fd)
         except BaseException:
             os.close(fd)
