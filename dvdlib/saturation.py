@@ -978,8 +978,10 @@ def _rho_text(row) -> str:
     if math.isnan(row["rho"]):
         return f"undefined for *{row['images']}* (DvD or early share constant)"
     within = ("undefined within prompts" if math.isnan(row["within_rho"]) else
+              f"{row['within_rho']:.2f} within its one prompt with a defined rho (no interval)"
+              if math.isnan(row["within_low"]) else
               f"{row['within_rho']:.2f} [{row['within_low']:.2f}, {row['within_high']:.2f}] within "
-              f"its {int(row['n_prompts'])} prompts")
+              f"the {int(row['n_prompts'])} of its prompts with a defined rho")
     return (f"{row['rho']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] over the "
             f"{row['n_images']} images of *{row['images']}*, {within}")
 
@@ -1013,7 +1015,11 @@ class ChapterResult:
         return " ".join(
             f"*{c}* ({int(r['images'])} images): pair share {interval_text(r, 'early')} in the "
             f"first {self.early_steps} steps and {interval_text(r, 'final')} at the last step; "
-            f"{dvd_with_presence(r, self.concept)}." for c, r in self.stats.iterrows())
+            f"{dvd_with_presence(r, self.concept_of(c))}." for c, r in self.stats.iterrows())
+
+    def concept_of(self, label: str) -> str:
+        """How sentences name the concept of a condition: the balanced one has several."""
+        return "the concept" if label == self.label("balanced") else self.concept
 
     def saturation_sentences(self) -> str:
         return " ".join(

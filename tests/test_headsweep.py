@@ -363,6 +363,10 @@ def test_the_chapter_prompts_and_the_rule_that_picks_its_model():
                  "concept_present", "object_present"])
     assert hs.most_dominant(survey) == "kinf"  # seen objects only: the unseen hat does not count
     assert hs.most_dominant(survey, "unseen") == "k1" and hs.most_dominant(survey, "all") == "k1"
+    tied = survey.assign(dvd_score=100.0)
+    assert hs.most_dominant(tied) == "k1"  # a tie goes to the least diverse, listed first
+    assert hs.survey_seeds(3) == [10001, 10002, 10003]
+    assert not set(hs.survey_seeds(10)) & set(range(1, 10_001))  # never a seed of the sweep
     text = hs.survey_text(survey, "kinf", "toy:k1", "seen")
     assert "k1 on seen objects DvD 50.0 (concept present 90%, object 20%)" in text
     assert "picks **kinf**; this run studies `toy:k1` instead" in text
