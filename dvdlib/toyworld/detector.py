@@ -11,7 +11,6 @@ resumable like :mod:`dvdlib.toyworld.train`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -22,11 +21,10 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm.auto import tqdm
 
 from dvdlib.store import (atomic_write, atomic_write_json, folder_lock, load_checkpoint, load_json,
                           save_torch)
-from dvdlib.toyworld.train import step_seed
+from dvdlib.toyworld.train import StepLog, step_seed
 from dvdlib.toyworld.world import CONCEPTS, OBJECTS, RESOLUTION, World, check_name
 
 WEIGHTS = "detector.safetensors"
@@ -197,10 +195,9 @@ def train_detector(config: DetectorConfig, out_dir: str | Path, progress: bool =
             history, start_step, seconds = state["history"], state["step"], state["seconds"]
 
         last = config.steps if stop_after is None else min(config.steps, stop_after)
-        bar = tqdm(total=config.steps, initial=start_step, disable=not progress,
-                   desc=out_dir.name, position=progress_position, dynamic_ncols=True)
+        log = StepLog(history, seconds, start_step, config.steps, last, config.checkpoint_every,
+                      disable=not progress, desc=out_dir.name, position=progress_position)
         detector.train()
-        clock = time.perf_counter()
         for step in range(start_step, last):
             generator = torch.Generator().manual_seed(step_seed(config.seed, step, stream=1))
             scenes = world.sample_detector_scenes(config.batch_size, (config.seed, step))
@@ -212,17 +209,11 @@ def train_detector(config: DetectorConfig, out_dir: str | Path, progress: bool =
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            history.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(history[-50:]):.4f}")
-            done = step + 1
-            if done % config.checkpoint_every == 0 or done == last:
-                seconds += time.perf_counter() - clock
-                clock = time.perf_counter()
-                save_torch(dict(config=config.to_dict(), step=done, history=history,
-                                seconds=seconds, detector=detector.state_dict(),
+            if log.record(step, loss.item()):
+                save_torch(dict(config=config.to_dict(), step=step + 1, history=history,
+                                seconds=log.seconds, detector=detector.state_dict(),
                                 optimizer=optimizer.state_dict()), checkpoint_path)
-        bar.close()
+        log.close()
         if last < config.steps:
             return out_dir
 
@@ -231,7 +222,7 @@ def train_detector(config: DetectorConfig, out_dir: str | Path, progress: bool =
         atomic_write(out_dir / WEIGHTS, lambda p: save_file(detector.state_dict(), str(p)))
         atomic_write_json(out_dir / RECORD, dict(
             config=config.to_dict(), names=list(detector.names), channels=list(detector.channels),
-            metrics=metrics, loss=history, seconds=seconds, finished=True))
+            metrics=metrics, loss=history, seconds=log.seconds, finished=True))
         return out_dir
 
 

@@ -132,6 +132,36 @@ def is_finished(out_dir: str | Path) -> bool:
     return bool(load_json(out_dir / RECORD).get("finished"))
 
 
+class StepLog:
+    """The loss history, progress bar and training time of a resumable run, step by step.
+
+    ``record`` returns True after a step that ends a checkpoint interval or the run (``last``),
+    with ``seconds`` brought up to date for the checkpoint written then.
+    """
+
+    def __init__(self, history: list[float], seconds: float, start_step: int, total: int,
+                 last: int, checkpoint_every: int, **bar_options):
+        self.history, self.seconds, self.last = history, seconds, last
+        self.checkpoint_every = checkpoint_every
+        self.bar = tqdm(total=total, initial=start_step, dynamic_ncols=True, **bar_options)
+        self._clock = time.perf_counter()
+
+    def record(self, step: int, loss: float) -> bool:
+        self.history.append(loss)
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{np.mean(self.history[-50:]):.4f}")
+        done = step + 1
+        if done % self.checkpoint_every and done != self.last:
+            return False
+        now = time.perf_counter()
+        self.seconds += now - self._clock
+        self._clock = now
+        return True
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def train(config: TrainConfig, out_dir: str | Path, progress: bool = True,
           progress_position: int = 0, stop_after: int | None = None) -> Path:
     """Train (or resume, or fine-tune) into ``out_dir``; returns the finished pipeline folder.
@@ -174,16 +204,10 @@ def _train(config: TrainConfig, out_dir: Path, progress: bool, progress_position
             target.copy_(saved)
         history, start_step, seconds = state["history"], state["step"], state["seconds"]
 
-    def save_checkpoint(step: int):
-        save_torch(dict(config=config.to_dict(), step=step, history=history, seconds=seconds,
-                        optimizer=optimizer.state_dict(), ema=ema,
-                        **{name: m.state_dict() for name, m in modules.items()}), checkpoint_path)
-
     noise_scheduler = training_noise_scheduler(pipe)
     last = config.steps if stop_after is None else min(config.steps, stop_after)
-    bar = tqdm(total=config.steps, initial=start_step, disable=not progress,
-               desc=out_dir.name, position=progress_position, leave=True, dynamic_ncols=True)
-    clock = time.perf_counter()
+    log = StepLog(history, seconds, start_step, config.steps, last, config.checkpoint_every,
+                  disable=not progress, desc=out_dir.name, position=progress_position, leave=True)
     for step in range(start_step, last):
         generator = torch.Generator().manual_seed(step_seed(config.seed, step))
         scenes = world.sample(config.batch_size, (config.seed, step))
@@ -199,17 +223,15 @@ def _train(config: TrainConfig, out_dir: Path, progress: bool, progress_position
         with torch.no_grad():
             for average, p in zip(ema, parameters):
                 average.lerp_(p.detach(), 1 - config.ema_decay)
-        history.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(history[-50:]):.4f}")
-        done = step + 1
-        if done % config.checkpoint_every == 0 or done == last:
-            seconds += time.perf_counter() - clock
-            clock = time.perf_counter()
-            save_checkpoint(done)
+        if log.record(step, loss.item()):
+            done = step + 1
+            save_torch(dict(config=config.to_dict(), step=done, history=history,
+                            seconds=log.seconds, optimizer=optimizer.state_dict(), ema=ema,
+                            **{name: m.state_dict() for name, m in modules.items()}),
+                       checkpoint_path)
             if done % config.checkpoint_every == 0:
                 save_torch(dict(step=done, ema=[e.half() for e in ema]), snapshot_path(out_dir, done))
-    bar.close()
+    log.close()
     if last < config.steps:
         return checkpoint_path
 
@@ -219,7 +241,8 @@ def _train(config: TrainConfig, out_dir: Path, progress: bool, progress_position
     for module in modules.values():
         module.eval()
     atomic_folder(out_dir / PIPELINE, lambda folder: pipe.save_pretrained(folder))
-    atomic_write_json(out_dir / RECORD, dict(config=config.to_dict(), loss=history, seconds=seconds,
+    atomic_write_json(out_dir / RECORD, dict(config=config.to_dict(), loss=history,
+                                             seconds=log.seconds,
                                              finished=True, torch_threads=torch.get_num_threads()))
     return out_dir / PIPELINE
 
