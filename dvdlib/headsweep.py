@@ -30,11 +30,11 @@ measured image by image against the baseline (paired differences).
 Tables (one row per ...):
 
 - ``images``: condition and image: the judge's yes counts, the DvD score, whether the concept
-  and the partner are present (three or more of five answers "yes") and ``concept_share``, the
+  and the object are present (three or more of five answers "yes") and ``concept_share``, the
   dominant concept's pair share of cross-attention (pooled over layers and heads as in
   ``book/definitions_attention.md``, mean over the steps);
 - ``heads``: condition, image, layer and head: the attention mass on the concept's tokens, on
-  the partner's and on all word tokens (means over the steps);
+  the object's and on all word tokens (means over the steps);
 - :func:`summarise`: condition: means with a two-level bootstrap interval over prompts and seeds
   (:func:`nested_bootstrap_ci`) and paired changes against the baseline.
 
@@ -53,11 +53,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
+from PIL import Image
 
-from dvdlib import verdicts
+from dvdlib import study, verdicts
 from dvdlib.ablation import HeadAblation
 from dvdlib.bench import concept_phrase, object_phrase
 from dvdlib.generate import PipelineCall, generate
@@ -67,17 +70,19 @@ from dvdlib.recorder import ABLATION_KWARG, RECORD_KWARG, AttentionRecord, atten
 from dvdlib.score import PRESENT_YES, score_folder
 from dvdlib.store import atomic_write_json, load_table, save_table
 from dvdlib.tokens import token_groups, tokenize_prompt
+from dvdlib.toyworld.evaluate import image_grid
+from dvdlib.toyworld.world import World, prompt_table
 
 FAMILIES = ("baseline", "single head", "ranked", "random", "all heads", "concept tokens")
 BASELINE = "baseline"
 RANK_COLUMNS = ("concept_mass", "pair_share", "word_share")
 IMAGE_COLUMNS = (
     "condition", "family", "label", "n_heads", "draw", "case_num", "prompt", "content", "nm_word", "seed",
-    "content_score", "nm_score", "dvd_score", "concept_present", "partner_present", "concept_share",
+    "content_score", "nm_score", "dvd_score", "concept_present", "object_present", "concept_share",
     "file",
 )
 HEAD_COLUMNS = ("condition", "case_num", "seed", "layer", "layer_label", "head", "concept_mass",
-                "partner_mass", "word_mass")
+                "object_mass", "word_mass")
 _DONE = "condition.json"  # written last in a condition's folder: its tables are complete
 
 
@@ -301,7 +306,7 @@ class HeadSweep:
     """Generate, judge and record the same images under many ablation conditions.
 
     ``prompts`` is a prompt table (:mod:`dvdlib.bench` shape: ``content`` the dominant concept,
-    ``nm_word`` the partner); ``seeds`` are used for every prompt and condition. Images of a
+    ``nm_word`` the object); ``seeds`` are used for every prompt and condition. Images of a
     condition go to ``out_dir/<condition>/images/`` in the authors' layout. ``operator`` and ``factor``
     are :class:`HeadAblation`'s. ``judge`` is any :class:`dvdlib.judges.base.Judge`; it is given
     ``judge_batch`` images per call and asked the questions of ``wording``. ``model``, ``steps``, ``guidance``, ``height``, ``width``
@@ -326,14 +331,14 @@ class HeadSweep:
         self.judge_batch = judge_batch
         self.wording = wording
         self.progress = progress
-        # The token positions of each prompt's concept, partner and words, found once (and checked
+        # The token positions of each prompt's concept, object and words, found once (and checked
         # before any image is made: a phrase missing from its prompt fails here).
         self._groups = {}
         for row in self.prompts.itertuples(index=False):
             tokens = tokenize_prompt(pipe.tokenizer, row.prompt)
             groups = token_groups(pipe.tokenizer, tokens, {"concept": concept_phrase(row),
-                                                           "partner": object_phrase(row)})
-            self._groups[row.prompt] = (groups["concept"], groups["partner"], list(tokens.word_positions),
+                                                           "object": object_phrase(row)})
+            self._groups[row.prompt] = (groups["concept"], groups["object"], list(tokens.word_positions),
                                         tokens)
 
     def with_seeds(self, seeds: Sequence[int], out_dir: str | Path) -> "HeadSweep":
@@ -409,8 +414,8 @@ class HeadSweep:
                     call.cross_attention_kwargs[ABLATION_KWARG] = ablation
                 yield
             mass = record.mass()  # [image, step, layer, head, token]; NaN for padded heads
-            for job, (concept, partner, words, _), image_mass in zip(call.jobs, groups, mass):
-                attention[(job.case_num, job.seed)] = reduce_attention(image_mass, concept, partner, words)
+            for job, (concept, obj, words, _), image_mass in zip(call.jobs, groups, mass):
+                attention[(job.case_num, job.seed)] = reduce_attention(image_mass, concept, obj, words)
 
         return hook
 
@@ -425,7 +430,7 @@ class HeadSweep:
         table = scored.copy()
         table["seed"] = table["seed"].astype(int)
         table["concept_present"] = table["content_score"] >= PRESENT_YES
-        table["partner_present"] = table["nm_score"] >= PRESENT_YES
+        table["object_present"] = table["nm_score"] >= PRESENT_YES
         table["concept_share"] = [attention[(c, s)][0] for c, s in zip(table["case_num"], table["seed"])]
         table["file"] = [f"{condition.name}/images/{path}" for path in table["image_path"]]
         table["condition"] = condition.name
@@ -440,21 +445,21 @@ class HeadSweep:
         for (case_num, seed), (_, per_head) in sorted(attention.items()):
             for layer in self.layers:
                 for head in range(layer.heads):
-                    concept, partner, words = per_head[layer.index, head]
+                    concept, obj, words = per_head[layer.index, head]
                     rows.append((condition.name, case_num, seed, layer.index, layer.label, head,
-                                 concept, partner, words))
+                                 concept, obj, words))
         return pd.DataFrame(rows, columns=list(HEAD_COLUMNS))
 
 
-def reduce_attention(mass: torch.Tensor, concept: Sequence[int], partner: Sequence[int],
+def reduce_attention(mass: torch.Tensor, concept: Sequence[int], obj: Sequence[int],
                      words: Sequence[int]) -> tuple[float, np.ndarray]:
     """One image's record ``[step, layer, head, token]`` reduced to what the sweep keeps.
 
     Returns the concept's pair share pooled over heads (per layer), then layers, mean over the
-    steps; and ``[layer, head, 3]``: the mass on the concept's, the partner's and all word tokens,
+    steps; and ``[layer, head, 3]``: the mass on the concept's, the object's and all word tokens,
     mean over the steps (NaN for padded heads).
     """
-    sums = torch.stack([mass[..., list(concept)].sum(-1), mass[..., list(partner)].sum(-1),
+    sums = torch.stack([mass[..., list(concept)].sum(-1), mass[..., list(obj)].sum(-1),
                         mass[..., list(words)].sum(-1)], dim=-1)  # [step, layer, head, 3]
     pooled = sums.nanmean(dim=2).mean(dim=1)  # [step, 3]: mean over each layer's heads, then layers
     share = pooled[:, 0] / (pooled[:, 0] + pooled[:, 1])  # [step]
@@ -468,9 +473,9 @@ def reduce_attention(mass: torch.Tensor, concept: Sequence[int], partner: Sequen
 def head_attention(heads: pd.DataFrame, condition: str = BASELINE) -> pd.DataFrame:
     """Per head, its attention to the concept in ``condition`` (means over images and steps).
 
-    Columns: ``layer``, ``layer_label``, ``head``, ``concept_mass``, ``partner_mass`` and
+    Columns: ``layer``, ``layer_label``, ``head``, ``concept_mass``, ``object_mass`` and
     ``word_mass`` (shares of all 77 positions; the rest goes to the start, end and padding
-    positions), ``pair_share`` = concept / (concept + partner) and ``word_share`` = concept / all
+    positions), ``pair_share`` = concept / (concept + object) and ``word_share`` = concept / all
     word tokens, both ratios of the means.
     """
     chosen = heads[heads["condition"] == condition]
@@ -478,8 +483,8 @@ def head_attention(heads: pd.DataFrame, condition: str = BASELINE) -> pd.DataFra
         raise ValueError(f"no attention rows for condition {condition!r}; conditions: "
                          f"{', '.join(map(str, heads['condition'].unique())) or 'none'}")
     table = (chosen.groupby(["layer", "layer_label", "head"], sort=True)
-             [["concept_mass", "partner_mass", "word_mass"]].mean().reset_index())
-    table["pair_share"] = table["concept_mass"] / (table["concept_mass"] + table["partner_mass"])
+             [["concept_mass", "object_mass", "word_mass"]].mean().reset_index())
+    table["pair_share"] = table["concept_mass"] / (table["concept_mass"] + table["object_mass"])
     table["word_share"] = table["concept_mass"] / table["word_mass"]
     return table
 
@@ -521,7 +526,7 @@ def nested_bootstrap_ci(table: pd.DataFrame, value: str, cluster: str = "case_nu
     return float(low), float(high)
 
 
-SUMMARY_VALUES = ("dvd_score", "concept_present", "partner_present", "concept_share")
+SUMMARY_VALUES = ("dvd_score", "concept_present", "object_present", "concept_share")
 
 
 def summarise(images: pd.DataFrame, baseline_name: str = BASELINE, *, n_resamples: int = 2000,
@@ -636,8 +641,8 @@ def effects(summary: pd.DataFrame, families: Sequence[str]) -> pd.DataFrame:
                          zip(rows["dvd_score_change_low"], rows["dvd_score_change_high"])]
     columns = ["condition", "family", "label", "n_heads", "draw", "n_images", "dvd_score", "dvd_score_low",
                "dvd_score_high", "dvd_score_change", "dvd_score_change_low", "dvd_score_change_high",
-               "direction", "concept_present", "partner_present", "concept_present_change",
-               "partner_present_change"]
+               "direction", "concept_present", "object_present", "concept_present_change",
+               "object_present_change"]
     return rows[columns].reset_index(drop=True)
 
 
@@ -647,8 +652,8 @@ def describe_effect(row, concept_word: str = "concept", change: bool = True) -> 
     if change:
         text += (f", change {row['dvd_score_change']:+.1f} [{row['dvd_score_change_low']:+.1f}, "
                  f"{row['dvd_score_change_high']:+.1f}]")
-    return (text + f" ({concept_word} present in {row['concept_present']:.0%}, partner in "
-            f"{row['partner_present']:.0%})")
+    return (text + f" ({concept_word} present in {row['concept_present']:.0%}, object in "
+            f"{row['object_present']:.0%})")
 
 
 def strongest_single_head(summary: pd.DataFrame) -> pd.Series:
@@ -711,7 +716,7 @@ class Findings:
     baseline_low: float
     baseline_high: float
     baseline_concept_present: float
-    baseline_partner_present: float
+    baseline_object_present: float
     total_heads: int
     single_heads: int
     outside_interval: int  # single heads whose DvD lies outside the baseline interval
@@ -722,7 +727,7 @@ class Findings:
     largest_change_low: float
     largest_change_high: float
     largest_concept_present: float
-    largest_partner_present: float
+    largest_object_present: float
     strongest: str  # the condition whose single head lowers DvD most
     strongest_label: str
     strongest_change: float
@@ -734,6 +739,7 @@ class Findings:
     all_heads_dvd: float = float("nan")
     concept_tokens_dvd: float = float("nan")
     verdict: verdicts.Verdict | None = None
+    largest: str = ""  # the condition of the single head whose DvD change is largest
     # The strongest head and the baseline re-measured on fresh seeds (NaN without a confirmation).
     confirmed_baseline_dvd: float = float("nan")
     confirmed_dvd: float = float("nan")
@@ -741,9 +747,9 @@ class Findings:
     confirmed_change_low: float = float("nan")
     confirmed_change_high: float = float("nan")
     confirmed_concept_present: float = float("nan")
-    confirmed_partner_present: float = float("nan")
+    confirmed_object_present: float = float("nan")
     confirmed_baseline_concept_present: float = float("nan")
-    confirmed_baseline_partner_present: float = float("nan")
+    confirmed_baseline_object_present: float = float("nan")
 
     @property
     def sets_raising(self) -> int:
@@ -791,9 +797,9 @@ def findings(summary: pd.DataFrame, total_heads: int, confirmation: pd.DataFrame
                          confirmed_change_low=float(tested["dvd_score_change_low"]),
                          confirmed_change_high=float(tested["dvd_score_change_high"]),
                          confirmed_concept_present=float(tested["concept_present"]),
-                         confirmed_partner_present=float(tested["partner_present"]),
+                         confirmed_object_present=float(tested["object_present"]),
                          confirmed_baseline_concept_present=float(fresh_base["concept_present"]),
-                         confirmed_baseline_partner_present=float(fresh_base["partner_present"]))
+                         confirmed_baseline_object_present=float(fresh_base["object_present"]))
     bounds = table.loc[["all_heads", "concept_tokens"]]
     best_bound = bounds["dvd_score_change_high"].min()
     requirements = [
@@ -819,7 +825,7 @@ def findings(summary: pd.DataFrame, total_heads: int, confirmation: pd.DataFrame
         baseline_dvd=float(base["dvd_score"]), baseline_low=float(base["dvd_score_low"]),
         baseline_high=float(base["dvd_score_high"]),
         baseline_concept_present=float(base["concept_present"]),
-        baseline_partner_present=float(base["partner_present"]), total_heads=int(total_heads),
+        baseline_object_present=float(base["object_present"]), total_heads=int(total_heads),
         single_heads=len(singles), outside_interval=int(singles["dvd_outside"].sum()),
         heads_raising=tuple(label(r) for _, r in moved[moved["direction"] == "raises"].iterrows()),
         heads_lowering=tuple(label(r) for _, r in moved[moved["direction"] == "lowers"].iterrows()),
@@ -827,7 +833,7 @@ def findings(summary: pd.DataFrame, total_heads: int, confirmation: pd.DataFrame
         largest_change_low=float(largest["dvd_score_change_low"]),
         largest_change_high=float(largest["dvd_score_change_high"]),
         largest_concept_present=float(largest["concept_present"]),
-        largest_partner_present=float(largest["partner_present"]),
+        largest_object_present=float(largest["object_present"]), largest=str(largest["condition"]),
         strongest=str(strongest["condition"]), strongest_label=label(strongest),
         strongest_change=float(strongest["dvd_score_change"]),
         strongest_change_low=float(strongest["dvd_score_change_low"]),
@@ -850,8 +856,8 @@ def report(found: Findings, concept_word: str = "concept") -> list[str]:
     lines = [found.verdict.markdown()]
     baseline = (f"The baseline has DvD {found.baseline_dvd:.1f} [{found.baseline_low:.1f}, "
                 f"{found.baseline_high:.1f}]; the {concept_word} is present in "
-                f"{found.baseline_concept_present:.0%} of its images and the partner in "
-                f"{found.baseline_partner_present:.0%}.")
+                f"{found.baseline_concept_present:.0%} of its images and the object in "
+                f"{found.baseline_object_present:.0%}.")
     lines.append(
         f"{baseline} Of the {found.single_heads} single heads, **{len(found.heads_raising)} raise DvD**"
         f"{_heads_text(found.heads_raising)} and **{len(found.heads_lowering)} lower it**"
@@ -859,8 +865,8 @@ def report(found: Findings, concept_word: str = "concept") -> list[str]:
         f"{found.outside_interval} move it outside the baseline's interval. The largest change in "
         f"absolute value comes from head {found.largest_label}: **{found.largest_change:+.1f}** "
         f"[{found.largest_change_low:+.1f}, {found.largest_change_high:+.1f}], with the {concept_word} "
-        f"present in {found.largest_concept_present:.0%} and the partner in "
-        f"{found.largest_partner_present:.0%} of its images.")
+        f"present in {found.largest_concept_present:.0%} and the object in "
+        f"{found.largest_object_present:.0%} of its images.")
     drop = (f"The largest drop comes from head {found.strongest_label}: {found.strongest_change:+.1f} "
             f"[{found.strongest_change_low:+.1f}, {found.strongest_change_high:+.1f}] on the seeds that "
             "selected it")
@@ -869,8 +875,8 @@ def report(found: Findings, concept_word: str = "concept") -> list[str]:
                  f"{found.confirmed_change_high:+.1f}] on fresh seeds (baseline there "
                  f"{found.confirmed_baseline_dvd:.1f}; {concept_word} present "
                  f"{found.confirmed_baseline_concept_present:.0%} -> {found.confirmed_concept_present:.0%}, "
-                 f"partner {found.confirmed_baseline_partner_present:.0%} -> "
-                 f"{found.confirmed_partner_present:.0%})")
+                 f"object {found.confirmed_baseline_object_present:.0%} -> "
+                 f"{found.confirmed_object_present:.0%})")
     lines.append(drop + ".")
     groups = found.sets[found.sets["family"].isin(["ranked", "random"])]
     if len(groups):
@@ -894,11 +900,11 @@ def summary_text(found: Findings, model: str, concept_word: str = "concept") -> 
     return (
         f"On `{model}` ({found.total_heads} cross-attention heads), the baseline DvD is "
         f"{found.baseline_dvd:.1f} [{found.baseline_low:.1f}, {found.baseline_high:.1f}] ({concept_word} present "
-        f"in {found.baseline_concept_present:.0%} of images, partner in {found.baseline_partner_present:.0%}). "
+        f"in {found.baseline_concept_present:.0%} of images, object in {found.baseline_object_present:.0%}). "
         f"Ablated one at a time, heads that raise DvD: {len(found.heads_raising)}; heads that lower "
         f"it: {len(found.heads_lowering)} (paired intervals excluding 0); the largest change is {found.largest_change:+.1f} "
         f"[{found.largest_change_low:+.1f}, {found.largest_change_high:+.1f}] (head {found.largest_label}; "
-        f"partner present in {found.largest_partner_present:.0%}). Sets of heads ablated together "
+        f"object present in {found.largest_object_present:.0%}). Sets of heads ablated together "
         f"({len(groups)}) that raise DvD: {int((groups['direction'] == 'raises').sum())}; that lower "
         f"it: {int((groups['direction'] == 'lowers').sum())}. Every head ablated gives "
         f"{describe_effect(bounds.loc['all_heads'], concept_word, change=False)}, and the {concept_word}'s "
@@ -927,3 +933,284 @@ def headline(found: Findings) -> tuple[dict, dict]:
     verdict_values, texts = found.verdict.headline("verdict")
     values = {k: v for k, v in {**values, **verdict_values}.items() if np.isfinite(v)}
     return values, {**texts, "largest_single_head": found.largest_label}
+
+
+# --------------------------------------------------------------------------------------------
+# The chapter: its prompts, the choice of its default model, figures and sentences
+
+OBJECT_SETS = ("seen", "unseen", "all")
+# The survey's seeds lie outside the paper's draw (randint(1, 10000)), so the images that choose
+# the model are never the images whose baseline the chapter reports or re-measures.
+SURVEY_SEED_START = 10_001
+SURVEY_SEEDS = 4  # seeds per model and object: 6 models x 5 objects x 4 = 120 images
+
+
+def survey_seeds(n: int) -> list[int]:
+    """``n`` seeds for :func:`dominance_survey`, apart from every seed the sweep uses."""
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"the survey needs a positive number of seeds, got {n!r}")
+    return list(range(SURVEY_SEED_START, SURVEY_SEED_START + n))
+
+
+def toy_prompts(world: World, objects: str = "seen") -> pd.DataFrame:
+    """The limited concept's pair prompts on the objects of ``objects``: ``seen`` (printed on
+    them in training), ``unseen`` (never) or ``all``."""
+    if objects not in OBJECT_SETS:
+        raise ValueError(f"objects must be one of {', '.join(OBJECT_SETS)}, got {objects!r}")
+    chosen = {"seen": world.paired_objects, "unseen": world.unpaired, "all": world.objects}[objects]
+    if not chosen:
+        raise ValueError(f"the world has no {objects} objects for {world.limited!r}")
+    return prompt_table(world, chosen, controls=False)
+
+
+def dominance_survey(models: Sequence[str], judge, out_dir: str | Path, *, zoo_folder: str = "",
+                     seeds: Sequence[int], steps: int, guidance: float,
+                     wording: Wording = OUR_WORDING, device: str = "",
+                     batch_size: int = 32) -> pd.DataFrame:
+    """DvD and both sides' presence of every zoo model on every pair prompt, no head ablated.
+
+    One row per model and object: ``paired_in_training``, ``images``, ``dvd_score``,
+    ``concept_present`` and ``object_present`` (means over ``seeds``). It is the measurement
+    behind the chapter's choice of model and prompts (:func:`most_dominant`), made before and
+    apart from any ablation.
+    """
+    rows = []
+    for name in models:
+        world = study.toy_world(f"toy:{name}", zoo_folder)
+        prompts = prompt_table(world, controls=False)
+        pipe = study.load_model(f"toy:{name}", zoo_folder, device)
+        folder = Path(out_dir) / name
+        generate(pipe, prompts, seeds, folder / "images", model=f"toy:{name}", steps=steps,
+                 guidance=guidance, batch_size=batch_size, progress=False)
+        scored = score_folder(folder / "images", prompts, judge, folder / "dvd.csv", wording=wording,
+                              images_per_call=batch_size, progress=False).merge(prompts[["case_num", "paired_in_training"]],
+                                                    on="case_num")
+        scored = scored.assign(concept_present=scored["content_score"] >= PRESENT_YES,
+                               object_present=scored["nm_score"] >= PRESENT_YES)
+        table = scored.groupby(["nm_word", "paired_in_training"], sort=False).agg(
+            images=("dvd_score", "size"), dvd_score=("dvd_score", "mean"),
+            concept_present=("concept_present", "mean"), object_present=("object_present", "mean"))
+        rows.append(table.reset_index().assign(model=name, K=study.k_text(world.instances)))
+    columns = ["model", "K", "nm_word", "paired_in_training", "images", "dvd_score",
+               "concept_present", "object_present"]
+    return pd.concat(rows, ignore_index=True)[columns]
+
+
+def most_dominant(survey: pd.DataFrame, objects: str = "seen") -> str:
+    """The rule for the chapter's default: the model with the highest mean DvD over the pair
+    prompts of ``objects`` (seen: the objects the concept was printed on in training); a tie
+    goes to the model listed first in the survey (the zoo lists the least diverse first)."""
+    part = survey if objects == "all" else survey[survey["paired_in_training"] == (objects == "seen")]
+    return str(part.groupby("model", sort=False)["dvd_score"].mean().idxmax())
+
+
+def survey_text(survey: pd.DataFrame, chosen: str, model: str, objects: str) -> str:
+    """The survey in words: each model's mean DvD and presence on seen and unseen objects, the
+    rule's choice, and whether the chapter runs on it."""
+    means = survey.groupby(["model", "paired_in_training"], sort=False)[
+        ["dvd_score", "concept_present", "object_present"]].mean()
+    parts = []
+    for name in dict.fromkeys(survey["model"]):
+        for seen, kind in ((True, "seen"), (False, "unseen")):
+            if (name, seen) in means.index:
+                row = means.loc[(name, seen)]
+                parts.append(f"{name} on {kind} objects DvD {row['dvd_score']:.1f} (concept present "
+                             f"{row['concept_present']:.0%}, object {row['object_present']:.0%})")
+    runs = (f"this run studies it (`{model}`)" if model == f"toy:{chosen}" else
+            f"this run studies `{model}` instead, as its parameters ask")
+    return (f"{'; '.join(parts)}. The rule (highest mean DvD on the {objects} objects' pair prompts, "
+            f"a tie to the least diverse model) picks **{chosen}**; {runs}.")
+
+
+def _heatmap(grid: pd.DataFrame, ax, annotate: bool, fmt: str, **style) -> None:
+    sns.heatmap(grid, annot=annotate, fmt=fmt, ax=ax, cbar=not annotate, **style)
+    ax.set_xlabel("head")
+
+
+def figure_head_attention(attention: pd.DataFrame, layers: Sequence[CrossAttentionLayer],
+                          concept: str):
+    """Figure 4.1: each head's baseline attention mass on the concept and the concept's pair share."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(layers) + 1.6))
+    annotate = max(layer.heads for layer in layers) <= 4  # numbers in the cells only where they fit
+    for ax, column, title, fmt in ((axes[0], "concept_mass", f"attention mass on the {concept}", ".3f"),
+                                   (axes[1], "pair_share", f"{concept}'s pair share", ".2f")):
+        _heatmap(head_grid(attention, layers, column), ax, annotate, fmt, cmap="viridis")
+        ax.set_title(title)
+    axes[0].set_ylabel("layer")
+    fig.tight_layout()
+    return fig
+
+
+SINGLE_PANELS = (("dvd_score_change", "DvD change (points)", "+.1f"),
+                 ("concept_present_change", "{concept} present (change)", "+.0%"),
+                 ("object_present_change", "object present (change)", "+.0%"),
+                 ("concept_share_change", "{concept}'s attention share (change)", "+.1%"))
+
+
+def figure_single_changes(summary: pd.DataFrame, layers: Sequence[CrossAttentionLayer],
+                          concept: str):
+    """Figure 4.2: per head ablated alone, the paired change of DvD, of both sides' presence and
+    of the concept's attention share; framed cells: DvD change interval excludes 0."""
+    annotate = max(layer.heads for layer in layers) <= 4
+    marked = head_grid(summary, layers, "dvd_change_excludes_zero").fillna(False).astype(bool)
+    fig, axes = plt.subplots(1, len(SINGLE_PANELS), figsize=(16, 0.45 * len(layers) + 1.8))
+    for ax, (column, title, fmt) in zip(axes, SINGLE_PANELS):
+        grid = head_grid(summary, layers, column)
+        scale = max(np.nanmax(np.abs(grid.to_numpy())), 1e-9)
+        _heatmap(grid, ax, annotate, fmt, cmap="vlag", center=0, vmin=-scale, vmax=scale)
+        ax.set_title(title.format(concept=concept), fontsize=10)
+    for (r, c), flag in np.ndenumerate(marked.to_numpy()):
+        if flag:
+            axes[0].add_patch(plt.Rectangle((c, r), 1, 1, fill=False, edgecolor="black", lw=2))
+    axes[0].set_ylabel("layer")
+    fig.tight_layout()
+    return fig
+
+
+def figure_single_dvd(summary: pd.DataFrame):
+    """Figure 4.3: DvD with each head ablated alone, sorted, against the baseline's interval."""
+    base = summary.set_index("condition").loc[BASELINE]
+    singles = summary[summary["family"] == "single head"].sort_values("dvd_score").reset_index(drop=True)
+    x = np.arange(len(singles))
+    fig, ax = plt.subplots(figsize=(12, 3.8))
+    ax.axhspan(base["dvd_score_low"], base["dvd_score_high"], color="C0", alpha=0.15,
+               label="baseline 95 % interval")
+    ax.axhline(base["dvd_score"], color="C0", lw=1)
+    ax.axhline(base["dvd_score"] / 2, color="C3", lw=1, ls="--", label="half the baseline")
+    ax.errorbar(x, singles["dvd_score"], yerr=[singles["dvd_score"] - singles["dvd_score_low"],
+                                               singles["dvd_score_high"] - singles["dvd_score"]],
+                fmt="none", ecolor="C7", elinewidth=1)
+    ax.scatter(x, singles["dvd_score"], c=np.where(singles["dvd_outside"], "C3", "C7"), zorder=3)
+    ax.set_xticks(x, singles["label"].str.removeprefix("head "), rotation=90, fontsize=8)
+    ax.set_ylabel("DvD")
+    ax.set_xlabel("ablated head (layer:head), sorted by DvD")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def figure_cumulative(curves: pd.DataFrame, baseline_dvd: float, rank_by: str):
+    """Figure 4.4: DvD and object presence as more heads are ablated, ranked against random orders."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    ranked, random_curves = curves[curves["order"] == "ranked"], curves[curves["kind"] == "random"]
+    for ax, column, label in ((axes[0], "dvd_score", "DvD"), (axes[1], "object_present", "object present")):
+        ax.plot(ranked["n_heads"], ranked[column], "o-", color="C3", label=f"ranked by {rank_by}")
+        ax.fill_between(ranked["n_heads"], ranked[f"{column}_low"], ranked[f"{column}_high"],
+                        color="C3", alpha=0.15)
+        if len(random_curves):
+            band = random_curves.groupby("n_heads")[column].agg(["mean", "min", "max"])
+            ax.plot(band.index, band["mean"], "s-", color="C0", label="random orders (mean)")
+            ax.fill_between(band.index, band["min"], band["max"], color="C0", alpha=0.2,
+                            label="random orders (range)")
+        ax.set_xlabel("heads ablated")
+        ax.set_ylabel(label)
+    axes[0].axhline(baseline_dvd / 2, color="k", lw=1, ls="--", label="half the baseline")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def figure_bounds(summary: pd.DataFrame, shown: dict[str, str], concept: str):
+    """Figure 4.5: DvD and both sides' presence under the ``shown`` conditions (name -> label)."""
+    bars = summary.set_index("condition").loc[list(shown)].reset_index()
+    bars["label"] = list(shown.values())
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6), sharey=True)
+    for ax, column, title in ((axes[0], "dvd_score", "DvD"),
+                              (axes[1], "concept_present", f"{concept} present"),
+                              (axes[2], "object_present", "object present")):
+        ax.barh(bars["label"], bars[column], color=[f"C{i}" for i in range(len(bars))])
+        ax.errorbar(bars[column], np.arange(len(bars)), xerr=[bars[column] - bars[f"{column}_low"],
+                    bars[f"{column}_high"] - bars[column]], fmt="none", ecolor="k", elinewidth=1)
+        ax.set_title(title)
+    axes[0].invert_yaxis()  # the baseline on top (the axes share y)
+    fig.tight_layout()
+    return fig
+
+
+def figure_examples(images: pd.DataFrame, folder: str | Path, shown: dict[str, str], seed: int):
+    """Figure 4.6: one image per prompt (columns) under each ``shown`` condition (rows)."""
+    examples = images[images["seed"] == seed]
+    prompts = examples.drop_duplicates("case_num").sort_values("case_num")["prompt"].tolist()
+    pictures = []
+    for condition in shown:
+        files = examples[examples["condition"] == condition].sort_values("case_num")["file"]
+        pictures += [Image.open(Path(folder) / f).convert("RGB") for f in files]
+    thumb = min(96, pictures[0].width)  # Stable Diffusion's large images are shrunk for the figure
+    grid = image_grid([p.resize((thumb, thumb), Image.LANCZOS) for p in pictures],
+                      columns=len(prompts), scale=max(1, 96 // thumb))
+    fig, ax = plt.subplots(figsize=(1.3 * len(prompts) + 2.5, 1.35 * len(shown) + 0.6))
+    ax.imshow(grid)
+    cell = grid.height / len(shown)
+    ax.set_yticks([cell * (i + 0.5) for i in range(len(shown))], list(shown.values()), fontsize=8)
+    ax.set_xticks([grid.width / len(prompts) * (i + 0.5) for i in range(len(prompts))], prompts,
+                  rotation=30, ha="right", fontsize=7)
+    ax.grid(False)
+    fig.tight_layout()
+    return fig
+
+
+def shown_conditions(summary: pd.DataFrame, counts: Sequence[int], total_heads: int,
+                     concept: str) -> dict[str, str]:
+    """The conditions of Figures 4.5 and 4.6: baseline, the strongest single head, the ranked
+    set nearest half the heads, every head, and the concept's tokens removed."""
+    strongest = strongest_single_head(summary)
+    half = min(counts, key=lambda n: abs(n - total_heads / 2))
+    return {BASELINE: "baseline",
+            strongest["condition"]: f"strongest single head ({strongest['label'].removeprefix('head ')})",
+            f"ranked_{half:03d}": f"top {half} ranked heads", "all_heads": f"all {total_heads} heads",
+            "concept_tokens": f"{concept} tokens removed"}
+
+
+def chapter_texts(found: Findings, summary: pd.DataFrame, attention: pd.DataFrame,
+                  curves: pd.DataFrame, fresh: pd.DataFrame, *, concept: str, rank_by: str,
+                  total_heads: int) -> dict[str, str]:
+    """The sentences the chapter places into its text with myst-nb ``glue``, each DvD with both
+    sides' presence next to it."""
+    table = summary.set_index("condition")
+    base = table.loc[BASELINE]
+    singles = summary[summary["family"] == "single head"]
+    top = attention.sort_values(rank_by, ascending=False).iloc[0]
+    again, fresh_base = fresh.set_index("condition").loc[found.strongest], fresh.set_index("condition").loc[BASELINE]
+    halves = {order: heads_to_halve(curves, base["dvd_score"], order) for order in dict.fromkeys(curves["order"])}
+    pooled = attention.groupby("layer")[["concept_mass", "word_mass"]].mean().mean()  # heads, then layers
+    n_changed = int(singles["dvd_change_excludes_zero"].sum())
+    return {
+        "ch4_baseline": f"{describe_effect(base, concept, change=False)}, over {int(base['n_images'])} images; "
+                        f"the {concept} draws {base['concept_share']:.0%} of the attention that goes to "
+                        "the two words",
+        "ch4_fig1": f"The ranked order starts with head {top['layer_label']}:{int(top['head'])} ({rank_by} "
+                    f"{top[rank_by]:.3f}). Per-head pair shares range from {attention['pair_share'].min():.2f} "
+                    f"to {attention['pair_share'].max():.2f}.",
+        "ch4_fig2": f"{n_changed} of {len(singles)} heads have a paired interval that excludes 0: "
+                    f"{len(found.heads_raising)} raise DvD, {len(found.heads_lowering)} lower it. The largest "
+                    f"change in absolute value comes from head {found.largest_label}: "
+                    f"{describe_effect(table.loc[found.largest], concept)}; the largest drop from head "
+                    f"{found.strongest_label}: {describe_effect(table.loc[found.strongest], concept)}.",
+        "ch4_fig3": f"**{found.outside_interval} of {len(singles)} heads** move the DvD outside the "
+                    f"baseline interval (red); single-head DvD ranges from {singles['dvd_score'].min():.1f} "
+                    f"to {singles['dvd_score'].max():.1f}. At a 95 % level about {0.05 * len(singles):.1f} "
+                    f"of {len(singles)} heads would be flagged by chance alone in the paired test.",
+        "ch4_fresh": f"On {int(again['n_images'])} images of fresh seeds per condition, ablating head "
+                     f"{found.strongest_label} gives {describe_effect(again, concept)}; the baseline there "
+                     f"has {describe_effect(fresh_base, concept, change=False)}",
+        "ch4_fig4": "Heads needed to bring DvD to half the baseline: " + "; ".join(
+            f"{order}: {'none of the counts tested' if n is None else n}" for order, n in halves.items())
+            + f". With every head ablated: {describe_effect(table.loc['all_heads'], concept)}.",
+        "ch4_fig5": f"Removing the {concept}'s tokens from every head gives "
+                    f"{describe_effect(table.loc['concept_tokens'], concept)}. In the baseline the "
+                    f"{concept}'s tokens receive {pooled['concept_mass']:.1%} of all cross-attention "
+                    f"(pooled over layers and heads), the prompt's words {pooled['word_mass']:.0%}, and the "
+                    f"start, end and padding positions the remaining {1 - pooled['word_mass']:.0%}.",
+        "ch4_report": "\n\n".join(report(found, concept)),
+        "ch4_verdict": f"**{found.verdict.word}**",
+        "ch4_raising": str(len(found.heads_raising)), "ch4_lowering": str(len(found.heads_lowering)),
+        "ch4_largest": f"{found.largest_change:+.1f}",
+    }
+
+
+def save_tables(folder: str | Path, **tables: pd.DataFrame) -> None:
+    """Each table as ``<name>.csv`` (``heads`` as parquet) in ``folder``, made if missing."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        save_table(table, folder / (f"{name}.parquet" if name == "heads" else f"{name}.csv"))

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
 import pandas as pd
 
 from dvdlib.bench import (builtin_prompts, concept_phrase, load_prompts, object_phrase,
                           validate_prompts)
 from dvdlib.bench import seeds as bench_seeds
-from dvdlib.commands.errors import UsageError
-from dvdlib.commands.options import seed_count, seed_list
+from dvdlib.generate import attention_hook, generate
 from dvdlib.judges import load_judge
+from dvdlib.models import load_pipeline, paper_model, toy_model_name
 from dvdlib.questions import OUR_WORDING, check_prompt_words, load_wording
+from dvdlib.score import category_scores, find_images, question_table, score_folder
+from dvdlib.sharding import join_launch, run_sharded
 from dvdlib.store import (StoreError, check_table_path, check_writable_dir, no_new_folders_on_error,
                           save_table)
-
+from dvdlib.tokenizer import clip_tokenizer
+from dvdlib.tokens import check_alignment
+from dvdlib.toyworld.world import CONCEPTS, OBJECTS, World, prompt_table
+from dvdlib.usage import UsageError, seed_count, seed_list
 
 
 def parse_cases(text: str) -> set[int]:
@@ -45,9 +49,7 @@ def _note(command: str):
 
 
 def toy_prompts(categories=OUR_WORDING.categories) -> pd.DataFrame:
-    """The toy world's pair prompts ("a circle and a square", ...): the default for toy models."""
-    from dvdlib.toyworld.world import World, prompt_table
-
+    """The toy world's pair prompts ("sunset mug", ...): the default for toy models."""
     return validate_prompts(prompt_table(World(), controls=False), categories, TOY_PROMPTS)
 
 
@@ -55,21 +57,22 @@ TOY_PROMPTS = "the toy world's prompts"
 
 
 def check_toy_words(prompts: pd.DataFrame, source: str) -> None:
-    """Refuse rows whose concept or object is not a shape the toy world draws, listing them all."""
-    from dvdlib.toyworld.world import SHAPES
-
+    """Refuse rows whose concept is not a concept of the toy world or whose object is not one of
+    its objects, listing them all."""
     bad = []
     for row in prompts.itertuples(index=False):
-        strangers = [f"{side} {word!r}" for side, word in
-                     (("content", concept_phrase(row)), ("nm_word", object_phrase(row)))
-                     if word.casefold() not in SHAPES]
+        strangers = [f"{side} {word!r}" for side, word, accepted in
+                     (("content", concept_phrase(row), CONCEPTS),
+                      ("nm_word", object_phrase(row), OBJECTS))
+                     if word.casefold() not in accepted]
         if strangers:
             bad.append(f"case {row.case_num}: {' and '.join(strangers)}")
     if bad:
         raise UsageError(
-            f"{source}: the toy world draws only the shapes {', '.join(SHAPES)}; {len(bad)} "
-            f"row(s) name other things: {'; '.join(bad)}. Leave out --prompts for the toy "
-            f"world's own prompts, or give a prompt file of shapes"
+            f"{source}: the toy world draws only the concepts {', '.join(CONCEPTS)} printed on the "
+            f"objects {', '.join(OBJECTS)}; {len(bad)} row(s) name other things: {'; '.join(bad)}. "
+            f"Leave out --prompts for the toy world's own prompts, or give a prompt file of its "
+            f"concepts and objects"
         )
 
 
@@ -95,12 +98,7 @@ def _prompt_set(path: str | None, categories, cases: str | None, command: str,
 
 
 def run_generate(args) -> int:
-    """``dvd generate`` once its arguments are parsed (:mod:`dvdlib.commands.generate`)."""
-    from dvdlib.generate import attention_hook, generate
-    from dvdlib.models import load_pipeline, paper_model, toy_model_name
-    from dvdlib.sharding import join_launch, run_sharded
-    from dvdlib.tokenizer import clip_tokenizer
-    from dvdlib.tokens import check_alignment
+    """``dvd generate`` once its arguments are parsed (:mod:`dvdlib.book.commands.generate`)."""
 
     seeds = seed_list(args.seed_list) if args.seed_list is not None else bench_seeds(seed_count(args.seeds))
     toy = toy_model_name(args.model) is not None
@@ -141,9 +139,7 @@ def run_generate(args) -> int:
 
 
 def run_score(args) -> int:
-    """``dvd score`` once its arguments are parsed (:mod:`dvdlib.commands.score`)."""
-    from dvdlib.score import category_scores, find_images, question_table, score_folder
-    from dvdlib.sharding import join_launch, run_sharded
+    """``dvd score`` once its arguments are parsed (:mod:`dvdlib.book.commands.score`)."""
 
     wording = load_wording(args.questions) if args.questions else OUR_WORDING
     toy = args.judge == "toy"

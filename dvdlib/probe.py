@@ -37,6 +37,7 @@ grid and the per-step shares) and ``probe.json`` (the summary printed by ``--jso
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import shutil
@@ -46,11 +47,26 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure  # no pyplot: no global figure state
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
 
+from dvdlib.bench import VOCABULARY
 from dvdlib.bench import seeds as bench_seeds
-from dvdlib.commands.errors import UsageError
-from dvdlib.commands.options import seed_count, seed_list
-from dvdlib.score import PRESENT_YES
+from dvdlib.focus import concept_share, saturation_step
+from dvdlib.generate import attention_hook, generate
+from dvdlib.judges import load_judge
+from dvdlib.models import PAPER_GUIDANCE, PAPER_STEPS, load_pipeline, toy_model_name
+from dvdlib.recorder import AttentionRecord
+from dvdlib.score import PRESENT_YES, bootstrap_ci, score_folder
+from dvdlib.store import (StoreError, atomic_write_bytes, atomic_write_json, check_run_settings,
+                          check_writable_dir, ensure_writable_dir, no_new_folders_on_error,
+                          save_table)
+from dvdlib.tokenizer import clip_tokenizer
+from dvdlib.tokens import PhraseNotFoundError, token_groups
+from dvdlib.toyworld.world import CONCEPTS, OBJECTS
+from dvdlib.usage import UsageError, seed_count, seed_list
 
 MAX_SEED_COUNT = 10_000  # distinct values of the paper's seed draw, randint(1, 10000)
 DEFAULT_THRESHOLD = 0.6
@@ -58,6 +74,7 @@ CONFIDENCE = 0.95
 N_RESAMPLES = 10_000
 GRID_LIMIT = 24  # images shown in the figure's grid
 VERDICTS = ("concept", "object", "balanced")
+TOY_CATEGORY = "print"  # the question category of the toy world's prompts
 IMAGES, JUDGED, ATTENTION, FIGURE, SUMMARY, SETTINGS = (
     "images", "judged.csv", "attention.csv", "probe.png", "probe.json", "probe-settings.json")
 SHARE_QUANTITIES = ("concept_word_share", "object_word_share", "pair_share")
@@ -105,8 +122,6 @@ def check_prompt(prompt: str, tokenizer) -> int:
 
 def check_words(prompt: str, concept: str, object_word: str, tokenizer) -> dict[str, list[int]]:
     """The token positions of the concept and the object in the prompt (both whole words of it)."""
-    from dvdlib.tokens import PhraseNotFoundError, token_groups
-
     for option, word in (("--concept", concept), ("--object", object_word)):
         if not isinstance(word, str) or not word.strip():
             raise ProbeInputError(f"{option} is empty; give a word of the prompt, one of: "
@@ -127,21 +142,33 @@ def check_words(prompt: str, concept: str, object_word: str, tokenizer) -> dict[
                               f"prompt; give two different parts of {prompt!r}") from None
 
 
-def infer_category(concept: str, judge: str, shapes: Sequence[str]) -> str:
-    """The question set for ``concept``: its DominanceBench category, or ``shape`` (toy world)."""
-    from dvdlib.bench import VOCABULARY
-
+def infer_category(concept: str, judge: str, toy_concepts: Sequence[str] = CONCEPTS) -> str:
+    """The question set for ``concept``: its DominanceBench category, or ``print`` (a toy-world
+    concept, or any concept the toy judge reads)."""
     name = " ".join(concept.split()).casefold()
     for category, concepts in VOCABULARY.items():
         if name in concepts:
             return category
-    if name in shapes or judge == "toy":
-        return "shape"
+    if name in toy_concepts or judge == "toy":
+        return TOY_CATEGORY
     raise ProbeInputError(
         f"cannot tell which questions fit the concept {concept!r}: it is none of the benchmark's "
-        f"artists, landmarks or characters; pass --category (accepted: artist, landmark, "
-        f"character, shape)"
+        f"artists, landmarks or characters nor a toy-world concept ({', '.join(toy_concepts)}); "
+        f"pass --category (accepted: artist, landmark, character, {TOY_CATEGORY})"
     )
+
+
+def check_toy_words(concept: str, object_word: str) -> None:
+    """Refuse a concept or object the toy judge does not know, naming what it knows."""
+    strangers = [f"{side} {word!r}" for side, word, known in
+                 (("concept", concept, CONCEPTS), ("object", object_word, OBJECTS))
+                 if word not in known]
+    if strangers:
+        raise ProbeInputError(
+            f"the toy judge sees only the concepts {', '.join(CONCEPTS)} and the objects "
+            f"{', '.join(OBJECTS)}; {' and '.join(strangers)} "
+            f"{'is' if len(strangers) == 1 else 'are'} not among them: probe the toy world's own "
+            f"words (e.g. 'sunset mug'), or choose --judge clip or vlm")
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,9 +195,6 @@ def probe(pipe, judge, prompt: str, concept: str, object_word: str, seeds: Seque
     ``out_dir`` receives ``images/``, ``judged.csv`` and ``attention.csv``; a rerun there with the
     same prompt, words and settings reuses what was made.
     """
-    from dvdlib.generate import attention_hook, generate
-    from dvdlib.score import score_folder
-    from dvdlib.store import check_run_settings, ensure_writable_dir, save_table
 
     if not 0 < threshold < 1:
         raise ProbeInputError(f"threshold must be between 0 and 1, got {threshold!r}")
@@ -226,8 +250,6 @@ def image_rows(manifest: pd.DataFrame, judged: pd.DataFrame, seeds: Sequence[int
 def record_shares(images: pd.DataFrame, image_dir: Path, tokenizer, concept: str,
                   object_word: str) -> pd.DataFrame:
     """Per image and step: the two words' attention mass, their word shares and the pair share."""
-    from dvdlib.focus import concept_share
-    from dvdlib.recorder import AttentionRecord
 
     tables = []
     for record_dir, rows in images.groupby("record_dir", sort=True):
@@ -253,7 +275,6 @@ def record_shares(images: pd.DataFrame, image_dir: Path, tokenizer, concept: str
 
 def step_intervals(shares: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
     """Per step and quantity (:data:`SHARE_QUANTITIES`): mean over images and its interval."""
-    from dvdlib.score import bootstrap_ci
 
     rows = []
     for step, group in shares.groupby("step", sort=True):
@@ -266,7 +287,6 @@ def step_intervals(shares: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.D
 
 
 def _estimate(values, confidence: float) -> dict:
-    from dvdlib.score import bootstrap_ci
 
     low, high = bootstrap_ci(values, n_resamples=N_RESAMPLES, confidence=confidence)
     return {"mean": float(sum(values) / len(values)), "ci_low": low, "ci_high": high}
@@ -284,7 +304,6 @@ def verdict(dominance: dict) -> str:
 def summarise(images: pd.DataFrame, shares: pd.DataFrame, steps: pd.DataFrame, *,
               threshold: float = DEFAULT_THRESHOLD, confidence: float = CONFIDENCE) -> dict:
     """The probe's numbers (the module notes define them), JSON-ready."""
-    from dvdlib.focus import saturation_step
 
     concept = images["concept_present"].astype(float).to_numpy()
     obj = images["object_present"].astype(float).to_numpy()
@@ -330,10 +349,6 @@ def summarise(images: pd.DataFrame, shares: pd.DataFrame, steps: pd.DataFrame, *
 
 def probe_figure(result: ProbeResult):
     """The image grid (seed, yes counts) beside the per-step shares with their intervals."""
-    import seaborn as sns
-    from matplotlib.figure import Figure  # no pyplot: no global figure state
-    from matplotlib.ticker import MaxNLocator
-    from PIL import Image
 
     summary, steps = result.summary, result.steps
     shown = result.images.head(GRID_LIMIT)
@@ -386,7 +401,6 @@ def probe_figure(result: ProbeResult):
 
 
 def save_figure(figure, path: Path) -> Path:
-    from dvdlib.store import atomic_write_bytes
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
@@ -409,7 +423,6 @@ def _check_numbers(args) -> None:
 
 def _call_default(pipe, name: str, fallback):
     """The default of one of the pipeline's call arguments (its own steps and guidance)."""
-    import inspect
 
     parameter = inspect.signature(type(pipe).__call__).parameters.get(name)
     default = None if parameter is None else parameter.default
@@ -417,10 +430,9 @@ def _call_default(pipe, name: str, fallback):
 
 
 def run_command(args) -> int:
-    """``dvd probe`` once its arguments are parsed (:mod:`dvdlib.commands.probe`)."""
+    """``dvd probe`` once its arguments are parsed (:mod:`dvdlib.book.commands.probe`)."""
     if args.threshold is None:
         args.threshold = DEFAULT_THRESHOLD
-    from dvdlib.tokenizer import clip_tokenizer
 
     # Everything the command line alone can tell is checked before a model loads, with the CLIP
     # tokenizer that SD 1.x, SD 2.x and the toy world share; the model's own checks it again.
@@ -432,19 +444,12 @@ def run_command(args) -> int:
     # Judges and question templates take the words in lower case, as the prompt sets write them.
     concept, object_word = (" ".join(w.split()).casefold() for w in (args.concept, args.object_word))
 
-    from dvdlib.models import toy_model_name
-    from dvdlib.store import StoreError, check_writable_dir, no_new_folders_on_error
 
     is_toy = toy_model_name(args.model) is not None
     judge_kind = args.judge or ("toy" if is_toy else "vlm")
-    shapes = _toy_shapes()
     if judge_kind == "toy":
-        strangers = [w for w in (concept, object_word) if w not in shapes]
-        if strangers:
-            raise ProbeInputError(f"the toy judge sees only the shapes {', '.join(shapes)}; "
-                                  f"{' and '.join(map(repr, strangers))} is none of them: probe "
-                                  f"shapes, or choose --judge clip or vlm")
-    category = args.category or infer_category(concept, judge_kind, shapes)
+        check_toy_words(concept, object_word)
+    category = args.category or infer_category(concept, judge_kind)
     out = check_writable_dir(args.out) if args.out else None  # before any model loads
     work = out or Path(tempfile.mkdtemp(prefix="dvd-probe-"))
     try:
@@ -465,9 +470,6 @@ def run_command(args) -> int:
 def _probe_into(args, work: Path, out: Path | None, judge_kind: str, concept: str, object_word: str,
                 seeds: list[int], category: str) -> ProbeResult:
     """Load the judge and the model, probe into ``work``, save the figure and summary in ``out``."""
-    from dvdlib.models import PAPER_GUIDANCE, PAPER_STEPS, load_pipeline
-    from dvdlib.judges import load_judge
-    from dvdlib.store import atomic_write_json
 
     judge = load_judge(judge_kind, args.judge_model, args.device, None)  # weights often missing: first
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
@@ -486,12 +488,6 @@ def _probe_into(args, work: Path, out: Path | None, judge_kind: str, concept: st
     if out is not None:
         atomic_write_json(out / SUMMARY, result.summary)
     return result
-
-
-def _toy_shapes() -> tuple[str, ...]:
-    from dvdlib.toyworld.world import SHAPES
-
-    return SHAPES
 
 
 def _interval(estimate: dict, digits: int = 2, scale: float = 1.0) -> str:

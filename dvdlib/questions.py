@@ -182,6 +182,13 @@ OUR_WORDING = Wording(
             "Is anything in this picture clearly themed after {subject}?",
         ),
         "shape": _SHAPE,
+        "print": (
+            "Does this picture show a {subject} scene?",
+            "Can any part of a {subject} picture be seen here, printed or full-frame?",
+            "Is a {subject} the main thing this picture shows?",
+            "Do the colours and forms of a {subject} appear in this picture?",
+            "Would someone describe this picture as a {subject}?",
+        ),
     },
     object_templates={DEFAULT: _OBJECT, "shape": _SHAPE},
     strict=_STRICT,

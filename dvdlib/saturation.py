@@ -38,20 +38,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import matplotlib.pyplot as plt
+import seaborn as sns
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
-from dvdlib import verdicts
-from dvdlib.bench import concept_phrase, object_phrase
+from dvdlib import study, verdicts
+from dvdlib.bench import concept_phrase, object_phrase, prompt_set
 from dvdlib.focus import concept_share, map_concentration, saturation_step
 from dvdlib.generate import BatchHook, PipelineCall, generate
 from dvdlib.layers import layers_frame
 from dvdlib.recorder import RECORD_KWARG, AttentionRecord, MapRequest, attention_instruments
 from dvdlib.questions import OUR_WORDING, Wording
-from dvdlib.score import bootstrap_ci, score_folder
+from dvdlib.score import PRESENT_YES, bootstrap_ci, score_folder
 from dvdlib.store import save_table
 from dvdlib.tokens import token_groups, tokenize_prompt
+from dvdlib.toyworld.pipeline import FOLD
+from dvdlib.toyworld.world import caption, check_name, prompt_table
 
 CHAPTER = "03_attention_saturation"
 RECORD_FILE = "attention.npz"
@@ -71,32 +76,35 @@ def fresh_folder(path: str | Path) -> Path:
     return path
 
 
-def balanced_prompt_table(world, pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
-    """Two-shape prompts in which neither shape is the world's low-diversity concept.
+def balanced_prompt_table(world, objects: Sequence[str] | None = None,
+                          concepts: Sequence[str] | None = None) -> pd.DataFrame:
+    """Pair prompts of the world's *other* concepts: "ocean mug", "forest mug", ...
 
-    The control for the dominated prompts: every shape in them has unlimited diversity, so no
-    side is expected to win. Each pair gives both word orders, as :func:`toyworld.prompt_table`
-    does; ``content`` is the pair's first shape, ``nm_word`` the second. ``pairs`` defaults to a
-    ring over the world's other shapes (first with second, second with third, ..., last with
-    first): as many pairs as the limited concept has partners, each shape once in each role.
+    The control for the dominated prompts: the other concepts have unlimited diversity in every
+    model of the zoo and were printed on every object in training, so nothing in the data makes
+    them take over more than the limited concept's full-diversity twin would. Each (concept,
+    object) gives one prompt in the world's product-title form, in the table shape of
+    :func:`dvdlib.toyworld.world.prompt_table` (``content`` the concept, ``nm_word`` the object,
+    ``arrangement`` "pair", ``paired_in_training`` True). ``objects`` defaults to every object of
+    the world, ``concepts`` to every concept but the limited one.
     """
-    others = [s for s in world.shapes if s != world.limited]
-    if pairs is None:
-        ring = [(others[i], others[(i + 1) % len(others)]) for i in range(len(others))]
-        pairs = ring if len(others) > 2 else ring[:1]
-    rows = []
-    for first, second in pairs:
-        for name in (first, second):
-            if name not in others:
-                raise ValueError(f"balanced pairs use the world's shapes other than {world.limited!r} "
-                                 f"({', '.join(others)}); got {name!r}")
-        if first == second:
-            raise ValueError(f"a balanced pair needs two different shapes, got ({first!r}, {second!r})")
-        rows.append((first, second, f"a {first} and a {second}", "content first"))
-        rows.append((first, second, f"a {second} and a {first}", "nm_word first"))
+    others = [c for c in world.concepts if c != world.limited]
+    concepts = list(others if concepts is None else concepts)
+    objects = list(world.objects if objects is None else objects)
+    for name in concepts:
+        if name not in others:
+            raise ValueError(f"balanced pairs use the world's concepts other than {world.limited!r} "
+                             f"({', '.join(others)}); got {name!r}")
+    for name in objects:
+        check_name(name, world.objects, "object")
+    if not concepts or not objects:
+        raise ValueError(f"balanced pairs need at least one concept and one object, got concepts "
+                         f"{concepts} and objects {objects}")
+    rows = [(concept, obj, caption(concept, obj)) for obj in objects for concept in concepts]
     return pd.DataFrame(
-        [(i + 1, "shape", c, n, p, a) for i, (c, n, p, a) in enumerate(rows)],
-        columns=["case_num", "content_type", "content", "nm_word", "prompt", "arrangement"],
+        [(i + 1, "print", c, o, p, "pair", True) for i, (c, o, p) in enumerate(rows)],
+        columns=["case_num", "content_type", "content", "nm_word", "prompt", "arrangement",
+                 "paired_in_training"],
     )
 
 
@@ -119,8 +127,6 @@ def latent_size(pipe, height: int | None, width: int | None) -> tuple[int, int] 
         return None
     factor = getattr(pipe, "vae_scale_factor", None)
     if factor is None:  # the toy pipeline folds 2x2 pixels into channels and has no VAE
-        from dvdlib.toyworld.pipeline import FOLD
-
         factor = FOLD
     native = pipe.unet.config.sample_size * factor
     return ((height or native) // factor, (width or native) // factor)
@@ -219,6 +225,8 @@ def image_rows(label: str, manifest: pd.DataFrame, scores: pd.DataFrame,
     if len(missing):
         raise ValueError(f"{len(missing)} generated images have no DvD score, e.g. "
                          f"{missing['file'].iloc[0]}")
+    table["concept_present"] = table["content_score"] >= PRESENT_YES
+    table["object_present"] = table["nm_score"] >= PRESENT_YES
     table.insert(0, "condition", label)
     return table
 
@@ -580,14 +588,18 @@ def correlation_table(summary: pd.DataFrame, x: str = "early_share", y: str = "d
     return pd.DataFrame(rows)
 
 
+PRESENCE = ("concept_present", "object_present")
+
+
 def prompt_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per condition and prompt: mean early and final share, saturated from step 0, DvD."""
+    """One row per condition and prompt: mean early and final share, saturated from step 0, DvD,
+    and the shares of images with the concept and with the object present."""
     keys = ["condition", "prompt", "content", "nm_word"]
     table = summary.groupby(keys, observed=True, sort=False).agg(
         images=("image", "size"), early_share=("early_share", "mean"),
         final_share=("final_share", "mean"),
         saturated_from_start=("saturation_step", lambda s: float((s == 0).mean())),
-        dvd=("dvd_score", "mean"))
+        dvd=("dvd_score", "mean"), **{side: (side, "mean") for side in PRESENCE if side in summary})
     return table.reset_index()
 
 
@@ -718,8 +730,6 @@ def token_map_example(result: ConditionResult, prompt: str, seed: int,
     A dict for :func:`plot_token_maps`: ``title`` (default: the condition's label), ``image``,
     ``maps`` (see :func:`group_maps`), ``words`` and ``map_steps``.
     """
-    from PIL import Image
-
     rows = result.images[(result.images["prompt"] == prompt) & (result.images["seed"] == seed)]
     if rows.empty:
         raise ValueError(f"condition {result.label!r} has no image of prompt {prompt!r} with seed "
@@ -797,3 +807,442 @@ def finding_verdicts(summary: pd.DataFrame, condition: str, concept_name: str, *
     return {"early_bias_verdict": verdicts.decide(early, mean_interval(part["early_share"], **options),
                                                   [dominance]),
             "saturation_verdict": verdicts.decide(saturated, mean_interval(within, **options), [dominance])}
+
+
+# --------------------------------------------------------------------------------------------
+# The chapter: its conditions, figures, numbers and sentences
+
+
+@dataclass(frozen=True)
+class ChapterCondition:
+    """One condition of the chapter: its role, how it is named, its model and prompts."""
+
+    role: str  # "main" (the model under study), "reference" (same prompts) or "balanced"
+    label: str
+    model: str
+    prompts: pd.DataFrame
+
+
+def chapter_conditions(model: str, reference_model: str = "", balanced: bool = True,
+                       zoo_folder: str = "", judge: str = "toy", bench_csv: str = "",
+                       prompts_per_category: int = 4) -> list[ChapterCondition]:
+    """The chapter's conditions, checked before any model loads.
+
+    On a toy model: the limited concept printed on every object ("sunset mug", ..., seen and
+    unseen objects), on ``model`` and on ``reference_model``, and with ``balanced`` the other
+    concepts on the same objects on ``model`` (:func:`balanced_prompt_table`). On a real model:
+    the first ``prompts_per_category`` prompts of each category of the prompt set
+    (``bench_csv`` or ours), on both models.
+    """
+    world = study.toy_world(model, zoo_folder)
+    if world is None:
+        if judge == "toy":
+            raise ValueError(f"judge 'toy' reads the toy world's concepts and objects only; for "
+                             f"model {model!r} choose vlm or clip")
+        prompts = prompt_set(bench_csv or None).groupby("content_type", sort=False).head(
+            prompts_per_category)
+        kind = "bench prompts"
+    else:
+        prompts, kind = prompt_table(world, controls=False), f"{world.limited} + object"
+    out = [ChapterCondition("main", f"{study.model_label(model, zoo_folder)}: {kind}", model,
+                            prompts)]
+    if reference_model:
+        out.append(ChapterCondition("reference", f"{study.model_label(reference_model, zoo_folder)}: "
+                                    f"{kind}", reference_model, prompts))
+    if balanced and world is not None:
+        others = balanced_prompt_table(world)
+        kind = " or ".join(others["content"].unique()) + " + object"
+        out.append(ChapterCondition("balanced", f"{study.model_label(model, zoo_folder)}: {kind}",
+                                    model, others))
+    return out
+
+
+def concept_name(conditions: Sequence[ChapterCondition]) -> str:
+    """The dominant concept as sentences name it: "the sunset", or "the dominant concept"."""
+    concepts = conditions[0].prompts["content"].unique()
+    return f"the {concepts[0]}" if len(concepts) == 1 else "the dominant concept"
+
+
+def run_chapter(conditions: Sequence[ChapterCondition], seeds: Sequence[int], judge,
+                out_dir: str | Path, *, zoo_folder: str = "", device: str = "",
+                dtype: str = "float32", **options) -> list[ConditionResult]:
+    """:func:`run_condition` for every condition, each model loaded by :func:`dvdlib.study.load_model`;
+    ``options`` go to :func:`run_condition` (steps, guidance, map_steps, wording, ...)."""
+    results = []
+    for i, condition in enumerate(conditions):
+        pipe = study.load_model(condition.model, zoo_folder, device, dtype)
+        results.append(run_condition(condition.label, pipe, condition.prompts, seeds, judge,
+                                     Path(out_dir) / f"condition{i + 1}", model=condition.model,
+                                     **options))
+    return results
+
+
+STAT_COLUMNS = {"early": "early_share", "final": "final_share", "dvd": "dvd_score",
+                "concept_present": "concept_present", "object_present": "object_present"}
+
+
+def condition_stats(summary: pd.DataFrame, n_resamples: int = 2000,
+                    confidence: float = 0.95) -> pd.DataFrame:
+    """One row per condition: early and final pair share, DvD, and the shares of images with the
+    concept and with the object present, each with ``_low``/``_high`` (bootstrap over images)."""
+    rows = []
+    for condition, part in summary.groupby("condition", observed=True, sort=False):
+        row = {"condition": condition, "images": len(part)}
+        for name, column in STAT_COLUMNS.items():
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = mean_interval(
+                part[column].astype(float), n_resamples, confidence=confidence)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("condition")
+
+
+def interval_text(row, name: str, digits: int = 2, percent: bool = False) -> str:
+    """``0.62 [0.58, 0.66]`` (or ``62 % [58, 66]``) from ``name``, ``name_low``, ``name_high``."""
+    if percent:
+        return (f"{row[name]:.0%} [{100 * row[f'{name}_low']:.0f}, "
+                f"{100 * row[f'{name}_high']:.0f}]")
+    return f"{row[name]:.{digits}f} [{row[f'{name}_low']:.{digits}f}, {row[f'{name}_high']:.{digits}f}]"
+
+
+def dvd_with_presence(row, concept: str) -> str:
+    """DvD with its interval and, beside it, how often each side is present."""
+    return (f"DvD {interval_text(row, 'dvd', 1)}, {concept} present in "
+            f"{interval_text(row, 'concept_present', percent=True)} and the object in "
+            f"{interval_text(row, 'object_present', percent=True)} of the images")
+
+
+def figure_step_shares(shares: pd.DataFrame, threshold: float, n_resamples: int = 2000):
+    """Figure 3.1: both concepts' word shares (left) and the pair share (right) per step."""
+    word = pd.concat([
+        step_intervals(shares, "word_share", n_resamples=n_resamples).assign(token="concept"),
+        step_intervals(shares, "other_word_share", n_resamples=n_resamples).assign(token="other")])
+    pair = step_intervals(shares, "pair_share", n_resamples=n_resamples)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    plot_step_shares(word, pair, threshold, axes)
+    fig.tight_layout()
+    return fig
+
+
+def figure_levels(layer_shares: pd.DataFrame, n_resamples: int = 2000):
+    """Figure 3.2: the pair share per step at each resolution level; returns (figure, levels)."""
+    levels = level_shares(layer_shares)
+    intervals = step_intervals(levels, "pair_share", by=("condition", "level"),
+                               n_resamples=n_resamples)
+    fig = plt.figure(figsize=(3.0 * levels["level"].nunique(), 3.6))
+    plot_level_shares(intervals, fig)
+    fig.tight_layout()
+    return fig, levels
+
+
+def figure_saturation(summary: pd.DataFrame, concept: str, threshold: float):
+    """Figure 3.4: share of images saturated by each step, for the concept and for the object."""
+    curve = saturated_by_step(summary)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    titles = {"concept": f"{concept}: pair share >= {threshold:g} from then on",
+              "other": f"the object: 1 - pair share >= {threshold:g} from then on"}
+    for ax, token in zip(axes, TOKENS):
+        for i, (condition, part) in enumerate(curve[curve["token"] == token].groupby(
+                "condition", observed=True, sort=False)):
+            ax.step(part["step"], part["saturated"], where="post", color=f"C{i}", label=condition)
+        ax.set_title(titles[token], fontsize=10)
+        ax.set_xlabel("denoising step")
+        ax.set_ylim(-0.02, 1.02)
+    axes[0].set_ylabel("share of images saturated")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def figure_token_maps(results: Sequence[ConditionResult], prompt: str, seed: int):
+    """Figure 3.5: the token maps of ``prompt`` and ``seed`` in every condition that ran it."""
+    examples = [token_map_example(r, prompt, seed) for r in results
+                if prompt in set(r.images["prompt"])]
+    if not examples:
+        raise ValueError(f"no condition ran the prompt {prompt!r}; prompts: "
+                         f"{sorted({p for r in results for p in r.images['prompt']})}")
+    steps = examples[0]["map_steps"]
+    fig = plt.figure(figsize=(1.9 * (len(steps) + 1) + 1.5, 1.9 * 2 * len(examples)),
+                     layout="constrained")
+    plot_token_maps(examples, steps, fig)
+    return fig
+
+
+def figure_early_vs_dvd(summary: pd.DataFrame):
+    """Figure 3.6: per image, the early pair share against DvD."""
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    plot_early_vs_dvd(summary, ax)
+    fig.tight_layout()
+    return fig
+
+
+def _rho_text(row) -> str:
+    if math.isnan(row["rho"]):
+        return f"undefined for *{row['images']}* (DvD or early share constant)"
+    within = ("undefined within prompts" if math.isnan(row["within_rho"]) else
+              f"{row['within_rho']:.2f} within its one prompt with a defined rho (no interval)"
+              if math.isnan(row["within_low"]) else
+              f"{row['within_rho']:.2f} [{row['within_low']:.2f}, {row['within_high']:.2f}] within "
+              f"the {int(row['n_prompts'])} of its prompts with a defined rho")
+    return (f"{row['rho']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] over the "
+            f"{row['n_images']} images of *{row['images']}*, {within}")
+
+
+def _sign(low: float, high: float) -> str:
+    return "positive" if low > 0 else "negative" if high < 0 else "not distinguishable from zero"
+
+
+@dataclass
+class ChapterResult:
+    """The chapter's tables, its verdicts, and the sentences and numbers it places in its text."""
+
+    conditions: list[ChapterCondition]
+    concept: str  # "the sunset"
+    steps: int
+    early_steps: int
+    saturation_window: int
+    threshold: float
+    stats: pd.DataFrame  # condition_stats
+    saturation: pd.DataFrame  # saturation_overview
+    correlations: pd.DataFrame  # correlation_table, indexed by images
+    between: pd.Series  # between_prompt_share of the early share
+    per_prompt: pd.DataFrame  # prompt_summary
+    verdicts: dict
+
+    def label(self, role: str) -> str | None:
+        return next((c.label for c in self.conditions if c.role == role), None)
+
+    def condition_sentences(self) -> str:
+        """Per condition: early and final pair share, DvD with both sides' presence."""
+        return " ".join(
+            f"*{c}* ({int(r['images'])} images): pair share {interval_text(r, 'early')} in the "
+            f"first {self.early_steps} steps and {interval_text(r, 'final')} at the last step; "
+            f"{dvd_with_presence(r, self.concept_of(c))}." for c, r in self.stats.iterrows())
+
+    def concept_of(self, label: str) -> str:
+        """How sentences name the concept of a condition: the balanced one has several."""
+        return "the concept" if label == self.label("balanced") else self.concept
+
+    def saturation_sentences(self) -> str:
+        return " ".join(
+            f"*{c}*, {'the concept' if token == 'concept' else 'the object'}: "
+            f"{r['saturated from step 0']:.0%} saturated from the first step, "
+            f"{r['never saturated']:.0%} never, median saturation step "
+            f"{r['median saturation step']:.1f}." for (c, token), r in self.saturation.iterrows())
+
+    def correlation_sentences(self) -> str:
+        return ("Spearman's rho with 95 % bootstrap intervals: "
+                + "; ".join(_rho_text(r) for r in self.correlations.reset_index().to_dict("records"))
+                + ". Share of the early share's variance over images that lies between prompts: "
+                + "; ".join(f"{v:.0%} (*{c}*)" for c, v in self.between.items()) + ".")
+
+    def prompt_sentence(self) -> str:
+        main = self.per_prompt[self.per_prompt["condition"] == self.label("main")]
+        return (f"Over the prompts of *{self.label('main')}*, the prompt with the highest early "
+                f"share is \"{main.nlargest(1, 'early_share')['prompt'].iloc[0]}\" and the one "
+                f"with the highest DvD \"{main.nlargest(1, 'dvd')['prompt'].iloc[0]}\".")
+
+    def findings(self) -> list[str]:
+        """The closing list: the conditions compared, saturation, and the correlations."""
+        main_label, reference_label = self.label("main"), self.label("reference")
+        main, out = self.stats.loc[main_label], []
+        if reference_label:
+            reference = self.stats.loc[reference_label]
+            relation = ("higher on the first, with intervals that do not overlap"
+                        if main["early_low"] > reference["early_high"] else
+                        "lower on the first, with intervals that do not overlap"
+                        if main["early_high"] < reference["early_low"] else
+                        "the intervals overlap, so this run does not separate them")
+            out.append(f"In the first {self.early_steps} steps {self.concept}'s pair share is "
+                       f"{interval_text(main, 'early')} on *{main_label}* and "
+                       f"{interval_text(reference, 'early')} on *{reference_label}*: {relation}. "
+                       f"At the last step: {interval_text(main, 'final')} and "
+                       f"{interval_text(reference, 'final')}. {dvd_with_presence(main, self.concept)} "
+                       f"on the first, {dvd_with_presence(reference, self.concept)} on the second.")
+        if self.label("balanced"):
+            balanced = self.stats.loc[self.label("balanced")]
+            out.append(f"The other concepts on the same objects (*{self.label('balanced')}*) give "
+                       f"an early pair share of {interval_text(balanced, 'early')} for the concept; "
+                       f"{dvd_with_presence(balanced, 'the concept')}.")
+        first, other = (self.saturation.loc[(main_label, t)] for t in ("concept", "other"))
+        out.append(f"With tau = {self.threshold:g}, {self.concept} is saturated from the first step "
+                   f"in {first['saturated from step 0']:.0%} of the images of *{main_label}* and "
+                   f"never in {first['never saturated']:.0%} (median saturation step "
+                   f"{first['median saturation step']:.1f} of {self.steps}); the object is saturated "
+                   f"from the first step in {other['saturated from step 0']:.0%} and never in "
+                   f"{other['never saturated']:.0%}.")
+        for role in ("main", "balanced"):
+            label = self.label(role)
+            if label is None:
+                continue
+            rho = self.correlations.loc[label]
+            if math.isnan(rho["rho"]):
+                out.append(f"Over the images of *{label}* the rank correlation of early share and "
+                           "DvD is undefined (constant DvD or share).")
+                continue
+            text = (f"Over the images of *{label}* the early share and the image's DvD have "
+                    f"Spearman's rho {rho['rho']:.2f} [{rho['ci_low']:.2f}, {rho['ci_high']:.2f}]: "
+                    f"{_sign(rho['ci_low'], rho['ci_high'])}.")
+            if role == "main" and not math.isnan(rho["within_low"]):
+                text += (f" Between the seeds of one prompt the mean rho is {rho['within_rho']:.2f} "
+                         f"[{rho['within_low']:.2f}, {rho['within_high']:.2f}] over "
+                         f"{int(rho['n_prompts'])} prompts: {_sign(rho['within_low'], rho['within_high'])}; "
+                         f"{self.between[label]:.0%} of the early share's variance lies between prompts.")
+            out.append(text)
+        return out
+
+    def summary_text(self) -> str:
+        """The landing page's sentence: the numbers, then the verdicts (no more than they decide)."""
+        main_label, reference_label = self.label("main"), self.label("reference")
+        main, first = self.stats.loc[main_label], self.saturation.loc[(main_label, "concept")]
+        rho = self.correlations.loc[main_label]
+        rho_text = (f"Spearman's rho {rho['rho']:.2f} [{rho['ci_low']:.2f}, {rho['ci_high']:.2f}]"
+                    if not math.isnan(rho["rho"]) else "no defined rank correlation")
+        return (f"On {main_label.split(':')[0]}, {self.concept}'s share of the two words' "
+                f"cross-attention in the first {self.early_steps} of {self.steps} steps is "
+                f"{interval_text(main, 'early')}"
+                + (f", against {interval_text(self.stats.loc[reference_label], 'early')} on "
+                   f"{reference_label.split(':')[0]}" if reference_label else "")
+                + f", and {interval_text(main, 'final')} at the last step ({dvd_with_presence(main, self.concept)}); "
+                f"with tau = {self.threshold:g}, {first['saturated from step 0']:.0%} of its images "
+                f"are saturated from the first step, {first['never saturated']:.0%} never, median "
+                f"saturation step {first['median saturation step']:.0f} of {self.steps}. An image's "
+                f"early share and its DvD have {rho_text}. "
+                + " ".join(v.plain() for v in self.verdicts.values()))
+
+    def texts(self) -> dict[str, str]:
+        """Markdown the chapter places into its text with myst-nb ``glue`` (one key each)."""
+        out = {"ch3_conditions": "; ".join(f"**{c.label}** ({len(c.prompts)} prompts: "
+                                           f"{', '.join(c.prompts['prompt'])})"
+                                           for c in self.conditions),
+               "ch3_fig1": self.condition_sentences(), "ch3_fig4": self.saturation_sentences(),
+               "ch3_fig6": self.correlation_sentences(), "ch3_table2": self.prompt_sentence(),
+               "ch3_findings": "\n".join(f"- {t}" for t in self.findings()),
+               "ch3_verdicts": "\n\n".join(v.markdown() for v in self.verdicts.values()),
+               "ch3_summary": self.summary_text(),
+               "ch3_early_steps": str(self.early_steps), "ch3_steps": str(self.steps),
+               "ch3_threshold": f"{self.threshold:g}", "ch3_window": str(self.saturation_window)}
+        out.update({key: f"**{v.word}**" for key, v in self.verdicts.items()})
+        return out
+
+    def headline(self) -> tuple[dict, dict]:
+        """``(values, texts)`` for :func:`dvdlib.headlines.save`; undefined correlations left out."""
+        values = {"steps": self.steps, "early_steps": self.early_steps,
+                  "saturation_threshold": self.threshold, "images": int(self.stats["images"].sum())}
+        names = {"early": "early_share_{}", "final": "final_share_{}", "dvd": "dvd_{}",
+                 "concept_present": "concept_present_{}", "object_present": "object_present_{}"}
+        for role in ROLES:
+            label = self.label(role)
+            if label is None:
+                continue
+            row = self.stats.loc[label]
+            for measure, name in names.items():
+                for suffix in ("", "_low", "_high"):
+                    values[name.format(role) + suffix] = float(row[measure + suffix])
+            for token, prefix in (("concept", ""), ("other", "other_")):
+                saturation = self.saturation.loc[(label, token)]
+                values[f"{prefix}median_saturation_step_{role}"] = saturation["median saturation step"]
+                values[f"{prefix}saturated_from_start_{role}"] = saturation["saturated from step 0"]
+                values[f"{prefix}never_saturated_{role}"] = saturation["never saturated"]
+            values[f"early_share_between_prompts_{role}"] = self.between[label]
+            rho = self.correlations.loc[label]
+            for name, column in (("rho", "rho"), ("rho_low", "ci_low"), ("rho_high", "ci_high"),
+                                 ("within_rho", "within_rho"), ("within_rho_low", "within_low"),
+                                 ("within_rho_high", "within_high")):
+                values[f"{name}_{role}"] = float(rho[column])
+        texts = {"summary": self.summary_text()}
+        for key, verdict in self.verdicts.items():
+            verdict_values, verdict_texts = verdict.headline(key)
+            values.update(verdict_values)
+            texts.update(verdict_texts)
+        values = {k: float(v) for k, v in values.items() if np.isfinite(v)}
+        return values, texts
+
+
+ROLES = ("main", "reference", "balanced")
+
+
+def chapter_result(summary: pd.DataFrame, conditions: Sequence[ChapterCondition], *, steps: int,
+                   early_fraction: float, threshold: float, saturation_by: float, majority: float,
+                   min_dvd: float, confidence: float, n_resamples: int) -> ChapterResult:
+    """Every table, verdict and sentence of the chapter from its :func:`image_summary`."""
+    early_steps, window = early_steps_for(steps, early_fraction), early_steps_for(steps, saturation_by)
+    main, reference = conditions[0].label, next(
+        (c.label for c in conditions if c.role == "reference"), None)
+    concept = concept_name(conditions)
+    found = finding_verdicts(summary, main, concept, early_steps=early_steps,
+                             saturation_window=window, threshold=threshold, majority=majority,
+                             min_dvd=min_dvd, confidence=confidence, n_resamples=n_resamples)
+    return ChapterResult(
+        list(conditions), concept, steps, early_steps, window, threshold,
+        condition_stats(summary, n_resamples, confidence), saturation_overview(summary),
+        correlation_table(summary, pooled=[main, reference] if reference else [],
+                          n_resamples=n_resamples).set_index("images"),
+        between_prompt_share(summary, "early_share"), prompt_summary(summary), found)
+
+
+def early_level_table(levels: pd.DataFrame, early_steps: int) -> pd.DataFrame:
+    """Table 3.1: mean early pair share per resolution level (rows) and condition (columns)."""
+    early = levels[levels["step"] < early_steps]
+    return early.groupby(["level", "condition"], observed=True)["pair_share"].mean().unstack("condition")
+
+
+def level_text(table: pd.DataFrame, main: str, reference: str | None, early_steps: int) -> str:
+    """Figure 3.2's sentence: the main condition's range over levels, and the largest gap."""
+    text = (f"In the first {early_steps} steps the share of *{main}* ranges from "
+            f"{table[main].min():.2f} ({table[main].idxmin()}) to {table[main].max():.2f} "
+            f"({table[main].idxmax()}).")
+    if reference:
+        level = (table[main] - table[reference]).abs().idxmax()
+        text += (f" The largest early gap to *{reference}* is at {level}: "
+                 f"{table.loc[level, main]:.2f} against {table.loc[level, reference]:.2f}.")
+    return text
+
+
+def figure_layers(layer_shares: pd.DataFrame, main: str, reference: str | None, early_steps: int):
+    """Figure 3.3: pair share per layer and step on ``main`` (and its difference to ``reference``).
+
+    Returns (figure, sentence): how many layers give the concept more than half early.
+    """
+    matrix = layer_step_matrix(layer_shares, main)
+    panels = [(matrix, main, "rocket", None, "pair share")]
+    if reference:
+        panels.append((matrix - layer_step_matrix(layer_shares, reference),
+                       f"{main}\nminus {reference}", "vlag", 0.0, "difference in pair share"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.2 * len(panels), 0.45 * len(matrix) + 1.8),
+                             squeeze=False)
+    for ax, (table, title, cmap, center, scale) in zip(axes[0], panels):
+        sns.heatmap(table, ax=ax, cmap=cmap, center=center, cbar_kws={"label": scale},
+                    xticklabels=max(1, table.shape[1] // 10))
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    early = [t.loc[:, t.columns < early_steps].mean(axis=1) for t, *_ in panels]
+    text = (f"In the first {early_steps} steps, {int((early[0] > 0.5).sum())} of {len(matrix)} layers "
+            f"give the concept more than half of the pair's attention (range {early[0].min():.2f} "
+            f"to {early[0].max():.2f}).")
+    if reference:
+        text += (f" Right: the same minus *{reference}*; early, the difference is positive in "
+                 f"{int((early[1] > 0).sum())} of {len(matrix)} layers (range "
+                 f"{early[1].min():+.2f} to {early[1].max():+.2f}).")
+    return fig, text
+
+
+def token_map_text(concentration: pd.DataFrame, labels: Sequence[str]) -> str:
+    """Figure 3.5's sentence: entropy concentration of both words' maps at the last kept step."""
+    kept = concentration[concentration["condition"].isin(labels)]
+    if kept.empty:
+        return ""
+    last = int(kept["step"].max())
+    table = kept.groupby(["condition", "group", "step"], observed=True)["entropy_concentration"].mean()
+    return (f"Over all images of each condition, the entropy concentration (0 = spread evenly, "
+            f"1 = one position) at step {last} is "
+            + "; ".join(f"{table.loc[(c, 'concept', last)]:.2f} for the concept and "
+                        f"{table.loc[(c, 'other', last)]:.2f} for the object (*{c}*)"
+                        for c in dict.fromkeys(kept["condition"])) + ".")
+
+
+def settings_text(n_seeds: int, steps: int, guidance: float, judge_name: str, wording_source: str,
+                  early_steps: int, threshold: float) -> str:
+    """How every image of the chapter was made and judged, in one sentence."""
+    return (f"Every prompt is generated with {n_seeds} seeds, {steps} DDIM steps and guidance "
+            f"{guidance:g}, and judged by `{judge_name}` with {wording_source}. The early window is "
+            f"the first {early_steps} of {steps} steps; the saturation threshold is tau = {threshold:g}.")

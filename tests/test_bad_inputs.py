@@ -67,12 +67,12 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     p["past_limit"] = _csv(folder, "past_limit.csv", HEADER + f"1,artist,monet,mug,Monet {LONG} Mug\n")
     p["bad_case"] = _csv(folder, "bad_case.csv", HEADER + "x1,artist,monet,mug,Monet Mug\n")
     p["empty_prompt"] = _csv(folder, "empty_prompt.csv", HEADER + "1,artist,monet,mug,   \n")
-    p["triangle"] = _csv(folder, "triangle.csv", HEADER + "1,shape,circle,triangle,a circle and a triangle\n")
+    p["sunset_bag"] = _csv(folder, "sunset_bag.csv", HEADER + "1,print,sunset,bag,sunset bag\n")
     p["bad_json"] = _csv(folder, "questions.json", "{\"format\": ")
     p["file"] = _csv(folder, "afile", "a file, not a folder")
     # Toy images as `dvd generate --model toy` lays them out (one tiny picture each).
     toy_images = folder / "toy_images"
-    for case, prompt in ((1, "a circle and a square"), (2, "a square and a circle")):
+    for case, prompt in ((1, "sunset mug"), (2, "sunset shirt")):
         (toy_images / case_folder(case, prompt)).mkdir(parents=True)
         Image.new("RGB", (32, 32), "white").save(toy_images / case_folder(case, prompt) / "seed00001.png")
     p["toy_images"] = toy_images
@@ -125,7 +125,7 @@ CLI = [
     ("generate-missing-prompt-file", "generate --model toy --out {out} --prompts {dir}/nope.csv",
      ["prompt file not found", "nope.csv"]),
     ("generate-toy-model-sd-prompts-#17", "generate --model toy --out {out} --prompts {good}",
-     ["draws only the shapes circle", "content 'Amedeo Modigliani'"]),
+     ["draws only the concepts sunset, ocean, forest printed on the objects mug", "content 'Amedeo Modigliani'"]),
     # dvd generate: options
     ("generate-relative-missing-folder-#11", "generate --model ./models/sd14 --out {out} --cases 1",
      ["model folder './models/sd14' does not exist"]),
@@ -162,18 +162,17 @@ CLI = [
     ("score-no-zoo-folder", "score --images {toy_images} --out {out}/t.csv --judge toy "
      "--judge-model {dir}/nozoo", ["no toy-world zoo at", "nozoo"]),
     ("score-folders-of-other-prompts-#10", "score --images {toy_images} --out {out}/t.csv --judge toy "
-     "--prompts {triangle}", ["case001_a_circle_and_a_square is case 1, whose prompt is "
-                              "'a circle and a triangle'"]),
+     "--prompts {sunset_bag}", ["case001_sunset_mug is case 1, whose prompt is 'sunset bag'"]),
     ("score-toy-judge-sd-prompts-#14", "score --images {sd_images} --out {out}/t.csv --judge toy "
-     "--prompts {good}", ["draws only the shapes", "'Amedeo Modigliani'"]),
+     "--prompts {good}", ["draws only the concepts", "'Amedeo Modigliani'"]),
     ("score-out-under-a-file-#13", "score --images {toy_images} --out {file}/score.csv --judge toy",
      ["table '", "afile/score.csv' cannot be written", "it is a file, not a folder"]),
     ("score-table-suffix", "score --images {toy_images} --out {out}/t.xlsx --judge toy",
      ["'.xlsx'", "accepted: .csv, .parquet"]),
     ("score-missing-image-folder", "score --images {dir}/noimages --out {out}/t.csv --judge toy",
      ["image folder not found", "noimages"]),
-    ("score-images-match-no-case", "score --images {toy_images} --out {out}/t.csv --judge toy --cases 7",
-     ["no case folder matches the prompt set (cases 7)", "numbered 1-2"]),
+    ("score-images-match-no-case", "score --images {toy_images} --out {out}/t.csv --judge toy --cases 4",
+     ["no case folder matches the prompt set (cases 4)", "numbered 1-2"]),
     ("score-zero-images-per-call", "score --images {toy_images} --out {out}/t.csv --judge toy "
      "--images-per-call 0", ["--images-per-call must be at least 1, got 0"]),
     ("score-missing-question-file", "score --images {toy_images} --out {out}/t.csv --judge toy "
@@ -189,26 +188,26 @@ CLI = [
     ("score-header-only-#5", "score --images {toy_images} --out {out}/t.csv --prompts {header_only}",
      ["no prompt rows"]),
     # dvd probe
-    ("probe-out-under-a-file-#18", "probe 'a circle and a square' --concept circle --object square "
+    ("probe-out-under-a-file-#18", "probe 'sunset mug' --concept sunset --object mug "
      "--seeds 1 --out {file}/probe", ["afile/probe", "afile' is a file, not a folder"]),
-    ("probe-zero-seeds", "probe 'a circle and a square' --concept circle --object square --seeds 0",
+    ("probe-zero-seeds", "probe 'sunset mug' --concept sunset --object mug --seeds 0",
      ["--seeds 0: zero seeds"]),
-    ("probe-seeds-as-a-list", "probe 'a circle and a square' --concept circle --object square "
+    ("probe-seeds-as-a-list", "probe 'sunset mug' --concept sunset --object mug "
      "--seeds 1825,410", ["--seeds is a number of seeds", "--seed-list 1825,410"]),
-    ("probe-empty-prompt", "probe '' --concept circle --object square", ["the prompt '' is empty"]),
-    ("probe-word-not-in-prompt", "probe 'a circle and a square' --concept circle --object mug",
-     ["--object 'mug' is not in the prompt"]),
-    ("probe-threshold-out-of-range", "probe 'a circle and a square' --concept circle --object square "
+    ("probe-empty-prompt", "probe '' --concept sunset --object mug", ["the prompt '' is empty"]),
+    ("probe-word-not-in-prompt", "probe 'sunset mug' --concept sunset --object shirt",
+     ["--object 'shirt' is not in the prompt"]),
+    ("probe-threshold-out-of-range", "probe 'sunset mug' --concept sunset --object mug "
      "--threshold 1.5", ["--threshold 1.5: must be between 0 and 1"]),
-    ("probe-zero-steps", "probe 'a circle and a square' --concept circle --object square --steps 0",
+    ("probe-zero-steps", "probe 'sunset mug' --concept sunset --object mug --steps 0",
      ["--steps must be at least 1, got 0"]),
-    ("probe-size-not-multiple-of-8", "probe 'a circle and a square' --concept circle --object square "
+    ("probe-size-not-multiple-of-8", "probe 'sunset mug' --concept sunset --object mug "
      "--size 7", ["--size 7: must be a positive multiple of 8"]),
-    ("probe-toy-judge-non-shapes", "probe 'Monet Mug' --concept monet --object mug --judge toy",
-     ["the toy judge sees only the shapes", "'monet' and 'mug'"]),
-    ("probe-prompt-past-limit", f"probe 'a circle and {LONG} a square' --concept circle --object square",
+    ("probe-toy-judge-other-words", "probe 'Monet Mug' --concept monet --object mug --judge toy",
+     ["the toy judge sees only the concepts sunset", "concept 'monet' is not among them"]),
+    ("probe-prompt-past-limit", f"probe 'sunset {LONG} mug' --concept sunset --object mug",
      ["the text encoder reads at most 77"]),
-    ("probe-same-words", "probe 'a circle and a square' --concept circle --object circle",
+    ("probe-same-words", "probe 'sunset mug' --concept sunset --object sunset",
      ["share words of the prompt"]),
     # dvd run / dvd sweep: parameters checked before anything runs
     ("run-negative-top-n-#9", "run {book}/01_dominancebench.ipynb -p top_n -5 --results {out}",
@@ -416,10 +415,10 @@ LIBRARY = [
     ("manifest-truncated-#3", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.zoo_manifest(
         p["zoo_json"]), ZooError, ["toyworld.json is not valid JSON"]),
     ("images-of-other-prompts-#10", lambda p: __import__("dvdlib.score").score.find_images(
-        p["toy_images"], bench.load_prompts(p["triangle"], categories=["shape"])),
-     ValueError, ["case001_a_circle_and_a_square is case 1"]),
+        p["toy_images"], bench.load_prompts(p["sunset_bag"], categories=["print"])),
+     ValueError, ["case001_sunset_mug is case 1"]),
     ("toy-judge-sd-questions-#14", _score_sd_images_with_the_toy_judge, ValueError,
-     ["the toy judge knows the shapes", "'amedeo modigliani'"]),
+     ["the toy judge knows the words", "'amedeo modigliani'"]),
     ("generate-past-the-toy-limit-#8", _generate_with_toy(pd.DataFrame(
         [(1, "shape", "circle", "square", "a circle and a triangle and a star and a square")],
         columns=list(COLUMNS))), ValueError, ["'square'", "past the 8-token limit"]),
@@ -487,8 +486,8 @@ def test_a_probe_stopped_by_a_signal_says_so_in_one_line_and_leaves_nothing(tmp_
     temporary.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(temporary), "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "dvdlib.book.cli", "probe", "a circle and a square", "--concept", "circle",
-         "--object", "square", "--seeds", "400", "--no-progress"],
+        [sys.executable, "-m", "dvdlib.book.cli", "probe", "sunset mug", "--concept", "sunset",
+         "--object", "mug", "--seeds", "400", "--no-progress"],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # A test run may have left SIGINT ignored (inherited); a user's shell never does.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

@@ -16,7 +16,7 @@ from dvdlib.recorder import AttentionRecord, attention_instruments
 from dvdlib.score import bootstrap_ci
 from dvdlib.testing import dummy_sd_pipeline
 from dvdlib.tokens import tokenize_prompt
-from dvdlib.toyworld.detector import ShapeDetector
+from dvdlib.toyworld.detector import PresenceDetector
 from dvdlib.toyworld.judge import ToyJudge
 from dvdlib.toyworld.pipeline import new_pipeline
 from dvdlib.toyworld.world import World, prompt_table
@@ -30,7 +30,7 @@ def toy_pipe():
 @pytest.fixture(scope="module")
 def judge():
     torch.manual_seed(0)
-    return ToyJudge(ShapeDetector().eval())
+    return ToyJudge(PresenceDetector().eval())
 
 
 # --- conditions and orders -----------------------------------------------------------------------
@@ -151,10 +151,10 @@ def test_nested_bootstrap_resamples_prompts_then_seeds():
         hs.nested_bootstrap_ci(_grid(within).iloc[1:], "v")
 
 
-def _images(condition, family, dvd, concept=True, partner=False, share=0.6, n_heads=0):
+def _images(condition, family, dvd, concept=True, obj=False, share=0.6, n_heads=0):
     table = _grid(np.asarray(dvd, dtype=float), "dvd_score")
     return table.assign(condition=condition, family=family, label=condition, n_heads=n_heads, draw=-1,
-                        concept_present=concept, partner_present=partner, concept_share=share)
+                        concept_present=concept, object_present=obj, concept_share=share)
 
 
 def test_summarise_pairs_each_image_with_its_baseline():
@@ -163,14 +163,14 @@ def test_summarise_pairs_each_image_with_its_baseline():
     images = pd.concat([
         _images("baseline", "baseline", base),
         _images("same", "single head", base, n_heads=1),
-        _images("lower", "single head", base - 30, partner=True, n_heads=1),
+        _images("lower", "single head", base - 30, obj=True, n_heads=1),
     ])
     summary = hs.summarise(images, n_resamples=500).set_index("condition")
     assert summary.loc["same", "dvd_score_change"] == 0
     assert tuple(summary.loc["same", ["dvd_score_change_low", "dvd_score_change_high"]]) == (0, 0)
     assert summary.loc["lower", "dvd_score_change"] == pytest.approx(-30)
     assert summary.loc["lower", "dvd_score_change_high"] == pytest.approx(-30)  # every image moved by 30
-    assert summary.loc["lower", "partner_present_change"] == 1.0
+    assert summary.loc["lower", "object_present_change"] == 1.0
     assert summary.loc["lower", "dvd_outside"] and summary.loc["lower", "dvd_change_excludes_zero"]
     assert not summary.loc["same", "dvd_outside"] and not summary.loc["same", "dvd_change_excludes_zero"]
     low, high = summary.loc["baseline", ["dvd_score_low", "dvd_score_high"]]
@@ -195,7 +195,7 @@ def test_curve_and_heads_to_halve():
 
 # --- whole sweeps --------------------------------------------------------------------------------
 def test_sweep_on_the_toy_model(toy_pipe, judge, tmp_path):
-    prompts = prompt_table(World(), partners=["square"], controls=False)  # both word orders
+    prompts = prompt_table(World(), ["mug", "shirt"], controls=False)  # one word apart
     sweep = hs.HeadSweep(toy_pipe, prompts, [1, 2], tmp_path, judge, model="toy:untrained", steps=2,
                          guidance=4.0)
     layers = sweep.layers
@@ -210,7 +210,7 @@ def test_sweep_on_the_toy_model(toy_pipe, judge, tmp_path):
         rows = images[images["condition"] == condition].sort_values(["seed", "case_num"])
         return [(tmp_path / f).read_bytes() for f in rows["file"]]
 
-    # With every head ablated the text reaches the UNet nowhere: both word orders give one image.
+    # With every head ablated the text reaches the UNet nowhere: both prompts give one image.
     everything = files("all_heads")
     assert everything[0] == everything[1] and everything[2] == everything[3]
     baseline_files = files("baseline")
@@ -225,7 +225,7 @@ def test_sweep_on_the_toy_model(toy_pipe, judge, tmp_path):
         toy_pipe(prompt, num_inference_steps=2, guidance_scale=4.0,
                  generator=[torch.Generator().manual_seed(1)],
                  cross_attention_kwargs={"attention_record": record})
-    direct = concept_share(record, "circle", "square", tokenizer=toy_pipe.tokenizer)["pair_share"].mean()
+    direct = concept_share(record, "sunset", "mug", tokenizer=toy_pipe.tokenizer)["pair_share"].mean()
     swept = images[(images["condition"] == "baseline") & (images["prompt"] == prompt) & (images["seed"] == 1)]
     assert swept["concept_share"].iloc[0] == pytest.approx(direct, abs=1e-4)
 
@@ -249,7 +249,7 @@ def test_sweep_on_the_toy_model(toy_pipe, judge, tmp_path):
 
 def test_sweep_on_a_stable_diffusion_layout(judge, tmp_path):
     pipe = dummy_sd_pipeline("sd2")  # 16 layers of 5, 10, 20 and 20 heads: uneven head counts
-    prompts = prompt_table(World(), partners=["star"], controls=False).iloc[:1]
+    prompts = prompt_table(World(), ["kite"], controls=False)
     sweep = hs.HeadSweep(pipe, prompts, [3], tmp_path, judge, model="dummy-sd2", steps=2, guidance=7.5)
     assert sweep.total_heads == sum(layer.heads for layer in sweep.layers) > 16 * 5
     result = sweep.run([hs.baseline(), hs.single_heads(sweep.layers)[-1], hs.concept_tokens()])
@@ -328,10 +328,10 @@ def test_findings_report_effects_in_both_directions():
     values, texts = hs.headline(found)
     assert (values["heads_raising_dvd"], values["heads_lowering_dvd"]) == (1, 1)
     assert values["largest_single_head_change"] == pytest.approx(35) and texts["verdict"] == "supported"
-    text = "\n".join(hs.report(found, "circle"))
+    text = "\n".join(hs.report(found, "sunset"))
     assert "**1 raise DvD** (head_x_1)" in text and "**+35.0** [+35.0, +35.0]" in text
-    assert "partner present in 0%" not in text and "partner in 0%" in text
-    page = hs.summary_text(found, "toy:k1", "circle")
+    assert "object present in 0%" not in text and "object in 0%" in text
+    page = hs.summary_text(found, "toy:k1", "sunset")
     assert verdicts.check_headline({"values": values, "texts": {**texts, "summary": page}}) == []
 
 
@@ -346,3 +346,27 @@ def test_findings_criteria_are_checked(criteria, message):
         hs.findings(_summary([58], {7: 50}, 10, 5), 28, **criteria)
     with pytest.raises(ValueError, match=message):
         hs.stated_test(**{"removal_fraction": 0.5, "min_baseline_dvd": 0.0, "confidence": 0.95, **criteria})
+
+
+def test_the_chapter_prompts_and_the_rule_that_picks_its_model():
+    world = World(instances=1)
+    assert hs.toy_prompts(world)["prompt"].tolist() == ["sunset mug", "sunset shirt", "sunset bag"]
+    assert hs.toy_prompts(world, "unseen")["prompt"].tolist() == ["sunset hat", "sunset kite"]
+    assert len(hs.toy_prompts(world, "all")) == 5
+    with pytest.raises(ValueError, match="objects must be one of seen, unseen, all, got 'some'"):
+        hs.toy_prompts(world, "some")
+    survey = pd.DataFrame(
+        [(model, "1" if model == "k1" else "unlimited", obj, obj in world.paired_objects, 8, dvd, 0.9, 0.2)
+         for model, seen_dvd, unseen_dvd in (("k1", 50.0, 90.0), ("kinf", 60.0, 10.0))
+         for obj, dvd in (("mug", seen_dvd), ("hat", unseen_dvd))],
+        columns=["model", "K", "nm_word", "paired_in_training", "images", "dvd_score",
+                 "concept_present", "object_present"])
+    assert hs.most_dominant(survey) == "kinf"  # seen objects only: the unseen hat does not count
+    assert hs.most_dominant(survey, "unseen") == "k1" and hs.most_dominant(survey, "all") == "k1"
+    tied = survey.assign(dvd_score=100.0)
+    assert hs.most_dominant(tied) == "k1"  # a tie goes to the least diverse, listed first
+    assert hs.survey_seeds(3) == [10001, 10002, 10003]
+    assert not set(hs.survey_seeds(10)) & set(range(1, 10_001))  # never a seed of the sweep
+    text = hs.survey_text(survey, "kinf", "toy:k1", "seen")
+    assert "k1 on seen objects DvD 50.0 (concept present 90%, object 20%)" in text
+    assert "picks **kinf**; this run studies `toy:k1` instead" in text

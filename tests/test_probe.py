@@ -11,7 +11,7 @@ import pytest
 from dvdlib.bench import PAPER_SEEDS
 from dvdlib.book.cli import main
 from dvdlib.usage import seed_count, seed_list
-from dvdlib.probe import (ATTENTION, FIGURE, JUDGED, SUMMARY, ProbeInputError, probe,
+from dvdlib.probe import (ATTENTION, FIGURE, JUDGED, SUMMARY, ProbeInputError, infer_category, probe,
                           probe_seeds, verdict)
 from dvdlib.testing import dummy_sd_pipeline
 
@@ -80,10 +80,18 @@ def test_the_same_words_for_concept_and_object(capsys):
            "--concept 'castle' and --object 'castle coaster' share words of the prompt")
 
 
-def test_the_toy_judge_knows_only_shapes(capsys):
+def test_the_toy_judge_knows_only_the_toy_worlds_words(capsys):
     _fails(capsys, [PROMPT, "--concept", "castle", "--object", "coaster", "--model",
                     "no-such-org/no-such-model", "--judge", "toy"],
-           "the toy judge sees only the shapes circle, square", "'castle' and 'coaster' is none of them")
+           "the toy judge sees only the concepts sunset, ocean, forest and the objects mug",
+           "concept 'castle' and object 'coaster' are not among them")
+    _fails(capsys, ["sunset coaster", "--concept", "sunset", "--object", "coaster", "--model",
+                    "no-such-org/no-such-model", "--judge", "toy"], "object 'coaster' is not among them")
+
+
+def test_a_toy_concept_takes_the_print_questions():
+    assert infer_category("sunset", "clip") == "print"
+    assert infer_category("van gogh", "toy") == "artist"
 
 
 def test_a_concept_outside_the_benchmark_needs_a_category(capsys):

@@ -17,24 +17,23 @@ from dvdlib.recorder import AttentionRecord
 # Inputs
 
 
-def test_balanced_prompts_leave_out_the_limited_concept_and_use_both_word_orders():
-    from dvdlib.toyworld.world import World
+def test_balanced_prompts_print_the_other_concepts_on_the_same_objects():
+    from dvdlib.toyworld.world import World, prompt_table
 
     world = World(instances=1)
     table = sat.balanced_prompt_table(world)
-    others = [s for s in world.shapes if s != world.limited]
-    assert len(table) == 2 * len(others)  # a ring: as many pairs as the circle has partners
-    assert (table["content"].value_counts() == 2).all() and (table["nm_word"].value_counts() == 2).all()
+    assert len(table) == 2 * len(world.objects)  # ocean and forest, on every object
+    assert set(table["content"]) == {"ocean", "forest"} and set(table["nm_word"]) == set(world.objects)
     assert not table["prompt"].str.contains(world.limited).any()
     assert table["case_num"].tolist() == list(range(1, len(table) + 1))
-    first = table.iloc[:2]
-    assert first["prompt"].tolist() == ["a square and a triangle", "a triangle and a square"]
-    assert set(first["content"]) == {"square"} and set(first["nm_word"]) == {"triangle"}
-    assert first["arrangement"].tolist() == ["content first", "nm_word first"]
-    with pytest.raises(ValueError, match="other than 'circle'.*got 'circle'"):
-        sat.balanced_prompt_table(world, [("circle", "square")])
-    with pytest.raises(ValueError, match="two different shapes"):
-        sat.balanced_prompt_table(world, [("star", "star")])
+    assert table["prompt"].tolist()[:2] == ["ocean mug", "forest mug"]  # product titles, one order
+    assert table["paired_in_training"].all() and set(table["arrangement"]) == {"pair"}
+    assert list(table.columns) == list(prompt_table(world, controls=False).columns)
+    assert sat.balanced_prompt_table(world, ["hat"], ["forest"])["prompt"].tolist() == ["forest hat"]
+    with pytest.raises(ValueError, match="other than 'sunset'.*got 'sunset'"):
+        sat.balanced_prompt_table(world, concepts=["sunset"])
+    with pytest.raises(ValueError, match="unknown object 'square'; accepted: mug"):
+        sat.balanced_prompt_table(world, ["square"])
 
 
 def test_map_steps_and_early_window():
@@ -152,14 +151,16 @@ def test_level_shares_pool_masses_before_taking_the_share():
 
 @pytest.fixture(scope="module")
 def toy():
-    from dvdlib.toyworld.detector import ShapeDetector
+    from dvdlib.toyworld.detector import PresenceDetector
     from dvdlib.toyworld.judge import ToyJudge
     from dvdlib.toyworld.pipeline import new_pipeline
     from dvdlib.toyworld.world import World, prompt_table
 
     world = World(instances=1)
-    prompts = prompt_table(world, partners=["square", "star"], controls=False)
-    return new_pipeline(world.words, seed=0), ToyJudge(ShapeDetector().eval()), prompts
+    prompts = pd.concat([prompt_table(world, ["mug"], controls=False),
+                         sat.balanced_prompt_table(world, ["mug"], ["ocean"])], ignore_index=True)
+    prompts["case_num"] = [1, 2]
+    return new_pipeline(world.words, seed=0), ToyJudge(PresenceDetector().eval()), prompts
 
 
 def test_a_condition_records_every_image_and_reads_its_shares_back(tmp_path, toy):
@@ -169,12 +170,12 @@ def test_a_condition_records_every_image_and_reads_its_shares_back(tmp_path, toy
                                steps=steps, guidance=4.0, map_steps=sat.map_steps_for(steps))
     images = result.images
     assert len(images) == 4 and images["record_dir"].nunique() == 2  # one call per prompt
-    assert set(images["arrangement"]) == {"content first", "nm_word first"}
+    assert images["prompt"].drop_duplicates().tolist() == ["sunset mug", "ocean mug"]
     assert images["dvd_score"].notna().all() and (tmp_path / "dvd.csv").is_file()
     # The pooled shares are focus.concept_share of the record, image by image.
-    row = images[(images["prompt"] == "a square and a circle") & (images["seed"] == 6)].iloc[0]
+    row = images[(images["prompt"] == "ocean mug") & (images["seed"] == 6)].iloc[0]
     record = AttentionRecord.load(tmp_path / "images" / row["record_dir"] / sat.RECORD_FILE)
-    direct = concept_share(record, "circle", "square", tokenizer=pipe.tokenizer)
+    direct = concept_share(record, "ocean", "mug", tokenizer=pipe.tokenizer)
     direct = direct[direct["image"] == row["record_image"]]["pair_share"].to_numpy()
     mine = result.shares[(result.shares["case_num"] == row["case_num"]) & (result.shares["seed"] == 6)]
     assert np.allclose(mine.sort_values("step")["pair_share"], direct)
@@ -191,11 +192,11 @@ def test_a_condition_records_every_image_and_reads_its_shares_back(tmp_path, toy
     # Maps were kept for both concepts at the requested steps, and can be drawn.
     assert set(result.concentration["group"]) == {"concept", "other"}
     assert sorted(result.concentration["step"].unique()) == sat.map_steps_for(steps)
-    example = sat.token_map_example(result, "a circle and a square", 5)
+    example = sat.token_map_example(result, "sunset mug", 5)
     assert example["maps"]["concept"].shape == (len(sat.map_steps_for(steps)), 8, 8)
     assert example["image"].size == (32, 32)
-    with pytest.raises(ValueError, match="no image of prompt 'a star'"):
-        sat.token_map_example(result, "a star", 5)
+    with pytest.raises(ValueError, match="no image of prompt 'sunset'"):
+        sat.token_map_example(result, "sunset", 5)
 
 
 def test_records_that_mix_prompts_are_refused(tmp_path, toy):
@@ -260,8 +261,8 @@ def test_within_prompt_correlation_ignores_differences_between_prompts():
     assert rho == pytest.approx(-1.0) and used == 3 and low == high == pytest.approx(-1.0)
     summary.loc[summary["prompt"] == "p0", "dvd_score"] = 40.0  # constant: p0 has no rho
     assert sat.within_prompt_correlation(summary, n_resamples=200)[3] == 2
-    table = sat.prompt_summary(summary.assign(final_share=0.5, saturation_step=0, content="circle",
-                                              nm_word="square"))
+    table = sat.prompt_summary(summary.assign(final_share=0.5, saturation_step=0, content="sunset",
+                                              nm_word="mug"))
     assert table["images"].tolist() == [4, 4, 4]
     assert table["early_share"].round(3).tolist() == [0.215, 0.515, 0.815]
 
@@ -274,7 +275,7 @@ def test_early_bias_and_saturation_are_decided_apart():
     summary = pd.DataFrame({
         "condition": pd.Categorical(["k1"] * n), "early_share": rng.uniform(0.62, 0.72, n),
         "saturation_step": np.r_[np.zeros(8, int), np.full(n - 8, 20)], "dvd_score": rng.uniform(4, 12, n)})
-    found = sat_.finding_verdicts(summary, "k1", "the circle", early_steps=2, saturation_window=5,
+    found = sat_.finding_verdicts(summary, "k1", "the sunset", early_steps=2, saturation_window=5,
                                   threshold=0.6, n_resamples=300)
     assert found["early_bias_verdict"].word == "supported"
     assert found["saturation_verdict"].word == "contradicted"  # 20 % saturate early, interval below 0.5
@@ -287,3 +288,38 @@ def test_early_bias_and_saturation_are_decided_apart():
         sat_.stated_tests(20, 0.1, 0.6, 0.25, 1, 0.0, 0.95)
     with pytest.raises(ValueError, match="no images of condition 'kinf'"):
         sat_.finding_verdicts(summary, "kinf", "c", early_steps=2, saturation_window=5, threshold=0.6)
+
+
+def test_the_chapter_result_puts_presence_beside_every_dvd_and_claims_no_more_than_its_verdicts():
+    from dvdlib import verdicts
+    from dvdlib.toyworld.world import World, prompt_table
+
+    world = World(instances=1)
+    conditions = [sat.ChapterCondition("main", "k1", "toy:k1", prompt_table(world, controls=False)),
+                  sat.ChapterCondition("balanced", "k1 others", "toy:k1", sat.balanced_prompt_table(world))]
+    rng = np.random.default_rng(0)
+    rows = []
+    for condition, share, dvd in (("k1", 0.7, 60.0), ("k1 others", 0.5, 5.0)):
+        for i in range(30):
+            rows.append({"condition": condition, "image": len(rows), "prompt": f"p{i % 3}",
+                         "content": "sunset", "nm_word": "mug", "early_share": share + rng.normal(0, 0.02),
+                         "final_share": share, "saturation_step": 0 if i % 5 else 4,
+                         "other_saturation_step": 5, "saturated": True, "other_saturated": False,
+                         "num_steps": 5, "dvd_score": dvd + rng.normal(0, 5),
+                         "concept_present": True, "object_present": i % 2 == 0})
+    summary = pd.DataFrame(rows)
+    summary["condition"] = pd.Categorical(summary["condition"], categories=["k1", "k1 others"])
+    result = sat.chapter_result(summary, conditions, steps=5, early_fraction=0.2, threshold=0.6,
+                                saturation_by=0.4, majority=0.5, min_dvd=0.0, confidence=0.95,
+                                n_resamples=200)
+    assert result.concept == "the sunset" and result.label("reference") is None
+    assert result.verdicts["early_bias_verdict"].word == "supported"
+    assert result.verdicts["saturation_verdict"].word == "supported"  # 80 % saturated from step 0
+    texts = result.texts()
+    assert "the sunset present in 100% [100, 100] and the object in 50%" in texts["ch3_fig1"]
+    assert texts["early_bias_verdict"] == "**supported**"
+    assert "sunset mug" in texts["ch3_conditions"] and "ocean mug" in texts["ch3_conditions"]
+    values, saved = result.headline()
+    assert values["object_present_main"] == pytest.approx(0.5) and "dvd_reference" not in values
+    assert values["median_saturation_step_main"] == 0
+    assert verdicts.check_headline({"values": values, "texts": saved}) == []
