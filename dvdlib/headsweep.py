@@ -913,7 +913,7 @@ def summary_text(found: Findings, model: str, concept_word: str = "concept") -> 
 
 
 def headline(found: Findings) -> tuple[dict, dict]:
-    """``(values, texts)`` for :func:`dvdlib.headlines.save` (NaN values are left out)."""
+    """``(values, texts)`` for :func:`dvdlib.book.headlines.save` (NaN values are left out)."""
     values = {
         "baseline_dvd": found.baseline_dvd, "baseline_dvd_low": found.baseline_low,
         "baseline_dvd_high": found.baseline_high, "heads": found.total_heads,
@@ -996,12 +996,19 @@ def dominance_survey(models: Sequence[str], judge, out_dir: str | Path, *, zoo_f
     return pd.concat(rows, ignore_index=True)[columns]
 
 
-def most_dominant(survey: pd.DataFrame, objects: str = "seen") -> str:
-    """The rule for the chapter's default: the model with the highest mean DvD over the pair
-    prompts of ``objects`` (seen: the objects the concept was printed on in training); a tie
-    goes to the model listed first in the survey (the zoo lists the least diverse first)."""
+ENOUGH_DOMINANCE = 40.0  # mean DvD a model needs on the survey for there to be dominance to ablate
+
+
+def model_to_ablate(survey: pd.DataFrame, objects: str = "seen",
+                    enough: float = ENOUGH_DOMINANCE) -> str:
+    """The rule for the chapter's default: the least diverse model (listed first in the survey,
+    as the zoo lists them) whose mean DvD over the pair prompts of ``objects`` (seen: the objects
+    the concept was printed on in training) is at least ``enough``; the paper expects dominance
+    to be strongest there. If no model has that much, the one with the highest mean DvD."""
     part = survey if objects == "all" else survey[survey["paired_in_training"] == (objects == "seen")]
-    return str(part.groupby("model", sort=False)["dvd_score"].mean().idxmax())
+    means = part.groupby("model", sort=False)["dvd_score"].mean()
+    dominated = means[means >= enough]
+    return str(dominated.index[0] if len(dominated) else means.idxmax())
 
 
 def survey_text(survey: pd.DataFrame, chosen: str, model: str, objects: str) -> str:
@@ -1018,8 +1025,9 @@ def survey_text(survey: pd.DataFrame, chosen: str, model: str, objects: str) -> 
                              f"{row['concept_present']:.0%}, object {row['object_present']:.0%})")
     runs = (f"this run studies it (`{model}`)" if model == f"toy:{chosen}" else
             f"this run studies `{model}` instead, as its parameters ask")
-    return (f"{'; '.join(parts)}. The rule (highest mean DvD on the {objects} objects' pair prompts, "
-            f"a tie to the least diverse model) picks **{chosen}**; {runs}.")
+    return (f"{'; '.join(parts)}. The rule (the least diverse model with a mean DvD of at least "
+            f"{ENOUGH_DOMINANCE:.0f} on the {objects} objects' pair prompts) picks **{chosen}**; "
+            f"{runs}.")
 
 
 def _heatmap(grid: pd.DataFrame, ax, annotate: bool, fmt: str, **style) -> None:

@@ -1124,7 +1124,7 @@ class ChapterResult:
         return out
 
     def headline(self) -> tuple[dict, dict]:
-        """``(values, texts)`` for :func:`dvdlib.headlines.save`; undefined correlations left out."""
+        """``(values, texts)`` for :func:`dvdlib.book.headlines.save`; undefined correlations left out."""
         values = {"steps": self.steps, "early_steps": self.early_steps,
                   "saturation_threshold": self.threshold, "images": int(self.stats["images"].sum())}
         names = {"early": "early_share_{}", "final": "final_share_{}", "dvd": "dvd_{}",

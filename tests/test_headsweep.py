@@ -361,12 +361,14 @@ def test_the_chapter_prompts_and_the_rule_that_picks_its_model():
          for obj, dvd in (("mug", seen_dvd), ("hat", unseen_dvd))],
         columns=["model", "K", "nm_word", "paired_in_training", "images", "dvd_score",
                  "concept_present", "object_present"])
-    assert hs.most_dominant(survey) == "kinf"  # seen objects only: the unseen hat does not count
-    assert hs.most_dominant(survey, "unseen") == "k1" and hs.most_dominant(survey, "all") == "k1"
-    tied = survey.assign(dvd_score=100.0)
-    assert hs.most_dominant(tied) == "k1"  # a tie goes to the least diverse, listed first
+    # the least diverse model (listed first) with enough dominance on the chosen objects
+    assert hs.model_to_ablate(survey) == "k1"  # seen: k1 50 >= 40
+    assert hs.model_to_ablate(survey, enough=55.0) == "kinf"  # k1's 50 is not enough, kinf's 60 is
+    assert hs.model_to_ablate(survey, "unseen", enough=95.0) == "k1"  # none reaches it: the most
+    assert hs.model_to_ablate(survey, "all", enough=60.0) == "k1"  # k1 70, kinf 35
     assert hs.survey_seeds(3) == [10001, 10002, 10003]
     assert not set(hs.survey_seeds(10)) & set(range(1, 10_001))  # never a seed of the sweep
     text = hs.survey_text(survey, "kinf", "toy:k1", "seen")
     assert "k1 on seen objects DvD 50.0 (concept present 90%, object 20%)" in text
     assert "picks **kinf**; this run studies `toy:k1` instead" in text
+    assert "the least diverse model with a mean DvD of at least 40" in text

@@ -1,6 +1,6 @@
 """``dvd toyworld``: train toy models, the detector and the whole zoo from the command line.
 
-The ``toyworld`` command itself is declared in :mod:`dvdlib.commands.toyworld`, which calls
+The ``toyworld`` command itself is declared in :mod:`dvdlib.book.commands.toyworld`, which calls
 :func:`add_commands` only when ``dvd toyworld`` is parsed (the world's module imports torch).
 """
 
@@ -50,7 +50,7 @@ def _level(text: str):
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
-    """Declare ``train``, ``detector`` and ``zoo`` under ``dvd toyworld`` (:mod:`dvdlib.commands.toyworld`)."""
+    """Declare ``train``, ``detector`` and ``zoo`` under ``dvd toyworld`` (:mod:`dvdlib.book.commands.toyworld`)."""
     commands = parser.add_subparsers(dest="toyworld_command", metavar="COMMAND", required=True)
 
     common = argparse.ArgumentParser(add_help=False)

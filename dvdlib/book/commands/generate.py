@@ -19,8 +19,8 @@ def register(subparsers) -> None:
         "CompVis/stable-diffusion-v1-4 (read from the local Hugging Face cache, never downloaded: "
         "fetch it first with `huggingface-cli download ID`), a folder holding a saved diffusers "
         "pipeline (model_index.json, unet/, ...), or toy, toy:NAME or a toy zoo name such as k1 "
-        "(which draw the toy world's shapes: their default prompts are the toy world's pair "
-        "prompts). " + SCALE_OUT,
+        "(which draw the toy world's concepts and objects: their default prompts are the toy "
+        "world's pair prompts). " + SCALE_OUT,
     )
     parser.add_argument("--model", required=True, metavar="MODEL",
                         help="the text-to-image model (see below)")

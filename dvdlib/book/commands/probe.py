@@ -30,7 +30,7 @@ into DIR reuses what was made.
 """
 
 _EPILOG = """\
-models: toy:k1 (default), toy:NAME or a toy zoo name (the toy world, judged by its shape
+models: toy:k1 (default), toy:NAME or a toy zoo name (the toy world, judged by its
 detector); sd1.4, sd2.1, a Hugging Face id in the local cache or a folder with a saved
 diffusers pipeline (judged by the paper's VLM unless --judge says otherwise). Steps and
 guidance default to the model's own (50 and 7.5 for Stable Diffusion, 20 and 4 for the toy).
@@ -39,7 +39,7 @@ seeds: --seeds 10 takes the paper's ten seeds (1825, 410, ...), larger counts co
 10001, 10002, ... (as every chapter does); --seed-list 1825,410 gives the seeds themselves.
 
 examples:
-  dvd probe "a circle and a square" --concept circle --object square --out probe/
+  dvd probe "sunset mug" --concept sunset --object mug --out probe/
   dvd probe "Neuschwanstein Castle Coaster" --concept "neuschwanstein castle" \\
       --object coaster --model sd1.4 --seeds 20 --out coaster/ --json
 """
@@ -59,13 +59,13 @@ def register(subparsers) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL",
                         help=f"the text-to-image model (default: {DEFAULT_MODEL}; see below)")
     parser.add_argument("--judge", choices=JUDGES,
-                        help="the judge: toy (the toy world's shape detector), clip or vlm (the "
+                        help="the judge: toy (the toy world's detector), clip or vlm (the "
                         "paper's Qwen2-VL); default: toy for toy models, else vlm")
     parser.add_argument("--judge-model", metavar="PATH_OR_ID",
                         help="the judge's weights (default: the judge's own, as in `dvd score`)")
-    parser.add_argument("--category", choices=("artist", "landmark", "character", "shape"),
+    parser.add_argument("--category", choices=("artist", "landmark", "character", "print"),
                         help="which question set fits the concept (default: the concept's "
-                        "DominanceBench category, or shape for the toy world)")
+                        "DominanceBench category, or print for the toy world)")
     parser.add_argument("--steps", type=int, metavar="N", help="denoising steps (default: the model's)")
     parser.add_argument("--guidance", type=float, metavar="SCALE",
                         help="classifier-free guidance scale (default: the model's)")

@@ -21,8 +21,8 @@ def register(subparsers) -> None:
         "default the vlm judge asks one question per generate call, as the authors' scorer does "
         "(--questions-per-call batches them).",
         epilog="Judges: vlm is the paper's (Qwen2-VL-2B-Instruct, greedy, 5 new tokens); clip is "
-        "ours (open_clip zero-shot presence, see dvdlib.judges.clip); toy is the toy world's shape "
-        "detector. Weights are read from a local folder or the Hugging Face cache, never "
+        "ours (open_clip zero-shot presence, see dvdlib.judges.clip); toy is the toy world's "
+        "concept and object detector. Weights are read from a local folder or the Hugging Face cache, never "
         "downloaded. " + SCALE_OUT,
     )
     parser.add_argument("--images", required=True, metavar="DIR", help="the image folder")
