@@ -248,16 +248,16 @@ def plan_runs(names: Sequence[str], compared: Sequence[str], guidance: float,
               snapshots: Sequence[int], pair_seeds: Sequence[int], control_seeds: Sequence[int],
               condition_seeds: Sequence[int], condition_control_seeds: Sequence[int],
               compared_guidance: Sequence[float] = COMPARED_GUIDANCE) -> list[Run]:
-    """The chapter's plan: every model in ``names`` at ``guidance`` (finished), then the
-    ``compared`` models (K = 1 and unlimited) at each other guidance scale (finished) and at every
-    snapshot step in ``snapshots`` at every guidance, with ``condition_seeds`` (none when empty)."""
+    """The chapter's plan: every model in ``names`` at ``guidance`` (finished models), then the
+    ``compared`` models (K = 1 and unlimited) changed one setting at a time: at each other
+    guidance scale of ``compared_guidance`` (finished), and as the EMA snapshot of each step in
+    ``snapshots`` (at ``guidance``), with ``condition_seeds`` (no such runs when it is empty)."""
     runs = [Run(n, float(guidance), tuple(pair_seeds), tuple(control_seeds)) for n in names]
     if condition_seeds:
-        others = [g for g in compared_guidance if float(g) != float(guidance)]
-        for snapshot in (None, *snapshots):
-            for g in ([float(guidance)] if snapshot is not None else []) + [float(g) for g in others]:
-                runs += [Run(n, g, tuple(condition_seeds), tuple(condition_control_seeds), snapshot)
-                         for n in compared]
+        settings = [(float(g), None) for g in compared_guidance if float(g) != float(guidance)]
+        settings += [(float(guidance), int(step)) for step in snapshots]
+        runs += [Run(n, g, tuple(condition_seeds), tuple(condition_control_seeds), step)
+                 for g, step in settings for n in compared]
     return runs
 
 
@@ -604,31 +604,40 @@ def plot_by_model(summary: pd.DataFrame, order: Sequence[str], condition: str,
 
 def plot_conditions(summary: pd.DataFrame, diffs: pd.DataFrame, first: str, second: str,
                     objects: str = "all objects"):
-    """Left: DvD of the groups ``first`` (K = 1) and ``second`` (unlimited) against guidance, one
-    line per fine-tuning length; right: their difference with intervals."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    lengths = sorted(set(summary["snapshot"].dropna().astype(int))) + [None]
-    for length in lengths:
-        mark = "finished" if length is None else f"{length} steps"
-        style = dict(ls="-" if length is None else "--", marker="o")
-        for group in (first, second):
-            rows = summary[(summary["group"] == group) & (summary["objects"] == objects)
-                           & (summary["measure"] == "dvd")]
+    """DvD of the groups ``first`` (K = 1) and ``second`` (unlimited) against guidance (left),
+    their difference (middle), and the object's presence in the same pair images (right): the
+    finished models as lines, each EMA snapshot as open markers beside its guidance; with
+    intervals."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    lengths = [None] + sorted(set(summary["snapshot"].dropna().astype(int)))
+    for i, length in enumerate(lengths):
+        mark = "finished" if length is None else f"EMA snapshot, {length} steps"
+        style = dict(ls="-", marker="o") if length is None else dict(ls="none", marker="s",
+                                                                      mfc="white")
+        shift = 0.12 * i
+
+        def picked(table, measure):
+            rows = table[(table["objects"] == objects) & (table["measure"] == measure)]
             rows = rows[rows["snapshot"].isna() if length is None else rows["snapshot"] == length]
-            rows = rows.sort_values("guidance")
-            if len(rows):
-                _interval_bars(axes[0], rows["guidance"], rows, label=f"{group}, {mark}", **style)
-        rows = diffs[(diffs["objects"] == objects) & (diffs["measure"] == "dvd")]
-        rows = rows[rows["snapshot"].isna() if length is None else rows["snapshot"] == length]
-        rows = rows.sort_values("guidance")
+            return rows.sort_values("guidance")
+
+        for c, group in enumerate((first, second)):
+            for ax, measure in ((axes[0], "dvd"), (axes[2], "object_present")):
+                rows = picked(summary[summary["group"] == group], measure)
+                if len(rows):
+                    _interval_bars(ax, rows["guidance"] + shift, rows, color=f"C{c}",
+                                   label=f"{group}, {mark}", **style)
+        rows = picked(diffs, "dvd")
         if len(rows):
-            _interval_bars(axes[1], rows["guidance"], rows, label=mark, **style)
+            _interval_bars(axes[1], rows["guidance"] + shift, rows, label=mark, color="k", **style)
     axes[0].set_ylabel("DvD (paper's formula)")
     axes[1].set_ylabel(f"DvD({first}) - DvD({second})")
     axes[1].axhline(0, color="grey", lw=0.8)
+    axes[2].set_ylabel("P(object present | pair prompt)")
+    axes[2].set_ylim(-0.03, 1.03)
     for ax in axes:
         ax.set_xlabel("guidance scale")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -727,8 +736,12 @@ def chapter_numbers(summary: pd.DataFrame, diffs: pd.DataFrame, condition: str, 
             gap.loc[(condition, "all objects", measure)], signed=True, percent=True)
     others = diffs[(diffs["objects"] == "all objects") & (diffs["measure"] == "dvd")
                    & (diffs["condition"] != condition)]
-    texts["ch2_conditions"] = "; ".join(f"{row.condition}: {_interval_text(row._asdict(), signed=True)}"
-                                        for row in others.itertuples()) or "not run"
+    everywhere = summary[summary["objects"] == "all objects"].set_index(["condition", "group", "measure"])
+    texts["ch2_conditions"] = "; ".join(
+        f"{row.condition}: {_interval_text(row._asdict(), signed=True)} (object present in "
+        f"{everywhere.loc[(row.condition, first, 'object_present'), 'estimate']:.0%} and "
+        f"{everywhere.loc[(row.condition, second, 'object_present'), 'estimate']:.0%} of the pair "
+        "images)" for row in others.itertuples()) or "not run"
     for row in others.itertuples():
         key = f"g{row.guidance:g}" + ("" if pd.isna(row.snapshot) else f"_at{int(row.snapshot)}")
         values.update({f"dvd_difference_{key}": row.estimate, f"dvd_difference_{key}_low": row.ci_low,

@@ -200,7 +200,7 @@ def test_the_plan_compares_k1_and_unlimited_at_every_other_setting():
     assert [r.model for r in default] == ["k1", "k1-i1", "k4", "kinf"]
     assert all(r.pair_seeds == (1, 2, 3) and r.control_seeds == (1,) for r in default)
     others = {(r.guidance, r.snapshot) for r in plan} - {(4.0, None)}
-    assert others == {(1.0, None), (7.5, None), (4.0, 500), (1.0, 500), (7.5, 500)}
+    assert others == {(1.0, None), (7.5, None), (4.0, 500)}  # one setting changed at a time
     assert all(r.pair_seeds == (1, 2) for r in plan if r not in default)
     assert {r.model for r in plan if r not in default} == {"k1", "k1-i1", "kinf"}
     snapshot = next(r for r in plan if r.snapshot == 500)
