@@ -631,6 +631,7 @@ def plot_conditions(summary: pd.DataFrame, diffs: pd.DataFrame, first: str, seco
         if len(rows):
             _interval_bars(axes[1], rows["guidance"] + shift, rows, label=mark, color="k", **style)
     axes[0].set_ylabel("DvD (paper's formula)")
+    axes[0].set_ylim(0, 100)
     axes[1].set_ylabel(f"DvD({first}) - DvD({second})")
     axes[1].axhline(0, color="grey", lw=0.8)
     axes[2].set_ylabel("P(object present | pair prompt)")
