@@ -616,7 +616,7 @@ def plot_conditions(summary: pd.DataFrame, diffs: pd.DataFrame, first: str, seco
                                                                       mfc="white")
         shift = 0.12 * i
 
-        def picked(table, measure):
+        def picked(table, measure, length=length):
             rows = table[(table["objects"] == objects) & (table["measure"] == measure)]
             rows = rows[rows["snapshot"].isna() if length is None else rows["snapshot"] == length]
             return rows.sort_values("guidance")

@@ -37,7 +37,6 @@ from PIL import Image
 
 from dvdlib.score import load_image
 
-
 # --------------------------------------------------------------------------------------------
 # The measure
 

@@ -25,8 +25,8 @@ import pandas as pd
 from PIL import Image
 
 from dvdlib import verdicts
-from dvdlib.data_diversity import check_criteria, positive_control
 from dvdlib.bench import validate_prompts
+from dvdlib.data_diversity import check_criteria, positive_control
 from dvdlib.diversity import diversity_by_label, load_images
 from dvdlib.judges.base import Judge
 from dvdlib.questions import OUR_WORDING, Wording
