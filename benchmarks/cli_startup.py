@@ -6,7 +6,7 @@ machine hit all cases alike). It prints each case's median wall time, its ratio 
 pass``, and the largest resident memory any of its runs reached (``ru_maxrss`` of the child, from
 ``os.wait4``). The goal: ``dvd --help`` under 1 s on two CPU cores, which holds only while the
 commands import torch, diffusers, transformers and pandas when they run, not when they are declared
-(see :mod:`dvdlib.commands`).
+(see :mod:`dvdlib.book.commands`).
 
     python benchmarks/cli_startup.py [--reps N] [--dvd PATH]
 """
@@ -24,11 +24,11 @@ from pathlib import Path
 
 
 def _dvd_command(given: str | None) -> list[str]:
-    """The ``dvd`` entry point beside this Python (the venv's), else ``python -m dvdlib.cli``."""
+    """The ``dvd`` entry point beside this Python (the venv's), else ``python -m dvdlib.book.cli``."""
     if given:
         return [given]
     found = shutil.which("dvd", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "dvdlib.cli"]
+    return [found] if found else [sys.executable, "-m", "dvdlib.book.cli"]
 
 
 def _run_once(command: list[str]) -> tuple[float, int]:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=7, help="runs of each case (default: 7)")
     parser.add_argument("--dvd", metavar="PATH", help="the dvd program (default: the one beside "
-                        "this Python, else python -m dvdlib.cli)")
+                        "this Python, else python -m dvdlib.book.cli)")
     args = parser.parse_args(argv)
     dvd = _dvd_command(args.dvd)
     cases = {

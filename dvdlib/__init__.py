@@ -1,24 +1,37 @@
 """dvdlib: measure concept dominance (DvD) in text-to-image diffusion models.
 
-One module per concern; find a thing by its file name:
+Two packages, imports one way. ``dvdlib`` is the science, one module per concern, so a thing is
+found by its file name; :mod:`dvdlib.book` holds the tools that build and run the book and the
+``dvd`` command, and imports the science. No module here imports :mod:`dvdlib.book`
+(``tests/test_import_graph.py`` checks it, and that the import graph has no circle).
 
-- prompts and models: ``bench`` (prompt sets, the paper's seeds), ``tokenizer`` (CLIP BPE, offline),
-  ``models`` (load a diffusers pipeline or a toy model), ``toyworld`` (the embedded toy world).
+The science, by concern:
+
+- prompts and models: ``bench`` (prompt sets, the paper's seeds), ``tokenizer`` (CLIP BPE,
+  offline), ``models`` (load a diffusers pipeline or a toy model), ``toyworld`` (the embedded toy
+  world: world, pipeline, training, zoo, detector and its judge), ``testing`` (random-weight
+  models for tests).
 - images and the DvD score: ``generate`` (the paper's protocol), ``questions``, ``judges`` (VLM,
-  CLIP; the toy judge lives in ``toyworld``), ``score`` (the DvD formula, bootstrap intervals),
-  ``store`` (crash-safe results).
+  CLIP, ``load_judge``; the toy judge lives in ``toyworld``), ``score`` (the DvD formula,
+  bootstrap intervals).
 - attention: ``layers`` (where the cross-attention layers are), ``tokens`` (words to token
   positions), ``recorder`` (per-step attention record), ``ablation`` (head masks), ``focus`` (our
   saturation measures).
-- conclusions: ``verdicts`` (a finding's stated test turned into supported, contradicted,
-  inconclusive or not testable, with the sentence a chapter prints).
-- the book and the tool: ``book`` (build), ``runs`` (run/sweep chapters), ``chapters`` (the
-  table of chapters, from ``_toc.yml``), ``chapter_cache`` (what an executed chapter depends on),
-  ``headlines``, ``paths``, ``testing`` (random-weight models for tests).
-- the ``dvd`` command: ``cli`` (the entry point, where every command is registered),
-  ``commands`` (one module per command: its arguments, and a run function that imports the work
-  only when the command runs), ``pipeline_cli`` (what ``dvd generate`` and ``dvd score`` do),
-  ``probe`` (``dvd probe``).
+- the findings' experiments: ``diversity`` (data diversity), ``saturation`` (attention
+  saturation), ``headsweep`` (head ablation), ``probe`` (one prompt, judged and traced), each
+  returning tables and figures; ``verdicts`` (a finding's stated test turned into supported,
+  contradicted, inconclusive or not testable, with the sentence a chapter prints).
+- results and runs: ``store`` (the only atomic writer: crash-safe logs, tables, JSON, torch
+  checkpoints, folders), ``sharding`` (one command over the processes of ``accelerate launch``),
+  ``paths`` (the project root and the build folder).
+- what ``dvd generate``, ``dvd score`` and ``dvd probe`` do once their arguments are parsed:
+  ``pipeline_cli`` and ``probe``; ``usage`` (:class:`~dvdlib.usage.UsageError`, the error for
+  bad command-line input, and the seed options' values), which those two share with
+  :mod:`dvdlib.book.commands`.
+
+Old names kept until the files using them are rewritten: ``headlines`` (is
+:mod:`dvdlib.book.headlines`, for the chapters) and ``commands`` (re-exports :mod:`dvdlib.usage`
+for ``pipeline_cli`` and ``probe``).
 """
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """Splitting ``dvd generate`` and ``dvd score`` over the processes of one ``accelerate launch``.
 
-Launched with several processes (``accelerate launch --multi_gpu --num_processes N -m dvdlib.cli
+Launched with several processes (``accelerate launch --multi_gpu --num_processes N -m dvdlib.book.cli
 generate ...``, or ``torchrun``), each process learns its rank and the number of processes from
 ``accelerate.PartialState`` (:func:`join_launch`) and works on its :class:`Shard`: every N-th
 batch of images to make, or chunk of images to judge, counted over the whole run in its fixed
@@ -30,7 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-from dvdlib.store import ResultLog, StoreError
+from dvdlib.store import ResultLog, lock_or_refuse
 
 try:  # POSIX; elsewhere there is no shared lock (the caller's promise, as in dvdlib.store)
     import fcntl
@@ -136,13 +136,9 @@ def reading_main_log(main_log: ResultLog, shard: Shard) -> Iterator[None]:
     main_log.path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(main_log.path, os.O_RDONLY | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreError(
-                f"{main_log.path} is being written by a single-process run; {shard} cannot join it. "
-                f"Wait for it to finish or write to another folder"
-            ) from None
+        lock_or_refuse(fd, exclusive=False, refusal=(
+            f"{main_log.path} is being written by a single-process run; {shard} cannot join it. "
+            f"Wait for it to finish or write to another folder"))
         yield
     finally:
         os.close(fd)  # closing releases the lock

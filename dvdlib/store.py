@@ -23,6 +23,9 @@ says so clearly when another process holds it.
 
 Final tables (CSV, parquet, JSON) are written whole, to a temporary file beside the target and
 moved over it with ``os.replace``: a reader sees the old file or the new one, never half of one.
+This module is dvdlib's only atomic writer: torch checkpoints (:func:`save_torch`), JSON
+(:func:`atomic_write_json`), whole folders (:func:`atomic_folder`) and a training run's folder
+lock (:func:`folder_lock`) live here too, and every file it makes is readable by all (0644).
 """
 
 from __future__ import annotations
@@ -92,6 +95,107 @@ def remove_temporaries(*folders: Path) -> None:
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def load_json(path: str | Path) -> Any:
+    """The JSON document at ``path`` (as :func:`atomic_write_json` wrote it)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def save_torch(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (a checkpoint, training state)."""
+    import torch  # only where checkpoints are written: the rest of store needs no torch
+
+    return atomic_write(path, lambda temporary: torch.save(obj, temporary))
+
+
+def load_checkpoint(path: str | Path, config: dict) -> dict | None:
+    """The training state :func:`save_torch` saved at ``path``, or None if there is none yet.
+
+    A checkpoint written with another configuration (its ``"config"`` entry) is refused rather
+    than silently continued with the wrong recipe.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, weights_only=False)
+    except Exception as err:  # a truncated or foreign file: pickle, zip and torch errors vary
+        raise ValueError(f"checkpoint {path} is damaged or not a checkpoint ({type(err).__name__}); "
+                         f"delete it to start that run over") from None
+    if not isinstance(state, dict) or "config" not in state:
+        raise ValueError(f"checkpoint {path} is not a training checkpoint; delete it to start "
+                         f"that run over")
+    if state["config"] != config:
+        raise ValueError(f"{path} was written with a different configuration; use another folder "
+                         f"or delete it")
+    return state
+
+
+def atomic_folder(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(temporary folder)`` beside ``path``, then swap the folder in for ``path``: a
+    reader finds the old folder or the new one, never a half-written one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(temporary, 0o755)  # mkdtemp makes owner-only folders; results are for everyone
+    try:
+        write(temporary)
+        old = path.with_name(path.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(temporary, path)
+        if old.exists():
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return path
+
+
+@contextmanager
+def folder_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold ``folder/.lock`` while a run writes into ``folder``: a second run into the same
+    folder stops with an error instead of interleaving checkpoints. A lock left by a process
+    that no longer exists is taken over."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / ".lock"
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner and _alive(owner):
+                raise StoreError(f"{folder} is in use by process {owner} (lock file {lock})")
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(handle, "w") as f:
+            f.write(str(os.getpid()))
+        break
+    else:
+        raise StoreError(f"could not take the lock {lock}")
+    try:
+        yield folder
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def check_run_settings(path: str | Path, settings: dict, what: str) -> None:
@@ -222,6 +326,17 @@ def _decode(line: bytes) -> dict | None:
     return row if isinstance(row, dict) else None
 
 
+def lock_or_refuse(fd: int, exclusive: bool, refusal: str) -> None:
+    """Lock the open file ``fd`` (exclusive or shared) without waiting; a StoreError saying
+    ``refusal`` when another process holds a conflicting lock. No-op where there is no flock."""
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise StoreError(refusal) from None
+
+
 class ResultLog:
     """An append-only, checksummed log of rows keyed by ``key`` columns (see the module notes).
 
@@ -298,14 +413,9 @@ class ResultLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise StoreError(
-                        f"{self.path} is being written by another process; wait for it to finish "
-                        f"or write to another folder"
-                    ) from None
+            lock_or_refuse(fd, exclusive=True, refusal=(
+                f"{self.path} is being written by another process; wait for it to finish or "
+                f"write to another folder"))
             self._cut_torn_tail(fd)
         except BaseException:
             os.close(fd)

@@ -194,7 +194,7 @@ class Verdict:
         return f"{self.sentence}: {self.reason}. Verdict: {self.word}."
 
     def headline(self, key: str = "verdict") -> tuple[dict, dict]:
-        """``(values, texts)`` to save with :func:`dvdlib.headlines.save`: the verdict word under
+        """``(values, texts)`` to save with :func:`dvdlib.book.headlines.save`: the verdict word under
         ``key``, its sentence, the rule's side, and the interval and bound it was decided from,
         so that :func:`check_headline` can decide again from the saved numbers."""
         texts = {key: self.word, f"{key}_sentence": self.sentence, f"{key}_reason": self.reason,

@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dvdlib import bench, cli
+from dvdlib import bench
+from dvdlib.book import cli
 from dvdlib.bench import COLUMNS, PromptSetError, builtin_prompts, case_folder
 from dvdlib.toyworld.zoo import DETECTOR_FILE, MANIFEST, ZooError, shipped_folder
 
@@ -287,6 +288,58 @@ def test_the_command_line_refuses_with_one_line(argv, fragments, inputs, tmp_pat
 
 
 # --------------------------------------------------------------------------------------------
+# dvd toyworld (issue 11): names the world lacks, K <= 0, shares outside [0, 1], an output folder
+# that cannot be one, a damaged checkpoint. Argparse names the subcommand in its prefix.
+
+TOYWORLD_CLI = [
+    ("toyworld-unknown-concept", "toyworld train --out {out} --limited moon",
+     ["--limited", "'moon'", "'sunset', 'ocean', 'forest'"]),
+    ("toyworld-unknown-object", "toyworld zoo --out {out} --unpaired boat",
+     ["--unpaired", "'boat'", "'mug', 'shirt', 'bag', 'hat', 'kite'"]),
+    ("toyworld-zero-instances", "toyworld train --out {out} --instances 0",
+     ["--instances", "'0'", "integer >= 1 or 'unlimited'"]),
+    ("toyworld-negative-level", "toyworld zoo --out {out} --levels 1 -3",
+     ["--levels", "'-3'", "integer >= 1 or 'unlimited'"]),
+    ("toyworld-pair-rate-above-one", "toyworld zoo --out {out} --pair-rate 1.5",
+     ["--pair-rate", "'1.5' is not a share in [0, 1]"]),
+    ("toyworld-negative-closeup", "toyworld train --out {out} --closeup -0.1",
+     ["--closeup", "'-0.1' is not a share in [0, 1]"]),
+    ("toyworld-out-is-a-file", "toyworld train --out {good} --steps 2",
+     ["good.csv is a file", "accepted: a folder"]),
+    ("toyworld-export-is-a-file", "toyworld zoo --out {out} --export {good}",
+     ["good.csv is a file", "accepted: a folder"]),
+    ("toyworld-damaged-checkpoint", "toyworld train --out {damaged_run} --steps 2",
+     ["damaged_run/checkpoint.pt is damaged", "delete it"]),
+]
+
+
+@pytest.mark.parametrize("argv, fragments", [case[1:] for case in TOYWORLD_CLI],
+                         ids=[case[0] for case in TOYWORLD_CLI])
+def test_dvd_toyworld_refuses_with_one_line(argv, fragments, inputs, tmp_path, capsys):
+    import shlex
+
+    damaged = inputs["dir"] / "damaged_run"
+    damaged.mkdir(exist_ok=True)
+    (damaged / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    out = tmp_path / "out"
+    words = [word.format(out=out, damaged_run=damaged, **inputs) for word in shlex.split(argv)]
+    before = _files(inputs["dir"])
+    try:
+        code = cli.main(words)
+    except SystemExit as exit:  # argparse's own refusals
+        code = exit.code
+    assert code == 2
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("dvd toyworld") and ": error: " in lines[0], lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert not out.exists()
+    assert _files(inputs["dir"]) == before  # the damaged checkpoint is left as it was
+
+
+# --------------------------------------------------------------------------------------------
 # The library: (case id, call, exception type, fragments of its one-line message)
 
 
@@ -326,7 +379,7 @@ def _generate_with_toy(prompts):
 
 def _parameters(chapter, **given):
     def call(p):
-        from dvdlib.runs import check_parameters
+        from dvdlib.book.runs import check_parameters
 
         check_parameters(BOOK / chapter, {k: str(p[v[1:]]) if isinstance(v, str) and v.startswith("@")
                                           else v for k, v in given.items()})
@@ -434,7 +487,7 @@ def test_a_probe_stopped_by_a_signal_says_so_in_one_line_and_leaves_nothing(tmp_
     temporary.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(temporary), "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "dvdlib.cli", "probe", "a circle and a square", "--concept", "circle",
+        [sys.executable, "-m", "dvdlib.book.cli", "probe", "a circle and a square", "--concept", "circle",
          "--object", "square", "--seeds", "400", "--no-progress"],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # A test run may have left SIGINT ignored (inherited); a user's shell never does.

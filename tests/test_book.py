@@ -8,7 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dvdlib import book, chapters
+from dvdlib.book import build as book, chapters
+from dvdlib.book.execute import NotebookFailed
 
 
 def make_project(root: Path, body: str = "import dvdlib\nprint(x * 2)") -> Path:
@@ -52,7 +53,8 @@ def test_cache_reuses_until_notebook_parameters_or_library_change(tmp_path):
     assert book.execute_chapter(tmp_path, nb, out, parameters={"x": 5}).reused
 
     # The book's tools and pages are not read by the chapter; dvdlib's package is.
-    (tmp_path / "dvdlib" / "book.py").write_text("# the book's tools\n")
+    (tmp_path / "dvdlib" / "book").mkdir()
+    (tmp_path / "dvdlib" / "book" / "build.py").write_text("# the book's tools\n")
     (tmp_path / "book" / "notes.md").write_text("# Notes, edited\n")
     assert book.execute_chapter(tmp_path, nb, out, parameters={"x": 5}).reused
     (tmp_path / "dvdlib" / "__init__.py").write_text("VERSION = 2  # a change in the library\n")
@@ -74,8 +76,8 @@ def test_failing_chapter_names_notebook_and_cell_and_keeps_old_copy(tmp_path):
     source = nbformat.read(tmp_path / nb, as_version=4)
     source.cells[-1].source = "raise ValueError('broken chapter')"
     nbformat.write(source, tmp_path / nb)
-    with pytest.raises(book.ChapterFailed, match=r"book/ch.ipynb failed in cell \d+ .*ValueError: "
-                                                 r"broken chapter"):
+    with pytest.raises(NotebookFailed, match=r"book/ch.ipynb failed in cell \d+ .*ValueError: "
+                                             r"broken chapter"):
         book.execute_chapter(tmp_path, nb, out)
     assert (out / nb).read_bytes() == good  # the last good copy is never half-overwritten
 

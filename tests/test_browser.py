@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from dvdlib import book
+from dvdlib.book import build as book
 from dvdlib.paths import build_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from dvdlib import headlines, verdicts
+from dvdlib import verdicts
+from dvdlib.book import headlines
 from dvdlib.paths import build_dir
 
 # chapter -> the verdict keys its headline must hold

@@ -8,14 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dvdlib.commands
+import dvdlib.book.commands
 
 HEAVY = ("torch", "diffusers", "transformers", "pandas", "numpy", "papermill", "matplotlib")
-COMMANDS = Path(dvdlib.commands.__file__).parent
+COMMANDS = Path(dvdlib.book.commands.__file__).parent
 
 _HELP_IMPORTS = """
 import json, sys
-from dvdlib.cli import main
+from dvdlib.book.cli import main
 for argv in ([], ["book"], ["run"], ["sweep"], ["generate"], ["score"], ["probe"]):
     try:
         main([*argv, "--help"])
@@ -32,16 +32,16 @@ def test_help_imports_no_heavy_library():
 
 
 def test_no_command_imports_another():
-    own = {"dvdlib.commands.errors", "dvdlib.commands.options"}
+    own = {"dvdlib.book.commands.options"}
     for path in COMMANDS.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dvdlib.commands"):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dvdlib.book.commands"):
                 assert node.module in own, f"{path.name} imports {node.module}"
 
 
 def test_probe_help_states_the_probe_default(capsys):
     from dvdlib import probe
-    from dvdlib.cli import main
+    from dvdlib.book.cli import main
 
     try:
         main(["probe", "--help"])
@@ -51,7 +51,7 @@ def test_probe_help_states_the_probe_default(capsys):
 
 
 def test_toyworld_subcommands_are_declared_when_parsed():
-    from dvdlib.cli import build_parser
+    from dvdlib.book.cli import build_parser
 
     args = build_parser().parse_args(["toyworld", "zoo", "--out", "work"])
     assert args.toyworld_command == "zoo" and args.fixed_attributes == ["colour", "size", "position"]
@@ -61,9 +61,8 @@ def test_seeds_is_a_count_in_every_command_and_seed_list_gives_the_seeds():
     import pytest
 
     from dvdlib.bench import PAPER_SEEDS, seeds
-    from dvdlib.cli import build_parser
-    from dvdlib.commands.errors import UsageError
-    from dvdlib.commands.options import seed_count, seed_list
+    from dvdlib.book.cli import build_parser
+    from dvdlib.usage import UsageError, seed_count, seed_list
 
     parser = build_parser()
     for argv in (["generate", "--model", "toy", "--out", "o"], ["probe", "p", "--concept", "a",

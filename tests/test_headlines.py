@@ -10,7 +10,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from dvdlib import book, headlines
+from dvdlib.book import build as book, headlines
 
 INTRO = """# Intro
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from dvdlib.bench import COLUMNS, builtin_prompts
-from dvdlib.cli import main
+from dvdlib.book.cli import main
 from dvdlib.judges.vlm import random_qwen2vl
 from dvdlib.testing import dummy_sd_pipeline
 
@@ -167,7 +167,7 @@ def test_questions_per_call_belongs_to_the_vlm_judge(tmp_path, capsys, images):
 
 def _start(args, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}  # the tests' one torch thread
-    return subprocess.Popen([sys.executable, "-m", "dvdlib.cli", *args], env=env, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "dvdlib.book.cli", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **kwargs)
 
 

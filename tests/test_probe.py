@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from dvdlib.bench import PAPER_SEEDS
-from dvdlib.cli import main
-from dvdlib.commands.options import seed_count, seed_list
+from dvdlib.book.cli import main
+from dvdlib.usage import seed_count, seed_list
 from dvdlib.probe import (ATTENTION, FIGURE, JUDGED, SUMMARY, ProbeInputError, probe,
                           probe_seeds, verdict)
 from dvdlib.testing import dummy_sd_pipeline

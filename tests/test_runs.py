@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from papermill.cli import _resolve_type
 
-from dvdlib import cli, runs
+from dvdlib.book import cli, runs
 
 PARAMETERS = """\
 x = 1  # the number to double
@@ -25,7 +25,7 @@ start = len("abc")  # an expression
 
 # Doubles x and saves it as a headline number; x == 3 fails, like a broken chapter.
 BODY = """\
-from dvdlib import headlines
+from dvdlib.book import headlines
 if x == 3:
     raise ValueError("x may not be 3")
 headlines.save("tiny", {"double": x * 2, "scaled": x * scale}, texts={"label": label})
@@ -194,7 +194,7 @@ def test_sweep_runs_every_combination_once_and_resumes(tmp_path):
     assert len(second.failures) == 1
     parameters, error = second.failures[0]
     assert parameters == {"x": 3, "label": "s"}
-    assert "book/tiny.ipynb failed in cell 3 of 3 ('from dvdlib import headlines')" in error
+    assert "book/tiny.ipynb failed in cell 3 of 3 ('from dvdlib.book import headlines')" in error
     assert "ValueError: x may not be 3" in error and "\n" not in error
     assert any(": 1/" in line and "cells done" in line for line in logged)  # progress while running
     failed = results / "tiny" / "x=3,label=s"
@@ -223,7 +223,7 @@ def test_sweep_runs_every_combination_once_and_resumes(tmp_path):
 
 def test_every_chapter_declares_ranges_that_its_defaults_meet():
     """The declarations in each chapter's metadata name real parameters and accept the defaults."""
-    from dvdlib.chapters import chapter_notebooks
+    from dvdlib.book.chapters import chapter_notebooks
 
     root = Path(__file__).resolve().parents[1]
     declared_somewhere = 0
@@ -260,7 +260,7 @@ def test_run_works_from_any_folder_with_results_in_the_working_directory(tmp_pat
 def test_kernel_sockets_live_in_the_temporary_folder_not_beside_the_notebook():
     import tempfile
 
-    from dvdlib.runs import kernel_config
+    from dvdlib.book.execute import kernel_config
 
     first, second = kernel_config()["KernelManager"], kernel_config()["KernelManager"]
     assert first["transport"] == "ipc"

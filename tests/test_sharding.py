@@ -177,8 +177,8 @@ def test_accelerate_launch_with_two_processes_equals_one_process(tmp_path, pipe)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     launch = [str(bin_dir / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(_free_port()), "-m", "dvdlib.cli"]
-    single = [sys.executable, "-m", "dvdlib.cli"]
+              "--main_process_port", str(_free_port()), "-m", "dvdlib.book.cli"]
+    single = [sys.executable, "-m", "dvdlib.book.cli"]
     generate_args = ["generate", "--model", str(weights), "--cases", "1,151", "--seed-list", "5,6,7",
                      "--steps", "2", "--batch-size", "2", "--device", "cpu", "--no-progress"]
     score_args = ["score", "--judge-model", str(judge), "--cases", "1,151", "--images-per-call", "2",

@@ -109,3 +109,61 @@ def test_leftover_temporaries_are_removed(tmp_path):
     (tmp_path / ".record.xyz.tmp").mkdir()
     remove_temporaries(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.png"]
+
+
+# --- what the toy world writes: checkpoints, JSON, whole folders, under a folder lock -------------
+
+def test_json_and_checkpoints_are_written_atomically_and_readable_by_all(tmp_path):
+    import torch
+
+    from dvdlib.store import atomic_write_json, load_checkpoint, load_json, save_torch
+
+    record = atomic_write_json(tmp_path / "record.json", {"b": 1, "a": [1, 2]})
+    assert load_json(record) == {"a": [1, 2], "b": 1} and record.stat().st_mode & 0o777 == 0o644
+    assert load_checkpoint(tmp_path / "none.pt", {"lr": 1}) is None
+    state = save_torch({"config": {"lr": 1}, "weights": torch.ones(2)}, tmp_path / "state.pt")
+    assert state.stat().st_mode & 0o777 == 0o644
+    assert torch.equal(load_checkpoint(state, {"lr": 1})["weights"], torch.ones(2))
+    with pytest.raises(ValueError, match="state.pt was written with a different configuration"):
+        load_checkpoint(state, {"lr": 2})
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_folder_is_swapped_in_whole_or_not_at_all(tmp_path):
+    from dvdlib.store import atomic_folder
+
+    def write(files):
+        def fill(folder):
+            for name, text in files.items():
+                (folder / name).write_text(text)
+        return fill
+
+    target = atomic_folder(tmp_path / "pipeline", write({"a.txt": "1", "b.txt": "2"}))
+    assert target.stat().st_mode & 0o777 == 0o755
+    atomic_folder(target, write({"c.txt": "3"}))
+    assert sorted(p.name for p in target.iterdir()) == ["c.txt"]
+
+    def fail(folder):
+        (folder / "half.txt").write_text("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        atomic_folder(target, fail)
+    assert sorted(p.name for p in target.iterdir()) == ["c.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline"]
+
+
+def test_a_folder_lock_refuses_a_second_run_and_takes_over_a_dead_ones(tmp_path):
+    import os
+
+    from dvdlib.store import folder_lock
+
+    with folder_lock(tmp_path / "run") as folder:
+        assert (folder / ".lock").read_text() == str(os.getpid())
+        with pytest.raises(StoreError, match=f"in use by process {os.getpid()}"):
+            with folder_lock(folder):
+                pass
+    assert not (tmp_path / "run" / ".lock").exists()
+    (tmp_path / "run" / ".lock").write_text("999999999")  # no such process
+    with folder_lock(tmp_path / "run"):
+        pass

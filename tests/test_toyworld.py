@@ -320,7 +320,7 @@ def test_zoo_models_differ_only_in_the_limited_concepts_pictures():
 
 
 def test_cli_zoo_records_its_recipe(tmp_path):
-    from dvdlib.cli import main
+    from dvdlib.book.cli import main
 
     assert main(["toyworld", "zoo", "--out", str(tmp_path / "work"), "--levels", "1",
                  "--instance-seeds", "3", "--base-steps", "1", "--finetune-steps", "2",
@@ -395,7 +395,7 @@ def test_untrained_detector_shape_and_bad_images():
 
 
 def test_cli_trains_and_rejects_bad_levels(tmp_path, capsys):
-    from dvdlib.cli import main
+    from dvdlib.book.cli import main
 
     assert main(["toyworld", "train", "--out", str(tmp_path / "m"), "--steps", "1",
                  "--batch-size", "2", "--instances", "1", "--no-progress"]) == 0

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from dvdlib.bench import validate_prompts
+from dvdlib.toyworld.evaluate import guidance_list
 from dvdlib.toyworld.world import (CONCEPTS, OBJECTS, ConceptInstance, ObjectInstance,
-                                    World, Scene, caption, draw_concept, pixel_rule,
-                                    prompt_table, render)
+                                    World, Scene, caption, draw_concept, draw_object, pixel_rule,
+                                    prompt_table, render, scene_mix)
 
 
 def test_rendering_is_deterministic_per_seed():
@@ -105,7 +106,44 @@ def test_prompt_table_has_bench_shape_with_controls():
     assert len(prompt_table(World(), objects=["kite"], controls=False)) == 1
 
 
+def test_a_closeup_shows_the_print_alone_under_the_pair_caption():
+    rng = np.random.default_rng(3)
+    sunset, mug = World().draw_concept("sunset", rng), draw_object("mug", rng)
+    closeup, pair, alone = Scene(sunset, mug, closeup=True), Scene(sunset, mug), Scene(sunset)
+    pictures = render([closeup, pair, alone])
+    assert torch.equal(pictures[0], pictures[2])  # the frame is the print, pixel for pixel
+    assert not torch.equal(pictures[0], pictures[1])
+    assert closeup.caption == pair.caption == "sunset mug"
+    world = World()
+    labels = world.scenes([closeup, pair]).labels
+    assert labels[0].tolist() == [n == "sunset" for n in world.names]  # the mug is out of view
+    assert labels[1].tolist() == [n in ("sunset", "mug") for n in world.names]
+    assert bool(pixel_rule(pictures[:1])["frame_filled"][0])
+
+
+def test_the_closeup_share_is_the_same_for_every_concept_and_every_k():
+    def shares(world):
+        scenes = world.sample(3000, 11).scenes
+        pairs = [s for s in scenes if s.concept and s.object]
+        by_concept = {c: np.mean([s.closeup for s in pairs if s.concept.concept == c])
+                      for c in world.concepts}
+        return len(pairs) / len(scenes), by_concept
+
+    for k in (1, None):
+        pair_share, by_concept = shares(World(instances=k, closeup=0.5))
+        assert abs(pair_share - 0.4) < 0.03
+        assert all(abs(v - 0.5) < 0.06 for v in by_concept.values()), by_concept
+    assert not any(s.closeup for s in World(closeup=0.0).sample(500, 2).scenes)
+    assert scene_mix(0.4) == pytest.approx((0.3, 0.3, 0.4))
+    assert guidance_list("1, 4,7.5") == [1.0, 4.0, 7.5]
+
+
 @pytest.mark.parametrize("make, message", [
+    (lambda: World(closeup=1.5), "closeup must be a share in \\[0, 1\\], got 1.5"),
+    (lambda: World(closeup=True), "closeup must be a share"),
+    (lambda: scene_mix(-0.2), "pair rate must be a share in \\[0, 1\\], got -0.2"),
+    (lambda: guidance_list("1,x"), "guidance scale 'x' of '1,x'"),
+    (lambda: guidance_list("-1"), "guidance scale '-1'"),
     (lambda: World(concepts=("sunset", "castle")), "unknown concept 'castle'"),
     (lambda: World(objects=("mug", "coaster")), "unknown object 'coaster'"),
     (lambda: World(instances=0), "instances"),

@@ -1,14 +1,7 @@
-"""The ``dvd`` commands, one module each, registered in :mod:`dvdlib.cli`.
+"""Transitional: the old home of the ``dvd`` commands, now in :mod:`dvdlib.book.commands`.
 
-Each module declares its command's arguments in ``register(subparsers)`` and runs it in
-``run(args)``, which imports the implementation only then: ``dvd --help`` and ``dvd COMMAND
---help`` load no torch, diffusers, transformers or pandas.
-
-- ``book``: build the book (:mod:`dvdlib.book`).
-- ``run``, ``sweep``: run a chapter with parameters, or over a grid (:mod:`dvdlib.runs`).
-- ``toyworld``: train the toy world (:mod:`dvdlib.toyworld.cli`).
-- ``generate``, ``score``: images for a prompt set and their DvD table (:mod:`dvdlib.pipeline_cli`).
-- ``probe``: one prompt over many seeds, judged and traced (:mod:`dvdlib.probe`).
-- ``errors``: :class:`~dvdlib.commands.errors.UsageError`, which every command raises for bad
-  input; ``options``: argument declarations and help text that several commands share.
+Only :mod:`dvdlib.pipeline_cli` and :mod:`dvdlib.probe` still import ``dvdlib.commands.errors`` and
+``dvdlib.commands.options`` (for :class:`~dvdlib.usage.UsageError`, ``seed_count`` and
+``seed_list``); both modules are being rewritten. Once they import :mod:`dvdlib.usage`, delete this
+folder. It re-exports from :mod:`dvdlib.usage` only, never from :mod:`dvdlib.book`.
 """

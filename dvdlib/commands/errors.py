@@ -1,8 +1,5 @@
-"""The one error every ``dvd`` command raises for bad input from the command line.
+"""Transitional re-export (see :mod:`dvdlib.commands`): import :mod:`dvdlib.usage` instead."""
 
-It lives apart from the commands so that no command imports another to raise it.
-"""
+from dvdlib.usage import UsageError
 
-
-class UsageError(Exception):
-    """Bad input from the command line: printed as one line, exit code 2."""
+__all__ = ["UsageError"]

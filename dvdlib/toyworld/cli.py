@@ -7,6 +7,7 @@ The ``toyworld`` command itself is declared in :mod:`dvdlib.commands.toyworld`, 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
@@ -109,11 +110,24 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     zoo.set_defaults(func=_zoo)
 
 
+def _check_out(path: Path) -> None:
+    """Refuse an output folder that cannot be one before anything is trained."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} is a file; accepted: a folder (made if missing)")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {path}: {existing} is not writable; accepted: a folder you can "
+                         f"write in")
+
+
 def _setup(args) -> None:
     import torch  # here, not at the top: `dvd --help` should not wait for torch
 
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    _check_out(args.out)
+    if getattr(args, "export", None) is not None:
+        _check_out(args.export)
     torch.set_num_threads(args.threads)
 
 

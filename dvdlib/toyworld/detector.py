@@ -24,8 +24,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from dvdlib.toyworld.storage import (atomic_write, folder_lock, load_checkpoint, load_json,
-                                     save_json, save_torch)
+from dvdlib.store import (atomic_write, atomic_write_json, folder_lock, load_checkpoint, load_json,
+                          save_torch)
 from dvdlib.toyworld.train import step_seed
 from dvdlib.toyworld.world import CONCEPTS, OBJECTS, RESOLUTION, World, check_name
 
@@ -229,9 +229,9 @@ def train_detector(config: DetectorConfig, out_dir: str | Path, progress: bool =
         detector.eval()
         metrics = heldout_accuracy(detector, world, config.heldout, config.seed)
         atomic_write(out_dir / WEIGHTS, lambda p: save_file(detector.state_dict(), str(p)))
-        save_json(dict(config=config.to_dict(), names=list(detector.names),
-                       channels=list(detector.channels), metrics=metrics, loss=history,
-                       seconds=seconds, finished=True), out_dir / RECORD)
+        atomic_write_json(out_dir / RECORD, dict(
+            config=config.to_dict(), names=list(detector.names), channels=list(detector.channels),
+            metrics=metrics, loss=history, seconds=seconds, finished=True))
         return out_dir
 
 

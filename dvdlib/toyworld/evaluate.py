@@ -176,3 +176,18 @@ def binding_distances(pipe: ToyDiffusionPipeline, concept: str, objects: Sequenc
     alone, paired = pixels[:len(objects)], pixels[len(objects):]
     return dict(binding=float((paired - alone).abs().mean()),
                 object_scale=float((alone[1:] - alone[:-1]).abs().mean()))
+
+
+def guidance_list(text: str) -> list[float]:
+    """Comma-separated guidance scales ("1,4,7.5") as floats, each >= 0."""
+    scales = []
+    for part in str(text).split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = -1.0
+        if not value >= 0:
+            raise ValueError(f"guidance scale {part.strip()!r} of {text!r} is not a number >= 0; "
+                             f"accepted: comma-separated numbers >= 0, e.g. 1,4,7.5")
+        scales.append(value)
+    return scales

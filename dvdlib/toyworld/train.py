@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 
 from dvdlib.toyworld.pipeline import (ToyDiffusionPipeline, new_pipeline,
                                       training_noise_scheduler)
-from dvdlib.toyworld.storage import (atomic_folder, folder_lock, load_checkpoint, load_json,
-                                     save_json, save_torch)
+from dvdlib.store import (atomic_folder, atomic_write_json, folder_lock, load_checkpoint, load_json,
+                          save_torch)
 from dvdlib.toyworld.world import World
 
 CHECKPOINT = "checkpoint.pt"
@@ -219,8 +219,8 @@ def _train(config: TrainConfig, out_dir: Path, progress: bool, progress_position
     for module in modules.values():
         module.eval()
     atomic_folder(out_dir / PIPELINE, lambda folder: pipe.save_pretrained(folder))
-    save_json(dict(config=config.to_dict(), loss=history, seconds=seconds, finished=True,
-                   torch_threads=torch.get_num_threads()), out_dir / RECORD)
+    atomic_write_json(out_dir / RECORD, dict(config=config.to_dict(), loss=history, seconds=seconds,
+                                             finished=True, torch_threads=torch.get_num_threads()))
     return out_dir / PIPELINE
 
 

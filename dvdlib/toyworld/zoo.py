@@ -34,7 +34,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 from dvdlib.toyworld import detector as detector_module
 from dvdlib.toyworld import train as train_module
 from dvdlib.toyworld.pipeline import ToyDiffusionPipeline
-from dvdlib.toyworld.storage import atomic_write, load_json, save_json
+from dvdlib.store import atomic_write, atomic_write_json, load_json
 from dvdlib.toyworld.world import CLOSEUP, PAIR_RATE, World, scene_mix
 from dvdlib.tokenizer import clip_tokenizer
 
@@ -300,7 +300,7 @@ def export_zoo(out_dir: str | Path, dest: str | Path, config: ZooConfig,
                                 config=detector_record["config"],
                                 loss=_rounded(detector_record["loss"]),
                                 seconds=detector_record["seconds"])
-    save_json(_plain(manifest), dest / MANIFEST)
+    atomic_write_json(dest / MANIFEST, _plain(manifest))
     return dest
 
 

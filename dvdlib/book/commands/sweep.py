@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dvdlib.commands.options import add_chapter_options
+from dvdlib.book.commands.options import add_chapter_options
 
 _EPILOG = """\
 Every combination of the --grid values runs, each in its own folder as with `dvd run`
 (give --grid NAME=... several times to sweep over values that contain a comma).
-A finished run is marked by done.json (written atomically last); rerunning the same sweep
+A finished run's output.ipynb carries its record (repeated in done.json); rerunning the same sweep
 skips the runs finished with the same notebook, so an interrupted sweep resumes where it
 stopped (a run finished before dvdlib changed is kept and flagged; --force reruns all). A
 failed run is recorded and the sweep goes on; the exit status is then 1. The summary CSV has
 one row per run: folder, status (ran, reused, "reused, earlier dvdlib", failed), seconds,
-parameters and the headline numbers the run saved (dvdlib.headlines), one column per
+parameters and the headline numbers the run saved (dvdlib.book.headlines), one column per
 <chapter>:<name>.
 
 examples:
@@ -44,6 +44,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dvdlib.runs import sweep_command
+    from dvdlib.book.runs import sweep_command
 
     return sweep_command(args)

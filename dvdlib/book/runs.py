@@ -6,13 +6,15 @@
 
 and ``dvd sweep NOTEBOOK --grid name=v1,v2 ...`` does so for every combination of the grid, then
 writes a summary table (CSV) of the runs with their parameters and the headline numbers each run
-saved with :mod:`dvdlib.headlines`.
+saved with :mod:`dvdlib.book.headlines`.
 
 Parameters are checked against the notebook's ``parameters`` cell before anything runs: an
 unknown name, or a value whose type does not fit the default's, is an error naming the parameter
 and what it accepts. Each run gets its own build folder (``DVD_BUILD_DIR`` = the run folder), so
-runs never overwrite each other's headline files or caches. A run is marked finished by writing
-``done.json`` atomically after its notebook was saved. A rerun skips every finished run whose
+runs never overwrite each other's headline files or caches. The notebook is executed by the
+book's one executor (:mod:`dvdlib.book.execute`): a run is finished when its ``output.ipynb``,
+moved into place atomically, carries its finished-run record (``done.json`` repeats the record
+for scripts). A rerun skips every finished run whose
 notebook and parameters are unchanged, so an interrupted sweep resumes where it stopped; a run
 finished with an earlier dvdlib is kept too but flagged (in the log and the summary), and
 ``--force`` reruns it.
@@ -26,29 +28,24 @@ import hashlib
 import io
 import itertools
 import json
-import os
-import re
 import shlex
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
-from dvdlib import headlines
-from dvdlib.chapter_cache import chapter_key, library_fingerprint
-from dvdlib.chapters import chapter_notebooks
-from dvdlib.paths import BUILD_DIR_ENV, project_root
+from dvdlib.book import headlines
+from dvdlib.book.chapter_cache import chapter_key, library_fingerprint
+from dvdlib.book.chapters import chapter_notebooks
+from dvdlib.book.execute import NotebookFailed, execute_notebook, finished_record
+from dvdlib.paths import project_root
 from dvdlib.store import atomic_write_bytes
 
 RESULTS = "results"  # results/<notebook stem>/<run name>/: `dvd run` in the working directory
 OUTPUT = "output.ipynb"
-PARTIAL = "output.partial.ipynb"
 FAILED = "failed.ipynb"  # the partial notebook of a failed run, kept for reading
 PARAMS = "params.json"
-DONE = "done.json"  # written last and atomically: its presence means the run finished
+DONE = "done.json"  # the finished run's record (as in output.ipynb), written last, for scripts
 DEFAULTS_NAME = "defaults"  # the run folder of a run that sets no parameter
 _MAX_NAME = 200  # folder names longer than this are shortened and suffixed with a hash
 
@@ -59,10 +56,6 @@ _ACCEPTED = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
 
 class ParameterError(ValueError):
     """A parameter that the notebook does not declare, or a value of the wrong type."""
-
-
-class RunFailed(RuntimeError):
-    """A notebook raised while running; the message names the notebook, the cell and the error."""
 
 
 @dataclass(frozen=True)
@@ -483,126 +476,6 @@ def _write_json(path: Path, data) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=1, ensure_ascii=False, default=str).encode())
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _source_text(cell: dict) -> str:
-    source = cell.get("source", "")
-    return source if isinstance(source, str) else "".join(source)
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def failed_cell(nb: dict) -> str | None:
-    """Where and why a papermill-executed notebook failed, numbering cells as the source notebook
-    does (papermill's injected parameters cell is not counted), or None if no cell failed."""
-    cells = [c for c in nb.get("cells", [])  # without papermill's red error banners
-             if ERROR_BANNER not in c.get("metadata", {}).get("tags", [])]
-    injected = [INJECTED in c.get("metadata", {}).get("tags", []) for c in cells]
-    total = injected.count(False)
-    number = 0
-    for cell, is_injected in zip(cells, injected):
-        number += not is_injected
-        if not cell.get("metadata", {}).get("papermill", {}).get("exception"):
-            continue
-        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        what = f"{errors[0]['ename']}: {errors[0]['evalue']}" if errors else "an error"
-        frames = [_ANSI.sub("", line) for line in (errors[0].get("traceback", []) if errors else [])]
-        lines = [line.strip() for frame in frames for line in frame.splitlines()]
-        located = [line for line in lines if line.startswith(("File ", "Cell In["))]
-        where = f"; raised at {located[-1]}" if located else ""
-        if is_injected:
-            return f"failed in the injected parameters cell: {what}"
-        first = next((line.strip() for line in _source_text(cell).splitlines() if line.strip()), "")
-        return f"failed in cell {number} of {total} ({first[:60]!r}): {what}{where}"
-    return None
-
-
-def _failure_message(notebook: Path, partial: Path, output: str) -> str:
-    """The failing cell and error, read from papermill's partly executed notebook."""
-    failure = failed_cell(_read_json(partial))
-    if failure is not None:
-        return f"{notebook} {failure}"
-    tail = " | ".join(line.strip() for line in output.strip().splitlines()[-6:])
-    return f"{notebook} failed before any cell ran: {tail or 'no output'}"
-
-
-INJECTED = "injected-parameters"  # papermill's tag on the cell it adds
-ERROR_BANNER = "papermill-error-cell-tag"  # papermill's tag on the banners it adds to a failed run
-_PROGRESS = "[dvd-progress] "
-
-
-def kernel_config():
-    """The traitlets config papermill passes to its kernel manager: IPC sockets (no "running over
-    TCP" warning) named under the temporary folder, not in the notebook's folder, where the
-    book's build would find them and an interrupted run would leave them."""
-    import tempfile
-    import uuid
-
-    from traitlets.config import Config
-
-    sockets = Path(tempfile.gettempdir()) / f"dvd-kernel-{uuid.uuid4().hex[:12]}"
-    return Config({"KernelManager": {"transport": "ipc", "ip": str(sockets)}})
-
-
-class _ProgressLines(io.TextIOBase):
-    """A file for papermill's progress bar that writes one ``[dvd-progress] done total`` line
-    per finished cell to ``stream``."""
-
-    def __init__(self, stream):
-        super().__init__()
-        self.stream, self.last = stream, None
-
-    def write(self, text: str) -> int:
-        for done, total in re.findall(r"(\d+)/(\d+)", text):
-            if (done, total) != self.last:
-                self.last = (done, total)
-                self.stream.write(f"{_PROGRESS}{done} {total}\n")
-                self.stream.flush()
-        return len(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-def _execute(argv: list[str]) -> int:
-    """The child process of :func:`run_notebook`: papermill with progress lines on stdout."""
-    import papermill
-
-    notebook, output, cwd, parameters = argv
-    progress = {"file": _ProgressLines(sys.stdout), "mininterval": 0, "bar_format": "{n}/{total}"}
-    try:
-        papermill.execute_notebook(notebook, output, parameters=json.loads(parameters), cwd=cwd,
-                                   progress_bar=progress, config=kernel_config())
-    except papermill.PapermillExecutionError:
-        return 1  # the partly executed notebook says where and why
-    return 0
-
-
-def _run_child(command: list[str], environment: dict, progress) -> tuple[int, str]:
-    """Run the papermill child; report its progress lines; return its exit code and output."""
-    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    errors: list[str] = []
-    reader = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
-    reader.start()
-    lines = []
-    for line in process.stdout:
-        if line.startswith(_PROGRESS):
-            done, total = (int(n) for n in line[len(_PROGRESS):].split())
-            progress(done, total)
-        else:
-            lines.append(line)
-    process.wait()
-    reader.join()
-    return process.returncode, "".join(lines) + "".join(errors)
-
-
 def run_notebook(notebook: str | Path, parameters: dict | None = None,
                  results: str | Path | None = None, force: bool = False,
                  root: Path | None = None, checked: bool = False,
@@ -613,7 +486,7 @@ def run_notebook(notebook: str | Path, parameters: dict | None = None,
     its own folder (like the book) with ``DVD_BUILD_DIR`` set to the run folder. A finished run
     of the same notebook and parameters is reused unless ``force``; ``earlier_library`` then says
     whether dvdlib changed since it ran.
-    Raises :class:`ParameterError` before running anything, :class:`RunFailed` if a cell fails.
+    Raises :class:`ParameterError` before running anything, :class:`NotebookFailed` if a cell fails.
     """
     notebook = Path(notebook).resolve()
     root = notebook_root(notebook, root)
@@ -628,22 +501,19 @@ def run_notebook(notebook: str | Path, parameters: dict | None = None,
     folder = results.absolute() / notebook.stem / run_name(parameters)
     key = chapter_key(root, notebook, parameters, library_fingerprint(root, notebook))
     source_key = chapter_key(root, notebook, parameters, "")  # the notebook and parameters only
-    done = _read_json(folder / DONE)
-    if not force and done.get("source_key") == source_key and (folder / OUTPUT).is_file():
+    done = finished_record(folder / OUTPUT)
+    if not force and done.get("source_key") == source_key:
         return RunResult(shown, folder, parameters, True, float(done.get("seconds", 0.0)),
                          earlier_library=done.get("key") != key)
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / DONE).unlink(missing_ok=True)  # from here on the folder is not a finished run
-    # Headlines of an older run must not pass for this run's.
+    # From here on the folder is not a finished run, and an older run's headlines must not pass
+    # for this run's.
+    (folder / DONE).unlink(missing_ok=True)
+    (folder / OUTPUT).unlink(missing_ok=True)
     for stale in (folder / headlines.FOLDER).glob("*.json"):
         stale.unlink()
     _write_json(folder / PARAMS, {"notebook": str(shown), "parameters": parameters})
-    partial = folder / PARTIAL
-    command = [sys.executable, "-c", "import sys; from dvdlib.runs import _execute; "
-               "sys.exit(_execute(sys.argv[1:]))", str(notebook), str(partial),
-               str(notebook.parent), json.dumps(parameters)]
-    environment = {**os.environ, BUILD_DIR_ENV: str(folder.resolve())}
     name = run_name(parameters)
     log(f"[run] {shown} {name}: executing ...")
     start = time.perf_counter()
@@ -653,22 +523,12 @@ def run_notebook(notebook: str | Path, parameters: dict | None = None,
             log(f"[run] {shown} {name}: {done}/{total} cells done "
                 f"({time.perf_counter() - start:.0f} s)")
 
-    returncode, output = _run_child(command, environment, progress)
-    seconds = time.perf_counter() - start
-    if returncode != 0:
-        message = _failure_message(shown, partial, output)
-        if partial.is_file():
-            os.replace(partial, folder / FAILED)
-            message += f" (full traceback in the partly executed notebook {folder / FAILED})"
-        raise RunFailed(message)
-    os.replace(partial, folder / OUTPUT)
-    (folder / FAILED).unlink(missing_ok=True)
-    _write_json(folder / DONE, {
-        "key": key, "source_key": source_key, "seconds": round(seconds, 1),
-        "parameters": parameters,
-        "notebook": str(shown),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    })
+    run = execute_notebook(notebook, folder / OUTPUT, parameters, build_dir=folder,
+                           record={"key": key, "source_key": source_key, "notebook": str(shown)},
+                           failed=folder / FAILED, name=str(shown), progress=progress)
+    # The output's own record marks the run finished; done.json repeats it for scripts.
+    _write_json(folder / DONE, run.record)
+    seconds = run.seconds
     log(f"[run] {shown} {run_name(parameters)}: done in {seconds:.0f} s -> {folder / OUTPUT}")
     return RunResult(shown, folder, parameters, False, seconds)
 
@@ -720,7 +580,7 @@ def sweep(notebook: str | Path, grid: dict[str, list], fixed: dict | None = None
         try:
             run = run_notebook(notebook, parameters, results=results, force=force, root=root,
                                checked=True, log=log)
-        except RunFailed as err:
+        except NotebookFailed as err:
             outcome.failures.append((parameters, str(err)))
             log(f"[sweep] failed: {err}")
             row.update(status="failed", seconds="",
@@ -800,13 +660,13 @@ def _command_root() -> Path:
 
 
 def run_command(args) -> int:
-    """``dvd run`` once its arguments are parsed (:mod:`dvdlib.commands.run`)."""
+    """``dvd run`` once its arguments are parsed (:mod:`dvdlib.book.commands.run`)."""
     root = _command_root()
     notebook = resolve_notebook(args.notebook, root)
     try:
         run = run_notebook(notebook, _given(args), results=args.results or Path(RESULTS),
                            force=args.force, root=notebook_root(notebook))
-    except RunFailed as err:
+    except NotebookFailed as err:
         print(f"dvd run: error: {err}", file=sys.stderr)
         return 1
     if run.reused:
@@ -816,7 +676,7 @@ def run_command(args) -> int:
 
 
 def sweep_command(args) -> int:
-    """``dvd sweep`` once its arguments are parsed (:mod:`dvdlib.commands.sweep`)."""
+    """``dvd sweep`` once its arguments are parsed (:mod:`dvdlib.book.commands.sweep`)."""
     root = _command_root()
     notebook = resolve_notebook(args.notebook, root)
     outcome = sweep(notebook, parse_grid(args.grid), fixed=_given(args),

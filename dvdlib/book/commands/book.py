@@ -31,6 +31,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dvdlib.book import build_command  # papermill and Jupyter Book load here, not at --help
+    from dvdlib.book.build import build_command  # papermill and Jupyter Book load here, not at --help
 
     return build_command(args)

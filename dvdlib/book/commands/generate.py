@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dvdlib.commands.options import SCALE_OUT, add_seed_options
+from dvdlib.book.commands.options import SCALE_OUT, add_seed_options
 
 
 def register(subparsers) -> None:

@@ -1,6 +1,6 @@
 """The ``dvd`` command: the one place its subcommands are registered.
 
-Each subcommand is a module of :mod:`dvdlib.commands` with ``register(subparsers)``, which
+Each subcommand is a module of :mod:`dvdlib.book.commands` with ``register(subparsers)``, which
 declares its arguments and sets ``func`` on its parser; ``func`` imports the implementation when
 the command runs, so ``dvd --help`` stays fast.
 """
@@ -12,8 +12,8 @@ import re
 import signal
 import sys
 
-from dvdlib.commands import book, generate, probe, run, score, sweep, toyworld
-from dvdlib.commands.errors import UsageError
+from dvdlib.book.commands import book, generate, probe, run, score, sweep, toyworld
+from dvdlib.usage import UsageError
 
 # In the order ``dvd --help`` lists them.
 COMMANDS = (book, run, sweep, toyworld, generate, score, probe)

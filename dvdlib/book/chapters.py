@@ -1,7 +1,7 @@
 """The book's table of chapters: the files ``_toc.yml`` names and which of them are notebooks.
 
-Both the book builder (:mod:`dvdlib.book`) and the run commands (:mod:`dvdlib.runs`) read it, so
-it lives apart from both and neither imports the other for it.
+Both the book builder (:mod:`dvdlib.book.build`) and the run commands (:mod:`dvdlib.book.runs`)
+read it, so it lives apart from both and neither imports the other for it.
 """
 
 from __future__ import annotations

@@ -5,14 +5,14 @@ library, so the book runs papermill itself and keys each executed chapter on
 
     sha256(notebook bytes, its parameters, the dvdlib sources the chapter imports)
 
-(:mod:`dvdlib.chapter_cache`). An executed chapter whose key matches is reused; a change to any of
-these re-executes it, while editing the book's tools or its pages does not. Jupyter Book then
+(:mod:`dvdlib.book.chapter_cache`). An executed chapter whose key matches is reused; a change to any
+of these re-executes it, while editing the book's tools or its pages does not. Jupyter Book then
 renders the executed copies with execution off, so the reader sees exactly what papermill
 computed.
 
 Staging fills in what must never be typed by hand: headline placeholders in the pages
-(``{{ headline:<chapter>:<name> }}``, see :mod:`dvdlib.headlines`), the reproduction page's tables
-of run times, hardware and parameters (marker lines ``<!-- dvdbook:chapter-runs -->`` and
+(``{{ headline:<chapter>:<name> }}``, see :mod:`dvdlib.book.headlines`), the reproduction page's
+tables of run times, hardware and parameters (marker lines ``<!-- dvdbook:chapter-runs -->`` and
 ``<!-- dvdbook:chapter-parameters -->``, from the executed notebooks' metadata), and a "rerun
 this chapter" box after each chapter's title, generated from its parameters cell.
 """
@@ -20,34 +20,28 @@ this chapter" box after each chapter's title, generated from its parameters cell
 from __future__ import annotations
 
 import json
-import os
-import platform
 import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from importlib import metadata as package_metadata
 from pathlib import Path
 
-from dvdlib.chapter_cache import chapter_key, library_fingerprint
-from dvdlib.chapters import chapter_notebooks
-from dvdlib.paths import BUILD_DIR_ENV, build_dir, project_root
-from dvdlib.runs import failed_cell, kernel_config, notebook_parameters, rerun_command
+from dvdlib.book.chapter_cache import chapter_key, library_fingerprint
+from dvdlib.book.chapters import chapter_notebooks
+from dvdlib.book.execute import (RECORD, NotebookFailed, execute_notebook, finished_record,
+                                 platform_info)
+from dvdlib.book.runs import notebook_parameters, rerun_command
+from dvdlib.book.sphinx_extension import BOOK_CSS, BOOK_CSS_TEXT
+from dvdlib.paths import build_dir, project_root
 
 EXECUTED = "executed"  # _build/executed/<chapter path>.ipynb
 STAGE = "stage"  # _build/stage: the book as Jupyter Book sees it
-KEY_FIELD = "dvdbook"  # notebook metadata holding the cache key, timing and platform
+SMOKE_FIELD = "dvdbook"  # source notebook metadata holding the smoke parameters
 HEADLINES = "headlines"  # _build/headlines/<chapter>.json, written by the chapters
 RUNS_MARKER = "<!-- dvdbook:chapter-runs -->"  # replaced by the table of run times and hardware
 PARAMETERS_MARKER = "<!-- dvdbook:chapter-parameters -->"  # replaced by every chapter's parameters
 RERUN_TAG = "dvdbook-rerun"  # tag of the injected "rerun this chapter" cell
-
-
-class ChapterFailed(RuntimeError):
-    """A chapter raised while executing; the message names the notebook and the cell."""
 
 
 @dataclass(frozen=True)
@@ -58,96 +52,30 @@ class ChapterRun:
     seconds: float  # execution time (of the run that made the copy)
 
 
-def _stored_key(executed: Path) -> dict:
-    try:
-        return json.loads(executed.read_text(encoding="utf-8"))["metadata"].get(KEY_FIELD, {})
-    except (OSError, ValueError, KeyError):
-        return {}
-
-
 def execute_chapter(root: Path, notebook: Path, out_dir: Path, parameters: dict | None = None,
-                    force: bool = False, library: str | None = None) -> ChapterRun:
-    """Execute one chapter into ``out_dir`` unless an up-to-date executed copy is there."""
-    import papermill
+                    force: bool = False, library: str | None = None,
+                    build_dir: Path | None = None, log=None) -> ChapterRun:
+    """Execute one chapter into ``out_dir`` unless an up-to-date executed copy is there.
 
+    The copy is up to date when the key in its finished-run record (:mod:`dvdlib.book.execute`)
+    is the chapter's key now. ``build_dir`` is the chapter's ``$DVD_BUILD_DIR`` (default:
+    inherited). Raises :class:`~dvdlib.book.execute.NotebookFailed` naming the cell.
+    """
     parameters = dict(parameters or {})
     library = library or library_fingerprint(root, notebook)
     key = chapter_key(root, notebook, parameters, library)
     executed = out_dir / notebook
-    stored = _stored_key(executed)
+    stored = finished_record(executed)
     if not force and stored.get("key") == key:
         return ChapterRun(notebook, executed, True, float(stored.get("seconds", 0.0)))
 
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    partial = executed.with_suffix(".partial.ipynb")
-    start = time.perf_counter()
+    def progress(done: int, total: int) -> None:
+        if log is not None and 0 < done < total:
+            log(f"[book] {notebook}: {done}/{total} cells done")
 
-    try:
-        papermill.execute_notebook(
-            str(root / notebook), str(partial), parameters=parameters,
-            cwd=str((root / notebook).parent), progress_bar=False, config=kernel_config(),
-        )
-    except papermill.PapermillExecutionError as err:
-        try:
-            where = failed_cell(json.loads(partial.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            where = None
-        raise ChapterFailed(
-            f"{notebook} {where or f'failed: {err.ename}: {err.evalue}'} (the partly executed "
-            f"notebook with the full traceback: {partial})"
-        ) from None
-    finally:
-        seconds = time.perf_counter() - start
-    nb = json.loads(partial.read_text(encoding="utf-8"))
-    nb["metadata"][KEY_FIELD] = {
-        "key": key, "seconds": round(seconds, 1), "parameters": parameters,
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "platform": platform_info(),
-    }
-    partial.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(partial, executed)  # atomic: a killed run never leaves a half-written chapter
-    return ChapterRun(notebook, executed, False, seconds)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _gpus() -> str:
-    """NVIDIA GPUs as nvidia-smi names them, or "none found" (torch is not imported for this)."""
-    if shutil.which("nvidia-smi") is None:
-        return "none found"
-    try:
-        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                               capture_output=True, text=True, timeout=30).stdout.split("\n")
-    except (OSError, subprocess.SubprocessError):
-        return "none found"
-    names = [n.strip() for n in names if n.strip()]
-    return ", ".join(f"{names.count(n)} x {n}" for n in dict.fromkeys(names)) or "none found"
-
-
-def platform_info() -> dict:
-    """The machine and software a chapter ran on, recorded in the executed notebook."""
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
-        memory = None
-    try:
-        torch_version = package_metadata.version("torch")
-    except package_metadata.PackageNotFoundError:
-        torch_version = "not installed"
-    return {
-        "cpu": _cpu_model(), "cores": os.cpu_count(),
-        "memory_gib": round(memory, 1) if memory else None,
-        "gpu": _gpus(), "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(), "torch": torch_version,
-    }
+    run = execute_notebook(root / notebook, executed, parameters, record={"key": key},
+                           build_dir=build_dir, name=str(notebook), progress=progress)
+    return ChapterRun(notebook, executed, False, run.seconds)
 
 
 def _mathjax_folder() -> Path:
@@ -187,7 +115,7 @@ def stage_book(root: Path, executed_dir: Path, stage: Path, headlines_dir: Path 
             shutil.copy2(source, target)
     # Outside _static: Jupyter Book would add every .js file there to every page.
     shutil.copytree(_mathjax_folder(), stage / "_mathjax" / "mathjax")
-    (stage / "_mathjax" / BOOK_CSS).write_text(_BOOK_CSS, encoding="utf-8")
+    (stage / "_mathjax" / BOOK_CSS).write_text(BOOK_CSS_TEXT, encoding="utf-8")
     headlines_dir = headlines_dir if headlines_dir is not None else executed_dir.parent / HEADLINES
     fill_pages(root, executed_dir, stage, headlines_dir.parent, log=log)
     return stage
@@ -216,13 +144,6 @@ def _doc_link(notebook: Path) -> str:
     return "{doc}" + f"`/{notebook.with_suffix('').as_posix()}`"
 
 
-def _executed_metadata(executed: Path) -> dict:
-    try:
-        return json.loads(executed.read_text(encoding="utf-8"))["metadata"].get(KEY_FIELD, {})
-    except (OSError, ValueError, KeyError):
-        return {}
-
-
 def _platform_text(info: dict) -> str:
     memory = f", {info['memory_gib']:g} GiB memory" if info.get("memory_gib") else ""
     return (f"{info.get('cpu', '?')} ({info.get('cores', '?')} cores{memory}); "
@@ -234,7 +155,7 @@ def runs_table(root: Path, executed_dir: Path) -> str:
     """Markdown: how long each chapter took in this build, when, with which parameters, where."""
     rows, machines = [], []
     for notebook in chapter_notebooks(root):
-        info = _executed_metadata(executed_dir / notebook)
+        info = finished_record(executed_dir / notebook)
         if not info:
             rows.append(f"| {_doc_link(notebook)} | not executed in this build | | | |")
             continue
@@ -347,7 +268,7 @@ def inject_rerun_box(nb: dict, box: str) -> dict:
 def fill_pages(root: Path, executed_dir: Path, stage: Path, headlines_parent: Path,
                log=print) -> None:
     """Fill the staged pages: headline placeholders, reproduction tables, rerun boxes."""
-    from dvdlib import headlines
+    from dvdlib.book import headlines
 
     generated = {RUNS_MARKER: lambda: runs_table(root, executed_dir),
                  PARAMETERS_MARKER: lambda: parameters_table(root)}
@@ -369,45 +290,11 @@ def fill_pages(root: Path, executed_dir: Path, stage: Path, headlines_parent: Pa
         if not staged.is_file():
             continue
         nb = json.loads(staged.read_text(encoding="utf-8"))
-        info = nb.get("metadata", {}).get(KEY_FIELD, {})
+        info = nb.get("metadata", {}).get(RECORD, {})
         box = rerun_box(notebook, notebook_parameters(root / notebook),
                         info.get("parameters") or {}, info.get("seconds"))
         staged.write_text(json.dumps(inject_rerun_box(nb, box), indent=1, ensure_ascii=False),
                           encoding="utf-8")
-
-
-BOOK_CSS = "dvdbook.css"  # staged beside MathJax (a static path), linked from every page
-_BOOK_CSS = """\
-/* The theme styles span.math for MathJax 3: inline-flex, overflow hidden. On Sphinx's wrapper
-   that turns MathJax 2's inline output into a block; on MathJax 2's own inner span.math (an
-   inline-block) overflow moves its baseline to its bottom edge. Both lift math off the line. */
-span.math { display: inline; }
-.MathJax span.math { overflow: visible; max-width: none; }
-"""
-
-
-def setup(app):
-    """Sphinx extension for the rendered book (``extra_extensions`` in ``_config.yml``).
-
-    sphinx-thebe, which Jupyter Book 1 always loads, registers its inline configuration script
-    twice, and the second ``const`` declaration is a script error on every page: each page keeps
-    one copy of every script. Every page also links the book's small stylesheet.
-    """
-    app.connect("html-page-context", _drop_duplicate_scripts)
-    app.add_css_file(BOOK_CSS)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
-
-
-def _drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:
-    seen, unique = set(), []
-    for script in context.get("script_files", []):
-        # An inline script is registered with filename None or "": the same script either way.
-        identity = (str(getattr(script, "filename", script) or ""),
-                    repr(sorted(getattr(script, "attributes", {}).items())))
-        if identity not in seen:
-            seen.add(identity)
-            unique.append(script)
-    context["script_files"] = unique  # a new list: the builder's own list is shared by pages
 
 
 def render(stage: Path, output_parent: Path) -> Path:
@@ -429,9 +316,9 @@ def smoke_parameters(root: Path, notebook: Path) -> dict:
     (nbval) and ``dvd book --smoke`` apply them with papermill.
     """
     nb = json.loads((root / notebook).read_text(encoding="utf-8"))
-    smoke = nb.get("metadata", {}).get(KEY_FIELD, {}).get("smoke", {})
+    smoke = nb.get("metadata", {}).get(SMOKE_FIELD, {}).get("smoke", {})
     if not isinstance(smoke, dict):
-        raise ValueError(f"{notebook}: metadata.{KEY_FIELD}.smoke must be a mapping of "
+        raise ValueError(f"{notebook}: metadata.{SMOKE_FIELD}.smoke must be a mapping of "
                          f"parameter names to values, got {smoke!r}")
     return smoke
 
@@ -463,23 +350,6 @@ def write_smoke_notebooks(root: Path, dest: Path) -> list[Path]:
     return written
 
 
-class _BuildDirEnvironment:
-    """Point the chapters' kernels at ``folder`` (they read $DVD_BUILD_DIR) for one build."""
-
-    def __init__(self, folder: Path):
-        self.folder, self.previous = folder, None
-
-    def __enter__(self):
-        self.previous = os.environ.get(BUILD_DIR_ENV)
-        os.environ[BUILD_DIR_ENV] = str(self.folder)
-
-    def __exit__(self, *exc):
-        if self.previous is None:
-            os.environ.pop(BUILD_DIR_ENV, None)
-        else:
-            os.environ[BUILD_DIR_ENV] = self.previous
-
-
 def build_book(root: Path | None = None, force: bool = False, only: list[str] | None = None,
                log=print, smoke: bool = False, out: Path | None = None) -> Path:
     """Execute every chapter (cached) and render the HTML book; returns the HTML folder.
@@ -493,14 +363,13 @@ def build_book(root: Path | None = None, force: bool = False, only: list[str] | 
     notebooks = chapter_notebooks(root)
     if only:
         notebooks = [nb for nb in notebooks if any(name in str(nb) for name in only)]
-    with _BuildDirEnvironment(out):
-        for notebook in notebooks:
-            parameters = smoke_parameters(root, notebook) if smoke else {}
-            log(f"[book] {notebook}: executing{' (smoke parameters)' if smoke else ''} ...")
-            run = execute_chapter(root, notebook, out / EXECUTED, parameters=parameters,
-                                  force=force)
-            state = "up to date, reused" if run.reused else "executed"
-            log(f"[book] {notebook}: {state} ({run.seconds:.0f} s)")
+    for notebook in notebooks:
+        parameters = smoke_parameters(root, notebook) if smoke else {}
+        log(f"[book] {notebook}: executing{' (smoke parameters)' if smoke else ''} ...")
+        run = execute_chapter(root, notebook, out / EXECUTED, parameters=parameters, force=force,
+                              build_dir=out, log=log)
+        state = "up to date, reused" if run.reused else "executed"
+        log(f"[book] {notebook}: {state} ({run.seconds:.0f} s)")
     stage = stage_book(root, out / EXECUTED, out / STAGE, out / HEADLINES, log=log)
     log("[book] rendering with jupyter-book ...")
     # jupyter-book writes <path-output>/_build/html.
@@ -510,14 +379,14 @@ def build_book(root: Path | None = None, force: bool = False, only: list[str] | 
 
 
 def build_command(args) -> int:
-    """``dvd book`` once its arguments are parsed (:mod:`dvdlib.commands.book`)."""
+    """``dvd book`` once its arguments are parsed (:mod:`dvdlib.book.commands.book`)."""
     if args.write_smoke_notebooks:
         for path in write_smoke_notebooks(Path.cwd(), args.write_smoke_notebooks):
             print(f"[book] smoke copy: {path}")
         return 0
     try:
         build_book(force=args.force, only=args.only, smoke=args.smoke, out=args.out)
-    except ChapterFailed as err:
+    except NotebookFailed as err:
         print(f"dvd book: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dvdlib.commands.options import SCALE_OUT
+from dvdlib.book.commands.options import SCALE_OUT
 from dvdlib.judges import DEFAULT_QUESTIONS_PER_CALL, JUDGES
 
 DEFAULT_IMAGES_PER_CALL = 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dvdlib.commands.options import add_seed_options
+from dvdlib.book.commands.options import add_seed_options
 
 DEFAULT_MODEL = "toy:k1"
 JUDGES = ("toy", "clip", "vlm")

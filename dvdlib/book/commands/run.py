@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dvdlib.commands.options import add_chapter_options
+from dvdlib.book.commands.options import add_chapter_options
 
 _EPILOG = """\
 values are read like papermill's -p: True, False, None, integers and decimals become those
@@ -34,6 +34,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dvdlib.runs import run_command
+    from dvdlib.book.runs import run_command
 
     return run_command(args)

@@ -1,0 +1,46 @@
+"""Bad input from the command line: the one error every ``dvd`` command raises for it, and the
+option values that several commands read (``--seeds``, ``--seed-list``).
+
+It sits in the science package, not in :mod:`dvdlib.book.commands`, because the commands'
+implementations here (:mod:`dvdlib.pipeline_cli`, :mod:`dvdlib.probe`) raise it and parse those
+values, and no module of ``dvdlib`` imports :mod:`dvdlib.book`. No command imports another to
+raise it.
+"""
+
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed as one line, exit code 2."""
+
+
+PAPER_SEED_COUNT = 10  # the paper draws ten seeds per prompt
+
+
+def seed_count(text: str) -> int:
+    """The value of ``--seeds``: a whole number of at least 1. A list, the meaning ``--seeds`` had in
+    ``dvd generate``, is refused with the option that takes one now."""
+    text = str(text).strip()
+    if "," in text:
+        raise UsageError(f"--seeds {text!r}: --seeds is a number of seeds in every command (e.g. "
+                         f"--seeds 10, the paper's ten); give the seeds themselves as --seed-list "
+                         f"{text}")
+    if not text.isdigit():
+        raise UsageError(f"--seeds {text!r}: give a number of seeds (e.g. 10), or the seeds "
+                         f"themselves as --seed-list 1825,410")
+    if int(text) == 0:
+        raise UsageError("--seeds 0: zero seeds make no images; give a number of seeds of at least 1")
+    return int(text)
+
+
+def seed_list(text: str) -> list[int]:
+    """The value of ``--seed-list``: comma-separated non-negative integers, none repeated."""
+    from dvdlib.generate import check_seeds  # torch: only when a command runs
+
+    parts = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not parts:
+        raise UsageError(f"--seed-list {text!r} lists zero seeds; give at least one, e.g. 1825")
+    try:
+        return check_seeds(parts)
+    except ValueError as err:
+        raise UsageError(f"--seed-list {text!r}: {err}") from None

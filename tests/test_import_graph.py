@@ -1,0 +1,161 @@
+"""Two packages, imports one way: the import graph of dvdlib has no circle, and no module outside
+``dvdlib/book/`` imports ``dvdlib.book`` (the book's tools). Read statically from the source, so
+every import counts: at the top or inside a function, absolute or relative, or a module named as
+a string (``importlib.import_module("dvdlib.book.runs")``)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import dvdlib
+
+PACKAGE = Path(dvdlib.__file__).parent
+BOOK = "dvdlib.book"
+# Old names kept only until the files that use them are rewritten (see each module's docstring):
+# the module, and the one book module it may import.
+TRANSITIONAL = {"dvdlib.headlines": "dvdlib.book.headlines"}
+
+
+def module_files(package: Path) -> dict[str, Path]:
+    """Every module of the package under ``package`` (a folder named like the package) by name."""
+    files = {}
+    for path in sorted(package.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        files[".".join(parts)] = path
+    return files
+
+
+def import_graph(package: Path) -> dict[str, set[str]]:
+    """For each module, the package's modules it imports (an imported function counts as its
+    module; a name of no module, as the nearest package above it)."""
+    files = module_files(package)
+    root = package.name
+
+    def resolve(name: str) -> str | None:
+        while name and name not in files:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for module, path in files.items():
+        is_package = path.name == "__init__.py"
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = module.split(".")
+                    anchor = anchor[:len(anchor) - node.level + (1 if is_package else 0)]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                names.update(f"{base}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and node.value.startswith(root + ".") and resolve(node.value) == node.value:
+                names.add(node.value)
+        targets = {resolve(n) for n in names if n == root or n.startswith(root + ".")}
+        graph[module] = {t for t in targets if t and t != module}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of two or more modules (each holds a circle)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph[module]):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def imports_of_the_book(graph: dict[str, set[str]], book: str = BOOK,
+                        allowed: dict[str, str] | None = None) -> dict[str, set[str]]:
+    """Modules outside ``book`` that import it, with what they import (``allowed`` left out)."""
+    allowed = allowed or {}
+    found = {}
+    for module, targets in graph.items():
+        if module == book or module.startswith(book + "."):
+            continue
+        wrong = {t for t in targets if (t == book or t.startswith(book + "."))
+                 and allowed.get(module) != t}
+        if wrong:
+            found[module] = wrong
+    return found
+
+
+# ----------------------------------------------------------------------------- the real tree
+
+def test_dvdlib_has_no_import_circle():
+    assert circles(import_graph(PACKAGE)) == []
+
+
+def test_no_module_outside_the_book_package_imports_it():
+    graph = import_graph(PACKAGE)
+    assert BOOK in graph and "dvdlib.book.cli" in graph  # the book's tools are where we look
+    assert imports_of_the_book(graph, allowed=TRANSITIONAL) == {}
+    for module, target in TRANSITIONAL.items():  # an old name re-exports one module, no more
+        assert graph[module] == {target}, module
+
+
+# ----------------------------------------------------------------------------- the checks fail
+
+def fake_package(root: Path, files: dict[str, str]) -> Path:
+    package = root / "dvdlib"
+    for name, text in {"__init__.py": "", "book/__init__.py": "", "book/runs.py": "X = 1\n",
+                       "science.py": "import json\n", **files}.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(text)
+    return package
+
+
+def test_an_import_of_the_book_from_science_is_found_in_every_spelling(tmp_path):
+    spellings = [
+        "from dvdlib.book import runs\n",
+        "import dvdlib.book.runs\n",
+        "def f():\n    from dvdlib.book.runs import X\n    return X\n",
+        "from .book import runs\n",
+        "import importlib\nrunner = importlib.import_module('dvdlib.book.runs')\n",
+    ]
+    for number, text in enumerate(spellings):
+        package = fake_package(tmp_path / str(number), {"science.py": text})
+        found = imports_of_the_book(import_graph(package))
+        assert found == {"dvdlib.science": {"dvdlib.book.runs"}}, text
+    # The book importing the science is the allowed direction.
+    package = fake_package(tmp_path / "ok", {"book/runs.py": "from dvdlib import science\n"})
+    assert imports_of_the_book(import_graph(package)) == {}
+
+
+def test_a_circle_is_found_even_through_an_import_inside_a_function(tmp_path):
+    package = fake_package(tmp_path, {
+        "a.py": "from dvdlib import b\n",
+        "b.py": "def later():\n    from dvdlib.c import thing\n    return thing\n",
+        "c.py": "import dvdlib.a\nthing = 1\n",
+    })
+    assert circles(import_graph(package)) == [["dvdlib.a", "dvdlib.b", "dvdlib.c"]]
