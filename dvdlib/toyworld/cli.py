@@ -185,7 +185,7 @@ def _zoo(args) -> int:
         def words(values):
             return " ".join("unlimited" if v is None else str(v) for v in values)
 
-        # The working folder is the user's own scratch space: recorded as WORK, not as a path.
+        # Working and export folders are the user's own places: recorded as WORK and DEST.
         command = (f"dvd toyworld zoo --out WORK --seed {args.seed} --levels "
                    f"{words(config.levels)} --instance-seeds {words(config.instance_seeds)} "
                    f"--limited {config.limited} --unpaired {' '.join(config.unpaired)} "
@@ -194,7 +194,7 @@ def _zoo(args) -> int:
                    f"--snapshot-steps {words(config.snapshot_steps)} "
                    f"--detector-steps {config.detector_steps} --checkpoint-every "
                    f"{config.checkpoint_every} --jobs {args.jobs} --threads {args.threads} "
-                   f"--export {args.export.as_posix()}")
+                   f"--export DEST")
         provenance = dict(
             command=command, seed=args.seed, jobs=args.jobs, threads=args.threads,
             python=platform.python_version(), torch=torch.__version__,
