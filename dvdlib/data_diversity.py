@@ -466,7 +466,8 @@ def differences(images: pd.DataFrame, first: Sequence[str], second: Sequence[str
     per condition, set of objects and measure, with :func:`two_level_interval`'s interval.
 
     One row per (condition, objects, measure) where both groups have images: ``estimate``,
-    ``ci_low``, ``ci_high``, ``width``.
+    ``ci_low``, ``ci_high``, ``width``, and ``width_seeds_only``: the width when the models are
+    held fixed and only the seeds are resampled (how much of the width the models' level adds).
     """
     every = list(dict.fromkeys(o for objects in object_sets.values() for o in objects))
     models = [*first, *second]
@@ -477,14 +478,19 @@ def differences(images: pd.DataFrame, first: Sequence[str], second: Sequence[str
         for measure in measures:
             cube = measure_cube(part, measure, models, every)
             for objects_label, objects in object_sets.items():
+                values = _select(cube, measure, objects, every)
+                settings = dict(n_resamples=n_resamples, confidence=confidence, seed=seed)
                 estimate, low, high = two_level_interval(
-                    _select(cube, measure, objects, every), range(len(first)),
-                    range(len(first), len(models)), n_resamples=n_resamples,
-                    confidence=confidence, seed=seed)
+                    values, range(len(first)), range(len(first), len(models)), **settings)
+                with _quiet_nanmean():  # each group's models averaged: one fixed "model" each
+                    fixed = np.stack([np.nanmean(values[:len(first)], axis=0),
+                                      np.nanmean(values[len(first):], axis=0)])
+                _, fixed_low, fixed_high = two_level_interval(fixed, [0], [1], **settings)
                 rows.append({"condition": condition, "guidance": part["guidance"].iloc[0],
                              "snapshot": part["snapshot"].iloc[0], "objects": objects_label,
                              "measure": measure, "estimate": estimate, "ci_low": low,
-                             "ci_high": high, "width": high - low})
+                             "ci_high": high, "width": high - low,
+                             "width_seeds_only": fixed_high - fixed_low})
     return pd.DataFrame(rows)
 
 
@@ -728,6 +734,8 @@ def chapter_numbers(summary: pd.DataFrame, diffs: pd.DataFrame, condition: str, 
                   dvd_difference_high=difference["ci_high"], dvd_difference_width=difference["width"])
     texts["ch2_difference"] = _interval_text(difference, signed=True)
     texts["ch2_width"] = f"{difference['width']:.1f}"
+    texts["ch2_width_seeds_only"] = f"{difference['width_seeds_only']:.1f}"
+    values["dvd_difference_width_seeds_only"] = difference["width_seeds_only"]
     for objects in ("seen in training", "never seen"):
         if (condition, objects, "dvd") in gap.index:
             texts[f"ch2_difference_{objects.split()[0]}"] = _interval_text(

@@ -290,8 +290,16 @@ def test_differences_compare_the_groups_on_the_same_seeds():
     assert at.loc[("all objects", "dvd"), ["estimate", "ci_low", "ci_high", "width"]].tolist() == \
         [100.0, 100.0, 100.0, 0.0]
     assert at.loc[("never seen", "object_present"), "estimate"] == -1.0
+    assert at.loc[("all objects", "dvd"), "width_seeds_only"] == 0.0
     assert at.loc[("all objects", "object_alone"), "estimate"] == 0.0
     assert dd.differences(_images(), ["k1"], ["k4"], SETS).empty  # k4 has no images
+    # The two K = 1 models disagree: the models' level widens the interval, the seeds do not.
+    images = _images()
+    images.loc[(images["base_model"] == "k1-i1") & (images["arrangement"] == dd.PAIR), "dvd_score"] = 0.0
+    split = dd.differences(images, ["k1", "k1-i1"], ["kinf"], SETS, measures=["dvd"],
+                           n_resamples=200).set_index("objects").loc["all objects"]
+    assert split["estimate"] == 50.0 and split["width_seeds_only"] == 0.0
+    assert split["ci_low"] == 0.0 and split["ci_high"] == 100.0
 
 
 def test_chapter_numbers_and_summary_claim_no_more_than_the_verdict():
