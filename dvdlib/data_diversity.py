@@ -251,7 +251,8 @@ def plan_runs(names: Sequence[str], compared: Sequence[str], guidance: float,
     """The chapter's plan: every model in ``names`` at ``guidance`` (finished models), then the
     ``compared`` models (K = 1 and unlimited) changed one setting at a time: at each other
     guidance scale of ``compared_guidance`` (finished), and as the EMA snapshot of each step in
-    ``snapshots`` (at ``guidance``), with ``condition_seeds`` (no such runs when it is empty)."""
+    ``snapshots`` (at ``guidance``), with ``condition_seeds`` (no such runs when it is empty) and
+    ``condition_control_seeds`` for their controls (none when empty)."""
     runs = [Run(n, float(guidance), tuple(pair_seeds), tuple(control_seeds)) for n in names]
     if condition_seeds:
         settings = [(float(g), None) for g in compared_guidance if float(g) != float(guidance)]
@@ -410,6 +411,8 @@ def measure_cube(images: pd.DataFrame, measure: str, models: Sequence[str],
     rows = rows.assign(value=rows[column].astype(float))
     wanted = [""] if arrangement == CONCEPT_ALONE else list(objects)
     seeds = sorted(set(rows["seed"]))
+    if rows.empty:  # e.g. no controls in this condition: every value is missing
+        return np.full((len(models), len(wanted), 1), np.nan)
     grid = rows.pivot_table(index=["base_model", "object"], columns="seed", values="value",
                             aggfunc="mean")
     grid = grid.reindex(index=pd.MultiIndex.from_product([list(models), wanted]), columns=seeds)
@@ -441,6 +444,8 @@ def summarise(images: pd.DataFrame, groups: Mapping[str, Sequence[str]],
         k_of = part.groupby("base_model", sort=False)["K"].first()
         for measure in measures:
             cube = measure_cube(part, measure, models, every)
+            if not np.isfinite(cube).any():
+                continue  # not measured in this condition (no controls drawn)
             for label, members in groups.items():
                 if not set(members) <= set(models):
                     continue
@@ -477,6 +482,8 @@ def differences(images: pd.DataFrame, first: Sequence[str], second: Sequence[str
             continue
         for measure in measures:
             cube = measure_cube(part, measure, models, every)
+            if not np.isfinite(cube).any():
+                continue  # not measured in this condition (no controls drawn)
             for objects_label, objects in object_sets.items():
                 values = _select(cube, measure, objects, every)
                 settings = dict(n_resamples=n_resamples, confidence=confidence, seed=seed)

@@ -280,6 +280,12 @@ def test_summarise_reads_every_measure_per_model_and_pooled_group():
     assert at.loc[("k1", "never seen", "concept_alone"), "estimate"] == 1.0
     spread = at.loc[("k1", "never seen", "object_alone")]
     assert spread["ci_low"] < 0.75 < spread["ci_high"]
+    # A condition without controls: its found-alone rates are left out, not reported as NaN.
+    extra = _images().query("arrangement == @dd.PAIR").assign(condition="guidance 1, finished",
+                                                              guidance=1.0)
+    both = dd.summarise(pd.concat([_images(), extra]), groups, SETS, n_resamples=50)
+    other = both[both["condition"] == "guidance 1, finished"]
+    assert set(other["measure"]) == set(dd.PAIR_MEASURES) and other["estimate"].notna().all()
     assert at.loc[("kinf", "all objects", "dvd"), "K"] is None or np.isnan(
         at.loc[("kinf", "all objects", "dvd"), "K"])
 
