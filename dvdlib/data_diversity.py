@@ -707,9 +707,12 @@ def drawn_diversity(study: Study, embedders: Mapping[str, tuple], condition: str
 
 
 def _interval_text(row, digits: int = 1, signed: bool = False, percent: bool = False) -> str:
-    scale = 100 if percent else 1
-    value = verdicts.Interval(row["estimate"] * scale, row["ci_low"] * scale, row["ci_high"] * scale)
-    return value.text(0 if percent else digits, signed) + (" %" if percent else "")
+    """"74.8 [59.7, 88.2]"; a share with ``percent``: "22 % [7, 40]"."""
+    if not percent:
+        return verdicts.Interval(row["estimate"], row["ci_low"], row["ci_high"]).text(digits, signed)
+    estimate, rest = verdicts.Interval(row["estimate"] * 100, row["ci_low"] * 100,
+                                       row["ci_high"] * 100).text(0, signed).split(" ", 1)
+    return f"{estimate} % {rest}"
 
 
 def chapter_numbers(summary: pd.DataFrame, diffs: pd.DataFrame, condition: str, first: str,

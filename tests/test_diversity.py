@@ -324,7 +324,7 @@ def test_chapter_numbers_and_summary_claim_no_more_than_the_verdict():
     assert values["concept_alone_min"] == 1.0 and texts["ch2_object_alone_range"] == "90% to 90%"
     assert texts["ch2_dvd_k1"] == "100.0 [100.0, 100.0]"
     assert texts["ch2_difference"] == "+100.0 [+100.0, +100.0]"
-    assert texts["ch2_object_present_unlimited"] == "100 [100, 100] %"
+    assert texts["ch2_object_present_unlimited"] == "100 % [100, 100]"
     assert texts["ch2_conditions"] == "not run"
     dvds = {m: (values["dvd_k1"], 100.0, 100.0) for m in ("k1", "k1-i1")}
     verdict = dd.finding_verdict((100.0, 100.0, 100.0), dvds)
