@@ -1,5 +1,5 @@
-"""Instance diversity: the measure, the toy world's training looks, the causal test's tables and
-statistics, and the real-model helpers (concept-only prompts, CLIP embeddings, rank correlation)."""
+"""Instance diversity: the measure, chapter 2's toy-zoo experiment (training pictures, prompts,
+judging, the two-level bootstrap, the verdict), and the real-model study's helpers."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
+from dvdlib import data_diversity as dd
 from dvdlib import diversity as dv
+from dvdlib import diversity_proxy as px
 from dvdlib.bench import builtin_prompts
 from dvdlib.questions import check_prompt_words
-from dvdlib.toyworld.detector import ShapeDetector
-from dvdlib.toyworld.world import BACKGROUND, SHAPES, ShapeInstance, World, render
+from dvdlib.toyworld.detector import PresenceDetector
+from dvdlib.toyworld.world import (BACKGROUND, OBJECTS, ConceptInstance, Scene, World, draw_concept,
+                                   render)
 
 
 # --- the measure ---------------------------------------------------------------------------------
@@ -48,47 +51,72 @@ def test_the_centre_is_subtracted_before_the_cosine():
         dv.instance_diversity(np.ones((1, 3)))
 
 
-def test_shapes_apart_on_the_background_have_zero_pixel_similarity():
-    left = ShapeInstance("circle", (1.0, 0.2, 0.2), 10.0, 8.0, 8.0)
-    right = ShapeInstance("circle", (0.2, 1.0, 0.2), 10.0, 24.0, 24.0)
-    images = render([[left], [right]])
+def test_pictures_that_differ_only_where_the_reference_does_not_are_unrelated():
+    # Two carriers apart on the background: subtracting the empty background leaves two
+    # non-overlapping patches, whose cosine is 0; without it the shared background counts.
+    from dvdlib.toyworld.world import ObjectInstance
+
+    left = Scene(object=ObjectInstance("kite", (1.0, 0.2, 0.2), 10.0, 7.0, 7.0))
+    right = Scene(object=ObjectInstance("kite", (0.2, 1.0, 0.2), 10.0, 25.0, 25.0))
+    images = render([left, right])
     background = dv.background_pixels(BACKGROUND)
-    assert dv.mean_pairwise_similarity(dv.pixel_embeddings(images)) > 0.05  # the shared dark
+    assert dv.mean_pairwise_similarity(dv.pixel_embeddings(images)) > 0.5
     assert dv.mean_pairwise_similarity(dv.pixel_embeddings(images), background) == \
         pytest.approx(0.0, abs=1e-6)
 
 
-# --- the toy world's training looks ---------------------------------------------------------------
-def test_training_looks_of_k_instances_show_at_most_k_distinct_images():
+# --- the toy world's training pictures ------------------------------------------------------------
+def _distinct(images: torch.Tensor) -> int:
+    return len({tuple(im.flatten().tolist()) for im in images})
+
+
+def test_training_pictures_of_k_instances_show_at_most_k_distinct_images():
     for k in (1, 4):
-        images = dv.concept_appearances(World(instances=k), 40, seed=3)
+        images = dd.concept_appearances(World(instances=k), 40, seed=3)
         assert images.shape == (40, 3, 32, 32)
-        assert len({tuple(im.flatten().tolist()) for im in images}) == k
-    unlimited = dv.concept_appearances(World(instances=None), 40, seed=3)
-    assert len({tuple(im.flatten().tolist()) for im in unlimited}) == 40
+        assert _distinct(images) == k
+    # Three instance seeds at K = 1: three different fixed pictures.
+    firsts = [dd.concept_appearances(World(instances=1, instance_seed=s), 2)[0] for s in range(3)]
+    assert _distinct(torch.stack(firsts)) == 3
+    assert _distinct(dd.concept_appearances(World(instances=None), 40, seed=3)) == 40
+    # The pictures are the whole concept picture, as training prints or shows it.
+    rng = np.random.default_rng(3)
+    world = World(instances=1)
+    expected = render([Scene(concept=world.draw_concept("sunset", rng))])[0]
+    assert torch.equal(dd.concept_appearances(world, 2, seed=3)[0], expected)
     with pytest.raises(ValueError, match="n must be an integer >= 2"):
-        dv.concept_appearances(World(), 1)
+        dd.concept_appearances(World(), 1)
 
 
 def test_training_diversity_rises_with_k_and_is_zero_at_one_instance():
     torch.manual_seed(0)
-    detector = ShapeDetector()  # untrained: any fixed feature map gives 0 for identical images
-    embedders = dv.toy_embedders(detector, World(), n_reference=50)
+    detector = PresenceDetector()  # untrained: any fixed feature map gives 0 for identical images
+    embedders = dd.toy_embedders(detector, World(), n_reference=30)
     worlds = {"k1": World(instances=1), "k4": World(instances=4), "kinf": World(instances=None)}
-    table = dv.training_diversity(worlds, embedders, n=60, seed=1)
+    table = dd.training_diversity(worlds, embedders, n=60, seed=1)
     assert set(table["embedding"]) == {"detector", "pixels"} and len(table) == 6
     pixels = table[table["embedding"] == "pixels"].set_index("model")
     assert pixels.loc["k1", "diversity"] == pytest.approx(0.0, abs=1e-9)
     assert pixels.loc["k1", "diversity"] < pixels.loc["k4", "diversity"] < pixels.loc["kinf", "diversity"]
     assert pixels.loc["k4", "vendi"] <= 4.0 + 1e-6 < pixels.loc["kinf", "vendi"]
+    assert pixels.loc["kinf", "diversity"] > 0.8  # independent pictures: departures unrelated
     detector_rows = table[table["embedding"] == "detector"].set_index("model")
     assert detector_rows.loc["k1", "diversity"] == pytest.approx(0.0, abs=1e-9)
-    assert detector_rows.loc["kinf", "diversity"] > 0.1
+    assert detector_rows.loc["kinf", "diversity"] > 0.05
+
+
+def test_reference_renders_hold_the_concept_at_full_diversity():
+    world = World(instances=1)
+    images = dd.reference_renders(world, 6, seed=0)
+    rng = np.random.default_rng(0)
+    expected = render([Scene(concept=ConceptInstance("sunset", draw_concept("sunset", rng)))
+                       for _ in range(6)])
+    assert torch.equal(images, expected) and _distinct(images) == 6
 
 
 def test_detector_embeddings_read_tensors_and_pil_images_alike():
     torch.manual_seed(0)
-    detector = ShapeDetector()
+    detector = PresenceDetector()
     images = World().sample(3, seed=0).images
     as_pil = [Image.fromarray((im.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
               for im in images]
@@ -97,212 +125,285 @@ def test_detector_embeddings_read_tensors_and_pil_images_alike():
     np.testing.assert_allclose(dv.detector_embeddings(detector, as_pil), from_tensor, atol=1e-2)
 
 
-# --- the causal test ----------------------------------------------------------------------------
-def test_zoo_prompts_hold_both_orders_controls_and_every_shape_alone():
-    prompts = dv.zoo_prompts(World())
-    counts = prompts["kind"].value_counts()
-    assert counts["circle pair"] == 8 and counts["control pair"] == 12 and counts["alone"] == 5
-    assert prompts["prompt"].is_unique
-    texts = set(prompts["prompt"])
-    assert {"a circle and a star", "a star and a circle", "a cross and a square", "a triangle"} <= texts
-    assert not any("circle" in p for p in prompts.loc[prompts["kind"] == "control pair", "prompt"])
+# --- prompts, judging ---------------------------------------------------------------------------
+def test_study_prompts_pair_the_concept_with_every_object_and_hold_the_controls_once():
+    world = World()
+    prompts = dd.study_prompts(world)
+    pairs = prompts[prompts["arrangement"] == dd.PAIR]
+    assert pairs["prompt"].tolist() == [f"sunset {o}" for o in OBJECTS]
+    assert pairs.set_index("object")["paired_in_training"].to_dict() == {
+        "mug": True, "shirt": True, "bag": True, "hat": False, "kite": False}
+    concept = prompts[prompts["arrangement"] == dd.CONCEPT_ALONE]
+    assert concept["prompt"].tolist() == ["sunset"] and concept["object"].tolist() == [""]
+    objects = prompts[prompts["arrangement"] == dd.OBJECT_ALONE]
+    assert objects["prompt"].tolist() == list(OBJECTS)
+    assert (objects["content"] == objects["nm_word"]).all()
+    assert prompts["prompt"].is_unique and prompts["case_num"].tolist() == list(range(1, 12))
     check_prompt_words(prompts)  # generate() accepts it
 
 
 class YesCodeJudge:
-    """Answers from the image: pixel (0, i) encodes, in its red channel, how many of the five
-    questions about the i-th shape of SHAPES are answered yes (red = 40 * count)."""
+    """Answers from the image: pixel (i, 0) encodes, in its red channel, how many of the five
+    questions about the i-th word of ``World().names`` are answered yes (red = 40 * count)."""
 
     name = "yes-code"
+    names = World().names
 
     def answer(self, items):
         out = []
         for image, questions in items:
-            counts = {shape: round(image.getpixel((i, 0))[0] / 40) for i, shape in enumerate(SHAPES)}
+            counts = {w: round(image.getpixel((i, 0))[0] / 40) for i, w in enumerate(self.names)}
             out.append([q.index < counts[q.subject] for q in questions])
         return out
 
 
-def _coded(counts: dict[str, int]) -> Image.Image:
-    image = Image.new("RGB", (8, 8), (0, 0, 0))
-    for i, shape in enumerate(SHAPES):
-        image.putpixel((i, 0), (40 * counts.get(shape, 0), 0, 0))
+def _coded(counts: dict[str, int], fill=BACKGROUND) -> Image.Image:
+    image = Image.new("RGB", (32, 32), tuple(int(round(c * 255)) for c in fill))
+    for i, word in enumerate(YesCodeJudge.names):
+        image.putpixel((i, 0), (40 * counts.get(word, 0), 0, 0))
     return image
 
 
-def test_pair_images_are_scored_with_the_papers_formula_in_each_role(tmp_path):
-    world = World()
-    prompts = dv.zoo_prompts(world)
-    picked = prompts[prompts["prompt"].isin(
-        ["a square and a circle", "a square and a cross", "a circle", "a cross"])]
-    codes = {"a square and a circle": {"circle": 5, "square": 1},
-             "a square and a cross": {"square": 4, "cross": 2},
-             "a circle": {"circle": 3}, "a cross": {"cross": 2}}
+def test_images_are_judged_and_scored_with_the_papers_formula(tmp_path):
+    prompts = dd.study_prompts(World())
+    codes = {"sunset mug": ({"sunset": 5, "mug": 1}, (0.9, 0.4, 0.2)),  # the print fills the frame
+             "sunset kite": ({"sunset": 4, "kite": 4}, BACKGROUND),
+             "sunset": ({"sunset": 3}, (0.9, 0.4, 0.2)), "hat": ({"hat": 2, "sunset": 1}, BACKGROUND)}
     rows = []
-    for row in picked.itertuples():
+    for row in prompts[prompts["prompt"].isin(codes)].itertuples():
         file = f"case{row.case_num:03d}/seed00007.png"
         (tmp_path / file).parent.mkdir()
-        _coded(codes[row.prompt]).save(tmp_path / file)
-        rows.append({"case_num": row.case_num, "prompt": row.prompt, "seed": 7, "file": file})
-    yes = dv.judge_shapes(tmp_path, pd.DataFrame(rows), YesCodeJudge(), world.shapes)
-    assert yes.set_index("prompt").loc["a square and a circle", "yes_circle"] == 5
-    pairs, alone = dv.role_tables(yes, prompts, world.limited)
-
-    circle = pairs[pairs["kind"] == "circle pair"].iloc[0]
-    assert (circle["content"], circle["nm_word"], circle["arrangement"]) == ("circle", "square",
-                                                                             "nm_word first")
-    assert circle["dvd_score"] == pytest.approx(5 * (5 - 1) / 25 * 100)
-    control = pairs[pairs["kind"] == "control pair"].set_index("content")
-    assert len(control) == 2  # a control pair is scored in both roles
-    assert control.loc["square", "dvd_score"] == pytest.approx(4 * 3 * 4)
-    assert control.loc["cross", "dvd_score"] == pytest.approx(2 * 1 * 4)
-    assert control.loc["cross", "arrangement"] == "nm_word first"
-    solo = alone.set_index("shape")
-    assert bool(solo.loc["circle", "present"]) and not bool(solo.loc["cross", "present"])
-
-
-def test_crossed_bootstrap_resamples_groups_and_seeds():
-    constant = {"x": np.full((3, 5), 2.0)}
-    assert dv.crossed_bootstrap(constant, lambda a: a["x"].mean(axis=(1, 2))) == (2.0, 2.0, 2.0)
-    # Variation only between seeds: a bootstrap over groups alone would give a zero width.
-    seeds_only = {"x": np.tile(np.arange(6.0), (4, 1))}
-    estimate, low, high = dv.crossed_bootstrap(seeds_only, lambda a: a["x"].mean(axis=(1, 2)),
-                                               n_resamples=500, seed=1)
-    assert estimate == pytest.approx(2.5) and low < 2.5 < high
-    assert dv.crossed_bootstrap(seeds_only, lambda a: a["x"].mean(axis=(1, 2)), n_resamples=500,
-                                seed=1) == (estimate, low, high)  # seeded
-    ratio = {"a": np.ones((2, 3)), "b": np.zeros((2, 3))}
-    result = dv.crossed_bootstrap(ratio, lambda a: a["a"].mean(axis=(1, 2)) / a["b"].mean(axis=(1, 2)))
-    assert np.isnan(result[1]) and np.isnan(result[2])  # a ratio over zeros has no interval
-    with pytest.raises(ValueError, match=r"\[group, seed\] of one shape"):
-        dv.crossed_bootstrap({"a": np.ones((2, 3)), "b": np.ones((3, 2))}, lambda a: a["a"])
+        _coded(*codes[row.prompt]).save(tmp_path / file)
+        rows.append({"case_num": row.case_num, "seed": 7, "file": file})
+    table = dd.judge_images(tmp_path, pd.DataFrame(rows), prompts, YesCodeJudge(), "sunset")
+    table = table.set_index("prompt")
+    mug = table.loc["sunset mug"]
+    assert (mug["concept_yes"], mug["object_yes"]) == (5, 1)
+    assert mug["dvd_score"] == pytest.approx(5 * (5 - 1) / 25 * 100)
+    assert mug["concept_only"] and mug["frame_filled"] and not mug["rule_object_present"]
+    kite = table.loc["sunset kite"]
+    assert kite["dvd_score"] == pytest.approx(4 * 1 * 4) and kite["object_present"]
+    assert not kite["frame_filled"] and not kite["paired_in_training"]
+    concept = table.loc["sunset"]
+    assert concept["concept_present"] and np.isnan(concept["object_yes"])
+    assert np.isnan(concept["dvd_score"]) and not concept["object_present"]
+    hat = table.loc["hat"]
+    assert (hat["object"], hat["object_yes"], hat["concept_yes"]) == ("hat", 2, 1)
+    assert not hat["object_present"] and np.isnan(hat["dvd_score"])
 
 
-def _tables(seeds=(1, 2, 3, 4)):
-    """One model: the circle always wins (DvD 100), control shapes always tie (DvD 0), every
-    shape is drawn alone; the cross is found alone only for half the seeds."""
-    pairs, alone = [], []
-    partners = ["square", "cross"]
-    for seed in seeds:
-        for partner in partners:
-            for order in dv.ORDERS:
-                pairs.append(dict(kind="circle pair", content="circle", nm_word=partner, seed=seed,
-                                  arrangement=order, dvd_score=100.0, content_present=True,
-                                  nm_present=False))
-                pairs.append(dict(kind="control pair", content="star", nm_word=partner, seed=seed,
-                                  arrangement=order, dvd_score=0.0, content_present=True,
-                                  nm_present=True))
-        for shape in ["circle", *partners]:
-            alone.append(dict(shape=shape, seed=seed, present=shape != "cross" or seed % 2 == 0))
-    pairs, alone = pd.DataFrame(pairs), pd.DataFrame(alone)
-    return pairs.assign(model="k1", K=1), alone.assign(model="k1")
+# --- the plan, the intervals, the summaries -------------------------------------------------------
+def test_the_plan_compares_k1_and_unlimited_at_every_other_setting():
+    plan = dd.plan_runs(["k1", "k1-i1", "k4", "kinf"], ["k1", "k1-i1", "kinf"], 4.0, [500],
+                        [1, 2, 3], [1], [1, 2], [1])
+    default = [r for r in plan if r.guidance == 4.0 and r.snapshot is None]
+    assert [r.model for r in default] == ["k1", "k1-i1", "k4", "kinf"]
+    assert all(r.pair_seeds == (1, 2, 3) and r.control_seeds == (1,) for r in default)
+    others = {(r.guidance, r.snapshot) for r in plan} - {(4.0, None)}
+    assert others == {(1.0, None), (7.5, None), (4.0, 500)}  # one setting changed at a time
+    assert all(r.pair_seeds == (1, 2) for r in plan if r not in default)
+    assert {r.model for r in plan if r not in default} == {"k1", "k1-i1", "kinf"}
+    snapshot = next(r for r in plan if r.snapshot == 500)
+    assert snapshot.weights == f"{snapshot.model}@500" and snapshot.folder.endswith("_guidance4")
+    assert dd.plan_runs(["k1", "kinf"], ["k1", "kinf"], 4.0, [500], [1], [1], [], []) == \
+        [dd.Run("k1", 4.0, (1,), (1,)), dd.Run("kinf", 4.0, (1,), (1,))]
+    assert dd.condition_label(4.0, None) == "guidance 4, finished"
+    assert dd.condition_label(7.5, 500) == "guidance 7.5, 500 steps"
 
 
-def test_dose_response_reads_the_measures_off_the_tables():
-    pairs, alone = _tables()
-    table = dv.dose_response(pairs, alone, "circle", {"all": ["square", "cross"], "seen": ["square"]},
-                             n_resamples=200)
-    got = table[table["partners"] == "all"].set_index("measure")["estimate"]
-    assert got["dvd"] == 100 and got["dvd_control"] == 0 and got["dvd_excess"] == 100
-    assert got["circle_pair"] == 1 and got["partner_pair"] == 0 and got["dominance"] == 1
-    assert got["circle_alone"] == 1 and got["partner_alone"] == pytest.approx(0.75)
-    assert got["circle_retention"] == 1 and got["partner_retention"] == 0
-    assert set(table["measure"]) == set(dv.MEASURES)
-    assert table.loc[table["partners"] == "all", "n_images"].iloc[0] == 16
-    seen = table[table["partners"] == "seen"].set_index("measure")
-    assert seen.loc["partner_alone", "estimate"] == 1 and seen.loc["partner_alone", "ci_low"] == 1
-    spread = table[(table["partners"] == "all") & (table["measure"] == "partner_alone")].iloc[0]
+def test_two_level_interval_resamples_models_then_seeds():
+    constant = np.full((3, 2, 5), 40.0)
+    assert dd.two_level_interval(constant, [0, 1, 2]) == (40.0, 40.0, 40.0)
+    # Models differ, seeds do not: only the first level gives the interval its width.
+    models = np.stack([np.full((2, 6), v) for v in (10.0, 20.0, 60.0)])
+    estimate, low, high = dd.two_level_interval(models, [0, 1, 2], n_resamples=500)
+    assert estimate == pytest.approx(30.0) and 10.0 <= low < 30.0 < high <= 60.0
+    # One model against another, the seeds shared: a constant paired difference has no width,
+    # however much the seeds differ.
+    seeds = np.tile(np.arange(8.0) * 10, (2, 1))  # [object, seed]
+    paired = np.stack([seeds + 25.0, seeds])
+    assert dd.two_level_interval(paired, [0], [1], n_resamples=300) == (25.0, 25.0, 25.0)
+    unpaired_width = np.subtract(*dd.two_level_interval(paired, [0], n_resamples=300)[2:0:-1])
+    assert unpaired_width > 10
+    # NaN images are left out; seeded.
+    holes = models.copy()
+    holes[0, 0, :3] = np.nan
+    assert dd.two_level_interval(holes, [0, 1, 2], n_resamples=100, seed=4) == \
+        dd.two_level_interval(holes, [0, 1, 2], n_resamples=100, seed=4)
+    with pytest.raises(ValueError, match=r"\[model, object, seed\]"):
+        dd.two_level_interval(np.ones((2, 3)), [0])
+    with pytest.raises(ValueError, match="non-empty lists of model indices below 3"):
+        dd.two_level_interval(constant, [0, 3])
+    with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\)"):
+        dd.two_level_interval(constant, [0], confidence=95)
+
+
+def _images(seeds=(1, 2, 3, 4)):
+    """Judged images of three models at one setting: k1 and k1-i1 always draw the print alone
+    (DvD 100), kinf always draws the carrier (DvD 0); every word alone is found, except the hat,
+    found alone only for even seeds."""
+    rows = []
+    for model, k, full in (("k1", 1, True), ("k1-i1", 1, True), ("kinf", None, False)):
+        for seed in seeds:
+            for obj in OBJECTS:
+                rows.append(dict(arrangement=dd.PAIR, object=obj, dvd_score=100.0 if full else 0.0,
+                                 concept_present=True, object_present=not full,
+                                 concept_only=full, frame_filled=full))
+                rows.append(dict(arrangement=dd.OBJECT_ALONE, object=obj, concept_present=False,
+                                 object_present=obj != "hat" or seed % 2 == 0))
+            rows.append(dict(arrangement=dd.CONCEPT_ALONE, object="", concept_present=True,
+                             object_present=False))
+            for row in rows[-2 * len(OBJECTS) - 1:]:
+                row.update(seed=seed, base_model=model, model=model, K=k, guidance=4.0,
+                           snapshot=None, condition=dd.condition_label(4.0, None))
+    return pd.DataFrame(rows)
+
+
+SETS = {"all objects": list(OBJECTS), "seen in training": ["mug", "shirt", "bag"],
+        "never seen": ["hat", "kite"]}
+
+
+def test_summarise_reads_every_measure_per_model_and_pooled_group():
+    groups = {"k1": ["k1"], "K = 1": ["k1", "k1-i1"], "kinf": ["kinf"], "k16": ["k16"]}
+    table = dd.summarise(_images(), groups, SETS, n_resamples=200)
+    assert set(table["group"]) == {"k1", "K = 1", "kinf"}  # k16 has no images: left out
+    assert set(table["measure"]) == set(dd.MEASURES)
+    at = table.set_index(["group", "objects", "measure"])
+    assert at.loc[("K = 1", "all objects", "dvd"), ["estimate", "ci_low", "ci_high"]].tolist() == \
+        [100.0, 100.0, 100.0]
+    assert at.loc[("K = 1", "all objects", "dvd"), "n_images"] == 2 * 5 * 4
+    assert at.loc[("kinf", "all objects", "object_present"), "estimate"] == 1.0
+    assert at.loc[("kinf", "all objects", "frame_filled"), "estimate"] == 0.0
+    assert at.loc[("k1", "all objects", "object_alone"), "estimate"] == pytest.approx(0.9)
+    assert at.loc[("k1", "seen in training", "object_alone"), "estimate"] == 1.0
+    assert at.loc[("k1", "never seen", "object_alone"), "estimate"] == pytest.approx(0.75)
+    assert at.loc[("k1", "never seen", "concept_alone"), "estimate"] == 1.0
+    spread = at.loc[("k1", "never seen", "object_alone")]
     assert spread["ci_low"] < 0.75 < spread["ci_high"]
+    # A condition without controls: its found-alone rates are left out, not reported as NaN.
+    extra = _images().query("arrangement == @dd.PAIR").assign(condition="guidance 1, finished",
+                                                              guidance=1.0)
+    both = dd.summarise(pd.concat([_images(), extra]), groups, SETS, n_resamples=50)
+    other = both[both["condition"] == "guidance 1, finished"]
+    assert set(other["measure"]) == set(dd.PAIR_MEASURES) and other["estimate"].notna().all()
+    assert at.loc[("kinf", "all objects", "dvd"), "K"] is None or np.isnan(
+        at.loc[("kinf", "all objects", "dvd"), "K"])
 
 
-def test_plot_by_level_draws_one_line_per_measure_in_model_order():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    table = pd.DataFrame({"model": ["kinf", "k1", "kinf", "k1"], "measure": ["dvd", "dvd", "x", "x"],
-                          "estimate": [10.0, 50.0, 1.0, 2.0], "ci_low": [5.0, 40.0, 0.5, 1.0],
-                          "ci_high": [15.0, 60.0, 1.5, 3.0]})
-    fig, ax = plt.subplots()
-    dv.plot_by_level(ax, table, ["dvd"], ["circle"], ["k1", "kinf"], ["1", "unlimited"], "DvD")
-    (line,) = ax.get_lines()[:1]
-    assert line.get_xdata().tolist() == [0, 1] and line.get_ydata().tolist() == [50.0, 10.0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "unlimited"]
-    with pytest.raises(ValueError, match="one label per measure"):
-        dv.plot_by_level(ax, table, ["dvd", "x"], ["circle"], ["k1"], ["1"], "DvD")
-    plt.close(fig)
-
-
-def test_contrast_pairs_the_two_models_on_the_same_resamples():
-    pairs, alone = _tables()
-    weaker = pairs.assign(model="kinf", K=None,
-                          dvd_score=np.where(pairs["kind"] == "circle pair", 40.0, 0.0))
-    both_pairs = pd.concat([pairs, weaker])
-    both_alone = pd.concat([alone, alone.assign(model="kinf")])
-    assert dv.contrast(both_pairs, both_alone, "circle", ["square", "cross"], "k1", "kinf",
-                       n_resamples=200) == (60.0, 60.0, 60.0)
-    with pytest.raises(ValueError, match="unknown measure 'DvD'; accepted: dvd, dvd_control"):
-        dv.contrast(both_pairs, both_alone, "circle", ["square"], "k1", "kinf", "DvD")
-    with pytest.raises(ValueError, match="model 'k4' is not in the table; it has k1, kinf"):
-        dv.contrast(both_pairs, both_alone, "circle", ["square"], "k1", "k4")
+def test_differences_compare_the_groups_on_the_same_seeds():
+    table = dd.differences(_images(), ["k1", "k1-i1"], ["kinf"], SETS, n_resamples=200)
+    at = table.set_index(["objects", "measure"])
+    assert at.loc[("all objects", "dvd"), ["estimate", "ci_low", "ci_high", "width"]].tolist() == \
+        [100.0, 100.0, 100.0, 0.0]
+    assert at.loc[("never seen", "object_present"), "estimate"] == -1.0
+    assert at.loc[("all objects", "dvd"), "width_seeds_only"] == 0.0
+    assert at.loc[("all objects", "object_alone"), "estimate"] == 0.0
+    assert dd.differences(_images(), ["k1"], ["k4"], SETS).empty  # k4 has no images
+    # The two K = 1 models disagree: the models' level widens the interval, the seeds do not.
+    images = _images()
+    images.loc[(images["base_model"] == "k1-i1") & (images["arrangement"] == dd.PAIR), "dvd_score"] = 0.0
+    split = dd.differences(images, ["k1", "k1-i1"], ["kinf"], SETS, measures=["dvd"],
+                           n_resamples=200).set_index("objects").loc["all objects"]
+    assert split["estimate"] == 50.0 and split["width_seeds_only"] == 0.0
+    assert split["ci_low"] == 0.0 and split["ci_high"] == 100.0
 
 
-def test_the_causal_test_runs_end_to_end_on_untrained_models(tmp_path):
+def test_chapter_numbers_and_summary_claim_no_more_than_the_verdict():
+    from dvdlib import verdicts
+
+    images = _images()
+    groups = {"k1": ["k1"], "k1-i1": ["k1-i1"], "K = 1": ["k1", "k1-i1"], "kinf": ["kinf"]}
+    summary = dd.summarise(images, groups, SETS, n_resamples=100)
+    diffs = dd.differences(images, ["k1", "k1-i1"], ["kinf"], SETS, n_resamples=100)
+    condition = dd.condition_label(4.0, None)
+    values, texts = dd.chapter_numbers(summary, diffs, condition, "K = 1", "kinf",
+                                       ["k1", "k1-i1", "kinf"])
+    assert values["dvd_k1"] == 100.0 and values["dvd_unlimited"] == 0.0
+    assert values["dvd_difference"] == 100.0 and values["dvd_difference_width"] == 0.0
+    assert values["object_present_unlimited"] == 1.0 and values["object_alone_min"] == 0.9
+    assert values["concept_alone_min"] == 1.0 and texts["ch2_object_alone_range"] == "90% to 90%"
+    assert texts["ch2_dvd_k1"] == "100.0 [100.0, 100.0]"
+    assert texts["ch2_difference"] == "+100.0 [+100.0, +100.0]"
+    assert texts["ch2_object_present_unlimited"] == "100 % [100, 100]"
+    assert texts["ch2_conditions"] == "not run"
+    dvds = {m: (values["dvd_k1"], 100.0, 100.0) for m in ("k1", "k1-i1")}
+    verdict = dd.finding_verdict((100.0, 100.0, 100.0), dvds)
+    assert verdict.word == "supported"
+    text = dd.summary_sentence(values, verdict, "sunset", 4.0, 2)
+    assert "the 2 K = 1 models" in text
+    saved_values, saved_texts = verdict.headline()
+    assert verdicts.check_headline({"values": {**values, **saved_values},
+                                    "texts": {**saved_texts, "summary": text}}) == []
+
+
+def test_the_study_runs_end_to_end_on_untrained_models(tmp_path):
     from dvdlib.toyworld.judge import ToyJudge
     from dvdlib.toyworld.pipeline import new_pipeline
 
     worlds = {"k1": World(instances=1), "kinf": World(instances=None)}
-    models = {name: new_pipeline(world.words, seed=i) for i, (name, world) in enumerate(worlds.items())}
+    loaded = []
+
+    def load(weights):
+        loaded.append(weights)
+        return new_pipeline(World().words, seed=len(weights))
+
     torch.manual_seed(0)
-    detector = ShapeDetector()
-    test = dv.run_causal_test(models, worlds, ToyJudge(detector), [1, 2], tmp_path, steps=1,
-                              guidance=4.0)
-    n_prompts = len(test.prompts)
-    assert len(test.yes) == 2 * 2 * n_prompts
-    assert test.yes[[f"yes_{s}" for s in SHAPES]].isin(range(6)).all().all()
-    assert len(test.pairs) == 2 * 2 * (8 + 2 * 12) and len(test.alone) == 2 * 2 * 5
-    assert test.pairs["dvd_score"].between(0, 100).all()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["k1", "kinf"]
-    images = test.images("kinf", "a star and a circle", seeds=[2, 1])
+    judge = ToyJudge(PresenceDetector())
+    plan = [dd.Run("k1", 4.0, (1, 2), (1,)), dd.Run("kinf", 4.0, (1, 2), (1,)),
+            dd.Run("k1", 1.0, (1,), ())]
+    study = dd.run_study(plan, load, worlds, judge, tmp_path, steps=1, batch_size=8)
+    assert loaded == ["k1", "kinf"]  # each model loaded once, its runs together
+    pairs = study.images[study.images["arrangement"] == dd.PAIR]
+    assert len(study.images) == 2 * (5 * 2 + 6) + 5
+    assert len(pairs) == 2 * 5 * 2 + 5 and pairs["dvd_score"].between(0, 100).all()
+    assert set(study.images["condition"]) == {"guidance 4, finished", "guidance 1, finished"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k1_guidance1", "k1_guidance4",
+                                                          "kinf_guidance4"]
+    images = study.pictures("kinf", "sunset hat", "guidance 4, finished", seeds=[2, 1])
     assert len(images) == 2 and images[0].size == (32, 32)
     # The images are the models' own: a different model draws different noise.
-    assert np.asarray(images[1]).tolist() != np.asarray(test.images("k1", "a star and a circle",
-                                                                   seeds=[1])[0]).tolist()
-    embedders = dv.toy_embedders(detector, worlds["k1"], n_reference=20)
-    every = dv.toy_generated_diversity(test, embedders, present_only=False)
-    assert len(every) == 2 * 2 * 5 and (every["n"] == 2).all() and (every["n_prompted"] == 2).all()
-    assert every["diversity"].notna().all()
-    # Only images in which the judge finds the shape count; fewer than two give no measure.
-    # Set the judge's counts: every shape found in every image, but k1's circle only for seed 1.
-    for shape in SHAPES:
-        test.yes[f"yes_{shape}"] = 5
-    k1_circle = (test.yes["model"] == "k1") & (test.yes["prompt"] == "a circle")
-    test.yes.loc[k1_circle & (test.yes["seed"] == 2), "yes_circle"] = 0
-    drawn = dv.toy_generated_diversity(test, embedders).set_index(["embedding", "model", "shape"])
-    assert drawn.loc[("pixels", "k1", "circle"), "n"] == 1
-    assert np.isnan(drawn.loc[("pixels", "k1", "circle"), "diversity"])
-    assert (drawn.drop(index="circle", level="shape")["n"] == 2).all()
-    assert drawn.loc[("pixels", "kinf", "circle"), "diversity"] == pytest.approx(
-        every.set_index(["embedding", "model", "shape"]).loc[("pixels", "kinf", "circle"), "diversity"])
-    table = dv.dose_response(test.pairs, test.alone, "circle", {"all": list(SHAPES[1:])},
-                             n_resamples=50)
-    assert len(table) == 2 * len(dv.MEASURES)
+    other = study.pictures("k1", "sunset hat", "guidance 4, finished", seeds=[1])[0]
+    assert np.asarray(images[1]).tolist() != np.asarray(other).tolist()
+    embedders = dd.toy_embedders(judge.detector, worlds["k1"], n_reference=10)
+    study.images["concept_present"] = True  # as if the judge found the sunset everywhere
+    drawn = dd.drawn_diversity(study, embedders, "guidance 4, finished")
+    assert len(drawn) == 2 * 2 and (drawn["n"] == 1).all() and drawn["diversity"].isna().all()
     with pytest.raises(ValueError, match="must differ only in K"):
-        dv.run_causal_test(models, {"k1": worlds["k1"], "kinf": World(limited="square")},
-                           ToyJudge(detector), [1], tmp_path / "other", steps=1, guidance=4.0)
+        dd.run_study(plan, load, {"k1": worlds["k1"], "kinf": World(limited="ocean")}, judge,
+                     tmp_path / "other", steps=1)
+    with pytest.raises(ValueError, match="no world for model"):
+        dd.run_study([dd.Run("k4", 4.0, (1,))], load, worlds, judge, tmp_path / "x", steps=1)
+
+
+# --- the verdict ---------------------------------------------------------------------------------
+def test_finding_1_needs_a_positive_control_before_its_interval_counts():
+    dvds = {"k1": (7.8, 3.9, 12.3), "kinf": (9.5, 5.0, 14.0)}
+    verdict = dd.finding_verdict((-1.7, -8.0, 4.5), dvds)
+    assert verdict.word == "not testable"
+    assert "DvD interval above 20, but the highest is kinf's 9.5 [5.0, 14.0]" in verdict.reason
+    strong = {"k1": (60.0, 45.0, 75.0), "kinf": (20.0, 10.0, 30.0)}
+    assert dd.finding_verdict((40, 20, 60), strong).word == "supported"
+    assert dd.finding_verdict((-40, -60, -20), strong).word == "contradicted"
+    assert dd.finding_verdict((5, -10, 20), strong).word == "inconclusive"
+    assert "DvD(K = 1) - DvD(unlimited)" in dd.stated_test()
+    assert px.finding_verdict((-0.5, -0.8, -0.2), {"monet": (60.0, 45.0, 75.0)}).word == "supported"
+    assert "Spearman" in px.stated_test()
+    with pytest.raises(ValueError, match=r"positive_control_dvd must be in \[0, 100\), got 120"):
+        dd.stated_test(positive_control_dvd=120)
+    with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\), got 95"):
+        dd.finding_verdict((1, 0, 2), strong, confidence=95)
 
 
 # --- real models ---------------------------------------------------------------------------------
 def test_solo_prompts_name_each_concept_once():
     prompts = builtin_prompts()
-    solo = dv.solo_prompts(prompts)
+    solo = px.solo_prompts(prompts)
     assert len(solo) == prompts[["content_type", "content"]].drop_duplicates().shape[0]
     van_gogh = solo[solo["content"] == "van gogh"].iloc[0]
     assert van_gogh["prompt"] == "a painting by van gogh" and van_gogh["nm_word"] == "van gogh"
     check_prompt_words(solo)
     with pytest.raises(ValueError, match="no concept-only template for categor.*landmark"):
-        dv.solo_prompts(prompts, templates={"artist": "{concept}", "character": "{concept}"})
+        px.solo_prompts(prompts, templates={"artist": "{concept}", "character": "{concept}"})
 
 
 def test_concept_dvd_averages_prompts_and_seeds_per_concept():
@@ -310,7 +411,7 @@ def test_concept_dvd_averages_prompts_and_seeds_per_concept():
         "content_type": "artist", "content": ["monet"] * 4 + ["titian"] * 2,
         "case_num": [1, 1, 2, 2, 3, 3], "seed": [10, 20, 10, 20, 10, 20],
         "dvd_score": [100.0, 60.0, 20.0, 20.0, 0.0, 0.0]})
-    table = dv.concept_dvd(images, n_resamples=200).set_index("content")
+    table = px.concept_dvd(images, n_resamples=200).set_index("content")
     assert table.loc["monet", "dvd"] == pytest.approx(50.0) and table.loc["monet", "n_prompts"] == 2
     assert table.loc["monet", "ci_low"] < 50 < table.loc["monet", "ci_high"]
     assert table.loc["titian", ["dvd", "ci_low", "ci_high"]].tolist() == [0.0, 0.0, 0.0]
@@ -318,19 +419,19 @@ def test_concept_dvd_averages_prompts_and_seeds_per_concept():
 
 def test_rank_correlation():
     x = [0.1, 0.5, 0.2, 0.9, 0.7]
-    assert dv.spearman(x, [1, 5, 2, 9, 7]) == pytest.approx(1.0)
-    assert dv.spearman(x, [-1, -5, -2, -9, -7]) == pytest.approx(-1.0)
-    assert dv.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(np.corrcoef([1, 2.5, 2.5, 4],
+    assert px.spearman(x, [1, 5, 2, 9, 7]) == pytest.approx(1.0)
+    assert px.spearman(x, [-1, -5, -2, -9, -7]) == pytest.approx(-1.0)
+    assert px.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(np.corrcoef([1, 2.5, 2.5, 4],
                                                                                  [1, 2, 3, 4])[0, 1])
-    assert np.isnan(dv.spearman([1, 1, 1], [1, 2, 3]))
+    assert np.isnan(px.spearman([1, 1, 1], [1, 2, 3]))
     rng = np.random.default_rng(0)
     a = rng.normal(size=40)
-    rho, low, high = dv.rank_correlation(a, a + rng.normal(scale=0.5, size=40), n_resamples=300)
+    rho, low, high = px.rank_correlation(a, a + rng.normal(scale=0.5, size=40), n_resamples=300)
     assert low < rho < high and rho > 0.5
-    assert dv.spearman([1, 2, np.nan, 3], [3, 2, 5, 1]) == pytest.approx(-1.0)  # NaN pair left out
-    assert np.isnan(dv.spearman([1, 2], [1, 2]))
+    assert px.spearman([1, 2, np.nan, 3], [3, 2, 5, 1]) == pytest.approx(-1.0)  # NaN pair left out
+    assert np.isnan(px.spearman([1, 2], [1, 2]))
     with pytest.raises(ValueError, match="one length"):
-        dv.spearman([1, 2, 3], [1, 2])
+        px.spearman([1, 2, 3], [1, 2])
 
 
 def test_clip_image_embeddings_and_diversity_per_concept():
@@ -380,7 +481,7 @@ def test_the_concept_study_scores_and_measures_every_concept(tmp_path):
     def embed(images):
         return dv.pixel_embeddings(images)
 
-    study = dv.run_concept_study(dummy_sd_pipeline("sd1"), "dummy", prompts, [1, 2], tmp_path,
+    study = px.run_concept_study(dummy_sd_pipeline("sd1"), "dummy", prompts, [1, 2], tmp_path,
                                  RedJudge(), embed, steps=1, guidance=7.5, n_resamples=100)
     assert len(study.images) == 4 * 2
     concepts = study.concepts.set_index("content")
@@ -392,21 +493,3 @@ def test_the_concept_study_scores_and_measures_every_concept(tmp_path):
     assert len(list((tmp_path / "solo").glob("case*/seed*.png"))) == 3 * 2
     expected = study.images.groupby("content")["dvd_score"].mean()
     np.testing.assert_allclose(concepts.loc[expected.index, "dvd"], expected)
-
-
-def test_finding_1_needs_a_positive_control_before_its_interval_counts():
-    from dvdlib import diversity as dv_
-
-    dvds = {"K = 1": (7.8, 3.9, 12.3), "K = unlimited": (9.5, 5.0, 14.0)}
-    verdict = dv_.finding_verdict((-1.7, -8.0, 4.5), dvds, toy=True, first="K=1", last="K=unlimited")
-    assert verdict.word == "not testable"
-    assert "DvD interval above 20, but the highest is K = unlimited's 9.5 [5.0, 14.0]" in verdict.reason
-    strong = {"K = 1": (60.0, 45.0, 75.0), "K = unlimited": (20.0, 10.0, 30.0)}
-    assert dv_.finding_verdict((40, 20, 60), strong, toy=True).word == "supported"
-    assert dv_.finding_verdict((-40, -60, -20), strong, toy=True).word == "contradicted"
-    assert dv_.finding_verdict((5, -10, 20), strong, toy=True).word == "inconclusive"
-    assert dv_.finding_verdict((-0.5, -0.8, -0.2), strong, toy=False).word == "supported"  # rho below 0
-    with pytest.raises(ValueError, match=r"positive_control_dvd must be in \[0, 100\), got 120"):
-        dv_.stated_test(True, positive_control_dvd=120)
-    with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\), got 95"):
-        dv_.finding_verdict((1, 0, 2), strong, toy=True, confidence=95)
