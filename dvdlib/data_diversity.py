@@ -44,10 +44,11 @@ from dvdlib.diversity import detector_embeddings, diversity_measures, pixel_embe
 from dvdlib.judges.base import QUESTIONS_PER_SIDE, Judge
 from dvdlib.questions import OUR_WORDING, Wording, questions_for
 from dvdlib.score import PRESENT_YES, dvd_image_score, load_image
+from dvdlib.toyworld.world import CATEGORY
 
 # The toy judge reads only each question's subject and index, never its text; the questions are
 # worded with this category of the wording (the toy world's plain-presence questions).
-QUESTION_CATEGORY = "shape"
+QUESTION_CATEGORY = CATEGORY
 PAIR, CONCEPT_ALONE, OBJECT_ALONE = "pair", "content alone", "nm_word alone"  # prompt_table's words
 # Guidance scales compared besides the chapter's own (the 1, default, 7.5).
 COMPARED_GUIDANCE = (1.0, 7.5)

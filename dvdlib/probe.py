@@ -65,7 +65,7 @@ from dvdlib.store import (StoreError, atomic_write_bytes, atomic_write_json, che
                           save_table)
 from dvdlib.tokenizer import clip_tokenizer
 from dvdlib.tokens import PhraseNotFoundError, token_groups
-from dvdlib.toyworld.world import CONCEPTS, OBJECTS
+from dvdlib.toyworld.world import CATEGORY, CONCEPTS, OBJECTS
 from dvdlib.usage import UsageError, seed_count, seed_list
 
 MAX_SEED_COUNT = 10_000  # distinct values of the paper's seed draw, randint(1, 10000)
@@ -74,7 +74,7 @@ CONFIDENCE = 0.95
 N_RESAMPLES = 10_000
 GRID_LIMIT = 24  # images shown in the figure's grid
 VERDICTS = ("concept", "object", "balanced")
-TOY_CATEGORY = "print"  # the question category of the toy world's prompts
+TOY_CATEGORY = CATEGORY  # the question category of the toy world's prompts
 IMAGES, JUDGED, ATTENTION, FIGURE, SUMMARY, SETTINGS = (
     "images", "judged.csv", "attention.csv", "probe.png", "probe.json", "probe-settings.json")
 SHARE_QUANTITIES = ("concept_word_share", "object_word_share", "pair_share")

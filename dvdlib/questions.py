@@ -20,7 +20,7 @@ Users who have the authors' wording load it from a JSON file (:func:`load_wordin
       "instructions": {"strict": " Reply with yes or no only.", "lenient": " ..."},
       "lenient": ["artist"],
       "concept": {"artist": [5 questions], "landmark": [...], "character": [...]},
-      "object": {"default": [5 questions], "shape": [...]}
+      "object": {"default": [5 questions]}
     }
 
 - A question names its subject (the concept, or the object word) as ``{subject}``; ``{content}``
@@ -150,13 +150,6 @@ _OBJECT = (
     "Does any item in this picture have the recognisable form of a {subject}?",
     "Does this picture present a {subject} the way a product listing would?",
 )
-_SHAPE = (
-    "Is there a {subject} in this picture?",
-    "Can you see a {subject} shape?",
-    "Does the picture contain something shaped like a {subject}?",
-    "Is one of the shapes in this picture a {subject}?",
-    "Is a {subject} drawn anywhere in this picture?",
-)
 
 OUR_WORDING = Wording(
     concept_templates={
@@ -181,7 +174,6 @@ OUR_WORDING = Wording(
             "Does this picture refer to {subject} or to the story {subject} comes from?",
             "Is anything in this picture clearly themed after {subject}?",
         ),
-        "shape": _SHAPE,
         "print": (
             "Does this picture show a {subject} scene?",
             "Can any part of a {subject} picture be seen here, printed or full-frame?",
@@ -190,7 +182,7 @@ OUR_WORDING = Wording(
             "Would someone describe this picture as a {subject}?",
         ),
     },
-    object_templates={DEFAULT: _OBJECT, "shape": _SHAPE},
+    object_templates={DEFAULT: _OBJECT},
     strict=_STRICT,
     lenient=_LENIENT,
     lenient_categories={"artist"},

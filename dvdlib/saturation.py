@@ -56,7 +56,7 @@ from dvdlib.score import PRESENT_YES, bootstrap_ci, score_folder
 from dvdlib.store import save_table
 from dvdlib.tokens import token_groups, tokenize_prompt
 from dvdlib.toyworld.pipeline import FOLD
-from dvdlib.toyworld.world import caption, check_name, prompt_table
+from dvdlib.toyworld.world import CATEGORY, caption, check_name, prompt_table
 
 CHAPTER = "03_attention_saturation"
 RECORD_FILE = "attention.npz"
@@ -102,7 +102,7 @@ def balanced_prompt_table(world, objects: Sequence[str] | None = None,
                          f"{concepts} and objects {objects}")
     rows = [(concept, obj, caption(concept, obj)) for obj in objects for concept in concepts]
     return pd.DataFrame(
-        [(i + 1, "print", c, o, p, "pair", True) for i, (c, o, p) in enumerate(rows)],
+        [(i + 1, CATEGORY, c, o, p, "pair", True) for i, (c, o, p) in enumerate(rows)],
         columns=["case_num", "content_type", "content", "nm_word", "prompt", "arrangement",
                  "paired_in_training"],
     )
@@ -680,7 +680,7 @@ def plot_token_maps(examples: Sequence[dict], map_steps: Sequence[int], fig) -> 
     """The image, then token maps over it: two rows (concept, other) per example, a column per step.
 
     ``examples``: dicts with ``title``, ``image`` (PIL), ``maps`` ({"concept": [step, h, w],
-    "other": ...}) and ``words`` ({"concept": "circle", "other": "square"}). One colour scale
+    "other": ...}) and ``words`` ({"concept": "sunset", "other": "mug"}). One colour scale
     for all maps, so brighter means more attention everywhere in the figure. Draw on a figure
     with ``layout="constrained"``.
     """

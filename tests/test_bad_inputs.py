@@ -242,7 +242,7 @@ CLI = [
     ("run-threshold-above-one", "run {book}/03_attention_saturation.ipynb -p saturation_threshold "
      "1.5 --results {out}", ["'saturation_threshold'", "1.5 is out of range", "<= 1"]),
     ("run-judge-with-toy-zoo", "run {book}/02_data_diversity.ipynb -p judge clip --results {out}",
-     ["'judge'", "does not apply", "shape detector"]),
+     ["'judge'", "does not apply", "judged by its detector"]),
     ("run-unknown-dtype", "run {book}/03_attention_saturation.ipynb -p dtype float64 --results {out}",
      ["'dtype'", "'float64' is not one of the choices"]),
     ("run-missing-zoo-folder", "run {book}/toy_world.ipynb -p zoo_folder {dir}/nozoo --results {out}",
@@ -420,8 +420,8 @@ LIBRARY = [
     ("toy-judge-sd-questions-#14", _score_sd_images_with_the_toy_judge, ValueError,
      ["the toy judge knows the words", "'amedeo modigliani'"]),
     ("generate-past-the-toy-limit-#8", _generate_with_toy(pd.DataFrame(
-        [(1, "shape", "circle", "square", "a circle and a triangle and a star and a square")],
-        columns=list(COLUMNS))), ValueError, ["'square'", "past the 8-token limit"]),
+        [(1, "print", "sunset", "mug", "sunset and ocean and forest printed on a mug")],
+        columns=list(COLUMNS))), ValueError, ["'mug'", "past the 8-token limit"]),
     ("generate-no-rows-#5", _generate_with_toy(pd.DataFrame(columns=list(COLUMNS))), ValueError,
      ["no rows"]),
     ("parameters-negative-top-n-#9", _parameters("01_dominancebench.ipynb", top_n=-5),

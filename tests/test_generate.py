@@ -184,17 +184,17 @@ def test_the_toy_world_plugs_in_generation_recording_and_judging(tmp_path):
     toy_judge = pytest.importorskip("dvdlib.toyworld.judge")
     from dvdlib.generate import attention_hook
     from dvdlib.score import score_folder
-    from dvdlib.toyworld.detector import ShapeDetector
+    from dvdlib.toyworld.detector import PresenceDetector
 
-    pipe = toy_pipeline.new_pipeline(["circle", "square", "triangle"], seed=0)  # untrained
-    shapes = pd.DataFrame([(1, "shape", "circle", "square", "a circle and a square"),
-                           (2, "shape", "triangle", "circle", "a triangle and a circle")],
+    pipe = toy_pipeline.new_pipeline(["sunset", "ocean", "mug", "hat"], seed=0)  # untrained
+    prints = pd.DataFrame([(1, "print", "sunset", "mug", "sunset mug"),
+                           (2, "print", "ocean", "hat", "ocean hat")],
                           columns=["case_num", "content_type", "content", "nm_word", "prompt"])
-    made = generate(pipe, shapes, [1, 2], tmp_path / "images", batch_size=2, hook=attention_hook(),
+    made = generate(pipe, prints, [1, 2], tmp_path / "images", batch_size=2, hook=attention_hook(),
                     **{**SETTINGS, "model": "toy"})
-    assert made.file.tolist()[0] == "case001_a_circle_and_a_square/seed00001.png"
+    assert made.file.tolist()[0] == "case001_sunset_mug/seed00001.png"
     assert set(made.width) == {32} and made.record_dir.str.startswith("records/").all()
-    judge = toy_judge.ToyJudge(ShapeDetector().eval())  # untrained: the plumbing is what is tested
-    scores = score_folder(tmp_path / "images", shapes, judge, tmp_path / "scores.csv", progress=False)
+    judge = toy_judge.ToyJudge(PresenceDetector().eval())  # untrained: the plumbing is tested
+    scores = score_folder(tmp_path / "images", prints, judge, tmp_path / "scores.csv", progress=False)
     assert len(scores) == 4 and set(scores.judge) == {"toy-detector"}
     assert set(scores.dvd_score) <= {4.0 * c * (5 - n) for c in range(6) for n in range(6)}

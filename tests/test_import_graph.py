@@ -12,9 +12,6 @@ import dvdlib
 
 PACKAGE = Path(dvdlib.__file__).parent
 BOOK = "dvdlib.book"
-# Old names kept only until the files that use them are rewritten (see each module's docstring):
-# the module, and the one book module it may import.
-TRANSITIONAL = {"dvdlib.headlines": "dvdlib.book.headlines"}
 
 
 def module_files(package: Path) -> dict[str, Path]:
@@ -119,9 +116,7 @@ def test_dvdlib_has_no_import_circle():
 def test_no_module_outside_the_book_package_imports_it():
     graph = import_graph(PACKAGE)
     assert BOOK in graph and "dvdlib.book.cli" in graph  # the book's tools are where we look
-    assert imports_of_the_book(graph, allowed=TRANSITIONAL) == {}
-    for module, target in TRANSITIONAL.items():  # an old name re-exports one module, no more
-        assert graph[module] == {target}, module
+    assert imports_of_the_book(graph) == {}
 
 
 # ----------------------------------------------------------------------------- the checks fail

@@ -36,8 +36,8 @@ def items():
         (_noise(3, 80), questions_for("character", "pikachu", "tote bag")[:7]),
         # Questions that share words after the image, the same question twice, a lone question.
         (_noise(4, 64), [Question("object", "mug", i, f"Is there a mug {'here' if i else 'there'}?")
-                         for i in range(2)] + questions_for("shape", "circle", "square")[:1] * 2),
-        (_noise(5, 64), questions_for("shape", "circle", "square")[5:6]),
+                         for i in range(2)] + questions_for("print", "sunset", "mug")[:1] * 2),
+        (_noise(5, 64), questions_for("print", "sunset", "mug")[5:6]),
     ]
 
 

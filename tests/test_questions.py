@@ -15,7 +15,7 @@ from dvdlib.questions import (OUR_WORDING, WordingError, chapter_wording, check_
 
 @pytest.mark.parametrize("category, concept, obj", [
     ("artist", "van gogh", "coffee mug"), ("landmark", "big ben", "t-shirt"),
-    ("character", "pikachu", "tote bag"), ("shape", "circle", "square"),
+    ("character", "pikachu", "tote bag"), ("print", "sunset", "mug"),
 ])
 def test_ten_questions_five_per_side_each_naming_its_subject(category, concept, obj):
     questions = questions_for(category, concept, obj)
@@ -29,7 +29,7 @@ def test_ten_questions_five_per_side_each_naming_its_subject(category, concept, 
 
 def test_only_artist_concept_questions_are_lenient():
     strict, lenient = OUR_WORDING.strict, OUR_WORDING.lenient
-    for category in ("artist", "landmark", "character", "shape"):
+    for category in ("artist", "landmark", "character", "print"):
         for q in questions_for(category, "concept word", "mug"):
             expected = lenient if (category, q.side) == ("artist", "concept") else strict
             assert q.text.endswith(expected), (category, q.side, q.text)
@@ -72,24 +72,24 @@ def test_a_bad_wording_file_names_the_bad_entry(tmp_path, edit, message):
 
 def test_a_category_without_questions_is_named():
     data = OUR_WORDING.to_dict()
-    del data["concept"]["shape"]
+    del data["concept"]["print"]
     from dvdlib.questions import wording_from_dict
 
-    with pytest.raises(WordingError, match="no concept questions for category 'shape'"):
-        questions_for("shape", "circle", "square", wording_from_dict(data))
+    with pytest.raises(WordingError, match="no concept questions for category 'print'"):
+        questions_for("print", "sunset", "mug", wording_from_dict(data))
 
 
 def test_a_chapter_question_file_must_cover_the_prompt_sets_categories(tmp_path):
-    assert chapter_wording("", ["artist", "shape"]) is OUR_WORDING
+    assert chapter_wording("", ["artist", "print"]) is OUR_WORDING
     data = OUR_WORDING.to_dict()
-    del data["concept"]["shape"], data["object"]["shape"]
-    data["object"] = {"artist": data["object"]["default"]}  # no default: landmark objects are missing
+    del data["concept"]["print"]
+    data["object"] = {"artist": data["object"]["default"]}  # no default: other objects are missing
     path = tmp_path / "authors.json"
     path.write_text(json.dumps(data))
     assert chapter_wording(str(path), ["artist"]).source == str(path)
-    with pytest.raises(WordingError, match=r"lacks concept questions for category 'shape'; object questions "
-                                           r"for category 'shape'; object questions for category 'landmark'"):
-        chapter_wording(str(path), ["shape", "artist", "landmark"])
+    with pytest.raises(WordingError, match=r"lacks concept questions for category 'print'; object questions "
+                                           r"for category 'print'; object questions for category 'landmark'"):
+        chapter_wording(str(path), ["print", "artist", "landmark"])
     with pytest.raises(FileNotFoundError, match="question file not found"):
         chapter_wording(str(tmp_path / "none.json"), ["artist"])
 

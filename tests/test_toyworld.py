@@ -201,8 +201,8 @@ def test_zoo_trains_exports_and_loads(tmp_path):
 
 def test_zoo_models_differ_only_in_the_limited_concepts_pictures():
     config = zoo_module.ZooConfig()
-    assert [name for name, _, _ in config.models()] == ["k1", "k1-i1", "k1-i2", "k4", "k16",
-                                                        "kinf"]
+    assert [name for name, _, _ in config.models()] == [
+        "k1", *(f"k1-i{seed}" for seed in range(1, 9)), "k4", "k16", "kinf"]
     tunes = {name: config.finetune_config(k, "base", seed).to_dict()
              for name, k, seed in config.models()}
     for name, tune in tunes.items():
@@ -213,7 +213,7 @@ def test_zoo_models_differ_only_in_the_limited_concepts_pictures():
                          if k not in ("instances", "instance_seed")}
         assert tune == {k: v for k, v in tunes["kinf"].items() if k != "world"}
     pictures = {name: config.world(k, seed).instance_list for name, k, seed in config.models()}
-    assert len({id(p) for p in pictures.values()}) == 6
+    assert len({id(p) for p in pictures.values()}) == 12
     assert render([Scene(pictures["k1"][0])]).sum() != render([Scene(pictures["k1-i1"][0])]).sum()
 
 

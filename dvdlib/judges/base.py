@@ -20,7 +20,7 @@ class Question:
     """
 
     side: Side  # "concept" (the dominant candidate) or "object" (the one that may vanish)
-    subject: str  # the concept or object word, e.g. "van gogh", "coaster", "circle"
+    subject: str  # the concept or object word, e.g. "van gogh", "coaster", "sunset"
     index: int  # 0 .. QUESTIONS_PER_SIDE - 1 within its side
     text: str
 

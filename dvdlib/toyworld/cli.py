@@ -95,7 +95,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
                      help="diversity levels (default: 1 4 16 unlimited)")
     zoo.add_argument("--instance-seeds", nargs="+", type=int, default=None, metavar="SEED",
                      help="one K = 1 model per seed, each a different fixed picture "
-                     "(default: 0 1 2)")
+                     "(default: 0 to 8)")
     _world_options(zoo)
     zoo.add_argument("--base-steps", type=int, default=2500)
     zoo.add_argument("--finetune-steps", type=int, default=1000)

@@ -47,6 +47,7 @@ SIZE_RANGE = (20.0, 28.0)  # side of a carrier's bounding square, pixels
 CONCEPTS = ("sunset", "ocean", "forest")
 OBJECTS = ("mug", "shirt", "bag", "hat", "kite")
 SCENE_KINDS = ("object", "concept", "pair")
+CATEGORY = "print"  # the content_type of the world's prompt rows, and its question category
 # The share of training scenes that are pairs; the rest are objects alone and concepts alone in
 # equal shares. A prototype with 10-20 % pairs never bound the concept word in a pair.
 PAIR_RATE = 0.4
@@ -434,7 +435,7 @@ def prompt_table(world: World | None = None, objects: Sequence[str] | None = Non
             rows.append((world.limited, obj, caption(world.limited, None), "content alone", seen))
             rows.append((world.limited, obj, caption(None, obj), "nm_word alone", seen))
     return pd.DataFrame(
-        [(i + 1, "print", *row) for i, row in enumerate(rows)],
+        [(i + 1, CATEGORY, *row) for i, row in enumerate(rows)],
         columns=["case_num", "content_type", "content", "nm_word", "prompt", "arrangement",
                  "paired_in_training"],
     )
