@@ -8,18 +8,20 @@ found by its file name; :mod:`dvdlib.book` holds the tools that build and run th
 The science, by concern:
 
 - prompts and models: ``bench`` (prompt sets, the paper's seeds), ``tokenizer`` (CLIP BPE,
-  offline), ``models`` (load a diffusers pipeline or a toy model), ``toyworld`` (the embedded toy
-  world: world, pipeline, training, zoo, detector and its judge), ``testing`` (random-weight
-  models for tests).
+  offline), ``models`` (load a diffusers pipeline or a toy model), ``study`` (one call that loads
+  the model a chapter studies, toy or real, and names it), ``toyworld`` (the embedded toy world:
+  world, pipeline, training, zoo, detector and its judge), ``testing`` (random-weight models for
+  tests).
 - images and the DvD score: ``generate`` (the paper's protocol), ``questions``, ``judges`` (VLM,
   CLIP, ``load_judge``; the toy judge lives in ``toyworld``), ``score`` (the DvD formula,
   bootstrap intervals).
 - attention: ``layers`` (where the cross-attention layers are), ``tokens`` (words to token
   positions), ``recorder`` (per-step attention record), ``ablation`` (head masks), ``focus`` (our
   saturation measures).
-- the findings' experiments: ``diversity`` (data diversity), ``saturation`` (attention
-  saturation), ``headsweep`` (head ablation), ``probe`` (one prompt, judged and traced), each
-  returning tables and figures; ``verdicts`` (a finding's stated test turned into supported,
+- the findings' experiments: ``diversity`` (our diversity measure and its embeddings),
+  ``data_diversity`` (finding 1 on the toy zoo), ``diversity_proxy`` (finding 1's proxy on a real
+  model), ``saturation`` (attention saturation), ``headsweep`` (head ablation), ``probe`` (one
+  prompt, judged and traced), each returning tables and figures; ``verdicts`` (a finding's stated test turned into supported,
   contradicted, inconclusive or not testable, with the sentence a chapter prints).
 - results and runs: ``store`` (the only atomic writer: crash-safe logs, tables, JSON, torch
   checkpoints, folders), ``sharding`` (one command over the processes of ``accelerate launch``),
@@ -28,10 +30,6 @@ The science, by concern:
   ``pipeline_cli`` and ``probe``; ``usage`` (:class:`~dvdlib.usage.UsageError`, the error for
   bad command-line input, and the seed options' values), which those two share with
   :mod:`dvdlib.book.commands`.
-
-Old names kept until the files using them are rewritten: ``headlines`` (is
-:mod:`dvdlib.book.headlines`, for the chapters) and ``commands`` (re-exports :mod:`dvdlib.usage`
-for ``pipeline_cli`` and ``probe``).
 """
 
 __version__ = "0.1.0"
