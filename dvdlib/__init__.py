@@ -13,8 +13,8 @@ The science, by concern:
   world, pipeline, training, zoo, detector and its judge), ``testing`` (random-weight models for
   tests).
 - images and the DvD score: ``generate`` (the paper's protocol), ``questions``, ``judges`` (VLM,
-  CLIP, ``load_judge``; the toy judge lives in ``toyworld``), ``score`` (the DvD formula,
-  bootstrap intervals).
+  CLIP, ``load_judge``; the toy judge lives in ``toyworld``), ``score`` (the DvD formula, per
+  image, prompt and category), ``stats`` (every bootstrap interval and rank correlation).
 - attention: ``layers`` (where the cross-attention layers are), ``tokens`` (words to token
   positions), ``recorder`` (per-step attention record), ``ablation`` (head masks), ``focus`` (our
   saturation measures).

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dvdlib import verdicts
+from dvdlib import stats, verdicts
 from dvdlib.diversity import detector_embeddings, diversity_measures, pixel_embeddings
 from dvdlib.judges.base import QUESTIONS_PER_SIDE, Judge
 from dvdlib.questions import OUR_WORDING, Wording, questions_for
@@ -375,12 +375,7 @@ def two_level_interval(cube: np.ndarray, first: Sequence[int], second: Sequence[
             sides.append(np.nanmean(picked, axis=(2, 3)).mean(axis=1))  # [resample]
         values = sides[0] - sides[1] if len(sides) == 2 else sides[0]
         estimate = float(estimates[0] - estimates[1] if len(estimates) == 2 else estimates[0])
-    finite = values[np.isfinite(values)]
-    if finite.size < n_resamples / 2:
-        return estimate, float("nan"), float("nan")
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(finite, [tail, 1 - tail])
-    return estimate, float(low), float(high)
+    return stats.estimate_with_interval(estimate, values, confidence)
 
 
 class _quiet_nanmean:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from dvdlib import verdicts
+from dvdlib import stats, verdicts
 from dvdlib.bench import validate_prompts
 from dvdlib.data_diversity import check_criteria, positive_control
 from dvdlib.diversity import diversity_by_label, load_images
@@ -72,12 +72,7 @@ def crossed_bootstrap(arrays: Mapping[str, np.ndarray], statistic: Callable[[dic
         seeds = rng.integers(0, first[1], size=(n_resamples, first[1]))  # [resample, seed]
         rows, columns = groups[:, :, None], seeds[:, None, :]
         values = np.asarray(statistic({k: v[rows, columns] for k, v in data.items()}), dtype=float)
-    finite = values[np.isfinite(values)]
-    if finite.size < n_resamples / 2:
-        return estimate, float("nan"), float("nan")
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(finite, [tail, 1 - tail])
-    return estimate, float(low), float(high)
+    return stats.estimate_with_interval(estimate, values, confidence)
 
 
 
@@ -179,38 +174,19 @@ def run_concept_study(pipe, model: str, prompts: pd.DataFrame, seeds: Sequence[i
     return ConceptStudy(images, concepts, out_dir)
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (Pearson's correlation of average ranks; ties share a rank).
-
-    Pairs with a NaN are left out; NaN when fewer than 3 pairs remain or one side is constant.
-    """
+def rank_correlation(x: Sequence[float], y: Sequence[float], *, n_resamples: int = 2000,
+                     confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """Spearman's rho of ``x`` and ``y`` over concepts with a percentile bootstrap interval
+    (:func:`dvdlib.stats.bootstrap_rank_correlation`). Concepts with a NaN (no diversity or DvD
+    measured) are left out; all three are NaN when fewer than 3 remain."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"need two 1-D sequences of one length, got shapes {x.shape} and {y.shape}")
     complete = ~(np.isnan(x) | np.isnan(y))
-    rx, ry = pd.Series(x[complete]).rank(), pd.Series(y[complete]).rank()
-    if len(rx) < 3 or rx.std() == 0 or ry.std() == 0:
-        return float("nan")  # too few points, or a constant sequence: no ranking to correlate
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
-def rank_correlation(x: Sequence[float], y: Sequence[float], *, n_resamples: int = 2000,
-                     confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """Spearman's rho of ``x`` and ``y`` with a percentile bootstrap interval over the points."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    rho = spearman(x, y)
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_resamples):
-        picks = rng.integers(0, len(x), size=len(x))
-        values.append(spearman(x[picks], y[picks]))
-    values = np.asarray(values)
-    values = values[np.isfinite(values)]
-    if values.size < n_resamples / 2:
-        return rho, float("nan"), float("nan")
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(values, [tail, 1 - tail])
-    return rho, float(low), float(high)
+    if complete.sum() < 3:
+        return float("nan"), float("nan"), float("nan")
+    return stats.bootstrap_rank_correlation(x[complete], y[complete], n_resamples=n_resamples,
+                                            confidence=confidence, seed=seed)
 
 
 def finding_test(confidence: float = 0.95) -> verdicts.Test:

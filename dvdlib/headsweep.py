@@ -68,6 +68,7 @@ from dvdlib.layers import CrossAttentionLayer, cross_attention_layers
 from dvdlib.questions import OUR_WORDING, Wording
 from dvdlib.recorder import ABLATION_KWARG, RECORD_KWARG, AttentionRecord, attention_instruments
 from dvdlib.score import PRESENT_YES, score_folder
+from dvdlib.stats import nested_bootstrap_ci
 from dvdlib.store import atomic_write_json, load_table, save_table
 from dvdlib.tokens import token_groups, tokenize_prompt
 from dvdlib.toyworld.evaluate import image_grid
@@ -487,43 +488,6 @@ def head_attention(heads: pd.DataFrame, condition: str = BASELINE) -> pd.DataFra
     table["pair_share"] = table["concept_mass"] / (table["concept_mass"] + table["object_mass"])
     table["word_share"] = table["concept_mass"] / table["word_mass"]
     return table
-
-
-def nested_bootstrap_ci(table: pd.DataFrame, value: str, cluster: str = "case_num", unit: str = "seed",
-                        *, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
-                        ) -> tuple[float, float]:
-    """Two-level percentile bootstrap of the mean of ``value``: prompts, then seeds within them.
-
-    Each resample draws the clusters (prompts) with replacement and, within each drawn cluster,
-    its units (seeds) with replacement; the statistic is the mean over all drawn values. The
-    design must be balanced (every cluster has the same units). Seeded: same inputs, same interval.
-    """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if not isinstance(n_resamples, int) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    if table.empty:
-        raise ValueError("nested_bootstrap_ci got an empty table")
-    ordered = table.sort_values([cluster, unit], kind="stable")
-    clusters, units = ordered[cluster].unique(), np.sort(ordered[unit].unique())
-    n_clusters, n_units = len(clusters), len(units)
-    if len(ordered) != n_clusters * n_units or not np.array_equal(
-            ordered[unit].to_numpy().reshape(n_clusters, n_units), np.tile(units, (n_clusters, 1))):
-        raise ValueError(f"nested_bootstrap_ci needs exactly one {value!r} per ({cluster}, {unit}); "
-                         f"the table has {len(table)} rows for {n_clusters} {cluster} x {n_units} {unit} "
-                         "cells")
-    values = ordered[value].to_numpy(dtype=float).reshape(n_clusters, n_units)  # [cluster, unit]
-    rng = np.random.default_rng(seed)
-    stats = np.empty(n_resamples)
-    chunk = max(1, 2_000_000 // values.size)  # bounds the index arrays' memory
-    for start in range(0, n_resamples, chunk):
-        count = min(chunk, n_resamples - start)
-        drawn_clusters = rng.integers(0, n_clusters, size=(count, n_clusters, 1))  # [resample, cluster, 1]
-        drawn_units = rng.integers(0, n_units, size=(count, n_clusters, n_units))  # [resample, cluster, unit]
-        stats[start:start + count] = values[drawn_clusters, drawn_units].mean(axis=(1, 2))
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(stats, [tail, 1 - tail])
-    return float(low), float(high)
 
 
 SUMMARY_VALUES = ("dvd_score", "concept_present", "object_present", "concept_share")

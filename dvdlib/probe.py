@@ -27,7 +27,7 @@ What it reports (the definitions beyond the paper's DvD are ours):
   attention per token would give (``even_pair_share``: 5/6 for a five-token concept against a
   one-token object), the mark against which a share means dominance.
 
-Intervals are percentile bootstraps over images (:func:`dvdlib.score.bootstrap_ci`, seeded).
+Intervals are percentile bootstraps over images (:func:`dvdlib.stats.bootstrap_ci`, seeded).
 
 Files (``--out DIR``; a rerun with the same settings resumes, other settings are refused):
 ``images/`` (the images, manifest and attention records), ``judged.csv`` (one row per image,
@@ -59,7 +59,8 @@ from dvdlib.generate import attention_hook, generate
 from dvdlib.judges import load_judge
 from dvdlib.models import PAPER_GUIDANCE, PAPER_STEPS, load_pipeline, toy_model_name
 from dvdlib.recorder import AttentionRecord
-from dvdlib.score import PRESENT_YES, bootstrap_ci, score_folder
+from dvdlib.score import PRESENT_YES, score_folder
+from dvdlib.stats import bootstrap_ci
 from dvdlib.store import (StoreError, atomic_write_bytes, atomic_write_json, check_run_settings,
                           check_writable_dir, ensure_writable_dir, no_new_folders_on_error,
                           save_table)

@@ -52,7 +52,8 @@ from dvdlib.generate import BatchHook, PipelineCall, generate
 from dvdlib.layers import layers_frame
 from dvdlib.recorder import RECORD_KWARG, AttentionRecord, MapRequest, attention_instruments
 from dvdlib.questions import OUR_WORDING, Wording
-from dvdlib.score import PRESENT_YES, bootstrap_ci, score_folder
+from dvdlib.score import PRESENT_YES, score_folder
+from dvdlib.stats import bootstrap_ci, bootstrap_rank_correlation, mean_interval, rank_correlation
 from dvdlib.store import save_table
 from dvdlib.tokens import token_groups, tokenize_prompt
 from dvdlib.toyworld.pipeline import FOLD
@@ -474,74 +475,6 @@ def between_prompt_share(summary: pd.DataFrame, column: str = "early_share") -> 
     return pd.Series(out, name=f"{column}_between_prompts")
 
 
-def _average_ranks(codes: np.ndarray, n_values: int) -> np.ndarray:
-    """Average ranks (1-based, ties share their mean rank) of integer codes, row by row.
-
-    ``codes`` is ``[row, item]`` with values in ``0 .. n_values - 1``.
-    """
-    rows, items = codes.shape
-    flat = (codes + n_values * np.arange(rows)[:, None]).ravel()
-    counts = np.bincount(flat, minlength=rows * n_values).reshape(rows, n_values)  # [row, value]
-    below = np.cumsum(counts, axis=1) - counts  # items with a smaller value
-    rank_of_value = below + (counts + 1) / 2
-    return np.take_along_axis(rank_of_value, codes, axis=1)
-
-
-def _rank_rho(x_codes: np.ndarray, nx: int, y_codes: np.ndarray, ny: int) -> np.ndarray:
-    rx = _average_ranks(x_codes, nx)
-    ry = _average_ranks(y_codes, ny)
-    rx = rx - rx.mean(axis=1, keepdims=True)
-    ry = ry - ry.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, (rx * ry).sum(axis=1) / denominator, np.nan)
-
-
-def _codes(values) -> tuple[np.ndarray, int]:
-    values = np.asarray(values, dtype=float)
-    if values.ndim != 1:
-        raise ValueError(f"expected a 1-D sequence, got shape {values.shape}")
-    if np.isnan(values).any():
-        raise ValueError("rank correlation got NaN values")
-    unique, codes = np.unique(values, return_inverse=True)
-    return codes.reshape(-1), len(unique)
-
-
-def rank_correlation(x, y) -> float:
-    """Spearman's rho of ``x`` and ``y`` (average ranks for ties); NaN when either is constant."""
-    (xc, nx), (yc, ny) = _codes(x), _codes(y)
-    if len(xc) != len(yc):
-        raise ValueError(f"x and y differ in length: {len(xc)} and {len(yc)}")
-    if len(xc) < 2:
-        raise ValueError(f"rank correlation needs at least 2 pairs, got {len(xc)}")
-    return float(_rank_rho(xc[None], nx, yc[None], ny)[0])
-
-
-def bootstrap_rank_correlation(x, y, *, n_resamples: int = 2000, confidence: float = 0.95,
-                               seed: int = 0) -> tuple[float, float, float]:
-    """Spearman's rho and its percentile bootstrap interval, resampling (x, y) pairs.
-
-    Returns ``(rho, low, high)``. Resamples in which x or y is constant (rho undefined) are left
-    out of the interval; all three are NaN when rho itself is undefined.
-    """
-    rho = rank_correlation(x, y)
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if math.isnan(rho):
-        return rho, math.nan, math.nan
-    (xc, nx), (yc, ny) = _codes(x), _codes(y)
-    rng = np.random.default_rng(seed)
-    stats = []
-    chunk = max(1, 2_000_000 // len(xc))  # bounds memory
-    for start in range(0, n_resamples, chunk):
-        picks = rng.integers(0, len(xc), size=(min(chunk, n_resamples - start), len(xc)))
-        stats.append(_rank_rho(xc[picks], nx, yc[picks], ny))
-    stats = np.concatenate(stats)
-    tail = (1 - confidence) / 2
-    low, high = np.nanquantile(stats, [tail, 1 - tail])
-    return rho, float(low), float(high)
-
-
 def within_prompt_correlation(summary: pd.DataFrame, x: str = "early_share", y: str = "dvd_score", *,
                               n_resamples: int = 2000, confidence: float = 0.95,
                               seed: int = 0) -> tuple[float, float, float, int]:
@@ -601,14 +534,6 @@ def prompt_summary(summary: pd.DataFrame) -> pd.DataFrame:
         saturated_from_start=("saturation_step", lambda s: float((s == 0).mean())),
         dvd=("dvd_score", "mean"), **{side: (side, "mean") for side in PRESENCE if side in summary})
     return table.reset_index()
-
-
-def mean_interval(values, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95
-                  ) -> tuple[float, float, float]:
-    """Mean and percentile bootstrap interval of ``values`` (as :func:`dvdlib.score.bootstrap_ci`)."""
-    values = np.asarray(values, dtype=float)
-    low, high = bootstrap_ci(values, n_resamples=n_resamples, seed=seed, confidence=confidence)
-    return float(values.mean()), low, high
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ The paper's formula, exactly: with ``c`` the number of "yes" among the five conc
 
 A prompt's score is the mean over its images (its seeds); a category's (per model) the mean over
 its prompts. Confidence intervals are ours (the paper states none): a percentile bootstrap over
-prompts, seeded (:func:`bootstrap_ci`).
+prompts, seeded (:func:`dvdlib.stats.bootstrap_ci`).
 
 :func:`score_folder` judges a folder of images in the authors' layout (``caseNNN_<slug>/`` with
 image files inside, theirs or ours) and returns the per-image table with the authors' scorer
@@ -26,7 +26,7 @@ import json
 import re
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ from dvdlib.bench import parse_case_folder
 from dvdlib.judges.base import QUESTIONS_PER_SIDE, Judge
 from dvdlib.questions import OUR_WORDING, Wording, check_prompt_words, questions_for
 from dvdlib.sharding import Shard, done_keys, key_order, merge_shard_logs, reading_main_log
+from dvdlib.stats import bootstrap_ci
 from dvdlib.store import ResultLog, check_run_settings
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -71,32 +72,7 @@ def dvd_image_score(concept_yes: int, object_yes: int) -> float:
     return concept_yes * (n - object_yes) / (n * n) * 100
 
 
-def bootstrap_ci(values, statistic: Callable = np.mean, *, n_resamples: int = 10_000,
-                 confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` over ``values`` (resampled with replacement).
 
-    ``statistic`` is a NumPy reduction taking ``axis`` (``np.mean``, ``np.median``). Seeded: the
-    same inputs give the same interval. A single value gives the interval (value, value).
-    """
-    values = np.asarray(values, dtype=float)
-    if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"bootstrap_ci needs a non-empty 1-D sequence, got shape {values.shape}")
-    if np.isnan(values).any():
-        raise ValueError("bootstrap_ci got NaN values")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if not isinstance(n_resamples, int) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    rng = np.random.default_rng(seed)
-    stats = np.empty(n_resamples)
-    chunk = max(1, 2_000_000 // values.size)  # bounds memory: at most ~16 MB of indices at once
-    for start in range(0, n_resamples, chunk):
-        count = min(chunk, n_resamples - start)
-        picks = rng.integers(0, values.size, size=(count, values.size))  # [resample, value]
-        stats[start:start + count] = statistic(values[picks], axis=1)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(stats, [tail, 1 - tail])
-    return float(low), float(high)
 
 
 def _answers_text(answers: Sequence[bool]) -> str:

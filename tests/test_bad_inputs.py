@@ -445,7 +445,7 @@ LIBRARY = [
         None, (0.5, 0.1, 0.2, 0.3, 0.4)), ValueError, ["strictly increasing", "(0.5, 0.1"]),
     ("score-of-six-yes", lambda p: __import__("dvdlib.score").score.dvd_image_score(6, 0), ValueError,
      ["concept_yes", "got 6"]),
-    ("bootstrap-nothing", lambda p: __import__("dvdlib.score").score.bootstrap_ci([]), ValueError,
+    ("bootstrap-nothing", lambda p: __import__("dvdlib.stats").stats.bootstrap_ci([]), ValueError,
      ["non-empty"]),
     ("probe-seed-count", lambda p: __import__("dvdlib.probe").probe.probe_seeds(0), ValueError,
      ["got 0"]),

@@ -13,7 +13,7 @@ from dvdlib.bench import builtin_prompts
 from dvdlib.focus import concept_share
 from dvdlib.layers import cross_attention_layers
 from dvdlib.recorder import AttentionRecord, attention_instruments
-from dvdlib.score import bootstrap_ci
+from dvdlib.stats import bootstrap_ci, nested_bootstrap_ci
 from dvdlib.testing import dummy_sd_pipeline
 from dvdlib.tokens import tokenize_prompt
 from dvdlib.toyworld.detector import PresenceDetector
@@ -134,21 +134,21 @@ def _grid(values: np.ndarray, value: str = "v") -> pd.DataFrame:
 
 def test_nested_bootstrap_resamples_prompts_then_seeds():
     rng = np.random.default_rng(0)
-    assert hs.nested_bootstrap_ci(_grid(np.full((5, 3), 7.0)), "v") == (7.0, 7.0)
+    assert nested_bootstrap_ci(_grid(np.full((5, 3), 7.0)), "v") == (7.0, 7.0)
     # Variation between prompts only: the interval of the prompt means, as a one-level bootstrap.
     between = np.repeat(rng.normal(size=(20, 1)), 4, axis=1)
-    low, high = hs.nested_bootstrap_ci(_grid(between), "v", n_resamples=4000)
+    low, high = nested_bootstrap_ci(_grid(between), "v", n_resamples=4000)
     ref_low, ref_high = bootstrap_ci(between[:, 0], n_resamples=4000)
     assert low < between.mean() < high
     assert (high - low) == pytest.approx(ref_high - ref_low, rel=0.15)
     # Variation within prompts only (equal prompt means): the seeds' resampling still shows it.
     within = np.tile(rng.normal(size=(1, 6)), (8, 1))
-    low, high = hs.nested_bootstrap_ci(_grid(within), "v")
+    low, high = nested_bootstrap_ci(_grid(within), "v")
     assert high - low > 0.1
-    assert hs.nested_bootstrap_ci(_grid(within), "v", seed=1) == \
-        hs.nested_bootstrap_ci(_grid(within), "v", seed=1)
+    assert nested_bootstrap_ci(_grid(within), "v", seed=1) == \
+        nested_bootstrap_ci(_grid(within), "v", seed=1)
     with pytest.raises(ValueError, match="exactly one 'v' per"):
-        hs.nested_bootstrap_ci(_grid(within).iloc[1:], "v")
+        nested_bootstrap_ci(_grid(within).iloc[1:], "v")
 
 
 def _images(condition, family, dvd, concept=True, obj=False, share=0.6, n_heads=0):

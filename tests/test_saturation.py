@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dvdlib import stats
 from dvdlib import saturation as sat
 from dvdlib.focus import concept_share
 from dvdlib.recorder import AttentionRecord
@@ -53,31 +54,31 @@ def test_map_steps_and_early_window():
 def test_average_ranks_match_pandas_with_ties():
     rng = np.random.default_rng(3)
     codes = rng.integers(0, 5, size=(6, 30))
-    ranks = sat._average_ranks(codes, 5)
+    ranks = stats._average_ranks(codes, 5)
     for row, expected in zip(codes, ranks):
         assert np.allclose(pd.Series(row).rank(method="average").to_numpy(), expected)
 
 
 def test_rank_correlation_is_spearmans_rho():
     x = [0.1, 0.4, 0.2, 0.9, 0.5]
-    assert sat.rank_correlation(x, [1, 4, 2, 9, 5]) == pytest.approx(1.0)
-    assert sat.rank_correlation(x, [-v for v in x]) == pytest.approx(-1.0)
+    assert stats.rank_correlation(x, [1, 4, 2, 9, 5]) == pytest.approx(1.0)
+    assert stats.rank_correlation(x, [-v for v in x]) == pytest.approx(-1.0)
     y = [0, 40, 40, 100, 0]  # ties, as DvD scores have them
     expected = np.corrcoef(pd.Series(x).rank(), pd.Series(y).rank())[0, 1]
-    assert sat.rank_correlation(x, y) == pytest.approx(expected)
-    assert math.isnan(sat.rank_correlation(x, [20] * 5))  # a constant side: undefined
+    assert stats.rank_correlation(x, y) == pytest.approx(expected)
+    assert math.isnan(stats.rank_correlation(x, [20] * 5))  # a constant side: undefined
     with pytest.raises(ValueError, match="differ in length"):
-        sat.rank_correlation(x, y[:3])
+        stats.rank_correlation(x, y[:3])
 
 
 def test_bootstrap_rank_correlation_brackets_rho_and_is_seeded():
     rng = np.random.default_rng(0)
     x = rng.normal(size=80)
     y = np.round(x + rng.normal(scale=1.0, size=80))  # ties
-    rho, low, high = sat.bootstrap_rank_correlation(x, y, n_resamples=500, seed=1)
+    rho, low, high = stats.bootstrap_rank_correlation(x, y, n_resamples=500, seed=1)
     assert low < rho < high and 0 < low and high < 1
-    assert sat.bootstrap_rank_correlation(x, y, n_resamples=500, seed=1) == (rho, low, high)
-    assert all(math.isnan(v) for v in sat.bootstrap_rank_correlation(x, np.zeros(80)))
+    assert stats.bootstrap_rank_correlation(x, y, n_resamples=500, seed=1) == (rho, low, high)
+    assert all(math.isnan(v) for v in stats.bootstrap_rank_correlation(x, np.zeros(80)))
 
 
 def shares_table(series: dict[int, list[float]], condition="c") -> pd.DataFrame:
@@ -256,7 +257,7 @@ def test_within_prompt_correlation_ignores_differences_between_prompts():
             rows.append({"condition": "c", "image": 4 * p + k, "prompt": f"p{p}",
                          "early_share": base + 0.01 * k, "dvd_score": 100 * base - 4.0 * k})
     summary = pd.DataFrame(rows)
-    assert sat.rank_correlation(summary["early_share"], summary["dvd_score"]) > 0.7
+    assert stats.rank_correlation(summary["early_share"], summary["dvd_score"]) > 0.7
     rho, low, high, used = sat.within_prompt_correlation(summary, n_resamples=200)
     assert rho == pytest.approx(-1.0) and used == 3 and low == high == pytest.approx(-1.0)
     summary.loc[summary["prompt"] == "p0", "dvd_score"] = 40.0  # constant: p0 has no rho

@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from dvdlib.bench import builtin_prompts, case_folder
-from dvdlib.score import (IMAGE_COLUMNS, ImageFolderError, bootstrap_ci, category_scores, dvd_image_score,
+from dvdlib.score import (IMAGE_COLUMNS, ImageFolderError, category_scores, dvd_image_score,
                           find_images, prompt_scores, question_table, score_folder)
+from dvdlib.stats import bootstrap_ci
 from dvdlib.store import StoreError
 
 AUTHORS_COLUMNS = ["case_num", "content_type", "content", "nm_word", "prompt", "image_path", "image_name",
