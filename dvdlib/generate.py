@@ -29,7 +29,8 @@ pipeline call. Inside it the hook may add per-call options to ``call.cross_atten
 write files into ``call.record_dir`` (a fresh folder). When the call has returned and the context
 has closed, a non-empty ``record_dir`` is moved into place as ``records/<first image>/`` and every
 image of the call names it in the manifest (``record_dir``, with its position ``record_image``).
-:func:`attention_hook` is the hook for :mod:`dvdlib.recorder`.
+:func:`attention_hook` is the one hook for :mod:`dvdlib.recorder`: chapters add spatial maps, a head
+ablation or their own reduction of the record through its arguments, never a hook of their own.
 """
 
 from __future__ import annotations
@@ -273,25 +274,40 @@ def _generate_batch(pipe, batch: list[GenerationJob], out_dir: Path, settings: d
     return rows
 
 
-def attention_hook(**record_options) -> BatchHook:
-    """A hook that records cross-attention with :mod:`dvdlib.recorder` into ``attention.npz``.
+RECORD_FILE = "attention.npz"  # a call's attention record, in its record folder
 
-    ``record_options`` go to ``AttentionRecord`` (e.g. ``maps=MapRequest(...)``). The record of
-    a call holds all its images; the manifest's ``record_image`` says which one is which.
+
+def attention_hook(*, sample_size: tuple[int, int] | None = None,
+                   maps: Callable[[PipelineCall, list, list], Any] | None = None,
+                   extra_kwargs: Callable[[PipelineCall, list], dict] | None = None,
+                   keep: Callable[[PipelineCall, Any], None] | None = None,
+                   **record_options) -> BatchHook:
+    """The one hook that records cross-attention with :mod:`dvdlib.recorder` during a call.
+
+    ``record_options`` go to ``AttentionRecord`` (e.g. ``classifier_free_guidance``). The three
+    callables let an experiment add to it without a hook of its own: ``maps(call, layers,
+    prompts)`` returns the call's ``MapRequest`` (spatial maps) or None; ``extra_kwargs(call,
+    layers)`` returns more ``cross_attention_kwargs`` (e.g. a head ablation); ``keep(call,
+    record)`` takes the finished record, which by default is saved as ``attention.npz`` in the
+    call's record folder (the manifest's ``record_image`` says which image is which).
+    ``sample_size`` is the latent size, for models whose config does not give it.
     """
     from dvdlib.recorder import RECORD_KWARG, AttentionRecord, attention_instruments
     from dvdlib.tokens import tokenize_prompt
 
     @contextmanager
     def hook(call: PipelineCall) -> Iterator[None]:
-        with attention_instruments(call.pipe.unet) as layers:
-            record = AttentionRecord(
-                layers, call.num_inference_steps,
-                prompts=[tokenize_prompt(call.pipe.tokenizer, job.prompt) for job in call.jobs],
-                **record_options,
-            )
+        prompts = [tokenize_prompt(call.pipe.tokenizer, job.prompt) for job in call.jobs]
+        with attention_instruments(call.pipe.unet, sample_size) as layers:
+            request = maps(call, layers, prompts) if maps else None
+            options = {**record_options, **({"maps": request} if request is not None else {})}
+            record = AttentionRecord(layers, call.num_inference_steps, prompts=prompts, **options)
             call.cross_attention_kwargs[RECORD_KWARG] = record
+            call.cross_attention_kwargs.update(extra_kwargs(call, layers) if extra_kwargs else {})
             yield
-        record.save(call.record_dir / "attention.npz")
+        if keep is None:
+            record.save(call.record_dir / RECORD_FILE)
+        else:
+            keep(call, record)
 
     return hook

@@ -48,10 +48,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -63,10 +62,10 @@ from PIL import Image
 from dvdlib import study, verdicts
 from dvdlib.ablation import HeadAblation
 from dvdlib.bench import concept_phrase, object_phrase
-from dvdlib.generate import PipelineCall, generate
+from dvdlib.generate import PipelineCall, attention_hook, generate
 from dvdlib.layers import CrossAttentionLayer, cross_attention_layers
 from dvdlib.questions import OUR_WORDING, Wording
-from dvdlib.recorder import ABLATION_KWARG, RECORD_KWARG, AttentionRecord, attention_instruments
+from dvdlib.recorder import ABLATION_KWARG
 from dvdlib.score import PRESENT_YES, score_folder
 from dvdlib.stats import nested_bootstrap_ci
 from dvdlib.store import atomic_write_json, load_table, save_table
@@ -402,23 +401,18 @@ class HeadSweep:
     def _hook(self, condition: Condition, attention: dict):
         """The generate() hook: installs the instruments, ablates, records, keeps the reductions."""
 
-        @contextmanager
-        def hook(call: PipelineCall) -> Iterator[None]:
+        def ablate(call: PipelineCall, layers) -> dict:
+            ablation = self._ablation(condition, layers, [self._groups[j.prompt] for j in call.jobs])
+            return {} if ablation is None else {ABLATION_KWARG: ablation}
+
+        def keep(call: PipelineCall, record) -> None:
             groups = [self._groups[job.prompt] for job in call.jobs]
-            with attention_instruments(call.pipe.unet) as layers:
-                record = AttentionRecord(layers, call.num_inference_steps,
-                                         prompts=[g[3] for g in groups],
-                                         classifier_free_guidance=self.generation["guidance"] > 1)
-                call.cross_attention_kwargs[RECORD_KWARG] = record
-                ablation = self._ablation(condition, layers, groups)
-                if ablation is not None:
-                    call.cross_attention_kwargs[ABLATION_KWARG] = ablation
-                yield
             mass = record.mass()  # [image, step, layer, head, token]; NaN for padded heads
             for job, (concept, obj, words, _), image_mass in zip(call.jobs, groups, mass):
                 attention[(job.case_num, job.seed)] = reduce_attention(image_mass, concept, obj, words)
 
-        return hook
+        return attention_hook(extra_kwargs=ablate, keep=keep,
+                              classifier_free_guidance=self.generation["guidance"] > 1)
 
     def _ablation(self, condition: Condition, layers, groups):
         if condition.family == "concept tokens":

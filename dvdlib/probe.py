@@ -55,7 +55,7 @@ from PIL import Image
 from dvdlib.bench import VOCABULARY
 from dvdlib.bench import seeds as bench_seeds
 from dvdlib.focus import concept_share, saturation_step
-from dvdlib.generate import attention_hook, generate
+from dvdlib.generate import RECORD_FILE, attention_hook, generate
 from dvdlib.judges import load_judge
 from dvdlib.models import PAPER_GUIDANCE, PAPER_STEPS, load_pipeline, toy_model_name
 from dvdlib.recorder import AttentionRecord
@@ -256,7 +256,7 @@ def record_shares(images: pd.DataFrame, image_dir: Path, tokenizer, concept: str
     for record_dir, rows in images.groupby("record_dir", sort=True):
         if not record_dir:
             raise RuntimeError(f"images {rows['file'].tolist()[:3]} have no attention record")
-        record = AttentionRecord.load(image_dir / record_dir / "attention.npz")
+        record = AttentionRecord.load(image_dir / record_dir / RECORD_FILE)
         groups = record.group_frame(tokenizer, {"concept": concept, "object": object_word})
         shares = concept_share(groups, "concept", "object")  # [image, step] rows
         words = groups[groups["group"] == "object"][["image", "step", "word_share"]]

@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import math
 import shutil
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import seaborn as sns
@@ -48,19 +47,18 @@ from PIL import Image
 from dvdlib import study, verdicts
 from dvdlib.bench import concept_phrase, object_phrase, prompt_set
 from dvdlib.focus import concept_share, map_concentration, saturation_step
-from dvdlib.generate import BatchHook, PipelineCall, generate
+from dvdlib.generate import RECORD_FILE, BatchHook, PipelineCall, attention_hook, generate
 from dvdlib.layers import layers_frame
-from dvdlib.recorder import RECORD_KWARG, AttentionRecord, MapRequest, attention_instruments
+from dvdlib.recorder import AttentionRecord, MapRequest
 from dvdlib.questions import OUR_WORDING, Wording
 from dvdlib.score import PRESENT_YES, score_folder
 from dvdlib.stats import bootstrap_ci, bootstrap_rank_correlation, mean_interval, rank_correlation
 from dvdlib.store import save_table
-from dvdlib.tokens import token_groups, tokenize_prompt
+from dvdlib.tokens import token_groups
 from dvdlib.toyworld.pipeline import FOLD
 from dvdlib.toyworld.world import CATEGORY, caption, check_name, prompt_table
 
 CHAPTER = "03_attention_saturation"
-RECORD_FILE = "attention.npz"
 GROUPS = ("concept", "other")  # the prompt's dominant concept and the object expected to lose
 IMAGE_KEY = ("condition", "case_num", "seed")
 
@@ -143,26 +141,18 @@ def concept_hook(classifier_free_guidance: bool, map_steps: Sequence[int] = (),
     """
     map_steps = [int(s) for s in map_steps]
 
-    @contextmanager
-    def hook(call: PipelineCall) -> Iterator[None]:
-        tokenizer = call.pipe.tokenizer
-        prompts = [tokenize_prompt(tokenizer, job.prompt) for job in call.jobs]
-        with attention_instruments(call.pipe.unet, sample_size) as layers:
-            maps = None
-            if map_steps:
-                positions = sorted({p for job, tokens in zip(call.jobs, prompts)
-                                    for ps in token_groups(tokenizer, tokens, {
-                                        "concept": job.concept, "other": job.object}).values()
-                                    for p in ps})
-                maps = MapRequest(layers=top_resolution_layers(layers), tokens=positions,
-                                  steps=[s for s in map_steps if s < call.num_inference_steps])
-            record = AttentionRecord(layers, call.num_inference_steps, prompts=prompts,
-                                     classifier_free_guidance=classifier_free_guidance, maps=maps)
-            call.cross_attention_kwargs[RECORD_KWARG] = record
-            yield
-        record.save(call.record_dir / RECORD_FILE)
+    def maps(call: PipelineCall, layers, prompts) -> MapRequest | None:
+        if not map_steps:
+            return None
+        positions = sorted({p for job, tokens in zip(call.jobs, prompts)
+                            for ps in token_groups(call.pipe.tokenizer, tokens, {
+                                "concept": job.concept, "other": job.object}).values()
+                            for p in ps})
+        return MapRequest(layers=top_resolution_layers(layers), tokens=positions,
+                          steps=[s for s in map_steps if s < call.num_inference_steps])
 
-    return hook
+    return attention_hook(sample_size=sample_size, maps=maps,
+                          classifier_free_guidance=classifier_free_guidance)
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
