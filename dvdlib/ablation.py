@@ -22,6 +22,9 @@ its operator, these are ours):
 instead of one per query position, and the attention itself stays on the fused kernel. The
 attention probabilities are unchanged by an ablation of the same layer, so a record taken in the
 same call shows the ablated layer's probabilities as they were (later layers see the change).
+
+:class:`TokenValueAblation` travels the same way and removes tokens rather than heads: the value
+vectors of given token positions (a concept's) are zeroed in every head of every layer.
 """
 
 from __future__ import annotations
@@ -140,3 +143,42 @@ def each_layer(layers: Sequence[CrossAttentionLayer], operator: str = "zero", fa
     """One ablation per layer, all its heads at once: ``(layer, ablation)``."""
     for layer in layers:
         yield layer, HeadAblation(layers, {layer.name: "all"}, operator, factor)
+
+
+class TokenValueAblation:
+    """Zero the value vectors of given token positions in every head of every cross-attention layer.
+
+    ``positions`` holds one list of token positions per image of the call (its conditional rows);
+    the unconditional rows of a guidance batch (the empty prompt) are left alone. The positions
+    still draw attention, but pass nothing on: the concept is removed from what every head writes.
+    It travels in ``cross_attention_kwargs`` under ``head_ablation``, like a :class:`HeadAblation`.
+    """
+
+    def __init__(self, positions: Sequence[Sequence[int]], num_tokens: int):
+        if not positions:
+            raise ValueError("positions: give one list of token positions per image")
+        self.keep = torch.ones(len(positions), num_tokens)  # [image, token]: 0 where removed
+        for image, chosen in enumerate(positions):
+            bad = [p for p in chosen if not 0 <= int(p) < num_tokens]
+            if bad:
+                raise ValueError(f"image {image}: token positions {bad} are outside 0..{num_tokens - 1}")
+            self.keep[image, [int(p) for p in chosen]] = 0.0
+
+    def scale_values(self, layer: CrossAttentionLayer, value: torch.Tensor) -> torch.Tensor:
+        """``value`` ``[batch, token, head * dim]`` with the chosen tokens' rows zeroed."""
+        n_images, n_tokens = self.keep.shape
+        if value.shape[1] != n_tokens:
+            raise ValueError(f"{layer.label}: values have {value.shape[1]} token positions, the "
+                             f"ablation {n_tokens}")
+        if value.shape[0] == 2 * n_images:  # [uncond; cond]: the concept is in the conditional half
+            keep = torch.cat([torch.ones_like(self.keep), self.keep])
+        elif value.shape[0] == n_images:
+            keep = self.keep
+        else:
+            raise ValueError(f"{layer.label}: a batch of {value.shape[0]} rows does not fit an "
+                             f"ablation made for {n_images} image(s) (expected {n_images} or "
+                             f"{2 * n_images} rows)")
+        return value * keep.to(value.device, value.dtype).unsqueeze(-1)  # [batch, token, 1]
+
+    def replace_by_query_mean(self, layer: CrossAttentionLayer, out: torch.Tensor) -> torch.Tensor:
+        return out  # only the values change

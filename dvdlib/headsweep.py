@@ -21,7 +21,7 @@ Condition families (:data:`FAMILIES`):
   (:func:`ranked_order`) or drawn at random (:func:`random_orders`);
 - ``all heads``: every cross-attention head ablated, so the text reaches the UNet nowhere;
 - ``concept tokens``: the dominant concept's token positions removed from every head of every
-  layer (their value vectors zeroed; :class:`TokenValueAblation`), everything else intact.
+  layer (their value vectors zeroed; :class:`dvdlib.ablation.TokenValueAblation`), everything else intact.
 
 Heads are ablated with :class:`dvdlib.ablation.HeadAblation` (operators zero, mean, scale; ours,
 the paper publishes none). Every condition uses the same seeds, so a condition's effect is
@@ -60,7 +60,7 @@ import torch
 from PIL import Image
 
 from dvdlib import study, verdicts
-from dvdlib.ablation import HeadAblation
+from dvdlib.ablation import HeadAblation, TokenValueAblation
 from dvdlib.bench import concept_phrase, object_phrase
 from dvdlib.generate import PipelineCall, attention_hook, generate
 from dvdlib.layers import CrossAttentionLayer, cross_attention_layers
@@ -231,48 +231,6 @@ def ranked_order(head_table: pd.DataFrame, by: str = "concept_mass") -> list[tup
     ranked = head_table.sort_values(by, ascending=False, kind="stable")
     return [(str(label), int(head)) for label, head in zip(ranked["layer_label"], ranked["head"])]
 
-
-# --------------------------------------------------------------------------------------------
-# The concept-token ablation
-
-
-class TokenValueAblation:
-    """Zero the value vectors of given token positions in every head of every cross-attention layer.
-
-    ``positions`` holds one list of token positions per image of the call (its conditional rows);
-    the unconditional rows of a guidance batch (the empty prompt) are left alone. The positions
-    still draw attention, but pass nothing on: the concept is removed from what every head writes.
-    It travels in ``cross_attention_kwargs`` under ``head_ablation``, like a :class:`HeadAblation`.
-    """
-
-    def __init__(self, positions: Sequence[Sequence[int]], num_tokens: int):
-        if not positions:
-            raise ValueError("positions: give one list of token positions per image")
-        self.keep = torch.ones(len(positions), num_tokens)  # [image, token]: 0 where removed
-        for image, chosen in enumerate(positions):
-            bad = [p for p in chosen if not 0 <= int(p) < num_tokens]
-            if bad:
-                raise ValueError(f"image {image}: token positions {bad} are outside 0..{num_tokens - 1}")
-            self.keep[image, [int(p) for p in chosen]] = 0.0
-
-    def scale_values(self, layer: CrossAttentionLayer, value: torch.Tensor) -> torch.Tensor:
-        """``value`` ``[batch, token, head * dim]`` with the chosen tokens' rows zeroed."""
-        n_images, n_tokens = self.keep.shape
-        if value.shape[1] != n_tokens:
-            raise ValueError(f"{layer.label}: values have {value.shape[1]} token positions, the "
-                             f"ablation {n_tokens}")
-        if value.shape[0] == 2 * n_images:  # [uncond; cond]: the concept is in the conditional half
-            keep = torch.cat([torch.ones_like(self.keep), self.keep])
-        elif value.shape[0] == n_images:
-            keep = self.keep
-        else:
-            raise ValueError(f"{layer.label}: a batch of {value.shape[0]} rows does not fit an "
-                             f"ablation made for {n_images} image(s) (expected {n_images} or "
-                             f"{2 * n_images} rows)")
-        return value * keep.to(value.device, value.dtype).unsqueeze(-1)  # [batch, token, 1]
-
-    def replace_by_query_mean(self, layer: CrossAttentionLayer, out: torch.Tensor) -> torch.Tensor:
-        return out  # only the values change
 
     def describe(self) -> str:
         return f"zero values of {int((self.keep == 0).sum())} token position(s) in every head"

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from dvdlib.ablation import TokenValueAblation
 from dvdlib import headsweep as hs
 from dvdlib import verdicts
 from dvdlib.bench import builtin_prompts
@@ -109,7 +110,7 @@ def test_token_value_ablation_matches_a_reference_and_spares_the_unconditional_r
         attn = unet.get_submodule(layer.module_path)
         hidden = torch.randn(4, layer.query_positions, attn.to_q.in_features, generator=g)
         text = torch.randn(4, 77, attn.to_k.in_features, generator=g)
-        ablation = hs.TokenValueAblation([[2], [5, 6]], num_tokens=77)  # two images: rows 2 and 3
+        ablation = TokenValueAblation([[2], [5, 6]], num_tokens=77)  # two images: rows 2 and 3
         ablated = attn(hidden, encoder_hidden_states=text, head_ablation=ablation)
         plain = attn(hidden, encoder_hidden_states=text)
         expected = _reference_output(attn, hidden, text, {2: [2], 3: [5, 6]})
@@ -122,7 +123,7 @@ def test_token_value_ablation_matches_a_reference_and_spares_the_unconditional_r
     assert not torch.allclose(ablated[2:], plain[2:], atol=1e-4)
     assert torch.allclose(alone, ablated[2:], atol=1e-6)
     with pytest.raises(ValueError, match="outside 0..76"):
-        hs.TokenValueAblation([[77]], num_tokens=77)
+        TokenValueAblation([[77]], num_tokens=77)
 
 
 # --- statistics --------------------------------------------------------------------------------
