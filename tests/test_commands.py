@@ -54,7 +54,7 @@ def test_toyworld_subcommands_are_declared_when_parsed():
     from dvdlib.book.cli import build_parser
 
     args = build_parser().parse_args(["toyworld", "zoo", "--out", "work"])
-    assert args.toyworld_command == "zoo" and args.fixed_attributes == ["colour", "size", "position"]
+    assert args.toyworld_command == "zoo" and args.closeup == 0.5 and args.unpaired == ["hat", "kite"]
 
 
 def test_seeds_is_a_count_in_every_command_and_seed_list_gives_the_seeds():
