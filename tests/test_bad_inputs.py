@@ -263,14 +263,12 @@ CLI = [
 ]
 
 
-@pytest.mark.parametrize("argv, fragments", [case[1:] for case in CLI], ids=[case[0] for case in CLI])
-def test_the_command_line_refuses_with_one_line(argv, fragments, inputs, tmp_path, capsys, monkeypatch):
+def _refusal(argv: str, fragments, capsys, **places) -> str:
+    """Run ``dvd argv`` (placeholders filled from ``places``); assert exit code 2 and one error
+    line holding every fragment; return that line."""
     import shlex
 
-    monkeypatch.chdir(tmp_path)  # relative paths (./models/sd14) are read from here
-    out = tmp_path / "out"
-    words = [word.format(out=out, book=BOOK, **inputs) for word in shlex.split(argv)]
-    before = _files(inputs["dir"])
+    words = [word.format(**places) for word in shlex.split(argv)]
     try:
         code = cli.main(words)
     except SystemExit as exit:  # argparse's own refusals
@@ -279,9 +277,18 @@ def test_the_command_line_refuses_with_one_line(argv, fragments, inputs, tmp_pat
     captured = capsys.readouterr()
     lines = [line for line in captured.err.splitlines() if line.strip()]
     assert len(lines) == 1, captured.err
-    assert lines[0].startswith(f"dvd {words[0]}: error: "), lines[0]
+    assert lines[0].startswith(f"dvd {words[0]}") and ": error: " in lines[0], lines[0]
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, fragments", [case[1:] for case in CLI], ids=[case[0] for case in CLI])
+def test_the_command_line_refuses_with_one_line(argv, fragments, inputs, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths (./models/sd14) are read from here
+    before = _files(inputs["dir"])
+    line = _refusal(argv, fragments, capsys, out=tmp_path / "out", book=BOOK, **inputs)
+    assert line.startswith(f"dvd {argv.split()[0]}: error: "), line
     assert not any(tmp_path.iterdir()), sorted(_files(tmp_path))  # nothing made where we ran
     assert _files(inputs["dir"]) == before  # and nothing beside the inputs
 
@@ -315,26 +322,12 @@ TOYWORLD_CLI = [
 @pytest.mark.parametrize("argv, fragments", [case[1:] for case in TOYWORLD_CLI],
                          ids=[case[0] for case in TOYWORLD_CLI])
 def test_dvd_toyworld_refuses_with_one_line(argv, fragments, inputs, tmp_path, capsys):
-    import shlex
-
     damaged = inputs["dir"] / "damaged_run"
     damaged.mkdir(exist_ok=True)
     (damaged / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    out = tmp_path / "out"
-    words = [word.format(out=out, damaged_run=damaged, **inputs) for word in shlex.split(argv)]
     before = _files(inputs["dir"])
-    try:
-        code = cli.main(words)
-    except SystemExit as exit:  # argparse's own refusals
-        code = exit.code
-    assert code == 2
-    captured = capsys.readouterr()
-    lines = [line for line in captured.err.splitlines() if line.strip()]
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith("dvd toyworld") and ": error: " in lines[0], lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert not out.exists()
+    _refusal(argv, fragments, capsys, out=tmp_path / "out", damaged_run=damaged, **inputs)
+    assert not (tmp_path / "out").exists()
     assert _files(inputs["dir"]) == before  # the damaged checkpoint is left as it was
 
 
