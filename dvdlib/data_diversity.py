@@ -3,8 +3,8 @@ fewer distinct pictures?
 
 The zoo's models (:mod:`dvdlib.toyworld.zoo`) are one base model fine-tuned with one recipe that
 differs only in K, the number of distinct pictures of the limited concept ("sunset") in the
-training data: ``k1``, ``k1-i1``, ``k1-i2`` (K = 1, three instance seeds: three different fixed
-pictures), ``k4``, ``k16`` and ``kinf`` (a new picture every time), plus EMA snapshots after fewer
+training data: ``k1``, ``k1-i1``, ..., ``k1-i8`` (K = 1, nine instance seeds: nine different
+fixed pictures), ``k4``, ``k16`` and ``kinf`` (a new picture every time), plus EMA snapshots after fewer
 fine-tuning steps (``k1@500``). The failure the paper studies is built into the world equally
 for every K: half of the pair pictures ("sunset mug") are close-ups in which the print fills the
 frame and the carrier is out of view. So every model shows some dominance by design; the
