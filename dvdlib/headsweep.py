@@ -887,7 +887,7 @@ def dominance_survey(models: Sequence[str], judge, out_dir: str | Path, *, zoo_f
 
     One row per model and object: ``paired_in_training``, ``images``, ``dvd_score``,
     ``concept_present`` and ``object_present`` (means over ``seeds``). It is the measurement
-    behind the chapter's choice of model and prompts (:func:`most_dominant`), made before and
+    behind the chapter's choice of model and prompts (:func:`model_to_ablate`), made before and
     apart from any ablation.
     """
     rows = []

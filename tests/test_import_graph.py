@@ -92,16 +92,13 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def imports_of_the_book(graph: dict[str, set[str]], book: str = BOOK,
-                        allowed: dict[str, str] | None = None) -> dict[str, set[str]]:
-    """Modules outside ``book`` that import it, with what they import (``allowed`` left out)."""
-    allowed = allowed or {}
+def imports_of_the_book(graph: dict[str, set[str]], book: str = BOOK) -> dict[str, set[str]]:
+    """Modules outside ``book`` that import it, with what they import."""
     found = {}
     for module, targets in graph.items():
         if module == book or module.startswith(book + "."):
             continue
-        wrong = {t for t in targets if (t == book or t.startswith(book + "."))
-                 and allowed.get(module) != t}
+        wrong = {t for t in targets if t == book or t.startswith(book + ".")}
         if wrong:
             found[module] = wrong
     return found
