@@ -316,6 +316,10 @@ TOYWORLD_CLI = [
      ["good.csv is a file", "accepted: a folder"]),
     ("toyworld-damaged-checkpoint", "toyworld train --out {damaged_run} --steps 2",
      ["damaged_run/checkpoint.pt is damaged", "delete it"]),
+    ("toyworld-unknown-device", "toyworld train --out {out} --device tpu9",
+     ["--device 'tpu9' is not a device", "accepted: cpu, cuda, cuda:N, mps"]),
+    ("toyworld-missing-cuda-index", "toyworld zoo --out {out} --device cuda:64",
+     ["--device 'cuda:64'"]),
 ]
 
 

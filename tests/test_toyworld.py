@@ -16,7 +16,7 @@ from dvdlib.toyworld.evaluate import rule_agreement
 from dvdlib.toyworld.judge import THRESHOLDS, ToyJudge
 from dvdlib.toyworld.pipeline import (TEXT_POSITIONS, ToyDiffusionPipeline,
                                       cross_attention_layout, new_pipeline, parameter_counts)
-from dvdlib.toyworld.train import TrainConfig, load_trained, train
+from dvdlib.toyworld.train import TrainConfig, load_trained, scene_batches, train
 from dvdlib.toyworld.world import (CONCEPTS, OBJECTS, ConceptInstance, ObjectInstance, Scene,
                                    World, caption, draw_concept, render)
 
@@ -156,6 +156,17 @@ def test_resume_equals_uninterrupted_and_seed_fixes_the_model(tmp_path):
     embedding = whole.text_encoder.get_input_embeddings().weight
     assert int((embedding.abs().sum(dim=1) > 0).sum()) == len(
         set(whole.tokenizer(" ".join(World().words)).input_ids))
+
+
+def test_scenes_drawn_ahead_are_the_scenes_drawn_in_turn():
+    # On a GPU the next batch is drawn in a second thread; it must be the same batch.
+    config = TrainConfig(steps=5, batch_size=3, seed=2)
+    world = World(instances=1)
+    in_turn = list(scene_batches(world, config, 1, 5, ahead=False))
+    ahead = list(scene_batches(world, config, 1, 5, ahead=True))
+    assert [s.captions for s in ahead] == [s.captions for s in in_turn] and len(ahead) == 4
+    assert all(torch.equal(a.images, b.images) for a, b in zip(ahead, in_turn))
+    assert list(scene_batches(world, config, 5, 5, ahead=True)) == []
 
 
 def test_training_keeps_ema_snapshots(tmp_path):

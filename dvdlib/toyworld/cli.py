@@ -58,6 +58,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--threads", type=int, default=1,
                         help="torch threads per process (default 1: fastest on a shared CPU)")
     common.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    common.add_argument("--device", default="cpu",
+                        help="where training computes: cpu (default), cuda, cuda:N or mps; "
+                        "scenes and noise are drawn on the CPU either way")
 
     train = commands.add_parser(
         "train", parents=[common], help="train or fine-tune one model",
@@ -120,11 +123,32 @@ def _check_out(path: Path) -> None:
                          f"write in")
 
 
+def _check_device(name: str) -> None:
+    """Refuse a device torch does not know or this machine does not have, before training."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {name!r} is not a device; accepted: cpu, cuda, cuda:N, "
+                         f"mps") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": torch.backends.mps.is_available()}
+    if not available.get(device.type, False):
+        raise ValueError(f"--device {name!r}: this machine has no {device.type} device; "
+                         f"accepted here: {', '.join(k for k, v in available.items() if v)}")
+    if device.type == "cuda" and device.index is not None \
+            and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name!r}: this machine has {torch.cuda.device_count()} "
+                         f"cuda devices (0 to {torch.cuda.device_count() - 1})")
+
+
 def _setup(args) -> None:
     import torch  # here, not at the top: `dvd --help` should not wait for torch
 
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    _check_device(args.device)
     _check_out(args.out)
     if getattr(args, "export", None) is not None:
         _check_out(args.export)
@@ -143,7 +167,7 @@ def _train(args) -> int:
                          learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
                          batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
                          init_from=str(args.init_from) if args.init_from else None)
-    folder = train(config, args.out, progress=not args.no_progress)
+    folder = train(config, args.out, progress=not args.no_progress, device=args.device)
     print(f"dvd toyworld train: model in {folder}")
     return 0
 
@@ -154,7 +178,7 @@ def _detector(args) -> int:
     _setup(args)
     config = DetectorConfig(steps=args.steps, seed=args.seed,
                             checkpoint_every=args.checkpoint_every)
-    folder = train_detector(config, args.out, progress=not args.no_progress)
+    folder = train_detector(config, args.out, progress=not args.no_progress, device=args.device)
     metrics = load_trained_detector(folder).metrics
     print(f"dvd toyworld detector: {folder}; held-out exact-set accuracy "
           f"{metrics['exact_set_accuracy']:.4f} on {metrics['heldout_scenes']} renders")
@@ -176,7 +200,7 @@ def _zoo(args) -> int:
                        detector_steps=args.detector_steps, checkpoint_every=args.checkpoint_every)
     start = time.perf_counter()
     train_zoo(config, args.out, jobs=args.jobs, threads=args.threads,
-              progress=not args.no_progress)
+              progress=not args.no_progress, device=args.device)
     if args.export:
         import diffusers
         import torch
@@ -194,9 +218,11 @@ def _zoo(args) -> int:
                    f"--snapshot-steps {words(config.snapshot_steps)} "
                    f"--detector-steps {config.detector_steps} --checkpoint-every "
                    f"{config.checkpoint_every} --jobs {args.jobs} --threads {args.threads} "
-                   f"--export DEST")
+                   f"--device {args.device} --export DEST")
         provenance = dict(
             command=command, seed=args.seed, jobs=args.jobs, threads=args.threads,
+            device=args.device, device_name=(torch.cuda.get_device_name(args.device)
+                                             if args.device.startswith("cuda") else None),
             python=platform.python_version(), torch=torch.__version__,
             diffusers=diffusers.__version__, transformers=transformers.__version__,
             machine=platform.machine(),

@@ -24,7 +24,7 @@ from torch import nn
 
 from dvdlib.store import (atomic_write, atomic_write_json, folder_lock, load_checkpoint, load_json,
                           save_torch)
-from dvdlib.toyworld.train import StepLog, step_seed
+from dvdlib.toyworld.train import StepLog, step_seed, to_cpu
 from dvdlib.toyworld.world import CONCEPTS, OBJECTS, RESOLUTION, World, check_name
 
 WEIGHTS = "detector.safetensors"
@@ -165,10 +165,12 @@ def is_finished(out_dir: str | Path) -> bool:
 
 
 def train_detector(config: DetectorConfig, out_dir: str | Path, progress: bool = True,
-                   progress_position: int = 0, stop_after: int | None = None) -> Path:
-    """Train (or resume) the detector into ``out_dir``; returns the folder.
+                   progress_position: int = 0, stop_after: int | None = None,
+                   device: str | torch.device = "cpu") -> Path:
+    """Train (or resume) the detector into ``out_dir`` on ``device``; returns the folder.
 
-    ``stop_after`` ends the run after that many total steps without finishing it.
+    ``stop_after`` ends the run after that many total steps without finishing it. Scenes and
+    augmentation are drawn on the CPU, so every device sees the same batches.
     """
     out_dir = Path(out_dir)
     with folder_lock(out_dir):
@@ -181,7 +183,7 @@ def train_detector(config: DetectorConfig, out_dir: str | Path, progress: bool =
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(config.seed)
         try:
-            detector = PresenceDetector(world.names, config.channels)
+            detector = PresenceDetector(world.names, config.channels).to(device)
         finally:
             torch.random.set_rng_state(generator_state)
         optimizer = torch.optim.AdamW(detector.parameters(), lr=config.learning_rate)
@@ -204,22 +206,22 @@ def train_detector(config: DetectorConfig, out_dir: str | Path, progress: bool =
             # Cosine decay: a small network settles better with a falling rate.
             for group in optimizer.param_groups:
                 group["lr"] = config.learning_rate * 0.5 * (1 + np.cos(np.pi * step / config.steps))
-            logits = detector(augment(scenes.images, generator))
-            loss = F.binary_cross_entropy_with_logits(logits, scenes.labels.float())
+            logits = detector(augment(scenes.images, generator).to(device))
+            loss = F.binary_cross_entropy_with_logits(logits, scenes.labels.float().to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if log.record(step, loss.item()):
-                save_torch(dict(config=config.to_dict(), step=step + 1, history=history,
-                                seconds=log.seconds, detector=detector.state_dict(),
-                                optimizer=optimizer.state_dict()), checkpoint_path)
+                save_torch(to_cpu(dict(config=config.to_dict(), step=step + 1, history=history,
+                                       seconds=log.seconds, detector=detector.state_dict(),
+                                       optimizer=optimizer.state_dict())), checkpoint_path)
         log.close()
         if last < config.steps:
             return out_dir
 
         detector.eval()
         metrics = heldout_accuracy(detector, world, config.heldout, config.seed)
-        atomic_write(out_dir / WEIGHTS, lambda p: save_file(detector.state_dict(), str(p)))
+        atomic_write(out_dir / WEIGHTS, lambda p: save_file(to_cpu(detector.state_dict()), str(p)))
         atomic_write_json(out_dir / RECORD, dict(
             config=config.to_dict(), names=list(detector.names), channels=list(detector.channels),
             metrics=metrics, loss=history, seconds=log.seconds, finished=True))

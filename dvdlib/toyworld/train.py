@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from dvdlib.toyworld.pipeline import (ToyDiffusionPipeline, new_pipeline,
                                       training_noise_scheduler)
 from dvdlib.store import (atomic_folder, atomic_write_json, folder_lock, load_checkpoint, load_json,
                           save_torch)
-from dvdlib.toyworld.world import World
+from dvdlib.toyworld.world import Scenes, World
 
 CHECKPOINT = "checkpoint.pt"
 PIPELINE = "pipeline"
@@ -163,19 +164,25 @@ class StepLog:
 
 
 def train(config: TrainConfig, out_dir: str | Path, progress: bool = True,
-          progress_position: int = 0, stop_after: int | None = None) -> Path:
-    """Train (or resume, or fine-tune) into ``out_dir``; returns the finished pipeline folder.
+          progress_position: int = 0, stop_after: int | None = None,
+          device: str | torch.device = "cpu") -> Path:
+    """Train (or resume, or fine-tune) into ``out_dir`` on ``device``; returns the finished
+    pipeline folder.
 
     ``stop_after`` ends the run after that many total steps without finishing it (as if it had
-    been killed right after that step's checkpoint); tests use it to check resuming.
+    been killed right after that step's checkpoint); tests use it to check resuming. Scenes are
+    drawn and noise is sampled on the CPU from the same seeds on every device, so only the
+    arithmetic differs between devices; checkpoints and snapshots are kept on the CPU and resume
+    on any device.
     """
     out_dir = Path(out_dir)
     with folder_lock(out_dir):
-        return _train(config, out_dir, progress, progress_position, stop_after)
+        return _train(config, out_dir, progress, progress_position, stop_after,
+                      torch.device(device))
 
 
 def _train(config: TrainConfig, out_dir: Path, progress: bool, progress_position: int,
-           stop_after: int | None) -> Path:
+           stop_after: int | None, device: torch.device) -> Path:
     if is_finished(out_dir):
         record = load_json(out_dir / RECORD)
         if record["config"] != config.to_dict():
@@ -183,7 +190,7 @@ def _train(config: TrainConfig, out_dir: Path, progress: bool, progress_position
                              "use another folder or delete it")
         return out_dir / PIPELINE
     world = World.from_dict(config.world)
-    pipe = _initial_pipeline(config, world)
+    pipe = _initial_pipeline(config, world).to(device)
     modules = _trainable(pipe)
     for module in modules.values():
         module.train()
@@ -208,9 +215,9 @@ def _train(config: TrainConfig, out_dir: Path, progress: bool, progress_position
     last = config.steps if stop_after is None else min(config.steps, stop_after)
     log = StepLog(history, seconds, start_step, config.steps, last, config.checkpoint_every,
                   disable=not progress, desc=out_dir.name, position=progress_position, leave=True)
-    for step in range(start_step, last):
+    batches = scene_batches(world, config, start_step, last, ahead=device.type != "cpu")
+    for step, scenes in zip(range(start_step, last), batches):
         generator = torch.Generator().manual_seed(step_seed(config.seed, step))
-        scenes = world.sample(config.batch_size, (config.seed, step))
         dropped = torch.rand(config.batch_size, generator=generator) < config.caption_dropout
         captions = ["" if d else c for c, d in zip(scenes.captions, dropped.tolist())]
         for group in optimizer.param_groups:
@@ -220,17 +227,17 @@ def _train(config: TrainConfig, out_dir: Path, progress: bool, progress_position
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
         optimizer.step()
-        with torch.no_grad():
-            for average, p in zip(ema, parameters):
-                average.lerp_(p.detach(), 1 - config.ema_decay)
+        with torch.no_grad():  # one fused call, not one per tensor: launches count on a GPU
+            torch._foreach_lerp_(ema, [p.detach() for p in parameters], 1 - config.ema_decay)
         if log.record(step, loss.item()):
             done = step + 1
-            save_torch(dict(config=config.to_dict(), step=done, history=history,
-                            seconds=log.seconds, optimizer=optimizer.state_dict(), ema=ema,
-                            **{name: m.state_dict() for name, m in modules.items()}),
+            save_torch(to_cpu(dict(config=config.to_dict(), step=done, history=history,
+                                    seconds=log.seconds, optimizer=optimizer.state_dict(), ema=ema,
+                                    **{name: m.state_dict() for name, m in modules.items()})),
                        checkpoint_path)
             if done % config.checkpoint_every == 0:
-                save_torch(dict(step=done, ema=[e.half() for e in ema]), snapshot_path(out_dir, done))
+                save_torch(dict(step=done, ema=[e.half().cpu() for e in ema]),
+                           snapshot_path(out_dir, done))
     log.close()
     if last < config.steps:
         return checkpoint_path
@@ -243,8 +250,41 @@ def _train(config: TrainConfig, out_dir: Path, progress: bool, progress_position
     atomic_folder(out_dir / PIPELINE, lambda folder: pipe.save_pretrained(folder))
     atomic_write_json(out_dir / RECORD, dict(config=config.to_dict(), loss=history,
                                              seconds=log.seconds,
-                                             finished=True, torch_threads=torch.get_num_threads()))
+                                             finished=True, torch_threads=torch.get_num_threads(),
+                                             device=device.type))
     return out_dir / PIPELINE
+
+
+def scene_batches(world: World, config: TrainConfig, start: int, stop: int, ahead: bool):
+    """The training scenes of steps ``start`` to ``stop - 1``, each drawn from ``(seed, step)``.
+
+    With ``ahead``, the next batch is drawn in a second thread while the current step computes:
+    on a GPU, drawing on the CPU would otherwise leave the device idle for half of each step. On
+    a CPU the two would only compete for the same cores.
+    """
+    def draw(step: int) -> Scenes:
+        return world.sample(config.batch_size, (config.seed, step))
+
+    if not ahead:
+        yield from (draw(step) for step in range(start, stop))
+        return
+    with ThreadPoolExecutor(max_workers=1) as drawer:
+        pending = drawer.submit(draw, start) if start < stop else None
+        for step in range(start, stop):
+            scenes = pending.result()
+            pending = drawer.submit(draw, step + 1) if step + 1 < stop else None
+            yield scenes
+
+
+def to_cpu(value):
+    """``value`` with every tensor inside it (dicts, lists, tuples) moved to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(v) for v in value)
+    return value
 
 
 def snapshot_path(out_dir: str | Path, step: int) -> Path:

@@ -155,19 +155,21 @@ class ZooConfig:
 
 
 # --- training ----------------------------------------------------------------------------------
-def _run_stage(kind: str, config, folder: str, threads: int, progress: bool, position: int) -> str:
+def _run_stage(kind: str, config, folder: str, threads: int, progress: bool, position: int,
+               device: str) -> str:
     """One training job (runs in a worker process when jobs > 1)."""
     torch.set_num_threads(threads)
     if kind == DETECTOR:
-        return str(detector_module.train_detector(config, folder, progress, position))
-    return str(train_module.train(config, folder, progress, position))
+        return str(detector_module.train_detector(config, folder, progress, position,
+                                                  device=device))
+    return str(train_module.train(config, folder, progress, position, device=device))
 
 
 class _Runner:
     """Runs training jobs in this process (jobs == 1) or in a pool of worker processes."""
 
-    def __init__(self, jobs: int, threads: int, progress: bool):
-        self.jobs, self.threads, self.progress = jobs, threads, progress
+    def __init__(self, jobs: int, threads: int, progress: bool, device: str):
+        self.jobs, self.threads, self.progress, self.device = jobs, threads, progress, device
         self.pool = None
         if jobs > 1:  # a fresh interpreter per worker ("spawn"): no inherited threads
             self.pool = ProcessPoolExecutor(max_workers=jobs,
@@ -179,10 +181,11 @@ class _Runner:
         self.submitted += 1
         if self.pool is None:
             future = Future()
-            future.set_result(_run_stage(kind, config, str(folder), self.threads, self.progress, 0))
+            future.set_result(_run_stage(kind, config, str(folder), self.threads, self.progress, 0,
+                                         self.device))
             return future
         return self.pool.submit(_run_stage, kind, config, str(folder), self.threads,
-                                self.progress, position)
+                                self.progress, position, self.device)
 
     def close(self):
         if self.pool is not None:
@@ -190,20 +193,21 @@ class _Runner:
 
 
 def train_zoo(config: ZooConfig, out_dir: str | Path, jobs: int = 1, threads: int = 1,
-              progress: bool = True, log=print) -> dict[str, Path]:
+              progress: bool = True, log=print, device: str = "cpu") -> dict[str, Path]:
     """Train (or resume) the base, every diversity level and the detector under ``out_dir``.
 
     Finished parts are skipped, interrupted ones resume. With ``jobs`` > 1, independent runs go
     side by side in worker processes, each with ``threads`` torch threads: the detector runs
     next to the base (and its continuation), then the fine-tunes share the workers. Returns the
-    folder of every part by name.
+    folder of every part by name. ``device`` is where every run computes (scenes and noise are
+    drawn on the CPU either way).
     """
     if jobs < 1 or threads < 1:
         raise ValueError(f"jobs and threads must be >= 1, got jobs={jobs!r}, threads={threads!r}")
     out_dir = Path(out_dir)
     start = time.perf_counter()
     folders = {BASE: out_dir / BASE, DETECTOR: out_dir / DETECTOR}
-    runner = _Runner(jobs, threads, progress)
+    runner = _Runner(jobs, threads, progress, str(device))
     try:
         log(f"[zoo] base model and detector -> {out_dir}")
         detector_done = runner.submit(DETECTOR, config.detector_config(), folders[DETECTOR])
