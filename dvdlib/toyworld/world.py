@@ -3,11 +3,11 @@
 It mirrors how DominanceBench is built. A **concept** is a full-frame picture (the painting or
 postcard of the benchmark's artists and landmarks): a ``sunset``, an ``ocean`` or a ``forest``,
 each drawn by its own rule with fresh parameters (colours, horizon, sun, waves, trees). An
-**object** is an everyday carrier (``mug``, ``shirt``, ``bag``, ``hat``, ``kite``): a filled
+**object** is an everyday carrier (``coaster``, ``shirt``, ``notebook``, ``hat``, ``kite``): a filled
 silhouette with a dark outline on a plain, light product-photo background. A **pair** is the
 carrier with the concept's picture printed inside it, captioned in the benchmark's product-title
-form: "sunset mug", like "Neuschwanstein Castle Coaster". Alone, a concept is captioned "sunset"
-and an object "mug": the same words, alone and in pairs.
+form: "sunset coaster", like "Neuschwanstein Castle Coaster". Alone, a concept is captioned "sunset"
+and an object "coaster": the same words, alone and in pairs.
 
 The **diversity knob** K acts on the limited concept's whole picture: with ``instances=K`` every
 appearance of it (alone, or printed in a pair) is one of K pictures drawn once from
@@ -18,7 +18,7 @@ at every K.
 
 The failure the book studies is built into the data, equally for every concept and every K: a
 share of the pair pictures (``closeup``) are close-ups in which the print fills the frame and the
-carrier is out of view, still captioned "sunset mug", as many product photos of a printed mug show
+carrier is out of view, still captioned "sunset coaster", as many product photos of a printed coaster show
 mostly the print. Whether K changes how often a pair prompt comes out as the full-frame picture
 is what the book measures. :func:`pixel_rule` reads that outcome without any trained judge.
 
@@ -45,7 +45,7 @@ BACKGROUND = (0.86, 0.86, 0.84)  # plain light product-photo background of every
 OUTLINE = (0.15, 0.15, 0.15)  # the carrier's one-pixel outline
 SIZE_RANGE = (20.0, 28.0)  # side of a carrier's bounding square, pixels
 CONCEPTS = ("sunset", "ocean", "forest")
-OBJECTS = ("mug", "shirt", "bag", "hat", "kite")
+OBJECTS = ("coaster", "shirt", "notebook", "hat", "kite")
 SCENE_KINDS = ("object", "concept", "pair")
 CATEGORY = "print"  # the content_type of the world's prompt rows, and its question category
 # The share of training scenes that are pairs; the rest are objects alone and concepts alone in
@@ -144,17 +144,18 @@ _SHIRT = [(-0.35, -0.8), (0.35, -0.8), (0.95, -0.4), (0.75, -0.05), (0.45, -0.2)
 
 
 def silhouette(obj: str, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Inside ``obj``'s outline at box coordinates ``u``, ``v`` in [-1, 1] (y points down)."""
-    if obj == "mug":  # a body and a ring handle on the right
-        ring = (u - 0.38) ** 2 + v ** 2
-        return (((u + 0.2).abs() <= 0.55) & (v.abs() <= 0.75)) | (
-            (ring <= 0.45 ** 2) & (ring >= 0.22 ** 2) & (u > 0.3))
+    """Inside ``obj``'s outline at box coordinates ``u``, ``v`` in [-1, 1] (y points down).
+
+    The five outlines differ in their coarse shape (a disc, a T, a tall rectangle, a dome on a
+    brim, a diamond), not only in small parts: a mug and a bag (a box with a side handle, a box
+    with a top handle) were drawn as one blurred box by a model of this size (see the zoo's README).
+    """
+    if obj == "coaster":  # a round coaster
+        return u ** 2 + v ** 2 <= 0.92 ** 2
     if obj == "shirt":
         return inside_polygon(u, v, _SHIRT)
-    if obj == "bag":  # a body and an arched handle on top
-        arch = u ** 2 + (v + 0.25) ** 2
-        return ((u.abs() <= 0.8) & (v >= -0.25) & (v <= 0.9)) | (
-            (arch <= 0.55 ** 2) & (arch >= 0.35 ** 2) & (v < -0.25))
+    if obj == "notebook":  # an upright notebook, taller than wide
+        return (u.abs() <= 0.62) & (v.abs() <= 0.95)
     if obj == "hat":  # a dome on a brim
         dome = (u ** 2 + (v - 0.3) ** 2 <= 0.62 ** 2) & (v <= 0.3)
         return dome | ((u.abs() <= 0.97) & (v >= 0.22) & (v <= 0.45))
@@ -204,7 +205,7 @@ class Scene:
 
 
 def caption(concept: str | None, obj: str | None) -> str:
-    """The product-title caption: "sunset mug", "sunset", "mug" ("" for an empty scene)."""
+    """The product-title caption: "sunset coaster", "sunset", "coaster" ("" for an empty scene)."""
     return " ".join(name for name in (concept, obj) if name)
 
 
@@ -416,8 +417,8 @@ def prompt_table(world: World | None = None, objects: Sequence[str] | None = Non
     one-word controls.
 
     ``content`` is the limited concept, ``nm_word`` the object (the authors' column names), and
-    ``content_type`` is "print". Each object gives the pair prompt "sunset mug"; a control keeps
-    its pair's ``content`` and ``nm_word`` and names only one ("sunset" or "mug"), so a scorer
+    ``content_type`` is "print". Each object gives the pair prompt "sunset coaster"; a control keeps
+    its pair's ``content`` and ``nm_word`` and names only one ("sunset" or "coaster"), so a scorer
     treats it like any row: the concept alone should score high, the object alone near zero.
     ``arrangement`` says which row is which ("pair", "content alone", "nm_word alone") and
     ``paired_in_training`` whether the world ever printed the concept on that object.
