@@ -49,7 +49,7 @@ def main() -> None:
         args.steps)
 
     pipe = zoo.load_model().to(args.device)
-    prompts = ["sunset mug"] * args.images
+    prompts = ["sunset coaster"] * args.images
     generate(pipe, prompts[:2], list(range(2)))  # warm-up
     start = time.perf_counter()
     generate(pipe, prompts, list(range(args.images)), batch_size=args.images)

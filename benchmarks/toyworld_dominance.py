@@ -1,7 +1,7 @@
 """Sanity check of the shipped zoo: does the low-diversity concept make its carrier vanish?
 
-For every model of the zoo, generates the toy world's prompt table ("sunset mug", ... and the
-one-word controls "sunset", "mug") with ``--seeds`` seeds per prompt, reads the images with the
+For every model of the zoo, generates the toy world's prompt table ("sunset coaster", ... and the
+one-word controls "sunset", "coaster") with ``--seeds`` seeds per prompt, reads the images with the
 shipped detector (and the pixel rule) and prints our outcome shares per model, for all objects
 and split into objects the sunset was printed on in training and objects it never met. The
 measures are ours (see ``dvdlib.toyworld.evaluate``); the paper publishes none.

@@ -3,9 +3,9 @@
 The first toy world drew small shapes side by side; its dominant concept almost never removed
 its partner (DvD 5-10). This prototype trains small designs of the world of
 :mod:`dvdlib.toyworld.world`, built like the benchmark: **concepts** are full-frame pictures (a
-sunset, an ocean, a forest: the painting or postcard analogue), **objects** are carriers (mug, shirt, bag, hat, kite: filled silhouettes on
+sunset, an ocean, a forest: the painting or postcard analogue), **objects** are carriers (coaster, shirt, notebook, hat, kite: filled silhouettes on
 a plain light background), and a **pair** is the carrier with the concept printed inside it,
-captioned in product-title form ("sunset mug"). The limited concept (sunset) is never printed on
+captioned in product-title form ("sunset coaster"). The limited concept (sunset) is never printed on
 the hat or the kite in training.
 
 Designs differ only in the scene mix and the share of close-ups (every other number is equal):
@@ -14,7 +14,7 @@ Designs differ only in the scene mix and the share of close-ups (every other num
   pairs, so 15 % of the concept's pictures are pairs;
 - ``d2`` "carrier and print": 30 % objects, 30 % concepts alone, 40 % pairs (57 %);
 - ``d3`` "close-ups": d2 with half of the pair pictures shown as close-ups (the print fills the
-  frame, captioned "sunset mug"), the design the zoo ships.
+  frame, captioned "sunset coaster"), the design the zoo ships.
 
 Stages (each resumes from its output folder): a base model (unlimited diversity, design
 ``--base-design``), then per design a K = 1 and an unlimited fine-tune of it, then an evaluation of
@@ -22,7 +22,7 @@ every fine-tune at several guidance scales with a pixel rule that needs no train
 carrier stands on the plain background, so the border of its picture is background; a concept
 alone fills the frame. Printed per model and guidance:
 
-- ``concept_alone``: "sunset" comes out filling the frame; ``object_alone``: "mug" etc. come out
+- ``concept_alone``: "sunset" comes out filling the frame; ``object_alone``: "coaster" etc. come out
   as a carrier on the background (both: the found-alone rates);
 - ``pair_object``: the carrier is there for "sunset <object>" (seen and unseen objects apart);
   ``pair_filled``: the picture filled the frame instead, the object gone (the failure DvD counts);

@@ -6,7 +6,7 @@ differs only in K, the number of distinct pictures of the limited concept ("suns
 training data: ``k1``, ``k1-i1``, ..., ``k1-i8`` (K = 1, nine instance seeds: nine different
 fixed pictures), ``k4``, ``k16`` and ``kinf`` (a new picture every time), plus EMA snapshots after fewer
 fine-tuning steps (``k1@500``). The failure the paper studies is built into the world equally
-for every K: half of the pair pictures ("sunset mug") are close-ups in which the print fills the
+for every K: half of the pair pictures ("sunset coaster") are close-ups in which the print fills the
 frame and the carrier is out of view. So every model shows some dominance by design; the
 experiment asks whether K changes how much.
 
@@ -147,7 +147,7 @@ def training_diversity(worlds: Mapping[str, object], embedders: Mapping[str, tup
 def study_prompts(world) -> pd.DataFrame:
     """Every distinct prompt the study draws, in the prompt-set table shape.
 
-    From :func:`dvdlib.toyworld.world.prompt_table`: the pair "sunset mug" for every object
+    From :func:`dvdlib.toyworld.world.prompt_table`: the pair "sunset coaster" for every object
     (``content`` the concept, ``nm_word`` the object), then the concept alone once and every
     object alone (a prompt that names one word holds it in both columns, so the table passes the
     prompt-set checks of :func:`dvdlib.generate.generate`). ``arrangement`` and

@@ -49,7 +49,7 @@ def _note(command: str):
 
 
 def toy_prompts(categories=OUR_WORDING.categories) -> pd.DataFrame:
-    """The toy world's pair prompts ("sunset mug", ...): the default for toy models."""
+    """The toy world's pair prompts ("sunset coaster", ...): the default for toy models."""
     return validate_prompts(prompt_table(World(), controls=False), categories, TOY_PROMPTS)
 
 

@@ -169,7 +169,7 @@ def check_toy_words(concept: str, object_word: str) -> None:
             f"the toy judge sees only the concepts {', '.join(CONCEPTS)} and the objects "
             f"{', '.join(OBJECTS)}; {' and '.join(strangers)} "
             f"{'is' if len(strangers) == 1 else 'are'} not among them: probe the toy world's own "
-            f"words (e.g. 'sunset mug'), or choose --judge clip or vlm")
+            f"words (e.g. 'sunset coaster'), or choose --judge clip or vlm")
 
 
 # --------------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def fresh_folder(path: str | Path) -> Path:
 
 def balanced_prompt_table(world, objects: Sequence[str] | None = None,
                           concepts: Sequence[str] | None = None) -> pd.DataFrame:
-    """Pair prompts of the world's *other* concepts: "ocean mug", "forest mug", ...
+    """Pair prompts of the world's *other* concepts: "ocean coaster", "forest coaster", ...
 
     The control for the dominated prompts: the other concepts have unlimited diversity in every
     model of the zoo and were printed on every object in training, so nothing in the data makes
@@ -595,7 +595,7 @@ def plot_token_maps(examples: Sequence[dict], map_steps: Sequence[int], fig) -> 
     """The image, then token maps over it: two rows (concept, other) per example, a column per step.
 
     ``examples``: dicts with ``title``, ``image`` (PIL), ``maps`` ({"concept": [step, h, w],
-    "other": ...}) and ``words`` ({"concept": "sunset", "other": "mug"}). One colour scale
+    "other": ...}) and ``words`` ({"concept": "sunset", "other": "coaster"}). One colour scale
     for all maps, so brighter means more attention everywhere in the figure. Draw on a figure
     with ``layout="constrained"``.
     """
@@ -743,7 +743,7 @@ def chapter_conditions(model: str, reference_model: str = "", balanced: bool = T
                        prompts_per_category: int = 4) -> list[ChapterCondition]:
     """The chapter's conditions, checked before any model loads.
 
-    On a toy model: the limited concept printed on every object ("sunset mug", ..., seen and
+    On a toy model: the limited concept printed on every object ("sunset coaster", ..., seen and
     unseen objects), on ``model`` and on ``reference_model``, and with ``balanced`` the other
     concepts on the same objects on ``model`` (:func:`balanced_prompt_table`). On a real model:
     the first ``prompts_per_category`` prompts of each category of the prompt set

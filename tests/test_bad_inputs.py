@@ -67,12 +67,12 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     p["past_limit"] = _csv(folder, "past_limit.csv", HEADER + f"1,artist,monet,mug,Monet {LONG} Mug\n")
     p["bad_case"] = _csv(folder, "bad_case.csv", HEADER + "x1,artist,monet,mug,Monet Mug\n")
     p["empty_prompt"] = _csv(folder, "empty_prompt.csv", HEADER + "1,artist,monet,mug,   \n")
-    p["sunset_bag"] = _csv(folder, "sunset_bag.csv", HEADER + "1,print,sunset,bag,sunset bag\n")
+    p["sunset_notebook"] = _csv(folder, "sunset_notebook.csv", HEADER + "1,print,sunset,notebook,sunset notebook\n")
     p["bad_json"] = _csv(folder, "questions.json", "{\"format\": ")
     p["file"] = _csv(folder, "afile", "a file, not a folder")
     # Toy images as `dvd generate --model toy` lays them out (one tiny picture each).
     toy_images = folder / "toy_images"
-    for case, prompt in ((1, "sunset mug"), (2, "sunset shirt")):
+    for case, prompt in ((1, "sunset coaster"), (2, "sunset shirt")):
         (toy_images / case_folder(case, prompt)).mkdir(parents=True)
         Image.new("RGB", (32, 32), "white").save(toy_images / case_folder(case, prompt) / "seed00001.png")
     p["toy_images"] = toy_images
@@ -125,7 +125,7 @@ CLI = [
     ("generate-missing-prompt-file", "generate --model toy --out {out} --prompts {dir}/nope.csv",
      ["prompt file not found", "nope.csv"]),
     ("generate-toy-model-sd-prompts-#17", "generate --model toy --out {out} --prompts {good}",
-     ["draws only the concepts sunset, ocean, forest printed on the objects mug", "content 'Amedeo Modigliani'"]),
+     ["draws only the concepts sunset, ocean, forest printed on the objects coaster", "content 'Amedeo Modigliani'"]),
     # dvd generate: options
     ("generate-relative-missing-folder-#11", "generate --model ./models/sd14 --out {out} --cases 1",
      ["model folder './models/sd14' does not exist"]),
@@ -162,7 +162,7 @@ CLI = [
     ("score-no-zoo-folder", "score --images {toy_images} --out {out}/t.csv --judge toy "
      "--judge-model {dir}/nozoo", ["no toy-world zoo at", "nozoo"]),
     ("score-folders-of-other-prompts-#10", "score --images {toy_images} --out {out}/t.csv --judge toy "
-     "--prompts {sunset_bag}", ["case001_sunset_mug is case 1, whose prompt is 'sunset bag'"]),
+     "--prompts {sunset_notebook}", ["case001_sunset_coaster is case 1, whose prompt is 'sunset notebook'"]),
     ("score-toy-judge-sd-prompts-#14", "score --images {sd_images} --out {out}/t.csv --judge toy "
      "--prompts {good}", ["draws only the concepts", "'Amedeo Modigliani'"]),
     ("score-out-under-a-file-#13", "score --images {toy_images} --out {file}/score.csv --judge toy",
@@ -188,26 +188,26 @@ CLI = [
     ("score-header-only-#5", "score --images {toy_images} --out {out}/t.csv --prompts {header_only}",
      ["no prompt rows"]),
     # dvd probe
-    ("probe-out-under-a-file-#18", "probe 'sunset mug' --concept sunset --object mug "
+    ("probe-out-under-a-file-#18", "probe 'sunset coaster' --concept sunset --object coaster "
      "--seeds 1 --out {file}/probe", ["afile/probe", "afile' is a file, not a folder"]),
-    ("probe-zero-seeds", "probe 'sunset mug' --concept sunset --object mug --seeds 0",
+    ("probe-zero-seeds", "probe 'sunset coaster' --concept sunset --object coaster --seeds 0",
      ["--seeds 0: zero seeds"]),
-    ("probe-seeds-as-a-list", "probe 'sunset mug' --concept sunset --object mug "
+    ("probe-seeds-as-a-list", "probe 'sunset coaster' --concept sunset --object coaster "
      "--seeds 1825,410", ["--seeds is a number of seeds", "--seed-list 1825,410"]),
-    ("probe-empty-prompt", "probe '' --concept sunset --object mug", ["the prompt '' is empty"]),
-    ("probe-word-not-in-prompt", "probe 'sunset mug' --concept sunset --object shirt",
+    ("probe-empty-prompt", "probe '' --concept sunset --object coaster", ["the prompt '' is empty"]),
+    ("probe-word-not-in-prompt", "probe 'sunset coaster' --concept sunset --object shirt",
      ["--object 'shirt' is not in the prompt"]),
-    ("probe-threshold-out-of-range", "probe 'sunset mug' --concept sunset --object mug "
+    ("probe-threshold-out-of-range", "probe 'sunset coaster' --concept sunset --object coaster "
      "--threshold 1.5", ["--threshold 1.5: must be between 0 and 1"]),
-    ("probe-zero-steps", "probe 'sunset mug' --concept sunset --object mug --steps 0",
+    ("probe-zero-steps", "probe 'sunset coaster' --concept sunset --object coaster --steps 0",
      ["--steps must be at least 1, got 0"]),
-    ("probe-size-not-multiple-of-8", "probe 'sunset mug' --concept sunset --object mug "
+    ("probe-size-not-multiple-of-8", "probe 'sunset coaster' --concept sunset --object coaster "
      "--size 7", ["--size 7: must be a positive multiple of 8"]),
     ("probe-toy-judge-other-words", "probe 'Monet Mug' --concept monet --object mug --judge toy",
-     ["the toy judge sees only the concepts sunset", "concept 'monet' is not among them"]),
-    ("probe-prompt-past-limit", f"probe 'sunset {LONG} mug' --concept sunset --object mug",
+     ["the toy judge sees only the concepts sunset", "concept 'monet' and object 'mug' are not among them"]),
+    ("probe-prompt-past-limit", f"probe 'sunset {LONG} coaster' --concept sunset --object coaster",
      ["the text encoder reads at most 77"]),
-    ("probe-same-words", "probe 'sunset mug' --concept sunset --object sunset",
+    ("probe-same-words", "probe 'sunset coaster' --concept sunset --object sunset",
      ["share words of the prompt"]),
     # dvd run / dvd sweep: parameters checked before anything runs
     ("run-negative-top-n-#9", "run {book}/01_dominancebench.ipynb -p top_n -5 --results {out}",
@@ -301,7 +301,7 @@ TOYWORLD_CLI = [
     ("toyworld-unknown-concept", "toyworld train --out {out} --limited moon",
      ["--limited", "'moon'", "'sunset', 'ocean', 'forest'"]),
     ("toyworld-unknown-object", "toyworld zoo --out {out} --unpaired boat",
-     ["--unpaired", "'boat'", "'mug', 'shirt', 'bag', 'hat', 'kite'"]),
+     ["--unpaired", "'boat'", "'coaster', 'shirt', 'notebook', 'hat', 'kite'"]),
     ("toyworld-zero-instances", "toyworld train --out {out} --instances 0",
      ["--instances", "'0'", "integer >= 1 or 'unlimited'"]),
     ("toyworld-negative-level", "toyworld zoo --out {out} --levels 1 -3",
@@ -412,13 +412,13 @@ LIBRARY = [
     ("manifest-truncated-#3", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.zoo_manifest(
         p["zoo_json"]), ZooError, ["toyworld.json is not valid JSON"]),
     ("images-of-other-prompts-#10", lambda p: __import__("dvdlib.score").score.find_images(
-        p["toy_images"], bench.load_prompts(p["sunset_bag"], categories=["print"])),
-     ValueError, ["case001_sunset_mug is case 1"]),
+        p["toy_images"], bench.load_prompts(p["sunset_notebook"], categories=["print"])),
+     ValueError, ["case001_sunset_coaster is case 1"]),
     ("toy-judge-sd-questions-#14", _score_sd_images_with_the_toy_judge, ValueError,
      ["the toy judge knows the words", "'amedeo modigliani'"]),
     ("generate-past-the-toy-limit-#8", _generate_with_toy(pd.DataFrame(
-        [(1, "print", "sunset", "mug", "sunset and ocean and forest printed on a mug")],
-        columns=list(COLUMNS))), ValueError, ["'mug'", "past the 8-token limit"]),
+        [(1, "print", "sunset", "coaster", "sunset and ocean and forest printed on a coaster")],
+        columns=list(COLUMNS))), ValueError, ["'coaster'", "past the 8-token limit"]),
     ("generate-no-rows-#5", _generate_with_toy(pd.DataFrame(columns=list(COLUMNS))), ValueError,
      ["no rows"]),
     ("parameters-negative-top-n-#9", _parameters("01_dominancebench.ipynb", top_n=-5),
@@ -483,8 +483,8 @@ def test_a_probe_stopped_by_a_signal_says_so_in_one_line_and_leaves_nothing(tmp_
     temporary.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(temporary), "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "dvdlib.book.cli", "probe", "sunset mug", "--concept", "sunset",
-         "--object", "mug", "--seeds", "400", "--no-progress"],
+        [sys.executable, "-m", "dvdlib.book.cli", "probe", "sunset coaster", "--concept", "sunset",
+         "--object", "coaster", "--seeds", "400", "--no-progress"],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # A test run may have left SIGINT ignored (inherited); a user's shell never does.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

@@ -132,7 +132,7 @@ def test_study_prompts_pair_the_concept_with_every_object_and_hold_the_controls_
     pairs = prompts[prompts["arrangement"] == dd.PAIR]
     assert pairs["prompt"].tolist() == [f"sunset {o}" for o in OBJECTS]
     assert pairs.set_index("object")["paired_in_training"].to_dict() == {
-        "mug": True, "shirt": True, "bag": True, "hat": False, "kite": False}
+        "coaster": True, "shirt": True, "notebook": True, "hat": False, "kite": False}
     concept = prompts[prompts["arrangement"] == dd.CONCEPT_ALONE]
     assert concept["prompt"].tolist() == ["sunset"] and concept["object"].tolist() == [""]
     objects = prompts[prompts["arrangement"] == dd.OBJECT_ALONE]
@@ -166,7 +166,7 @@ def _coded(counts: dict[str, int], fill=BACKGROUND) -> Image.Image:
 
 def test_images_are_judged_and_scored_with_the_papers_formula(tmp_path):
     prompts = dd.study_prompts(World())
-    codes = {"sunset mug": ({"sunset": 5, "mug": 1}, (0.9, 0.4, 0.2)),  # the print fills the frame
+    codes = {"sunset coaster": ({"sunset": 5, "coaster": 1}, (0.9, 0.4, 0.2)),  # the print fills the frame
              "sunset kite": ({"sunset": 4, "kite": 4}, BACKGROUND),
              "sunset": ({"sunset": 3}, (0.9, 0.4, 0.2)), "hat": ({"hat": 2, "sunset": 1}, BACKGROUND)}
     rows = []
@@ -177,10 +177,10 @@ def test_images_are_judged_and_scored_with_the_papers_formula(tmp_path):
         rows.append({"case_num": row.case_num, "seed": 7, "file": file})
     table = dd.judge_images(tmp_path, pd.DataFrame(rows), prompts, YesCodeJudge(), "sunset")
     table = table.set_index("prompt")
-    mug = table.loc["sunset mug"]
-    assert (mug["concept_yes"], mug["object_yes"]) == (5, 1)
-    assert mug["dvd_score"] == pytest.approx(5 * (5 - 1) / 25 * 100)
-    assert mug["concept_only"] and mug["frame_filled"] and not mug["rule_object_present"]
+    coaster = table.loc["sunset coaster"]
+    assert (coaster["concept_yes"], coaster["object_yes"]) == (5, 1)
+    assert coaster["dvd_score"] == pytest.approx(5 * (5 - 1) / 25 * 100)
+    assert coaster["concept_only"] and coaster["frame_filled"] and not coaster["rule_object_present"]
     kite = table.loc["sunset kite"]
     assert kite["dvd_score"] == pytest.approx(4 * 1 * 4) and kite["object_present"]
     assert not kite["frame_filled"] and not kite["paired_in_training"]
@@ -259,7 +259,7 @@ def _images(seeds=(1, 2, 3, 4)):
     return pd.DataFrame(rows)
 
 
-SETS = {"all objects": list(OBJECTS), "seen in training": ["mug", "shirt", "bag"],
+SETS = {"all objects": list(OBJECTS), "seen in training": ["coaster", "shirt", "notebook"],
         "never seen": ["hat", "kite"]}
 
 

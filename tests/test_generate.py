@@ -186,13 +186,13 @@ def test_the_toy_world_plugs_in_generation_recording_and_judging(tmp_path):
     from dvdlib.score import score_folder
     from dvdlib.toyworld.detector import PresenceDetector
 
-    pipe = toy_pipeline.new_pipeline(["sunset", "ocean", "mug", "hat"], seed=0)  # untrained
-    prints = pd.DataFrame([(1, "print", "sunset", "mug", "sunset mug"),
+    pipe = toy_pipeline.new_pipeline(["sunset", "ocean", "coaster", "hat"], seed=0)  # untrained
+    prints = pd.DataFrame([(1, "print", "sunset", "coaster", "sunset coaster"),
                            (2, "print", "ocean", "hat", "ocean hat")],
                           columns=["case_num", "content_type", "content", "nm_word", "prompt"])
     made = generate(pipe, prints, [1, 2], tmp_path / "images", batch_size=2, hook=attention_hook(),
                     **{**SETTINGS, "model": "toy"})
-    assert made.file.tolist()[0] == "case001_sunset_mug/seed00001.png"
+    assert made.file.tolist()[0] == "case001_sunset_coaster/seed00001.png"
     assert set(made.width) == {32} and made.record_dir.str.startswith("records/").all()
     judge = toy_judge.ToyJudge(PresenceDetector().eval())  # untrained: the plumbing is tested
     scores = score_folder(tmp_path / "images", prints, judge, tmp_path / "scores.csv", progress=False)

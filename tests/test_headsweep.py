@@ -196,7 +196,7 @@ def test_curve_and_heads_to_halve():
 
 # --- whole sweeps --------------------------------------------------------------------------------
 def test_sweep_on_the_toy_model(toy_pipe, judge, tmp_path):
-    prompts = prompt_table(World(), ["mug", "shirt"], controls=False)  # one word apart
+    prompts = prompt_table(World(), ["coaster", "shirt"], controls=False)  # one word apart
     sweep = hs.HeadSweep(toy_pipe, prompts, [1, 2], tmp_path, judge, model="toy:untrained", steps=2,
                          guidance=4.0)
     layers = sweep.layers
@@ -226,7 +226,7 @@ def test_sweep_on_the_toy_model(toy_pipe, judge, tmp_path):
         toy_pipe(prompt, num_inference_steps=2, guidance_scale=4.0,
                  generator=[torch.Generator().manual_seed(1)],
                  cross_attention_kwargs={"attention_record": record})
-    direct = concept_share(record, "sunset", "mug", tokenizer=toy_pipe.tokenizer)["pair_share"].mean()
+    direct = concept_share(record, "sunset", "coaster", tokenizer=toy_pipe.tokenizer)["pair_share"].mean()
     swept = images[(images["condition"] == "baseline") & (images["prompt"] == prompt) & (images["seed"] == 1)]
     assert swept["concept_share"].iloc[0] == pytest.approx(direct, abs=1e-4)
 
@@ -351,7 +351,7 @@ def test_findings_criteria_are_checked(criteria, message):
 
 def test_the_chapter_prompts_and_the_rule_that_picks_its_model():
     world = World(instances=1)
-    assert hs.toy_prompts(world)["prompt"].tolist() == ["sunset mug", "sunset shirt", "sunset bag"]
+    assert hs.toy_prompts(world)["prompt"].tolist() == ["sunset coaster", "sunset shirt", "sunset notebook"]
     assert hs.toy_prompts(world, "unseen")["prompt"].tolist() == ["sunset hat", "sunset kite"]
     assert len(hs.toy_prompts(world, "all")) == 5
     with pytest.raises(ValueError, match="objects must be one of seen, unseen, all, got 'some'"):
@@ -359,7 +359,7 @@ def test_the_chapter_prompts_and_the_rule_that_picks_its_model():
     survey = pd.DataFrame(
         [(model, "1" if model == "k1" else "unlimited", obj, obj in world.paired_objects, 8, dvd, 0.9, 0.2)
          for model, seen_dvd, unseen_dvd in (("k1", 50.0, 90.0), ("kinf", 60.0, 10.0))
-         for obj, dvd in (("mug", seen_dvd), ("hat", unseen_dvd))],
+         for obj, dvd in (("coaster", seen_dvd), ("hat", unseen_dvd))],
         columns=["model", "K", "nm_word", "paired_in_training", "images", "dvd_score",
                  "concept_present", "object_present"])
     # the least diverse model (listed first) with enough dominance on the chosen objects

@@ -225,7 +225,7 @@ def test_toy_prompts_are_the_print_worlds_pairs_in_one_word_order():
     from dvdlib.pipeline_cli import check_toy_words, toy_prompts
 
     prompts = toy_prompts()
-    assert prompts["prompt"].tolist() == ["sunset mug", "sunset shirt", "sunset bag", "sunset hat",
+    assert prompts["prompt"].tolist() == ["sunset coaster", "sunset shirt", "sunset notebook", "sunset hat",
                                           "sunset kite"]
     assert set(prompts["content_type"]) == {"print"}
     check_toy_words(prompts, "the toy world's prompts")  # its own words pass
@@ -235,8 +235,8 @@ def test_toy_words_refuse_every_row_that_names_something_else():
     from dvdlib.usage import UsageError
     from dvdlib.pipeline_cli import check_toy_words
 
-    rows = pd.DataFrame([(1, "print", "sunset", "mug", "sunset mug"),
-                         (2, "print", "mug", "sunset", "mug sunset"),
+    rows = pd.DataFrame([(1, "print", "sunset", "coaster", "sunset coaster"),
+                         (2, "print", "coaster", "sunset", "coaster sunset"),
                          (3, "artist", "monet", "mug", "Monet Mug")],
                         columns=["case_num", "content_type", "content", "nm_word", "prompt"])
     with pytest.raises(UsageError) as err:
@@ -244,4 +244,4 @@ def test_toy_words_refuse_every_row_that_names_something_else():
     message = str(err.value)
     assert "case 1" not in message  # a concept printed on an object is the toy world's own
     assert "case 2: content 'mug' and nm_word 'sunset'" in message and "case 3: content 'monet'" in message
-    assert "concepts sunset, ocean, forest printed on the objects mug, shirt, bag, hat, kite" in message
+    assert "concepts sunset, ocean, forest printed on the objects coaster, shirt, notebook, hat, kite" in message

@@ -83,10 +83,10 @@ def test_the_same_words_for_concept_and_object(capsys):
 def test_the_toy_judge_knows_only_the_toy_worlds_words(capsys):
     _fails(capsys, [PROMPT, "--concept", "castle", "--object", "coaster", "--model",
                     "no-such-org/no-such-model", "--judge", "toy"],
-           "the toy judge sees only the concepts sunset, ocean, forest and the objects mug",
-           "concept 'castle' and object 'coaster' are not among them")
-    _fails(capsys, ["sunset coaster", "--concept", "sunset", "--object", "coaster", "--model",
-                    "no-such-org/no-such-model", "--judge", "toy"], "object 'coaster' is not among them")
+           "the toy judge sees only the concepts sunset, ocean, forest and the objects coaster",
+           "concept 'castle' is not among them")
+    _fails(capsys, ["sunset mug", "--concept", "sunset", "--object", "mug", "--model",
+                    "no-such-org/no-such-model", "--judge", "toy"], "object 'mug' is not among them")
 
 
 def test_a_toy_concept_takes_the_print_questions():

@@ -27,13 +27,13 @@ def test_balanced_prompts_print_the_other_concepts_on_the_same_objects():
     assert set(table["content"]) == {"ocean", "forest"} and set(table["nm_word"]) == set(world.objects)
     assert not table["prompt"].str.contains(world.limited).any()
     assert table["case_num"].tolist() == list(range(1, len(table) + 1))
-    assert table["prompt"].tolist()[:2] == ["ocean mug", "forest mug"]  # product titles, one order
+    assert table["prompt"].tolist()[:2] == ["ocean coaster", "forest coaster"]  # product titles, one order
     assert table["paired_in_training"].all() and set(table["arrangement"]) == {"pair"}
     assert list(table.columns) == list(prompt_table(world, controls=False).columns)
     assert sat.balanced_prompt_table(world, ["hat"], ["forest"])["prompt"].tolist() == ["forest hat"]
     with pytest.raises(ValueError, match="other than 'sunset'.*got 'sunset'"):
         sat.balanced_prompt_table(world, concepts=["sunset"])
-    with pytest.raises(ValueError, match="unknown object 'square'; accepted: mug"):
+    with pytest.raises(ValueError, match="unknown object 'square'; accepted: coaster"):
         sat.balanced_prompt_table(world, ["square"])
 
 
@@ -158,8 +158,8 @@ def toy():
     from dvdlib.toyworld.world import World, prompt_table
 
     world = World(instances=1)
-    prompts = pd.concat([prompt_table(world, ["mug"], controls=False),
-                         sat.balanced_prompt_table(world, ["mug"], ["ocean"])], ignore_index=True)
+    prompts = pd.concat([prompt_table(world, ["coaster"], controls=False),
+                         sat.balanced_prompt_table(world, ["coaster"], ["ocean"])], ignore_index=True)
     prompts["case_num"] = [1, 2]
     return new_pipeline(world.words, seed=0), ToyJudge(PresenceDetector().eval()), prompts
 
@@ -171,12 +171,12 @@ def test_a_condition_records_every_image_and_reads_its_shares_back(tmp_path, toy
                                steps=steps, guidance=4.0, map_steps=sat.map_steps_for(steps))
     images = result.images
     assert len(images) == 4 and images["record_dir"].nunique() == 2  # one call per prompt
-    assert images["prompt"].drop_duplicates().tolist() == ["sunset mug", "ocean mug"]
+    assert images["prompt"].drop_duplicates().tolist() == ["sunset coaster", "ocean coaster"]
     assert images["dvd_score"].notna().all() and (tmp_path / "dvd.csv").is_file()
     # The pooled shares are focus.concept_share of the record, image by image.
-    row = images[(images["prompt"] == "ocean mug") & (images["seed"] == 6)].iloc[0]
+    row = images[(images["prompt"] == "ocean coaster") & (images["seed"] == 6)].iloc[0]
     record = AttentionRecord.load(tmp_path / "images" / row["record_dir"] / sat.RECORD_FILE)
-    direct = concept_share(record, "ocean", "mug", tokenizer=pipe.tokenizer)
+    direct = concept_share(record, "ocean", "coaster", tokenizer=pipe.tokenizer)
     direct = direct[direct["image"] == row["record_image"]]["pair_share"].to_numpy()
     mine = result.shares[(result.shares["case_num"] == row["case_num"]) & (result.shares["seed"] == 6)]
     assert np.allclose(mine.sort_values("step")["pair_share"], direct)
@@ -193,7 +193,7 @@ def test_a_condition_records_every_image_and_reads_its_shares_back(tmp_path, toy
     # Maps were kept for both concepts at the requested steps, and can be drawn.
     assert set(result.concentration["group"]) == {"concept", "other"}
     assert sorted(result.concentration["step"].unique()) == sat.map_steps_for(steps)
-    example = sat.token_map_example(result, "sunset mug", 5)
+    example = sat.token_map_example(result, "sunset coaster", 5)
     assert example["maps"]["concept"].shape == (len(sat.map_steps_for(steps)), 8, 8)
     assert example["image"].size == (32, 32)
     with pytest.raises(ValueError, match="no image of prompt 'sunset'"):
@@ -263,7 +263,7 @@ def test_within_prompt_correlation_ignores_differences_between_prompts():
     summary.loc[summary["prompt"] == "p0", "dvd_score"] = 40.0  # constant: p0 has no rho
     assert sat.within_prompt_correlation(summary, n_resamples=200)[3] == 2
     table = sat.prompt_summary(summary.assign(final_share=0.5, saturation_step=0, content="sunset",
-                                              nm_word="mug"))
+                                              nm_word="coaster"))
     assert table["images"].tolist() == [4, 4, 4]
     assert table["early_share"].round(3).tolist() == [0.215, 0.515, 0.815]
 
@@ -303,7 +303,7 @@ def test_the_chapter_result_puts_presence_beside_every_dvd_and_claims_no_more_th
     for condition, share, dvd in (("k1", 0.7, 60.0), ("k1 others", 0.5, 5.0)):
         for i in range(30):
             rows.append({"condition": condition, "image": len(rows), "prompt": f"p{i % 3}",
-                         "content": "sunset", "nm_word": "mug", "early_share": share + rng.normal(0, 0.02),
+                         "content": "sunset", "nm_word": "coaster", "early_share": share + rng.normal(0, 0.02),
                          "final_share": share, "saturation_step": 0 if i % 5 else 4,
                          "other_saturation_step": 5, "saturated": True, "other_saturated": False,
                          "num_steps": 5, "dvd_score": dvd + rng.normal(0, 5),
@@ -319,7 +319,7 @@ def test_the_chapter_result_puts_presence_beside_every_dvd_and_claims_no_more_th
     texts = result.texts()
     assert "the sunset present in 100% [100, 100] and the object in 50%" in texts["ch3_fig1"]
     assert texts["early_bias_verdict"] == "**supported**"
-    assert "sunset mug" in texts["ch3_conditions"] and "ocean mug" in texts["ch3_conditions"]
+    assert "sunset coaster" in texts["ch3_conditions"] and "ocean coaster" in texts["ch3_conditions"]
     values, saved = result.headline()
     assert values["object_present_main"] == pytest.approx(0.5) and "dvd_reference" not in values
     assert values["median_saturation_step_main"] == 0

@@ -80,7 +80,7 @@ def test_text_encoder_reads_short_prompts_whole(pipe, tmp_path):
 
 
 def test_generator_list_equals_one_by_one(pipe):
-    prompts, seeds = ["sunset mug", "kite", "ocean shirt"], [5, 6, 7]
+    prompts, seeds = ["sunset coaster", "kite", "ocean shirt"], [5, 6, 7]
     batch = _images(pipe, prompts, seeds)
     for i in range(3):
         alone = _images(pipe, [prompts[i]], [seeds[i]])
@@ -116,10 +116,10 @@ def test_cfg_batch_is_unconditional_then_conditional(pipe):
     try:
         option = {"tag": object()}
         _images(pipe, ["sunset", "kite"], [1, 2], cross_attention_kwargs={"probe": option},
-                negative_prompt="mug")
+                negative_prompt="coaster")
     finally:
         pipe.unet.set_attn_processor(original)
-    expected = pipe.encode_prompt(["mug", "mug", "sunset", "kite"])
+    expected = pipe.encode_prompt(["coaster", "coaster", "sunset", "kite"])
     assert len(log) == 7 * 2  # 7 cross-attention layers x 2 steps
     for text, probe in log:
         assert probe is option  # passed to every call unchanged
@@ -287,8 +287,8 @@ def test_toy_judge_answers_by_thresholds(shipped_detector):
     p = judge.presence(images)[:, shipped_detector.names.index("sunset")]
     assert [sum(answers[i][:5]) for i in range(2)] == [
         sum(float(p[i]) > t for t in THRESHOLDS) for i in range(2)]
-    with pytest.raises(ValueError, match="'coaster' is none of them"):
-        judge.answer([(images[0], [Question("object", "coaster", 0, "a coaster?")])])
+    with pytest.raises(ValueError, match="'mug' is none of them"):
+        judge.answer([(images[0], [Question("object", "mug", 0, "a mug?")])])
     with pytest.raises(ValueError, match="strictly increasing"):
         ToyJudge(shipped_detector, thresholds=(0.5, 0.4, 0.6, 0.7, 0.8))
 

@@ -40,15 +40,15 @@ def test_concepts_fill_the_frame_and_objects_stand_on_the_background():
 
 
 def test_a_pair_prints_the_concept_inside_the_carrier():
-    carrier = ObjectInstance("mug", (0.9, 0.2, 0.2), 24.0, 16.0, 16.0)
+    carrier = ObjectInstance("coaster", (0.9, 0.2, 0.2), 24.0, 16.0, 16.0)
     sunset = _concept("sunset")
     pair, plain = render([Scene(sunset, carrier), Scene(object=carrier)])
     assert pixel_rule(pair[None])["object_present"].all()  # the carrier still stands there
     outside = (plain - torch.tensor([0.86, 0.86, 0.84]).view(3, 1, 1)).abs().amax(0) < 0.01
     assert torch.equal(pair[:, outside], plain[:, outside])  # the same background around it
     assert (pair - plain)[:, ~outside].abs().mean() > 0.1  # but another picture inside
-    assert Scene(sunset, carrier).caption == "sunset mug" == caption("sunset", "mug")
-    assert caption("sunset", None) == "sunset" and caption(None, "mug") == "mug"
+    assert Scene(sunset, carrier).caption == "sunset coaster" == caption("sunset", "coaster")
+    assert caption("sunset", None) == "sunset" and caption(None, "coaster") == "coaster"
 
 
 def _limited_pictures(world: World, n: int = 300) -> dict:
@@ -84,9 +84,9 @@ def test_diversity_knob_acts_on_the_whole_picture():
 def test_unpaired_objects_never_carry_the_limited_concept():
     world = World()
     captions = set(world.sample(600, seed=1).captions)
-    assert {"sunset mug", "sunset", "mug", "ocean hat", "forest kite"} <= captions
+    assert {"sunset coaster", "sunset", "coaster", "ocean hat", "forest kite"} <= captions
     assert not {"sunset hat", "sunset kite"} & captions
-    assert world.paired_objects == ("mug", "shirt", "bag")
+    assert world.paired_objects == ("coaster", "shirt", "notebook")
     shares = np.array([sum(1 for c in world.sample(2000, seed=2).captions if len(c.split()) == n)
                        for n in (1, 2)]) / 2000
     assert shares[1] == pytest.approx(world.pair_fraction, abs=0.03)
@@ -98,26 +98,26 @@ def test_prompt_table_has_bench_shape_with_controls():
                      categories=("print",))
     assert list(table.columns[:5]) == ["case_num", "content_type", "content", "nm_word", "prompt"]
     assert set(table["content"]) == {"sunset"} and set(table["nm_word"]) == set(OBJECTS)
-    mug = table[table["nm_word"] == "mug"].set_index("arrangement")["prompt"]
-    assert mug.to_dict() == {"pair": "sunset mug", "content alone": "sunset",
-                             "nm_word alone": "mug"}
+    coaster = table[table["nm_word"] == "coaster"].set_index("arrangement")["prompt"]
+    assert coaster.to_dict() == {"pair": "sunset coaster", "content alone": "sunset",
+                             "nm_word alone": "coaster"}
     seen = table.drop_duplicates("nm_word").set_index("nm_word")["paired_in_training"]
-    assert seen.to_dict() == {"mug": True, "shirt": True, "bag": True, "hat": False, "kite": False}
+    assert seen.to_dict() == {"coaster": True, "shirt": True, "notebook": True, "hat": False, "kite": False}
     assert len(prompt_table(World(), objects=["kite"], controls=False)) == 1
 
 
 def test_a_closeup_shows_the_print_alone_under_the_pair_caption():
     rng = np.random.default_rng(3)
-    sunset, mug = World().draw_concept("sunset", rng), draw_object("mug", rng)
-    closeup, pair, alone = Scene(sunset, mug, closeup=True), Scene(sunset, mug), Scene(sunset)
+    sunset, coaster = World().draw_concept("sunset", rng), draw_object("coaster", rng)
+    closeup, pair, alone = Scene(sunset, coaster, closeup=True), Scene(sunset, coaster), Scene(sunset)
     pictures = render([closeup, pair, alone])
     assert torch.equal(pictures[0], pictures[2])  # the frame is the print, pixel for pixel
     assert not torch.equal(pictures[0], pictures[1])
-    assert closeup.caption == pair.caption == "sunset mug"
+    assert closeup.caption == pair.caption == "sunset coaster"
     world = World()
     labels = world.scenes([closeup, pair]).labels
-    assert labels[0].tolist() == [n == "sunset" for n in world.names]  # the mug is out of view
-    assert labels[1].tolist() == [n in ("sunset", "mug") for n in world.names]
+    assert labels[0].tolist() == [n == "sunset" for n in world.names]  # the coaster is out of view
+    assert labels[1].tolist() == [n in ("sunset", "coaster") for n in world.names]
     assert bool(pixel_rule(pictures[:1])["frame_filled"][0])
 
 
@@ -145,17 +145,17 @@ def test_the_closeup_share_is_the_same_for_every_concept_and_every_k():
     (lambda: guidance_list("1,x"), "guidance scale 'x' of '1,x'"),
     (lambda: guidance_list("-1"), "guidance scale '-1'"),
     (lambda: World(concepts=("sunset", "castle")), "unknown concept 'castle'"),
-    (lambda: World(objects=("mug", "coaster")), "unknown object 'coaster'"),
+    (lambda: World(objects=("coaster", "mug")), "unknown object 'mug'"),
     (lambda: World(instances=0), "instances"),
     (lambda: World(instances=2.5), "instances"),
-    (lambda: World(limited="mug"), "limited concept 'mug'"),
+    (lambda: World(limited="coaster"), "limited concept 'coaster'"),
     (lambda: World(unpaired=("sunset",)), "unpaired object 'sunset'"),
     (lambda: World(unpaired=OBJECTS), "at least one"),
     (lambda: World(scene_mix=(0.5, 0.5, 1.5)), "scene_mix must be 3 shares in \\[0, 1\\]"),
     (lambda: World(scene_mix=(0.5, 0.5)), "scene_mix"),
     (lambda: World(scene_mix=(0, 0, 0)), "positive sum"),
     (lambda: draw_concept("castle", np.random.default_rng(0)), "unknown concept 'castle'"),
-    (lambda: prompt_table(World(), objects=["coaster"]), "unknown object 'coaster'"),
+    (lambda: prompt_table(World(), objects=["mug"]), "unknown object 'mug'"),
     (lambda: pixel_rule(torch.rand(2, 32, 32)), "images must be \\[image, 3, h, w\\]"),
 ])
 def test_bad_input_is_named(make, message):

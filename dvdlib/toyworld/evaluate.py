@@ -5,7 +5,7 @@ list of seeds and records, per image, the detector's probability for the concept
 and for the object (``nm_word``). ``dominance_summary`` condenses it with our measures (the
 paper publishes none for the toy world):
 
-- ``concept_only``: the share of pair images ("sunset mug") where the concept is present and the
+- ``concept_only``: the share of pair images ("sunset coaster") where the concept is present and the
   object is not: the failure DvD scores, counted directly;
 - ``object_only``, ``both``, ``neither``: the other outcomes of the same images;
 - ``concept_alone``, ``object_alone``: found rates when each word is prompted alone. A concept
@@ -163,7 +163,7 @@ def binding_distances(pipe: ToyDiffusionPipeline, concept: str, objects: Sequenc
 
     ``binding``: between "<concept> <object>" and "<object>" images of the same seed, averaged
     over objects and seeds; ``object_scale``: the same distance between two different objects
-    ("mug" and "shirt", ...) for scale. A model that ignores the concept word in pairs has a
+    ("coaster" and "shirt", ...) for scale. A model that ignores the concept word in pairs has a
     binding near zero.
     """
     if len(objects) < 2:

@@ -42,7 +42,7 @@ FOLD = 2  # pixel_unshuffle factor: 32x32x3 pixels <-> 16x16x12 latent
 LATENT_SHIFT = 0.19
 LATENT_SCALE = 0.60
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
-# Token positions of the toy text encoder. A caption ("sunset mug") is 2 words, 4 tokens with
+# Token positions of the toy text encoder. A caption ("sunset coaster") is 2 words, 4 tokens with
 # start and end-of-text, so 8 leaves room for longer user prompts. With Stable Diffusion's
 # 77, seventy near-identical padding keys took about 90 % of the toy UNet's cross-attention and
 # the word tokens 1-2 % each, and the first (shape) models barely told words apart.

@@ -39,7 +39,7 @@ seeds: --seeds 10 takes the paper's ten seeds (1825, 410, ...), larger counts co
 10001, 10002, ... (as every chapter does); --seed-list 1825,410 gives the seeds themselves.
 
 examples:
-  dvd probe "sunset mug" --concept sunset --object mug --out probe/
+  dvd probe "sunset coaster" --concept sunset --object coaster --out probe/
   dvd probe "Neuschwanstein Castle Coaster" --concept "neuschwanstein castle" \\
       --object coaster --model sd1.4 --seeds 20 --out coaster/ --json
 """
