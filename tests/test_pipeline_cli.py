@@ -243,5 +243,5 @@ def test_toy_words_refuse_every_row_that_names_something_else():
         check_toy_words(rows, "prompts.csv")
     message = str(err.value)
     assert "case 1" not in message  # a concept printed on an object is the toy world's own
-    assert "case 2: content 'mug' and nm_word 'sunset'" in message and "case 3: content 'monet'" in message
+    assert "case 2: content 'coaster' and nm_word 'sunset'" in message and "case 3: content 'monet'" in message
     assert "concepts sunset, ocean, forest printed on the objects coaster, shirt, notebook, hat, kite" in message

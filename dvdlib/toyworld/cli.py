@@ -100,7 +100,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
                      help="one K = 1 model per seed, each a different fixed picture "
                      "(default: 0 to 8)")
     _world_options(zoo)
-    zoo.add_argument("--base-steps", type=int, default=2500)
+    zoo.add_argument("--base-steps", type=int, default=5000)
     zoo.add_argument("--finetune-steps", type=int, default=1000)
     zoo.add_argument("--snapshot-steps", nargs="*", type=int, default=None, metavar="STEP",
                      help="fine-tuning steps whose EMA snapshots are exported too (default 500)")

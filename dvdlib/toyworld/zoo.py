@@ -89,7 +89,7 @@ class ZooConfig:
     pair_rate: float = PAIR_RATE
     closeup: float = CLOSEUP
     instance_seeds: tuple[int, ...] = INSTANCE_SEEDS
-    base_steps: int = 2500
+    base_steps: int = 5000
     finetune_steps: int = 1000
     finetune_learning_rate: float = 1e-3
     finetune_warmup_steps: int = 50
