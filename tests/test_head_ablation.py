@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dvdlib.ablation import TokenValueAblation
-from dvdlib import headsweep as hs
+from dvdlib import head_ablation as hs
 from dvdlib import verdicts
 from dvdlib.bench import builtin_prompts
 from dvdlib.focus import concept_share

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dvdlib import attention_saturation as sat
 from dvdlib import stats
-from dvdlib import saturation as sat
 from dvdlib.focus import concept_share
 from dvdlib.recorder import AttentionRecord
 
@@ -269,7 +269,7 @@ def test_within_prompt_correlation_ignores_differences_between_prompts():
 
 
 def test_early_bias_and_saturation_are_decided_apart():
-    from dvdlib import saturation as sat_
+    from dvdlib import attention_saturation as sat_
 
     rng = np.random.default_rng(0)
     n = 40
