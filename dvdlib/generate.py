@@ -62,7 +62,7 @@ SETTINGS = "generation.json"
 RECORDS = "records"
 KEY = ("case_num", "seed")
 MANIFEST_COLUMNS = (
-    "case_num", "content_type", "content", "nm_word", "prompt", "seed", "model", "steps",
+    "case_num", "category", "concept", "object", "prompt", "seed", "model", "steps",
     "guidance", "height", "width", "scheduler", "batch_size", "file", "sha256", "nsfw_flagged",
     "record_dir", "record_image", "torch_threads",
 )
@@ -73,23 +73,23 @@ class GenerationJob:
     """One image to make: a prompt row and a seed, and where the image goes."""
 
     case_num: int
-    content_type: str
-    content: str
-    nm_word: str
+    category: str
+    concept: str
+    object: str
     prompt: str
     seed: int
-    concept_phrase: str = ""  # the concept as the prompt writes it (empty: ``content``)
-    object_phrase: str = ""  # the object as the prompt writes it (empty: ``nm_word``)
+    concept_phrase: str = ""  # the concept as the prompt writes it (empty: ``concept``)
+    object_phrase: str = ""  # the object as the prompt writes it (empty: ``object``)
 
     @property
-    def concept(self) -> str:
+    def concept_words(self) -> str:
         """The concept's words in the prompt, which its attention is read from."""
-        return self.concept_phrase or self.content
+        return self.concept_phrase or self.concept
 
     @property
-    def object(self) -> str:
+    def object_words(self) -> str:
         """The object's words in the prompt, which its attention is read from."""
-        return self.object_phrase or self.nm_word
+        return self.object_phrase or self.object
 
     @property
     def file(self) -> str:
@@ -130,7 +130,7 @@ def check_seeds(seeds: Sequence) -> list[int]:
 def generation_jobs(prompts: pd.DataFrame, seeds: Sequence[int]) -> list[GenerationJob]:
     """Every (prompt, seed) pair, prompt by prompt in table order, seeds in the order given."""
     return [
-        GenerationJob(int(row.case_num), row.content_type, row.content, row.nm_word, row.prompt, seed,
+        GenerationJob(int(row.case_num), row.category, row.concept, row.object, row.prompt, seed,
                       concept_phrase(row), object_phrase(row))
         for row in prompts.itertuples(index=False) for seed in seeds
     ]
@@ -168,7 +168,7 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
     batches, writes no manifest table and returns the rows its shard log holds (see the module
     notes).
     """
-    categories = prompts["content_type"].unique() if "content_type" in prompts else ()
+    categories = prompts["category"].unique() if "category" in prompts else ()
     prompts = validate_prompts(prompts, categories=categories, source="prompts")
     if prompts.empty:
         raise ValueError("the prompt table has no rows: there is nothing to generate")
@@ -261,8 +261,8 @@ def _generate_batch(pipe, batch: list[GenerationJob], out_dir: Path, settings: d
         target.parent.mkdir(exist_ok=True)
         atomic_write_bytes(target, data)
         rows.append({
-            "case_num": job.case_num, "content_type": job.content_type, "content": job.content,
-            "nm_word": job.nm_word, "prompt": job.prompt, "seed": job.seed,
+            "case_num": job.case_num, "category": job.category, "concept": job.concept,
+            "object": job.object, "prompt": job.prompt, "seed": job.seed,
             "model": settings["model"], "steps": settings["steps"], "guidance": settings["guidance"],
             "height": image.height, "width": image.width, "scheduler": settings["scheduler"],
             "batch_size": batch_size, "file": job.file, "sha256": hashlib.sha256(data).hexdigest(),

@@ -189,7 +189,7 @@ def test_the_toy_world_plugs_in_generation_recording_and_judging(tmp_path):
     pipe = toy_pipeline.new_pipeline(["sunset", "ocean", "mug", "hat"], seed=0)  # untrained
     prints = pd.DataFrame([(1, "print", "sunset", "mug", "sunset mug"),
                            (2, "print", "ocean", "hat", "ocean hat")],
-                          columns=["case_num", "content_type", "content", "nm_word", "prompt"])
+                          columns=["case_num", "category", "concept", "object", "prompt"])
     made = generate(pipe, prints, [1, 2], tmp_path / "images", batch_size=2, hook=attention_hook(),
                     **{**SETTINGS, "model": "toy"})
     assert made.file.tolist()[0] == "case001_sunset_mug/seed00001.png"
