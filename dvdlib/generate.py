@@ -52,8 +52,8 @@ from tqdm.auto import tqdm
 from dvdlib.bench import case_folder, concept_phrase, object_phrase, validate_prompts
 from dvdlib.questions import check_prompt_words
 from dvdlib.sharding import Shard, done_keys, key_order, merge_shard_logs, reading_main_log
-from dvdlib.store import (ResultLog, atomic_write_bytes, check_run_settings, ensure_writable_dir,
-                          remove_temporaries, save_table)
+from dvdlib.store import (ResultLog, StoreError, atomic_write_bytes, check_run_settings,
+                          ensure_writable_dir, remove_temporaries, save_table)
 from dvdlib.tokens import check_alignment
 
 MANIFEST_LOG = "manifest.log"
@@ -187,6 +187,7 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
     fresh = shard is None and not (out_dir / SETTINGS).exists() and not main_log.path.exists()
     try:
         check_run_settings(out_dir / SETTINGS, settings, f"the images in {out_dir}")
+        check_manifest_log(main_log)
         return _generate_jobs(pipe, prompts, seeds, out_dir, settings, main_log, batch_size,
                               cross_attention_kwargs, hook, progress, shard)
     except BaseException:
@@ -195,6 +196,20 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
             main_log.path.unlink(missing_ok=True)
             (out_dir / SETTINGS).unlink(missing_ok=True)
         raise
+
+
+def check_manifest_log(log: ResultLog) -> None:
+    """Refuse a manifest log whose rows lack columns of :data:`MANIFEST_COLUMNS`, written by an
+    older dvdlib (one that named the prompt columns after the authors' CSV, say), rather than
+    mix its rows with new ones."""
+    for row in log.rows():
+        missing = [c for c in MANIFEST_COLUMNS if c not in row]
+        if missing:
+            extra = sorted(set(row) - set(MANIFEST_COLUMNS))
+            raise StoreError(
+                f"{log.path} was written by another version of dvdlib: its rows lack "
+                f"{', '.join(missing)}" + (f" and have {', '.join(extra)}" if extra else "")
+                + "; write the images to another folder")
 
 
 def _generate_jobs(pipe, prompts: pd.DataFrame, seeds: list[int], out_dir: Path, settings: dict,

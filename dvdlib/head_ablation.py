@@ -320,7 +320,7 @@ class HeadSweep:
             generation=self.generation, judge=getattr(self.judge, "name", type(self.judge).__name__),
             wording=self.wording.to_dict(),
             prompts=self.prompts[["case_num", "concept", "object", "prompt"]].values.tolist(),
-            seeds=self.seeds)))
+            seeds=self.seeds, columns=IMAGE_COLUMNS)))  # a table kept under older names is redone
 
     def run(self, conditions: Sequence[Condition]) -> SweepResult:
         """Every condition's images, judged and recorded; kept results are loaded, not redone."""

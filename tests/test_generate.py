@@ -98,6 +98,22 @@ def test_a_folder_refuses_images_made_with_other_settings(tmp_path, pipe, prompt
         generate(pipe, prompts.head(1), [1], tmp_path, **{**SETTINGS, "steps": 3})
 
 
+def test_a_manifest_log_of_other_columns_is_refused_before_any_image_is_made(tmp_path, pipe, prompts):
+    from dvdlib.store import ResultLog
+
+    generate(pipe, prompts.head(1), [1], tmp_path, **SETTINGS)
+    log = ResultLog(tmp_path / MANIFEST_LOG, ("case_num", "seed"))
+    old = [{("content" if k == "concept" else k): v for k, v in row.items()} for row in log.rows()]
+    (tmp_path / MANIFEST_LOG).unlink()
+    with log.open():
+        log.append(old)  # a row as a version with other column names wrote it
+    hook = CallCounter()
+    with pytest.raises(StoreError, match="another version of dvdlib: its rows lack concept and have "
+                                         "content; write the images to another folder"):
+        generate(pipe, prompts.head(1), [1, 2], tmp_path, hook=hook, **SETTINGS)
+    assert hook.calls == []
+
+
 def test_a_hook_adds_call_options_and_its_records_are_placed_beside_the_images(tmp_path, pipe, prompts):
     recorder = pytest.importorskip("dvdlib.recorder")
     from dvdlib.generate import attention_hook
