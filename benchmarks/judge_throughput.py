@@ -63,7 +63,7 @@ def judge_section(args) -> None:
                                       initializer_range=0.5 if args.architecture == "tiny" else 0.02)
     parameters = sum(p.numel() for p in model.parameters())
     prompts = builtin_prompts().iloc[[0, 100, 200, 50]]  # artist, landmark, character, artist
-    items = [(image, questions_for(row.content_type, row.content, row.nm_word))
+    items = [(image, questions_for(row.category, row.concept, row.object))
              for image, row in zip(noise_images(args.images, args.image_size),
                                    (prompts.iloc[i % len(prompts)] for i in range(args.images)))]
     questions = sum(len(q) for _, q in items)

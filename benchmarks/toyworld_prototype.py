@@ -114,7 +114,7 @@ def rule(images):
     """(frame filled, carrier on the background) per image, from the pixel rule."""
     table = pixel_rule(images)
     return (torch.tensor(table["frame_filled"].to_numpy()),
-            torch.tensor(table["object_present"].to_numpy()))
+            torch.tensor(table["rule_object_present"].to_numpy()))
 
 
 def evaluate(path: Path, n_seeds: int, guidances=GUIDANCE) -> list[dict]:

@@ -20,7 +20,7 @@ The science, by concern:
   saturation measures).
 - the findings' experiments: ``diversity`` (our diversity measure and its embeddings),
   ``data_diversity`` (finding 1 on the toy zoo), ``diversity_proxy`` (finding 1's proxy on a real
-  model), ``saturation`` (attention saturation), ``headsweep`` (head ablation), ``probe`` (one
+  model), ``attention_saturation`` (finding 2), ``head_ablation`` (finding 3), ``probe`` (one
   prompt, judged and traced), each returning tables and figures; ``verdicts`` (a finding's stated test turned into supported,
   contradicted, inconclusive or not testable, with the sentence a chapter prints).
 - results and runs: ``store`` (the only atomic writer: crash-safe logs, tables, JSON, torch

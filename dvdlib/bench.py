@@ -1,8 +1,12 @@
 """Prompt sets: the authors' DominanceBench CSV, our built-in set, and the paper's seeds.
 
-A prompt set is a table with the authors' columns ``case_num, content_type, content, nm_word,
-prompt``: ``content`` is the concept expected to dominate, ``nm_word`` the object expected to be
-suppressed.
+A prompt set is a table with the columns ``case_num, category, concept, object, prompt``:
+``concept`` is the concept expected to dominate, ``object`` the object expected to be suppressed.
+
+This module is the one place that knows the authors' CSV names for those columns
+(``content_type``, ``content``, ``nm_word``): :func:`load_prompts` reads a file in their format
+and :func:`save_prompts` writes one; every other table of dvdlib says category, concept and
+object. A table handed over with the authors' names is refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-COLUMNS = ("case_num", "content_type", "content", "nm_word", "prompt")
+from dvdlib.store import save_table
+
+COLUMNS = ("case_num", "category", "concept", "object", "prompt")
+# The authors' CSV header, column for column with COLUMNS.
+AUTHORS_COLUMNS = ("case_num", "content_type", "content", "nm_word", "prompt")
+FROM_AUTHORS = dict(zip(AUTHORS_COLUMNS, COLUMNS))
+TO_AUTHORS = dict(zip(COLUMNS, AUTHORS_COLUMNS))
 CATEGORIES = ("artist", "landmark", "character")
 
 # The paper's ten seeds: ten draws of randint(1, 10000) from random.Random(42).
@@ -39,10 +49,10 @@ class PromptSetError(ValueError):
 
 # The phrase columns every validated table carries: the words as they appear in the prompt.
 # A file may give them (the authors' extra-column files have ``object_prompt_phrase``); else
-# they are found in the prompt from ``content`` / ``nm_word``.
+# they are found in the prompt from ``concept`` / ``object``.
 PHRASES = {  # derived column -> (the word column, the authors' phrase column)
-    "concept_phrase": ("content", "content_prompt_phrase"),
-    "object_phrase": ("nm_word", "object_prompt_phrase"),
+    "concept_phrase": ("concept", "content_prompt_phrase"),
+    "object_phrase": ("object", "object_prompt_phrase"),
 }
 # What ``load_prompts(expect=...)`` can check: the authors' benchmark file.
 EXPECTATIONS = {"dominancebench": {"rows": 300, "per_category": 100}}
@@ -93,22 +103,26 @@ def _phrase_of(row, column: str) -> tuple[str, str, str]:
     return found[0], source, found[1]
 
 
-def phrase_problems(table: pd.DataFrame) -> tuple[list[str], list[str]]:
+def phrase_problems(table: pd.DataFrame, names: dict[str, str] | None = None
+                    ) -> tuple[list[str], list[str]]:
     """Rows whose concept or object is not in the prompt, and rows matched across spacing.
 
     Returns ``(problems, matches)``, one text per row and side, every row listed: a problem
     names the case, the column, the word and the prompt's tokens; a match names the word and
-    the prompt's text it was matched to ("mousepad" -> "mouse pad").
+    the prompt's text it was matched to ("mousepad" -> "mouse pad"). ``names`` maps a column to
+    the name the messages give it (a file's own header: :data:`TO_AUTHORS`).
     """
+    names = names or {}
     problems, matches = [], []
     for row in table.itertuples(index=False):
         for column in PHRASES:
             phrase, source, how = _phrase_of(row, column)
+            shown = names.get(source, source)
             if how == "missing":
-                problems.append(f"case {row.case_num}: {source} {phrase!r} is not in the prompt "
+                problems.append(f"case {row.case_num}: {shown} {phrase!r} is not in the prompt "
                                 f"{row.prompt!r} (its tokens: {prompt_tokens(row.prompt)})")
             elif how == "spacing":
-                matches.append(f"case {row.case_num}: {source} {getattr(row, source)!r} as "
+                matches.append(f"case {row.case_num}: {shown} {getattr(row, source)!r} as "
                                f"{phrase!r}")
     return problems, matches
 
@@ -125,15 +139,15 @@ def with_phrases(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def concept_phrase(row) -> str:
-    """The concept as its prompt writes it: the row's ``concept_phrase``, else its ``content``."""
+    """The concept as its prompt writes it: the row's ``concept_phrase``, else its ``concept``."""
     value = getattr(row, "concept_phrase", None)
-    return value if _is_text(value) else row.content
+    return value if _is_text(value) else row.concept
 
 
 def object_phrase(row) -> str:
-    """The object as its prompt writes it: the row's ``object_phrase``, else its ``nm_word``."""
+    """The object as its prompt writes it: the row's ``object_phrase``, else its ``object``."""
     value = getattr(row, "object_phrase", None)
-    return value if _is_text(value) else row.nm_word
+    return value if _is_text(value) else row.object
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -169,7 +183,8 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
 def load_prompts(path: str | Path, categories: Iterable[str] = CATEGORIES, *,
                  expect: str | None = None, report: Callable[[str], None] | None = None
                  ) -> pd.DataFrame:
-    """Read a prompt set in the authors' CSV format and validate it.
+    """Read a prompt set in the authors' CSV format and validate it; the table says ``category``,
+    ``concept`` and ``object`` where the file says ``content_type``, ``content`` and ``nm_word``.
 
     Standard CSV quoting (quoted commas, doubled quotes) and UTF-8 text are read as written.
     Rows are numbered as in a spreadsheet: the header is row 1, the first prompt row 2. Extra
@@ -178,7 +193,7 @@ def load_prompts(path: str | Path, categories: Iterable[str] = CATEGORIES, *,
     and the object as the prompt writes them (see :func:`with_phrases`); a word that is not in
     its prompt is refused, every such row listed at once. A word found only across spacing or
     hyphens ("mousepad" for "mouse pad") is accepted and reported through ``report`` (default:
-    a :class:`PhraseMatchWarning`).
+    a :class:`PhraseMatchWarning`). Messages name the file's own columns.
 
     ``expect="dominancebench"`` also checks the benchmark's shape: 300 rows, 100 per category.
     """
@@ -189,22 +204,27 @@ def load_prompts(path: str | Path, categories: Iterable[str] = CATEGORIES, *,
     if not path.is_file():
         raise FileNotFoundError(f"prompt file not found: {path}")
     header, rows = _read_rows(path)
-    missing = [c for c in COLUMNS if c not in header]
+    missing = [c for c in AUTHORS_COLUMNS if c not in header]
     if missing:
         raise PromptSetError(
             f"{path}: missing column(s) {', '.join(missing)}; "
-            f"the header is {', '.join(header) or '(empty)'}; expected {', '.join(COLUMNS)}"
+            f"the header is {', '.join(header) or '(empty)'}; expected {', '.join(AUTHORS_COLUMNS)}"
+            + _our_names_hint(header)
         )
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
         raise PromptSetError(f"{path}: the header names column(s) {', '.join(repeated)} twice")
     if not rows:
         raise PromptSetError(f"{path}: the file has a header but no prompt rows; a row is "
-                             f"{', '.join(COLUMNS)}")
-    columns = [*COLUMNS, *(c for c in header if c not in COLUMNS)]
-    table = pd.DataFrame(rows, columns=header)[columns]
-    table = validate_prompts(table, categories, source=str(path))
-    problems, matches = phrase_problems(table)
+                             f"{', '.join(AUTHORS_COLUMNS)}")
+    taken = set(header) & (set(COLUMNS) - set(AUTHORS_COLUMNS))
+    if taken:  # an extra column would collide with a renamed one
+        raise PromptSetError(f"{path}: the header names {', '.join(sorted(taken))} beside the "
+                             f"authors' columns {', '.join(AUTHORS_COLUMNS)}; rename or drop it")
+    columns = [*AUTHORS_COLUMNS, *(c for c in header if c not in AUTHORS_COLUMNS)]
+    table = pd.DataFrame(rows, columns=header)[columns].rename(columns=FROM_AUTHORS)
+    table = validate_prompts(table, categories, source=str(path), names=TO_AUTHORS)
+    problems, matches = phrase_problems(table, TO_AUTHORS)
     if problems:
         raise PromptSetError(f"{path}: the concept and object must appear in the prompt text; "
                              f"{len(problems)} do not: " + "; ".join(problems))
@@ -224,9 +244,41 @@ class PhraseMatchWarning(UserWarning):
     """Words of a prompt file matched in their prompt across spacing or hyphens."""
 
 
+def save_prompts(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a prompt table as a CSV in the authors' format, which :func:`load_prompts` reads
+    (and ``dvd generate --prompts`` takes): their five columns first, under their names, then
+    the table's other columns (``concept_phrase``/``object_phrase`` are left out: they are
+    found again on reading)."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        raise ValueError(f"a prompt file is a CSV; got {str(path)!r}")
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise PromptSetError(f"the prompt table for {path}: missing column(s) "
+                             f"{', '.join(missing)}" + _authors_names_hint(table.columns))
+    extra = [c for c in table.columns if c not in COLUMNS and c not in PHRASES]
+    return save_table(table[[*COLUMNS, *extra]].rename(columns=TO_AUTHORS), path)
+
+
+def _our_names_hint(columns) -> str:
+    """A note for a header that uses dvdlib's names where the authors' are expected."""
+    ours = [c for c in COLUMNS if c in columns and c not in AUTHORS_COLUMNS]
+    return (f" (it names {', '.join(ours)}: dvdlib's names for "
+            f"{', '.join(TO_AUTHORS[c] for c in ours)}; write prompt files with "
+            f"dvdlib.bench.save_prompts)" if ours else "")
+
+
+def _authors_names_hint(columns) -> str:
+    """A note for a table that uses the authors' names where dvdlib's are expected."""
+    theirs = [c for c in AUTHORS_COLUMNS if c in columns and c not in COLUMNS]
+    return (f" (it names {', '.join(theirs)}: the authors' CSV names for "
+            f"{', '.join(FROM_AUTHORS[c] for c in theirs)}; read their file with "
+            f"dvdlib.bench.load_prompts)" if theirs else "")
+
+
 def _check_expected(table: pd.DataFrame, expect: str, source: str) -> None:
     wanted = EXPECTATIONS[expect]
-    counts = table["content_type"].value_counts()
+    counts = table["category"].value_counts()
     per_category = {c: int(counts.get(c, 0)) for c in CATEGORIES}
     off = {c: n for c, n in per_category.items() if n != wanted["per_category"]}
     if len(table) != wanted["rows"] or off:
@@ -239,18 +291,21 @@ def _check_expected(table: pd.DataFrame, expect: str, source: str) -> None:
 
 
 def validate_prompts(table: pd.DataFrame, categories: Iterable[str] = CATEGORIES,
-                     source: str = "prompt table") -> pd.DataFrame:
+                     source: str = "prompt table", names: dict[str, str] | None = None
+                     ) -> pd.DataFrame:
     """Check a prompt table and return a typed copy.
 
     ``case_num`` becomes int; the text columns are stripped of surrounding white space; extra
-    columns are kept, after the authors' five; ``concept_phrase`` and ``object_phrase`` are
-    added (:func:`with_phrases`). Whether the words are in their prompts is
-    :func:`phrase_problems`'s check.
+    columns are kept, after the five of :data:`COLUMNS`; ``concept_phrase`` and
+    ``object_phrase`` are added (:func:`with_phrases`). Whether the words are in their prompts
+    is :func:`phrase_problems`'s check. ``names`` maps a column to the name messages give it.
     """
+    names = names or {}
     categories = tuple(categories)
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
-        raise PromptSetError(f"{source}: missing column(s) {', '.join(missing)}")
+        raise PromptSetError(f"{source}: missing column(s) {', '.join(missing)}"
+                             + _authors_names_hint(table.columns))
     table = table[[*COLUMNS, *(c for c in table.columns if c not in COLUMNS)]].copy()
     seen: dict[int, int] = {}
     case_nums = []
@@ -266,18 +321,18 @@ def validate_prompts(table: pd.DataFrame, categories: Iterable[str] = CATEGORIES
             )
         seen[num] = i + 2
         case_nums.append(num)
-        content_type = str(row.content_type).strip() if _present(row.content_type) else ""
-        if content_type not in categories:
+        category = str(row.category).strip() if _present(row.category) else ""
+        if category not in categories:
             raise PromptSetError(
-                f"{where}, column content_type: unknown value {content_type!r}; "
-                f"accepted: {', '.join(categories)}"
+                f"{where}, column {names.get('category', 'category')}: unknown value "
+                f"{category!r}; accepted: {', '.join(categories)}"
             )
-        for column in ("content", "nm_word", "prompt"):
+        for column in ("concept", "object", "prompt"):
             value = getattr(row, column)
             if not _present(value) or not str(value).strip():
-                raise PromptSetError(f"{where}, column {column}: empty value")
+                raise PromptSetError(f"{where}, column {names.get(column, column)}: empty value")
     table["case_num"] = case_nums
-    for column in ("content_type", "content", "nm_word", "prompt"):
+    for column in ("category", "concept", "object", "prompt"):
         table[column] = [str(v).strip() for v in table[column]]
     return with_phrases(table.reset_index(drop=True))
 
@@ -362,7 +417,7 @@ def _title(words: str) -> str:
 
 
 def builtin_prompts() -> pd.DataFrame:
-    """Our own 300-prompt set in the authors' table shape: 100 prompts per category.
+    """Our own 300-prompt set, 100 prompts per category, in the shape :func:`load_prompts` returns.
 
     Prompt ``i`` of a category pairs concept ``i mod n_concepts`` with template ``i mod 5`` and an
     object chosen by a stride through the object list, so every concept, template and object
@@ -394,14 +449,14 @@ def token_lengths(table: pd.DataFrame, tokenizer) -> pd.Series:
     return pd.Series([len(x) for x in ids], index=table.index, name="tokens")
 
 
-def concept_counts(table: pd.DataFrame, column: str = "content") -> pd.DataFrame:
+def concept_counts(table: pd.DataFrame, column: str = "concept") -> pd.DataFrame:
     """Prompts per (category, concept), most frequent first, with each concept's share of its
     category and its rank."""
-    counts = (table.groupby(["content_type", column]).size().rename("prompts").reset_index()
-              .sort_values(["content_type", "prompts", column], ascending=[True, False, True]))
-    totals = counts.groupby("content_type")["prompts"].transform("sum")
+    counts = (table.groupby(["category", column]).size().rename("prompts").reset_index()
+              .sort_values(["category", "prompts", column], ascending=[True, False, True]))
+    totals = counts.groupby("category")["prompts"].transform("sum")
     counts["share"] = counts["prompts"] / totals
-    counts["rank"] = counts.groupby("content_type").cumcount() + 1
+    counts["rank"] = counts.groupby("category").cumcount() + 1
     return counts.reset_index(drop=True)
 
 

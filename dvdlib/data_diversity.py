@@ -44,12 +44,11 @@ from dvdlib.diversity import detector_embeddings, diversity_measures, pixel_embe
 from dvdlib.judges.base import QUESTIONS_PER_SIDE, Judge
 from dvdlib.questions import OUR_WORDING, Wording, questions_for
 from dvdlib.score import PRESENT_YES, dvd_image_score, load_image
-from dvdlib.toyworld.world import CATEGORY
+from dvdlib.toyworld.world import CATEGORY, CONCEPT_ALONE, OBJECT_ALONE, PAIR
 
 # The toy judge reads only each question's subject and index, never its text; the questions are
 # worded with this category of the wording (the toy world's plain-presence questions).
 QUESTION_CATEGORY = CATEGORY
-PAIR, CONCEPT_ALONE, OBJECT_ALONE = "pair", "content alone", "nm_word alone"  # prompt_table's words
 # Guidance scales compared besides the chapter's own (the issue's 1, default, 7.5).
 COMPARED_GUIDANCE = (1.0, 7.5)
 # Measures of the pair images (column of the image table, what it is).
@@ -148,20 +147,18 @@ def study_prompts(world) -> pd.DataFrame:
     """Every distinct prompt the study draws, in the prompt-set table shape.
 
     From :func:`dvdlib.toyworld.world.prompt_table`: the pair "sunset coaster" for every object
-    (``content`` the concept, ``nm_word`` the object), then the concept alone once and every
+    (``concept`` the concept, ``object`` the object), then the concept alone once and every
     object alone (a prompt that names one word holds it in both columns, so the table passes the
     prompt-set checks of :func:`dvdlib.generate.generate`). ``arrangement`` and
-    ``paired_in_training`` as ``prompt_table`` gives them; ``object`` names the object of a pair or
-    object-alone row ("" for the concept alone).
+    ``paired_in_training`` as ``prompt_table`` gives them.
     """
     from dvdlib.toyworld.world import prompt_table
 
     table = prompt_table(world, controls=True)
-    pairs = table[table["arrangement"] == PAIR].assign(object=lambda t: t["nm_word"])
+    pairs = table[table["arrangement"] == PAIR]
     concept = table[table["arrangement"] == CONCEPT_ALONE].head(1).assign(
-        nm_word=world.limited, object="", paired_in_training=False)
-    objects = table[table["arrangement"] == OBJECT_ALONE].assign(
-        content=lambda t: t["nm_word"], object=lambda t: t["nm_word"])
+        object=world.limited, paired_in_training=False)
+    objects = table[table["arrangement"] == OBJECT_ALONE].assign(concept=lambda t: t["object"])
     out = pd.concat([pairs, concept, objects], ignore_index=True)
     return out.assign(case_num=np.arange(1, len(out) + 1))
 
@@ -173,7 +170,8 @@ def judge_images(image_dir: str | Path, manifest: pd.DataFrame, prompts: pd.Data
 
     Each image gets five questions on the concept and, unless it is the concept alone, five on
     its object (``wording``'s :data:`QUESTION_CATEGORY` questions). Returns one row per image:
-    the prompt row's ``case_num``, ``prompt``, ``arrangement``, ``object``, ``paired_in_training``,
+    the prompt row's ``case_num``, ``prompt``, ``arrangement``, ``object`` ("" for the concept
+    alone, which names none), ``paired_in_training``,
     and ``seed``, ``file``, ``concept_yes`` and ``object_yes`` (0-5; NaN where not asked),
     ``dvd_score`` (pairs only: the paper's c(5-n)/25*100), ``concept_present`` and
     ``object_present`` (at least :data:`~dvdlib.score.PRESENT_YES` yes), ``concept_only``, and
@@ -185,6 +183,7 @@ def judge_images(image_dir: str | Path, manifest: pd.DataFrame, prompts: pd.Data
     rows = manifest[["case_num", "seed", "file"]].merge(
         prompts[["case_num", "prompt", "arrangement", "object", "paired_in_training"]],
         on="case_num", how="left", validate="many_to_one").reset_index(drop=True)
+    rows.loc[rows["arrangement"] == CONCEPT_ALONE, "object"] = ""  # its prompt row repeats the concept
     concept_questions = questions_for(QUESTION_CATEGORY, limited, limited, wording)[:QUESTIONS_PER_SIDE]
     counts, rule = [], []
     for start in range(0, len(rows), images_per_call):
@@ -202,7 +201,7 @@ def judge_images(image_dir: str | Path, manifest: pd.DataFrame, prompts: pd.Data
             counts.append((concept_yes, object_yes))
         rule.append(pixel_rule(images_to_tensor(images)))
     rule = pd.concat(rule, ignore_index=True) if rule else pd.DataFrame(
-        columns=["frame_filled", "object_present"])
+        columns=["frame_filled", "rule_object_present"])
     table = rows.assign(concept_yes=[c for c, _ in counts], object_yes=[o for _, o in counts])
     pair = table["arrangement"] == PAIR
     table["dvd_score"] = [dvd_image_score(int(c), int(o)) if p else np.nan
@@ -211,7 +210,7 @@ def judge_images(image_dir: str | Path, manifest: pd.DataFrame, prompts: pd.Data
     table["object_present"] = table["object_yes"] >= PRESENT_YES  # NaN compares False
     table["concept_only"] = table["concept_present"] & ~table["object_present"]
     table["frame_filled"] = rule["frame_filled"].to_numpy(dtype=bool)
-    table["rule_object_present"] = rule["object_present"].to_numpy(dtype=bool)
+    table["rule_object_present"] = rule["rule_object_present"].to_numpy(dtype=bool)
     return table
 
 

@@ -85,21 +85,21 @@ def solo_prompts(prompts: pd.DataFrame, templates: Mapping[str, str] = SOLO_TEMP
     """One concept-only prompt per (category, concept) of a prompt set, in the set's table shape.
 
     The prompt is ``templates[category]`` filled with the concept as the set writes it ("a
-    painting by van gogh"). A concept-only prompt names no object; its ``nm_word`` repeats the
+    painting by van gogh"). A concept-only prompt names no object; its ``object`` repeats the
     concept so that the table passes the prompt-set checks of :func:`dvdlib.generate.generate`
     (the column is not scored).
     """
-    concepts = prompts[["content_type", "content"]].drop_duplicates().reset_index(drop=True)
-    missing = sorted(set(concepts["content_type"]) - set(templates))
+    concepts = prompts[["category", "concept"]].drop_duplicates().reset_index(drop=True)
+    missing = sorted(set(concepts["category"]) - set(templates))
     if missing:
         raise ValueError(f"no concept-only template for categor(ies) {', '.join(missing)}; "
                          f"templates exist for {', '.join(templates)}")
     table = concepts.assign(
         case_num=np.arange(1, len(concepts) + 1),
-        nm_word=concepts["content"],
-        prompt=[templates[t].format(concept=c) for t, c in zip(concepts["content_type"],
-                                                                concepts["content"])])
-    columns = ["case_num", "content_type", "content", "nm_word", "prompt"]
+        object=concepts["concept"],
+        prompt=[templates[t].format(concept=c) for t, c in zip(concepts["category"],
+                                                                concepts["concept"])])
+    columns = ["case_num", "category", "concept", "object", "prompt"]
     return validate_prompts(table[columns], categories=tuple(templates), source="concept-only prompts")
 
 
@@ -107,18 +107,18 @@ def concept_dvd(images: pd.DataFrame, *, n_resamples: int = 2000, confidence: fl
                 seed: int = 0) -> pd.DataFrame:
     """Each concept's DvD: the mean over its prompts and seeds, with a crossed-bootstrap interval.
 
-    ``images`` is a per-image table of :func:`dvdlib.score.score_folder` (``content_type``,
-    ``content``, ``case_num``, ``seed``, ``dvd_score``). One row per concept: ``n_prompts``,
+    ``images`` is a per-image table of :func:`dvdlib.score.score_folder` (``category``,
+    ``concept``, ``case_num``, ``seed``, ``dvd_score``). One row per concept: ``n_prompts``,
     ``n_images``, ``dvd``, ``ci_low``, ``ci_high``.
     """
     rows = []
-    for (category, concept), group in images.groupby(["content_type", "content"], sort=True):
+    for (category, concept), group in images.groupby(["category", "concept"], sort=True):
         matrix = group.pivot_table(index="case_num", columns="seed", values="dvd_score",
                                    aggfunc="mean").to_numpy(dtype=float)
         estimate, low, high = crossed_bootstrap({"dvd": matrix}, lambda a: _mean(a["dvd"]),
                                                 n_resamples=n_resamples, confidence=confidence,
                                                 seed=seed)
-        rows.append({"content_type": category, "content": concept, "n_prompts": matrix.shape[0],
+        rows.append({"category": category, "concept": concept, "n_prompts": matrix.shape[0],
                      "n_images": len(group), "dvd": estimate, "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows)
 
@@ -168,9 +168,9 @@ def run_concept_study(pipe, model: str, prompts: pd.DataFrame, seeds: Sequence[i
     embeddings = np.concatenate(embeddings)
     measured = diversity_by_label(embeddings, labels, centre=embeddings.mean(axis=0))
     measured = measured.rename(columns={"label": "case_num"}).merge(
-        solo[["case_num", "content_type", "content", "prompt"]], on="case_num")
+        solo[["case_num", "category", "concept", "prompt"]], on="case_num")
     concepts = dvd.merge(measured.drop(columns="case_num").rename(columns={"prompt": "solo_prompt"}),
-                         on=["content_type", "content"])
+                         on=["category", "concept"])
     return ConceptStudy(images, concepts, out_dir)
 
 
@@ -255,7 +255,7 @@ def run_real_model(model: str, seeds: Sequence[int], out_dir: str | Path, *, ben
     concepts = study.concepts
     rho = rank_correlation(concepts["diversity"], concepts["dvd"], n_resamples=n_resamples,
                            confidence=confidence)
-    verdict = finding_verdict(rho, {r.content: (r.dvd, r.ci_low, r.ci_high)
+    verdict = finding_verdict(rho, {r.concept: (r.dvd, r.ci_low, r.ci_high)
                                     for r in concepts.itertuples()},
                               positive_control_dvd=positive_control_dvd, confidence=confidence)
     return ProxyResult(study, rho, verdict, len(prompts), clip_model)
@@ -267,7 +267,7 @@ def plot_concepts(result: ProxyResult):
 
     concepts, rho = result.study.concepts, result.rho
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    for category, rows in concepts.groupby("content_type"):
+    for category, rows in concepts.groupby("category"):
         ax.errorbar(rows["diversity"], rows["dvd"],
                     yerr=[rows["dvd"] - rows["ci_low"], rows["ci_high"] - rows["dvd"]],
                     fmt="o", capsize=2, label=category, alpha=0.8)

@@ -52,8 +52,8 @@ from tqdm.auto import tqdm
 from dvdlib.bench import case_folder, concept_phrase, object_phrase, validate_prompts
 from dvdlib.questions import check_prompt_words
 from dvdlib.sharding import Shard, done_keys, key_order, merge_shard_logs, reading_main_log
-from dvdlib.store import (ResultLog, atomic_write_bytes, check_run_settings, ensure_writable_dir,
-                          remove_temporaries, save_table)
+from dvdlib.store import (ResultLog, StoreError, atomic_write_bytes, check_run_settings,
+                          ensure_writable_dir, remove_temporaries, save_table)
 from dvdlib.tokens import check_alignment
 
 MANIFEST_LOG = "manifest.log"
@@ -62,7 +62,7 @@ SETTINGS = "generation.json"
 RECORDS = "records"
 KEY = ("case_num", "seed")
 MANIFEST_COLUMNS = (
-    "case_num", "content_type", "content", "nm_word", "prompt", "seed", "model", "steps",
+    "case_num", "category", "concept", "object", "prompt", "seed", "model", "steps",
     "guidance", "height", "width", "scheduler", "batch_size", "file", "sha256", "nsfw_flagged",
     "record_dir", "record_image", "torch_threads",
 )
@@ -73,23 +73,23 @@ class GenerationJob:
     """One image to make: a prompt row and a seed, and where the image goes."""
 
     case_num: int
-    content_type: str
-    content: str
-    nm_word: str
+    category: str
+    concept: str
+    object: str
     prompt: str
     seed: int
-    concept_phrase: str = ""  # the concept as the prompt writes it (empty: ``content``)
-    object_phrase: str = ""  # the object as the prompt writes it (empty: ``nm_word``)
+    concept_phrase: str = ""  # the concept as the prompt writes it (empty: ``concept``)
+    object_phrase: str = ""  # the object as the prompt writes it (empty: ``object``)
 
     @property
-    def concept(self) -> str:
+    def concept_words(self) -> str:
         """The concept's words in the prompt, which its attention is read from."""
-        return self.concept_phrase or self.content
+        return self.concept_phrase or self.concept
 
     @property
-    def object(self) -> str:
+    def object_words(self) -> str:
         """The object's words in the prompt, which its attention is read from."""
-        return self.object_phrase or self.nm_word
+        return self.object_phrase or self.object
 
     @property
     def file(self) -> str:
@@ -130,7 +130,7 @@ def check_seeds(seeds: Sequence) -> list[int]:
 def generation_jobs(prompts: pd.DataFrame, seeds: Sequence[int]) -> list[GenerationJob]:
     """Every (prompt, seed) pair, prompt by prompt in table order, seeds in the order given."""
     return [
-        GenerationJob(int(row.case_num), row.content_type, row.content, row.nm_word, row.prompt, seed,
+        GenerationJob(int(row.case_num), row.category, row.concept, row.object, row.prompt, seed,
                       concept_phrase(row), object_phrase(row))
         for row in prompts.itertuples(index=False) for seed in seeds
     ]
@@ -168,7 +168,7 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
     batches, writes no manifest table and returns the rows its shard log holds (see the module
     notes).
     """
-    categories = prompts["content_type"].unique() if "content_type" in prompts else ()
+    categories = prompts["category"].unique() if "category" in prompts else ()
     prompts = validate_prompts(prompts, categories=categories, source="prompts")
     if prompts.empty:
         raise ValueError("the prompt table has no rows: there is nothing to generate")
@@ -187,6 +187,7 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
     fresh = shard is None and not (out_dir / SETTINGS).exists() and not main_log.path.exists()
     try:
         check_run_settings(out_dir / SETTINGS, settings, f"the images in {out_dir}")
+        check_manifest_log(main_log)
         return _generate_jobs(pipe, prompts, seeds, out_dir, settings, main_log, batch_size,
                               cross_attention_kwargs, hook, progress, shard)
     except BaseException:
@@ -195,6 +196,20 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
             main_log.path.unlink(missing_ok=True)
             (out_dir / SETTINGS).unlink(missing_ok=True)
         raise
+
+
+def check_manifest_log(log: ResultLog) -> None:
+    """Refuse a manifest log whose rows lack columns of :data:`MANIFEST_COLUMNS`, written by an
+    older dvdlib (one that named the prompt columns after the authors' CSV, say), rather than
+    mix its rows with new ones."""
+    for row in log.rows():
+        missing = [c for c in MANIFEST_COLUMNS if c not in row]
+        if missing:
+            extra = sorted(set(row) - set(MANIFEST_COLUMNS))
+            raise StoreError(
+                f"{log.path} was written by another version of dvdlib: its rows lack "
+                f"{', '.join(missing)}" + (f" and have {', '.join(extra)}" if extra else "")
+                + "; write the images to another folder")
 
 
 def _generate_jobs(pipe, prompts: pd.DataFrame, seeds: list[int], out_dir: Path, settings: dict,
@@ -261,8 +276,8 @@ def _generate_batch(pipe, batch: list[GenerationJob], out_dir: Path, settings: d
         target.parent.mkdir(exist_ok=True)
         atomic_write_bytes(target, data)
         rows.append({
-            "case_num": job.case_num, "content_type": job.content_type, "content": job.content,
-            "nm_word": job.nm_word, "prompt": job.prompt, "seed": job.seed,
+            "case_num": job.case_num, "category": job.category, "concept": job.concept,
+            "object": job.object, "prompt": job.prompt, "seed": job.seed,
             "model": settings["model"], "steps": settings["steps"], "guidance": settings["guidance"],
             "height": image.height, "width": image.width, "scheduler": settings["scheduler"],
             "batch_size": batch_size, "file": job.file, "sha256": hashlib.sha256(data).hexdigest(),

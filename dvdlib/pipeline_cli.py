@@ -62,8 +62,8 @@ def check_toy_words(prompts: pd.DataFrame, source: str) -> None:
     bad = []
     for row in prompts.itertuples(index=False):
         strangers = [f"{side} {word!r}" for side, word, accepted in
-                     (("content", concept_phrase(row), CONCEPTS),
-                      ("nm_word", object_phrase(row), OBJECTS))
+                     (("concept", concept_phrase(row), CONCEPTS),
+                      ("object", object_phrase(row), OBJECTS))
                      if word.casefold() not in accepted]
         if strangers:
             bad.append(f"case {row.case_num}: {' and '.join(strangers)}")

@@ -206,7 +206,7 @@ def probe(pipe, judge, prompt: str, concept: str, object_word: str, seeds: Seque
                                             "object": object_word, "category": category},
                        f"the probe results in {out_dir}")
     prompts = pd.DataFrame([(1, category, concept, object_word, prompt)],
-                           columns=["case_num", "content_type", "content", "nm_word", "prompt"])
+                           columns=["case_num", "category", "concept", "object", "prompt"])
     image_dir = out_dir / IMAGES
     manifest = generate(pipe, prompts, seeds, image_dir, model=model, steps=steps, guidance=guidance,
                         height=size, width=size, batch_size=batch_size,
@@ -232,7 +232,7 @@ def probe(pipe, judge, prompt: str, concept: str, object_word: str, seeds: Seque
 
 def image_rows(manifest: pd.DataFrame, judged: pd.DataFrame, seeds: Sequence[int]) -> pd.DataFrame:
     """One row per image, in the order of ``seeds``: the manifest's file and record, the judge's counts."""
-    counts = judged[["seed", "content_score", "nm_score", "dvd_score"]].astype({"seed": int})
+    counts = judged[["seed", "concept_yes", "object_yes", "dvd_score"]].astype({"seed": int})
     table = pd.DataFrame({"seed": [int(s) for s in seeds]})
     table = table.merge(manifest[["seed", "file", "record_dir", "record_image"]].astype({"seed": int}),
                         on="seed", how="left", validate="one_to_one")
@@ -240,8 +240,7 @@ def image_rows(manifest: pd.DataFrame, judged: pd.DataFrame, seeds: Sequence[int
     if table["dvd_score"].isna().any():
         missing = table.loc[table["dvd_score"].isna(), "file"].tolist()
         raise RuntimeError(f"the judge left images without answers: {missing[:3]}")
-    table = table.rename(columns={"content_score": "concept_yes", "nm_score": "object_yes",
-                                  "dvd_score": "dvd"})
+    table = table.rename(columns={"dvd_score": "dvd"})
     table["concept_present"] = table["concept_yes"] >= PRESENT_YES
     table["object_present"] = table["object_yes"] >= PRESENT_YES
     table.insert(0, "image", range(len(table)))

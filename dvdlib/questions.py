@@ -256,13 +256,14 @@ def chapter_wording(path: str | Path, categories) -> Wording:
                             f"the prompt set (categories {', '.join(dict.fromkeys(map(str, categories)))})")
 
 
-def questions_for(content_type: str, content: str, nm_word: str,
+def questions_for(category: str, concept: str, object_word: str,
                   wording: Wording = OUR_WORDING) -> list[Question]:
-    """The ten questions about an image of one prompt: five on ``content``, then five on ``nm_word``."""
+    """The ten questions about an image of one prompt: five on ``concept``, then five on
+    ``object_word``."""
     questions = []
-    for side, subject in (("concept", content), ("object", nm_word)):
-        instruction = wording.instruction(side, content_type)
-        for index, template in enumerate(wording.templates(side, content_type)):
+    for side, subject in (("concept", concept), ("object", object_word)):
+        instruction = wording.instruction(side, category)
+        for index, template in enumerate(wording.templates(side, category)):
             text = template.format_map({name: subject for name in SUBJECT_FIELDS}) + instruction
             questions.append(Question(side=side, subject=subject, index=index, text=text))
     return questions
@@ -272,7 +273,7 @@ def check_prompt_words(prompts: pd.DataFrame, source: str = "prompt set") -> Non
     """Raise :class:`~dvdlib.bench.PromptSetError` if a row's concept or object is not in its prompt.
 
     The concept and the object are the rows' phrases (``concept_phrase``/``object_phrase`` or,
-    in a table without them, ``content``/``nm_word``), matched as whole words, case and runs of
+    in a table without them, ``concept``/``object``), matched as whole words, case and runs of
     white space aside ("Van  Gogh's" contains "van gogh"), or across spacing and hyphens
     ("mousepad" in "mouse pad"). Every bad row is listed, so one run of the check finds them all.
     """

@@ -10,11 +10,12 @@ its prompts. Confidence intervals are ours (the paper states none): a percentile
 prompts, seeded (:func:`dvdlib.stats.bootstrap_ci`).
 
 :func:`score_folder` judges a folder of images in the authors' layout (``caseNNN_<slug>/`` with
-image files inside, theirs or ours) and returns the per-image table with the authors' scorer
-columns (``content_answers``, ``nm_answers`` as ``"[1, 0, 1, 1, 0]"``, ``content_score``,
-``nm_score``, ``dvd_score``, ``dvd_mean_case``) plus ours (``seed`` from the file name where it has
-one, ``judge``). One difference: ``image_path`` is relative to the image folder (theirs is the
-path as given), so tables made on different machines compare equal. Answers are committed per image to a :class:`~dvdlib.store.ResultLog`, so a killed
+image files inside, theirs or ours) and returns the per-image table: the authors' scorer's
+columns under our names (``concept_answers``, ``object_answers`` as ``"[1, 0, 1, 1, 0]"``,
+``concept_yes``, ``object_yes``, ``dvd_score``, ``dvd_mean_case``; theirs are ``content_answers``,
+``nm_answers``, ``content_score``, ``nm_score``) plus ours (``seed`` from the file name where it
+has one, ``judge``). ``image_path`` is relative to the image folder (theirs is the path as
+given), so tables made on different machines compare equal. Answers are committed per image to a :class:`~dvdlib.store.ResultLog`, so a killed
 run resumes where it stopped and ends with the table an uninterrupted run gives. With ``shard``
 (a :class:`dvdlib.sharding.Shard`) a process judges every n-th chunk of images and logs apart;
 the main process's call without a shard merges the shards (see :mod:`dvdlib.sharding`).
@@ -32,7 +33,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from dvdlib.bench import parse_case_folder
+from dvdlib.bench import COLUMNS, parse_case_folder
 from dvdlib.judges.base import QUESTIONS_PER_SIDE, Judge
 from dvdlib.questions import OUR_WORDING, Wording, check_prompt_words, questions_for
 from dvdlib.sharding import Shard, done_keys, key_order, merge_shard_logs, reading_main_log
@@ -41,10 +42,10 @@ from dvdlib.store import ResultLog, check_run_settings
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 KEY = ("case_num", "image_name")
-PROMPT_COLUMNS = ("case_num", "content_type", "content", "nm_word", "prompt")
+PROMPT_COLUMNS = COLUMNS
 IMAGE_COLUMNS = (
-    *PROMPT_COLUMNS, "image_path", "image_name", "content_answers", "nm_answers",
-    "content_score", "nm_score", "dvd_score", "dvd_mean_case", "seed", "judge",
+    *PROMPT_COLUMNS, "image_path", "image_name", "concept_answers", "object_answers",
+    "concept_yes", "object_yes", "dvd_score", "dvd_mean_case", "seed", "judge",
 )
 
 
@@ -88,11 +89,11 @@ def image_table(rows: Sequence[dict], prompts: pd.DataFrame) -> pd.DataFrame:
     n = QUESTIONS_PER_SIDE
     concept = table["answers"].map(lambda a: a[:n])
     objects = table["answers"].map(lambda a: a[n:])
-    table["content_answers"] = concept.map(_answers_text)
-    table["nm_answers"] = objects.map(_answers_text)
-    table["content_score"] = concept.map(sum).astype(int)
-    table["nm_score"] = objects.map(sum).astype(int)
-    table["dvd_score"] = [dvd_image_score(c, o) for c, o in zip(table["content_score"], table["nm_score"])]
+    table["concept_answers"] = concept.map(_answers_text)
+    table["object_answers"] = objects.map(_answers_text)
+    table["concept_yes"] = concept.map(sum).astype(int)
+    table["object_yes"] = objects.map(sum).astype(int)
+    table["dvd_score"] = [dvd_image_score(c, o) for c, o in zip(table["concept_yes"], table["object_yes"])]
     table["dvd_mean_case"] = table.groupby("case_num")["dvd_score"].transform("mean").round(4)
     table["seed"] = table["seed"].astype("Int64")
     return table.sort_values(list(KEY), kind="stable").reset_index(drop=True)[columns]
@@ -105,16 +106,16 @@ def prompt_scores(images: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     return grouped.agg(
         n_images=("dvd_score", "size"),
         dvd=("dvd_score", "mean"),
-        concept_yes=("content_score", "mean"),
-        object_yes=("nm_score", "mean"),
+        concept_yes=("concept_yes", "mean"),
+        object_yes=("object_yes", "mean"),
     ).reset_index()
 
 
-def category_scores(images: pd.DataFrame, by: Sequence[str] = ("content_type",), *,
+def category_scores(images: pd.DataFrame, by: Sequence[str] = ("category",), *,
                     n_resamples: int = 10_000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Mean of the prompt scores per ``by`` group, with a bootstrap interval over prompts.
 
-    ``by`` holds ``content_type`` and any other grouping columns of ``images`` (``model``, say);
+    ``by`` holds ``category`` and any other grouping columns of ``images`` (``model``, say);
     the groups' prompt means are the paper's category figures. ``ci_low``/``ci_high`` are ours.
     """
     by = list(by)
@@ -255,7 +256,7 @@ def score_folder(image_dir: str | Path, prompts: pd.DataFrame, judge: Judge, res
     check = getattr(judge, "check_questions", None)
     if check is not None:  # a judge that cannot answer some question refuses before any file is written
         check([q for case in sorted(set(images["case_num"])) for q in questions_for(
-            rows_by_case[case].content_type, rows_by_case[case].content, rows_by_case[case].nm_word,
+            rows_by_case[case].category, rows_by_case[case].concept, rows_by_case[case].object,
             wording)])
     results = Path(results)
     settings = results.with_name(results.stem + ".answers.json")
@@ -296,7 +297,7 @@ def _judge_images(image_dir: Path, images: pd.DataFrame, prompts: pd.DataFrame, 
             items = []
             for image in chunk:
                 row = rows_by_case[image.case_num]
-                questions = questions_for(row.content_type, row.content, row.nm_word, wording)
+                questions = questions_for(row.category, row.concept, row.object, wording)
                 items.append((load_image(image_dir / image.image_path), questions))
             answers = judge.answer(items)
             if len(answers) != len(items) or any(len(a) != len(q) for a, (_, q) in zip(answers, items)):
@@ -318,8 +319,8 @@ def question_table(images: pd.DataFrame, wording: Wording = OUR_WORDING) -> pd.D
     """One row per image and question (side, index, text, answer), from the per-image table."""
     rows = []
     for image in images.itertuples(index=False):
-        questions = questions_for(image.content_type, image.content, image.nm_word, wording)
-        answers = json.loads(image.content_answers) + json.loads(image.nm_answers)
+        questions = questions_for(image.category, image.concept, image.object, wording)
+        answers = json.loads(image.concept_answers) + json.loads(image.object_answers)
         for question, answer in zip(questions, answers):
             rows.append({"case_num": image.case_num, "image_name": image.image_name,
                          "side": question.side, "subject": question.subject,

@@ -202,7 +202,7 @@ def check_alignment(tokenizer, prompts, source: str = "prompt set") -> None:
     """Check that every row's concept and object lie among the tokens the text encoder reads.
 
     ``prompts`` is a prompt table (:mod:`dvdlib.bench`); each side is the row's phrase
-    (``concept_phrase``/``object_phrase``, else ``content``/``nm_word``). A side past the
+    (``concept_phrase``/``object_phrase``, else ``concept``/``object``). A side past the
     tokenizer's limit (``model_max_length``, 77 for CLIP) would be cut from the prompt, so the
     image could never show it. Raises :class:`PhraseNotFoundError` listing every bad row.
     """

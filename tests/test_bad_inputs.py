@@ -20,12 +20,12 @@ from PIL import Image
 
 from dvdlib import bench
 from dvdlib.book import cli
-from dvdlib.bench import COLUMNS, PromptSetError, builtin_prompts, case_folder
+from dvdlib.bench import AUTHORS_COLUMNS, COLUMNS, PromptSetError, builtin_prompts, case_folder
 from dvdlib.toyworld.zoo import DETECTOR_FILE, MANIFEST, ZooError, shipped_folder
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
-HEADER = ",".join(COLUMNS) + "\n"
+HEADER = ",".join(AUTHORS_COLUMNS) + "\n"  # a prompt file's header is the authors'
 LONG = " ".join(["very"] * 80)
 
 
@@ -51,8 +51,8 @@ def _csv(folder: Path, name: str, text: str | bytes) -> Path:
 def inputs(tmp_path_factory) -> dict[str, Path]:
     """Every bad (and a few good) input file the catalogue hands to the commands."""
     folder = tmp_path_factory.mktemp("inputs")
-    good = builtin_prompts().iloc[[0, 1, 100]][list(COLUMNS)]
-    good.to_csv(folder / "good.csv", index=False)
+    good = builtin_prompts().iloc[[0, 1, 100]]
+    bench.save_prompts(good, folder / "good.csv")
     p = {"good": folder / "good.csv", "dir": folder}
     p["nonutf8"] = _csv(folder, "nonutf8.csv", HEADER.encode() + b"1,artist,monet,mug,Monet Mug \xff\n")
     p["header_only"] = _csv(folder, "header_only.csv", HEADER)
@@ -125,7 +125,7 @@ CLI = [
     ("generate-missing-prompt-file", "generate --model toy --out {out} --prompts {dir}/nope.csv",
      ["prompt file not found", "nope.csv"]),
     ("generate-toy-model-sd-prompts-#17", "generate --model toy --out {out} --prompts {good}",
-     ["draws only the concepts sunset, ocean, forest printed on the objects coaster", "content 'Amedeo Modigliani'"]),
+     ["draws only the concepts sunset, ocean, forest printed on the objects coaster", "concept 'Amedeo Modigliani'"]),
     # dvd generate: options
     ("generate-relative-missing-folder-#11", "generate --model ./models/sd14 --out {out} --cases 1",
      ["model folder './models/sd14' does not exist"]),
@@ -401,7 +401,7 @@ LIBRARY = [
      PromptSetError, ["not the dominancebench file: it has 3 rows"]),
     ("validate-missing-field-#6", lambda p: bench.validate_prompts(pd.DataFrame(
         [(1, "artist", "rembrandt", None, None)], columns=list(COLUMNS))), PromptSetError,
-     ["column nm_word: empty value"]),
+     ["column object: empty value"]),
     ("seeds-zero", lambda p: bench.seeds(0), ValueError, ["got 0"]),
     ("detector-truncated-#1", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.load_detector(
         p["zoo_detector"]), ZooError, ["detector.safetensors", "damaged or truncated"]),

@@ -1,8 +1,16 @@
-"""Prompt sets: the authors' CSV loader, validation errors, the built-in set, folder names."""
+"""Prompt sets: the authors' CSV loader and writer, validation errors, the built-in set, folder
+names, and that only this boundary knows the authors' column names."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
 import pytest
+
+import dvdlib
 
 from dvdlib import bench
 from dvdlib.bench import PromptSetError
@@ -19,7 +27,7 @@ def write(tmp_path, text, name="bench.csv"):
 def test_authors_file_loads_with_its_quirks(authors_csv):
     table = bench.load_prompts(authors_csv, expect="dominancebench")
     assert len(table) == 300
-    assert table["content_type"].value_counts().to_dict() == {
+    assert table["category"].value_counts().to_dict() == {
         "artist": 100, "landmark": 100, "character": 100}
     assert table["case_num"].tolist() == list(range(1, 301))
     row = table.set_index("case_num")
@@ -28,7 +36,7 @@ def test_authors_file_loads_with_its_quirks(authors_csv):
     # UTF-8 text and a quoted comma survive.
     assert row.loc[87, "prompt"] == "雪中虎図, 北斎 Tiger in the Snow, Hokusai T-Shirt"
     assert row.loc[3, "prompt"] == "Claude Monet, Lily Pond at Giverny Coaster"
-    assert table["content"].nunique() == 64 and table["nm_word"].nunique() == 34
+    assert table["concept"].nunique() == 64 and table["object"].nunique() == 34
     assert len(bench.duplicate_prompts(table)) > 0
 
 
@@ -72,16 +80,16 @@ def test_missing_file_is_named(tmp_path):
 def test_builtin_set_has_the_benchmark_shape():
     table = bench.builtin_prompts()
     assert list(table.columns) == [*bench.COLUMNS, "concept_phrase", "object_phrase"]
-    assert table["content_type"].value_counts().to_dict() == {c: 100 for c in bench.CATEGORIES}
+    assert table["category"].value_counts().to_dict() == {c: 100 for c in bench.CATEGORIES}
     assert table["case_num"].is_unique
     assert bench.duplicate_prompts(table).empty
     for category in bench.CATEGORIES:
-        assert set(table.loc[table.content_type == category, "content"]) == set(
+        assert set(table.loc[table.category == category, "concept"]) == set(
             bench.VOCABULARY[category])
     # Every prompt names its concept and its object.
     for row in table.itertuples():
-        assert row.content.lower() in row.prompt.lower()
-        assert row.nm_word.lower() in row.prompt.lower()
+        assert row.concept.lower() in row.prompt.lower()
+        assert row.object.lower() in row.prompt.lower()
 
 
 def test_case_folder_names():
@@ -140,7 +148,7 @@ def test_extra_column_files_keep_their_columns_and_give_the_phrases(tmp_path, to
                                                "t shirt", "mug"]
     assert table["concept_phrase"].tolist() == ["Andy Warhol", "Amedeo Modigliani", "Claude Monet",
                                                 "Rembrandt", "Eiffel  Tower"]
-    assert table["nm_word"].tolist() == ["mousepad", "halloween", "magnets", "t-shirt", "mug"]
+    assert table["object"].tolist() == ["mousepad", "halloween", "magnets", "t-shirt", "mug"]
     assert table.loc[4, "prompt"] == "an Eiffel  Tower mug"  # stripped, inner spaces kept
     # Row 4 has no phrase: "t-shirt" is matched across the hyphen, and that is reported.
     assert len(notes) == 1 and "case 4: nm_word 't-shirt' as 't shirt'" in notes[0]
@@ -150,10 +158,10 @@ def test_extra_column_files_keep_their_columns_and_give_the_phrases(tmp_path, to
     check_alignment(tokenizer, table)
     positions = find_phrase(tokenizer, table.loc[1, "prompt"], table.loc[1, "object_phrase"])
     assert len(positions) == 2  # halloween, decoration
-    # The judge's questions still name nm_word.
+    # The judge's questions still name the object's word, not its phrase.
     from dvdlib.questions import questions_for
 
-    questions = questions_for("artist", "andy warhol", table.loc[0, "nm_word"])
+    questions = questions_for("artist", "andy warhol", table.loc[0, "object"])
     assert questions[5].subject == "mousepad"
 
 
@@ -184,3 +192,55 @@ def test_expecting_dominancebench_checks_its_shape(tmp_path):
     with pytest.raises(ValueError, match="expect='dominance' is not a known prompt file; accepted: "
                                          "dominancebench"):
         bench.load_prompts(path, expect="dominance")
+
+
+# --- the boundary: the authors' names in their files, ours everywhere else ----------------------
+
+
+def test_the_authors_file_is_read_into_category_concept_and_object(tmp_path):
+    table = bench.load_prompts(write(tmp_path, HEADER + "1,artist,monet,mug,Monet Mug\n"))
+    assert list(table.columns[:5]) == ["case_num", "category", "concept", "object", "prompt"]
+    assert table.loc[0, ["category", "concept", "object"]].tolist() == ["artist", "monet", "mug"]
+    assert not set(bench.AUTHORS_COLUMNS) - set(bench.COLUMNS) & set(table.columns)
+
+
+def test_a_saved_prompt_file_has_the_authors_header_and_reads_back(tmp_path):
+    table = bench.builtin_prompts().iloc[[0, 150, 299]].assign(template_id=["a", "b", "c"])
+    path = bench.save_prompts(table, tmp_path / "prompts.csv")
+    header = path.read_text(encoding="utf-8").splitlines()[0]
+    assert header == ",".join([*bench.AUTHORS_COLUMNS, "template_id"])
+    back = bench.load_prompts(path)
+    pd.testing.assert_frame_equal(back, table.reset_index(drop=True)[back.columns.tolist()])
+
+
+def test_each_side_of_the_boundary_refuses_the_other_sides_names(tmp_path):
+    ours = bench.builtin_prompts().head(2)
+    path = tmp_path / "ours.csv"
+    ours[list(bench.COLUMNS)].to_csv(path, index=False)
+    with pytest.raises(PromptSetError, match=r"missing column\(s\) content_type, content, nm_word.*"
+                                             r"dvdlib's names for content_type, content, nm_word.*"
+                                             r"save_prompts"):
+        bench.load_prompts(path)
+    theirs = ours[list(bench.COLUMNS)].rename(columns=bench.TO_AUTHORS)
+    with pytest.raises(PromptSetError, match=r"missing column\(s\) category, concept, object.*"
+                                             r"the authors' CSV names.*load_prompts"):
+        bench.validate_prompts(theirs)
+
+
+def test_no_module_but_the_boundary_names_the_authors_columns():
+    """``nm_word`` and ``content_type`` are the authors' CSV names: only :mod:`dvdlib.bench`, which
+    reads and writes their files, says them; the rest of dvdlib and the chapters' code say object
+    and category."""
+    package = Path(dvdlib.__file__).parent
+    boundary = package / "bench.py"
+    pattern = re.compile(r"\b(nm_word|content_type)\b")
+    found = [f"{path.relative_to(package.parent)}:{number}" for path in sorted(package.rglob("*.py"))
+             if path != boundary
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if pattern.search(line)]
+    book = package.parent / "book"
+    for notebook in sorted(book.glob("*.ipynb")) if book.is_dir() else []:
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+        found += [f"{notebook.name}, cell {i}" for i, cell in enumerate(cells)
+                  if cell["cell_type"] == "code" and pattern.search("".join(cell["source"]))]
+    assert found == []

@@ -134,10 +134,11 @@ def test_study_prompts_pair_the_concept_with_every_object_and_hold_the_controls_
     assert pairs.set_index("object")["paired_in_training"].to_dict() == {
         "coaster": True, "shirt": True, "notebook": True, "hat": False, "kite": False}
     concept = prompts[prompts["arrangement"] == dd.CONCEPT_ALONE]
-    assert concept["prompt"].tolist() == ["sunset"] and concept["object"].tolist() == [""]
+    # The concept alone names no object: its object column repeats the concept, for the checks.
+    assert concept["prompt"].tolist() == ["sunset"] and concept["object"].tolist() == ["sunset"]
     objects = prompts[prompts["arrangement"] == dd.OBJECT_ALONE]
     assert objects["prompt"].tolist() == list(OBJECTS)
-    assert (objects["content"] == objects["nm_word"]).all()
+    assert (objects["concept"] == objects["object"]).all()
     assert prompts["prompt"].is_unique and prompts["case_num"].tolist() == list(range(1, 12))
     check_prompt_words(prompts)  # generate() accepts it
 
@@ -186,7 +187,7 @@ def test_images_are_judged_and_scored_with_the_papers_formula(tmp_path):
     assert not kite["frame_filled"] and not kite["paired_in_training"]
     concept = table.loc["sunset"]
     assert concept["concept_present"] and np.isnan(concept["object_yes"])
-    assert np.isnan(concept["dvd_score"]) and not concept["object_present"]
+    assert np.isnan(concept["dvd_score"]) and not concept["object_present"] and concept["object"] == ""
     hat = table.loc["hat"]
     assert (hat["object"], hat["object_yes"], hat["concept_yes"]) == ("hat", 2, 1)
     assert not hat["object_present"] and np.isnan(hat["dvd_score"])
@@ -398,9 +399,9 @@ def test_finding_1_needs_a_positive_control_before_its_interval_counts():
 def test_solo_prompts_name_each_concept_once():
     prompts = builtin_prompts()
     solo = px.solo_prompts(prompts)
-    assert len(solo) == prompts[["content_type", "content"]].drop_duplicates().shape[0]
-    van_gogh = solo[solo["content"] == "van gogh"].iloc[0]
-    assert van_gogh["prompt"] == "a painting by van gogh" and van_gogh["nm_word"] == "van gogh"
+    assert len(solo) == prompts[["category", "concept"]].drop_duplicates().shape[0]
+    van_gogh = solo[solo["concept"] == "van gogh"].iloc[0]
+    assert van_gogh["prompt"] == "a painting by van gogh" and van_gogh["object"] == "van gogh"
     check_prompt_words(solo)
     with pytest.raises(ValueError, match="no concept-only template for categor.*landmark"):
         px.solo_prompts(prompts, templates={"artist": "{concept}", "character": "{concept}"})
@@ -408,10 +409,10 @@ def test_solo_prompts_name_each_concept_once():
 
 def test_concept_dvd_averages_prompts_and_seeds_per_concept():
     images = pd.DataFrame({
-        "content_type": "artist", "content": ["monet"] * 4 + ["titian"] * 2,
+        "category": "artist", "concept": ["monet"] * 4 + ["titian"] * 2,
         "case_num": [1, 1, 2, 2, 3, 3], "seed": [10, 20, 10, 20, 10, 20],
         "dvd_score": [100.0, 60.0, 20.0, 20.0, 0.0, 0.0]})
-    table = px.concept_dvd(images, n_resamples=200).set_index("content")
+    table = px.concept_dvd(images, n_resamples=200).set_index("concept")
     assert table.loc["monet", "dvd"] == pytest.approx(50.0) and table.loc["monet", "n_prompts"] == 2
     assert table.loc["monet", "ci_low"] < 50 < table.loc["monet", "ci_high"]
     assert table.loc["titian", ["dvd", "ci_low", "ci_high"]].tolist() == [0.0, 0.0, 0.0]
@@ -471,7 +472,7 @@ def test_the_concept_study_scores_and_measures_every_concept(tmp_path):
     from dvdlib.testing import dummy_sd_pipeline
 
     prompts = builtin_prompts().iloc[[0, 21, 100, 101]].reset_index(drop=True)  # 3 concepts
-    assert prompts["content"].tolist()[:2] == ["amedeo modigliani"] * 2
+    assert prompts["concept"].tolist()[:2] == ["amedeo modigliani"] * 2
 
     def embed(images):
         return dv.pixel_embeddings(images)
@@ -479,12 +480,12 @@ def test_the_concept_study_scores_and_measures_every_concept(tmp_path):
     study = px.run_concept_study(dummy_sd_pipeline("sd1"), "dummy", prompts, [1, 2], tmp_path,
                                  RedJudge(), embed, steps=1, guidance=7.5, n_resamples=100)
     assert len(study.images) == 4 * 2
-    concepts = study.concepts.set_index("content")
-    assert set(concepts.index) == set(prompts["content"])
+    concepts = study.concepts.set_index("concept")
+    assert set(concepts.index) == set(prompts["concept"])
     assert concepts.loc["amedeo modigliani", "n_prompts"] == 2
     assert concepts.loc["amedeo modigliani", "n_images"] == 4 and (concepts["n"] == 2).all()
     assert concepts["dvd"].between(0, 100).all() and concepts["diversity"].between(0, 2).all()
     assert concepts.loc["amedeo modigliani", "solo_prompt"] == "a painting by amedeo modigliani"
     assert len(list((tmp_path / "solo").glob("case*/seed*.png"))) == 3 * 2
-    expected = study.images.groupby("content")["dvd_score"].mean()
+    expected = study.images.groupby("concept")["dvd_score"].mean()
     np.testing.assert_allclose(concepts.loc[expected.index, "dvd"], expected)

@@ -98,6 +98,22 @@ def test_a_folder_refuses_images_made_with_other_settings(tmp_path, pipe, prompt
         generate(pipe, prompts.head(1), [1], tmp_path, **{**SETTINGS, "steps": 3})
 
 
+def test_a_manifest_log_of_other_columns_is_refused_before_any_image_is_made(tmp_path, pipe, prompts):
+    from dvdlib.store import ResultLog
+
+    generate(pipe, prompts.head(1), [1], tmp_path, **SETTINGS)
+    log = ResultLog(tmp_path / MANIFEST_LOG, ("case_num", "seed"))
+    old = [{("content" if k == "concept" else k): v for k, v in row.items()} for row in log.rows()]
+    (tmp_path / MANIFEST_LOG).unlink()
+    with log.open():
+        log.append(old)  # a row as a version with other column names wrote it
+    hook = CallCounter()
+    with pytest.raises(StoreError, match="another version of dvdlib: its rows lack concept and have "
+                                         "content; write the images to another folder"):
+        generate(pipe, prompts.head(1), [1, 2], tmp_path, hook=hook, **SETTINGS)
+    assert hook.calls == []
+
+
 def test_a_hook_adds_call_options_and_its_records_are_placed_beside_the_images(tmp_path, pipe, prompts):
     recorder = pytest.importorskip("dvdlib.recorder")
     from dvdlib.generate import attention_hook
@@ -189,7 +205,7 @@ def test_the_toy_world_plugs_in_generation_recording_and_judging(tmp_path):
     pipe = toy_pipeline.new_pipeline(["sunset", "ocean", "coaster", "hat"], seed=0)  # untrained
     prints = pd.DataFrame([(1, "print", "sunset", "coaster", "sunset coaster"),
                            (2, "print", "ocean", "hat", "ocean hat")],
-                          columns=["case_num", "content_type", "content", "nm_word", "prompt"])
+                          columns=["case_num", "category", "concept", "object", "prompt"])
     made = generate(pipe, prints, [1, 2], tmp_path / "images", batch_size=2, hook=attention_hook(),
                     **{**SETTINGS, "model": "toy"})
     assert made.file.tolist()[0] == "case001_sunset_coaster/seed00001.png"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dvdlib.bench import COLUMNS, builtin_prompts
+from dvdlib.bench import AUTHORS_COLUMNS, builtin_prompts, save_prompts
 from dvdlib.book.cli import main
 from dvdlib.judges.vlm import random_qwen2vl
 from dvdlib.testing import dummy_sd_pipeline
@@ -78,18 +78,19 @@ def test_weights_folder_without_a_unet(tmp_path, capsys, weights):
 
 def test_prompt_set_with_a_missing_column(tmp_path, capsys, weights):
     csv = tmp_path / "prompts.csv"
-    builtin_prompts().drop(columns="nm_word").head(3).to_csv(csv, index=False)
+    save_prompts(builtin_prompts().head(3), csv)
+    pd.read_csv(csv).drop(columns="nm_word").to_csv(csv, index=False)
     out = tmp_path / "out"
     _fails(capsys, ["generate", "--model", str(weights), "--out", str(out), "--prompts", str(csv), *QUICK],
-           "missing column(s) nm_word", "expected " + ", ".join(COLUMNS))
+           "missing column(s) nm_word", "expected " + ", ".join(AUTHORS_COLUMNS))
     assert not out.exists()
 
 
 def test_concept_word_absent_from_the_prompt(tmp_path, capsys, weights):
     csv = tmp_path / "prompts.csv"
     table = builtin_prompts().head(3)
-    table.loc[1, "content"] = "rembrandt"
-    table.to_csv(csv, index=False)
+    table.loc[1, "concept"] = "rembrandt"
+    save_prompts(table, csv)
     _fails(capsys, ["generate", "--model", str(weights), "--out", str(tmp_path / "out"), "--prompts", str(csv),
                     *QUICK], "case 2: content 'rembrandt' is not in the prompt 'Curtain with Art by Andy Warhol'")
     _fails(capsys, ["score", "--images", str(tmp_path), "--out", str(tmp_path / "t.csv"), "--prompts", str(csv)],
@@ -227,7 +228,7 @@ def test_toy_prompts_are_the_print_worlds_pairs_in_one_word_order():
     prompts = toy_prompts()
     assert prompts["prompt"].tolist() == ["sunset coaster", "sunset shirt", "sunset notebook", "sunset hat",
                                           "sunset kite"]
-    assert set(prompts["content_type"]) == {"print"}
+    assert set(prompts["category"]) == {"print"}
     check_toy_words(prompts, "the toy world's prompts")  # its own words pass
 
 
@@ -238,10 +239,10 @@ def test_toy_words_refuse_every_row_that_names_something_else():
     rows = pd.DataFrame([(1, "print", "sunset", "coaster", "sunset coaster"),
                          (2, "print", "coaster", "sunset", "coaster sunset"),
                          (3, "artist", "monet", "mug", "Monet Mug")],
-                        columns=["case_num", "content_type", "content", "nm_word", "prompt"])
+                        columns=["case_num", "category", "concept", "object", "prompt"])
     with pytest.raises(UsageError) as err:
         check_toy_words(rows, "prompts.csv")
     message = str(err.value)
     assert "case 1" not in message  # a concept printed on an object is the toy world's own
-    assert "case 2: content 'coaster' and nm_word 'sunset'" in message and "case 3: content 'monet'" in message
+    assert "case 2: concept 'coaster' and object 'sunset'" in message and "case 3: concept 'monet'" in message
     assert "concepts sunset, ocean, forest printed on the objects coaster, shirt, notebook, hat, kite" in message

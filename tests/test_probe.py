@@ -203,8 +203,8 @@ def test_the_command_prints_the_summary_as_json_and_keeps_its_tables_and_figure(
     assert summary["seeds"] == [1825, 410, 4507] and summary["n_images"] == 3 and summary["steps"] == 2
     judged = pd.read_csv(out / JUDGED).set_index("seed").loc[summary["seeds"]]
     assert summary["dvd"]["mean"] == pytest.approx(judged.dvd_score.mean())
-    assert summary["concept_presence"]["count"] == int((judged.content_score >= 3).sum())
-    assert summary["object_presence"]["count"] == int((judged.nm_score >= 3).sum())
+    assert summary["concept_presence"]["count"] == int((judged.concept_yes >= 3).sum())
+    assert summary["object_presence"]["count"] == int((judged.object_yes >= 3).sum())
     assert [image["dvd"] for image in summary["images"]] == judged.dvd_score.tolist()
     assert summary["dominates"] in ("concept", "object", "balanced")
     attention = pd.read_csv(out / ATTENTION)

@@ -96,18 +96,18 @@ def test_a_chapter_question_file_must_cover_the_prompt_sets_categories(tmp_path)
 
 def test_prompt_words_are_matched_ignoring_case_and_spaces():
     check_prompt_words(builtin_prompts())
-    table = pd.DataFrame([{"case_num": 7, "content_type": "artist", "content": "van gogh",
-                           "nm_word": "notebook", "prompt": "Van  Gogh's Starry Night Notebook"}])
+    table = pd.DataFrame([{"case_num": 7, "category": "artist", "concept": "van gogh",
+                           "object": "notebook", "prompt": "Van  Gogh's Starry Night Notebook"}])
     check_prompt_words(table)
 
 
 def test_every_prompt_missing_its_words_is_listed():
     table = builtin_prompts().head(3).copy()
-    table.loc[0, "content"] = "rembrandt"
-    table.loc[2, "nm_word"] = "umbrella"
+    table.loc[0, "concept"] = "rembrandt"
+    table.loc[2, "object"] = "umbrella"
     with pytest.raises(PromptSetError) as caught:
         check_prompt_words(table, "my.csv")
     message = str(caught.value)
     assert message.startswith("my.csv")
-    assert "case 1: content 'rembrandt'" in message and "case 3: nm_word 'umbrella'" in message
+    assert "case 1: concept 'rembrandt'" in message and "case 3: object 'umbrella'" in message
     assert "case 2" not in message

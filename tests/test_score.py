@@ -13,8 +13,11 @@ from dvdlib.score import (IMAGE_COLUMNS, ImageFolderError, category_scores, dvd_
 from dvdlib.stats import bootstrap_ci
 from dvdlib.store import StoreError
 
-AUTHORS_COLUMNS = ["case_num", "content_type", "content", "nm_word", "prompt", "image_path", "image_name",
-                   "content_answers", "nm_answers", "content_score", "nm_score", "dvd_score", "dvd_mean_case"]
+# The authors' scorer's columns, in their order, under our names (theirs: content_type, content,
+# nm_word, content_answers, nm_answers, content_score, nm_score).
+AUTHORS_SCORER_COLUMNS = ["case_num", "category", "concept", "object", "prompt", "image_path", "image_name",
+                          "concept_answers", "object_answers", "concept_yes", "object_yes", "dvd_score",
+                          "dvd_mean_case"]
 
 
 class ColourJudge:
@@ -89,11 +92,11 @@ def test_scoring_a_folder_gives_the_authors_columns_and_the_formula(tmp_path, pr
     judge = ColourJudge()
     table = score_folder(image_dir, prompts, judge, tmp_path / "scores.csv", progress=False)
     assert list(table.columns) == list(IMAGE_COLUMNS)
-    assert list(table.columns[:13]) == AUTHORS_COLUMNS
+    assert list(table.columns[:13]) == AUTHORS_SCORER_COLUMNS
     assert len(table) == 6 and judge.images_seen == 6
     row = table[(table.case_num == 1) & (table.seed == 410)].iloc[0]
-    assert row.content_answers == "[1, 1, 1, 0, 0]" and row.nm_answers == "[1, 0, 0, 0, 0]"
-    assert (row.content_score, row.nm_score, row.dvd_score) == (3, 1, 48.0)
+    assert row.concept_answers == "[1, 1, 1, 0, 0]" and row.object_answers == "[1, 0, 0, 0, 0]"
+    assert (row.concept_yes, row.object_yes, row.dvd_score) == (3, 1, 48.0)
     assert row.image_path == f"{case_folder(1, row.prompt)}/seed00410.png"
     expected = {case: np.mean([4 * c * (5 - n) for c, n in seeds.values()]) for case, seeds in COUNTS.items()}
     for case, mean in expected.items():
@@ -168,12 +171,12 @@ def test_category_figures_are_means_over_prompts_not_images(tmp_path, prompts, i
     per_prompt = prompt_scores(table)
     assert per_prompt.set_index("case_num").dvd.to_dict() == pytest.approx(
         {1: (100 + 48) / 2, 2: 0.0, 101: (0 + 16 + 48) / 3})
-    summary = category_scores(table, n_resamples=2000).set_index("content_type")
+    summary = category_scores(table, n_resamples=2000).set_index("category")
     assert summary.loc["artist", "dvd"] == pytest.approx(37.0)  # (74 + 0) / 2, not (100 + 48 + 0) / 3
     assert summary.loc["artist", "n_prompts"] == 2 and summary.loc["artist", "n_images"] == 3
     assert summary.loc["artist", "ci_low"] == 0.0 and summary.loc["artist", "ci_high"] == 74.0
     table["model"] = "m"
-    assert category_scores(table, by=("model", "content_type")).model.tolist() == ["m", "m"]
+    assert category_scores(table, by=("model", "category")).model.tolist() == ["m", "m"]
 
 
 def test_question_table_has_one_row_per_image_and_question(tmp_path, prompts, image_dir):

@@ -27,7 +27,7 @@ def _concept(name, seed=0):
 
 
 def test_pixel_rule_agreement_counts_both_kinds_of_disagreement():
-    rule = pd.DataFrame(dict(object_present=[True, True, False, False]))
+    rule = pd.DataFrame(dict(rule_object_present=[True, True, False, False]))
     assert rule_agreement([True, False, True, False], rule) == dict(
         images=4, agreement=0.5, detector_only=1, rule_only=1)
     with pytest.raises(ValueError, match="3 detector readings for 4"):

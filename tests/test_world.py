@@ -31,8 +31,8 @@ def test_concepts_fill_the_frame_and_objects_stand_on_the_background():
     objects = render([Scene(object=ObjectInstance(o, (0.9, 0.2, 0.2), 24.0, 16.0, 16.0))
                       for o in OBJECTS])
     rule_concepts, rule_objects = pixel_rule(concepts), pixel_rule(objects)
-    assert rule_concepts["frame_filled"].all() and not rule_concepts["object_present"].any()
-    assert rule_objects["object_present"].all() and not rule_objects["frame_filled"].any()
+    assert rule_concepts["frame_filled"].all() and not rule_concepts["rule_object_present"].any()
+    assert rule_objects["rule_object_present"].all() and not rule_objects["frame_filled"].any()
     for group in (concepts, objects):  # every concept and every object looks different
         for i in range(len(group)):
             for j in range(i + 1, len(group)):
@@ -43,7 +43,7 @@ def test_a_pair_prints_the_concept_inside_the_carrier():
     carrier = ObjectInstance("coaster", (0.9, 0.2, 0.2), 24.0, 16.0, 16.0)
     sunset = _concept("sunset")
     pair, plain = render([Scene(sunset, carrier), Scene(object=carrier)])
-    assert pixel_rule(pair[None])["object_present"].all()  # the carrier still stands there
+    assert pixel_rule(pair[None])["rule_object_present"].all()  # the carrier still stands there
     outside = (plain - torch.tensor([0.86, 0.86, 0.84]).view(3, 1, 1)).abs().amax(0) < 0.01
     assert torch.equal(pair[:, outside], plain[:, outside])  # the same background around it
     assert (pair - plain)[:, ~outside].abs().mean() > 0.1  # but another picture inside
@@ -96,12 +96,12 @@ def test_prompt_table_has_bench_shape_with_controls():
     table = prompt_table(World())
     validate_prompts(table.drop(columns=["arrangement", "paired_in_training"]),
                      categories=("print",))
-    assert list(table.columns[:5]) == ["case_num", "content_type", "content", "nm_word", "prompt"]
-    assert set(table["content"]) == {"sunset"} and set(table["nm_word"]) == set(OBJECTS)
-    coaster = table[table["nm_word"] == "coaster"].set_index("arrangement")["prompt"]
-    assert coaster.to_dict() == {"pair": "sunset coaster", "content alone": "sunset",
-                             "nm_word alone": "coaster"}
-    seen = table.drop_duplicates("nm_word").set_index("nm_word")["paired_in_training"]
+    assert list(table.columns[:5]) == ["case_num", "category", "concept", "object", "prompt"]
+    assert set(table["concept"]) == {"sunset"} and set(table["object"]) == set(OBJECTS)
+    coaster = table[table["object"] == "coaster"].set_index("arrangement")["prompt"]
+    assert coaster.to_dict() == {"pair": "sunset coaster", "concept alone": "sunset",
+                             "object alone": "coaster"}
+    seen = table.drop_duplicates("object").set_index("object")["paired_in_training"]
     assert seen.to_dict() == {"coaster": True, "shirt": True, "notebook": True, "hat": False, "kite": False}
     assert len(prompt_table(World(), objects=["kite"], controls=False)) == 1
 

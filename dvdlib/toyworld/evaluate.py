@@ -1,8 +1,8 @@
 """Does the toy model show dominance? Generate the world's prompts and read them two ways.
 
 ``presence_table`` generates every prompt of a :func:`dvdlib.toyworld.world.prompt_table` with a
-list of seeds and records, per image, the detector's probability for the concept (``content``)
-and for the object (``nm_word``). ``dominance_summary`` condenses it with our measures (the
+list of seeds and records, per image, the detector's probability for the concept (``concept``)
+and for the object (``object``). ``dominance_summary`` condenses it with our measures (the
 paper publishes none for the toy world):
 
 - ``concept_only``: the share of pair images ("sunset coaster") where the concept is present and the
@@ -27,7 +27,7 @@ from PIL import Image
 
 from dvdlib.toyworld.detector import PresenceDetector, images_to_tensor
 from dvdlib.toyworld.pipeline import ToyDiffusionPipeline
-from dvdlib.toyworld.world import pixel_rule
+from dvdlib.toyworld.world import CONCEPT_ALONE, OBJECT_ALONE, PAIR, pixel_rule
 
 PRESENT = 0.5  # detector probability above which a concept or object counts as present
 
@@ -50,8 +50,8 @@ def presence_table(pipe: ToyDiffusionPipeline, detector: PresenceDetector, promp
     """One row per (prompt row, seed): the detector's view of the generated image.
 
     Identical prompt texts (the controls repeat "sunset" per object) are generated once per
-    seed and shared. Columns: the prompt table's, ``seed``, ``p_content``, ``p_nm_word``,
-    ``content_present``, ``nm_present``, and the pixel rule's ``frame_filled`` and
+    seed and shared. Columns: the prompt table's, ``seed``, ``p_concept``, ``p_object``,
+    ``concept_present``, ``object_present``, and the pixel rule's ``frame_filled`` and
     ``rule_object_present``.
     """
     unique = list(dict.fromkeys(prompts["prompt"]))
@@ -66,32 +66,32 @@ def presence_table(pipe: ToyDiffusionPipeline, detector: PresenceDetector, promp
         for seed in seeds:
             i = by_job[(row["prompt"], seed)]
             p = probabilities[i]
-            p_content = float(p[detector.names.index(row["content"])])
-            p_nm = float(p[detector.names.index(row["nm_word"])])
-            rows.append({**row, "seed": int(seed), "p_content": p_content, "p_nm_word": p_nm,
-                         "content_present": p_content > PRESENT, "nm_present": p_nm > PRESENT,
+            p_concept = float(p[detector.names.index(row["concept"])])
+            p_object = float(p[detector.names.index(row["object"])])
+            rows.append({**row, "seed": int(seed), "p_concept": p_concept, "p_object": p_object,
+                         "concept_present": p_concept > PRESENT, "object_present": p_object > PRESENT,
                          "frame_filled": bool(rule.at[i, "frame_filled"]),
-                         "rule_object_present": bool(rule.at[i, "object_present"])})
+                         "rule_object_present": bool(rule.at[i, "rule_object_present"])})
     return pd.DataFrame(rows)
 
 
 def dominance_summary(presence: pd.DataFrame) -> dict[str, float]:
     """Our outcome shares of the pair prompts and the found-alone rates (see the module
     docstring) from a presence table."""
-    pairs = presence[presence["arrangement"] == "pair"]
+    pairs = presence[presence["arrangement"] == PAIR]
     if pairs.empty:
-        raise ValueError("the presence table has no pair prompts (arrangement 'pair')")
-    alone_concept = presence[presence["arrangement"] == "content alone"]
-    alone_object = presence[presence["arrangement"] == "nm_word alone"]
-    concept, obj = pairs["content_present"], pairs["nm_present"]
+        raise ValueError(f"the presence table has no pair prompts (arrangement {PAIR!r})")
+    alone_concept = presence[presence["arrangement"] == CONCEPT_ALONE]
+    alone_object = presence[presence["arrangement"] == OBJECT_ALONE]
+    concept, obj = pairs["concept_present"], pairs["object_present"]
     return dict(
         concept_only=float((concept & ~obj).mean()),
         object_only=float((~concept & obj).mean()),
         both=float((concept & obj).mean()),
         neither=float((~concept & ~obj).mean()),
-        concept_alone=float(alone_concept["content_present"].mean()) if len(alone_concept)
+        concept_alone=float(alone_concept["concept_present"].mean()) if len(alone_concept)
         else np.nan,
-        object_alone=float(alone_object["nm_present"].mean()) if len(alone_object) else np.nan,
+        object_alone=float(alone_object["object_present"].mean()) if len(alone_object) else np.nan,
         images=len(pairs),
     )
 
@@ -99,7 +99,7 @@ def dominance_summary(presence: pd.DataFrame) -> dict[str, float]:
 def rule_agreement(detector_object_present: Sequence[bool], rule: pd.DataFrame) -> dict:
     """How often the detector's "object present" and the pixel rule's agree, and how they differ."""
     detector = np.asarray(detector_object_present, dtype=bool)
-    by_rule = rule["object_present"].to_numpy(dtype=bool)
+    by_rule = rule["rule_object_present"].to_numpy(dtype=bool)
     if len(detector) != len(by_rule):
         raise ValueError(f"got {len(detector)} detector readings for {len(by_rule)} rule readings")
     return dict(images=len(detector), agreement=float((detector == by_rule).mean()),
@@ -136,7 +136,7 @@ def found_alone(models: dict[str, ToyDiffusionPipeline], detector: PresenceDetec
 
     One row per (model, guidance, word): ``found`` (share of images where the detector finds the
     word, probability > :data:`PRESENT`), and the pixel rule's ``frame_filled`` and
-    ``object_present`` shares. A concept alone should fill the frame; an object alone should
+    ``rule_object_present`` shares. A concept alone should fill the frame; an object alone should
     stand on the background. Guidance erasing a word shows as a falling ``found``.
     """
     rows = []
@@ -153,7 +153,7 @@ def found_alone(models: dict[str, ToyDiffusionPipeline], detector: PresenceDetec
                 rows.append(dict(model=name, guidance=float(guidance), word=word,
                                  found=float(present[at, detector.names.index(word)].float().mean()),
                                  frame_filled=float(rule.loc[at, "frame_filled"].mean()),
-                                 object_present=float(rule.loc[at, "object_present"].mean())))
+                                 rule_object_present=float(rule.loc[at, "rule_object_present"].mean())))
     return pd.DataFrame(rows)
 
 

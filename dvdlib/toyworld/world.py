@@ -47,7 +47,7 @@ SIZE_RANGE = (20.0, 28.0)  # side of a carrier's bounding square, pixels
 CONCEPTS = ("sunset", "ocean", "forest")
 OBJECTS = ("coaster", "shirt", "notebook", "hat", "kite")
 SCENE_KINDS = ("object", "concept", "pair")
-CATEGORY = "print"  # the content_type of the world's prompt rows, and its question category
+CATEGORY = "print"  # the category of the world's prompt rows and of their questions
 # The share of training scenes that are pairs; the rest are objects alone and concepts alone in
 # equal shares. A prototype with 10-20 % pairs never bound the concept word in a pair.
 PAIR_RATE = 0.4
@@ -411,16 +411,19 @@ class World:
         return self.scenes(out)
 
 
+PAIR, CONCEPT_ALONE, OBJECT_ALONE = "pair", "concept alone", "object alone"  # arrangements
+
+
 def prompt_table(world: World | None = None, objects: Sequence[str] | None = None,
                  controls: bool = True) -> pd.DataFrame:
     """Pair prompts of the limited concept in the table shape of :mod:`dvdlib.bench`, plus
     one-word controls.
 
-    ``content`` is the limited concept, ``nm_word`` the object (the authors' column names), and
-    ``content_type`` is "print". Each object gives the pair prompt "sunset coaster"; a control keeps
-    its pair's ``content`` and ``nm_word`` and names only one ("sunset" or "coaster"), so a scorer
-    treats it like any row: the concept alone should score high, the object alone near zero.
-    ``arrangement`` says which row is which ("pair", "content alone", "nm_word alone") and
+    ``concept`` is the limited concept, ``object`` the object, and ``category`` is "print".
+    Each object gives the pair prompt "sunset coaster"; a control keeps its pair's ``concept`` and
+    ``object`` and names only one ("sunset" or "coaster"), so a scorer treats it like any row: the
+    concept alone should score high, the object alone near zero. ``arrangement`` says which row
+    is which ("pair", "concept alone", "object alone") and
     ``paired_in_training`` whether the world ever printed the concept on that object.
     ``objects`` defaults to every object of the world.
     """
@@ -431,13 +434,13 @@ def prompt_table(world: World | None = None, objects: Sequence[str] | None = Non
     rows = []
     for obj in objects:
         seen = obj in world.paired_objects
-        rows.append((world.limited, obj, caption(world.limited, obj), "pair", seen))
+        rows.append((world.limited, obj, caption(world.limited, obj), PAIR, seen))
         if controls:
-            rows.append((world.limited, obj, caption(world.limited, None), "content alone", seen))
-            rows.append((world.limited, obj, caption(None, obj), "nm_word alone", seen))
+            rows.append((world.limited, obj, caption(world.limited, None), CONCEPT_ALONE, seen))
+            rows.append((world.limited, obj, caption(None, obj), OBJECT_ALONE, seen))
     return pd.DataFrame(
         [(i + 1, CATEGORY, *row) for i, row in enumerate(rows)],
-        columns=["case_num", "content_type", "content", "nm_word", "prompt", "arrangement",
+        columns=["case_num", "category", "concept", "object", "prompt", "arrangement",
                  "paired_in_training"],
     )
 
@@ -451,7 +454,7 @@ def pixel_rule(images: torch.Tensor) -> pd.DataFrame:
 
     ``border_background``: the share of the outer ``BORDER``-pixel ring within
     ``BACKGROUND_TOLERANCE`` of the plain background. ``frame_filled``: under half of it is
-    background (a concept alone fills the frame). ``object_present``: the border is background
+    background (a concept alone fills the frame). ``rule_object_present``: the border is background
     and at least 12 % of the picture is not (a carrier stands on the background).
     """
     if images.ndim != 4 or images.shape[1] != 3:
@@ -464,4 +467,4 @@ def pixel_rule(images: torch.Tensor) -> pd.DataFrame:
     filled = border < 0.5
     return pd.DataFrame(dict(border_background=border.numpy(), foreground=foreground.numpy(),
                              frame_filled=filled.numpy(),
-                             object_present=(~filled & (foreground >= 0.12)).numpy()))
+                             rule_object_present=(~filled & (foreground >= 0.12)).numpy()))

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dvdlib import attention_saturation as sat
 from dvdlib import stats
-from dvdlib import saturation as sat
 from dvdlib.focus import concept_share
 from dvdlib.recorder import AttentionRecord
 
@@ -24,7 +24,7 @@ def test_balanced_prompts_print_the_other_concepts_on_the_same_objects():
     world = World(instances=1)
     table = sat.balanced_prompt_table(world)
     assert len(table) == 2 * len(world.objects)  # ocean and forest, on every object
-    assert set(table["content"]) == {"ocean", "forest"} and set(table["nm_word"]) == set(world.objects)
+    assert set(table["concept"]) == {"ocean", "forest"} and set(table["object"]) == set(world.objects)
     assert not table["prompt"].str.contains(world.limited).any()
     assert table["case_num"].tolist() == list(range(1, len(table) + 1))
     assert table["prompt"].tolist()[:2] == ["ocean coaster", "forest coaster"]  # product titles, one order
@@ -262,14 +262,14 @@ def test_within_prompt_correlation_ignores_differences_between_prompts():
     assert rho == pytest.approx(-1.0) and used == 3 and low == high == pytest.approx(-1.0)
     summary.loc[summary["prompt"] == "p0", "dvd_score"] = 40.0  # constant: p0 has no rho
     assert sat.within_prompt_correlation(summary, n_resamples=200)[3] == 2
-    table = sat.prompt_summary(summary.assign(final_share=0.5, saturation_step=0, content="sunset",
-                                              nm_word="coaster"))
+    table = sat.prompt_summary(summary.assign(final_share=0.5, saturation_step=0, concept="sunset",
+                                              object="coaster"))
     assert table["images"].tolist() == [4, 4, 4]
     assert table["early_share"].round(3).tolist() == [0.215, 0.515, 0.815]
 
 
 def test_early_bias_and_saturation_are_decided_apart():
-    from dvdlib import saturation as sat_
+    from dvdlib import attention_saturation as sat_
 
     rng = np.random.default_rng(0)
     n = 40
@@ -303,7 +303,7 @@ def test_the_chapter_result_puts_presence_beside_every_dvd_and_claims_no_more_th
     for condition, share, dvd in (("k1", 0.7, 60.0), ("k1 others", 0.5, 5.0)):
         for i in range(30):
             rows.append({"condition": condition, "image": len(rows), "prompt": f"p{i % 3}",
-                         "content": "sunset", "nm_word": "coaster", "early_share": share + rng.normal(0, 0.02),
+                         "concept": "sunset", "object": "coaster", "early_share": share + rng.normal(0, 0.02),
                          "final_share": share, "saturation_step": 0 if i % 5 else 4,
                          "other_saturation_step": 5, "saturated": True, "other_saturated": False,
                          "num_steps": 5, "dvd_score": dvd + rng.normal(0, 5),

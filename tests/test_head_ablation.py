@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dvdlib.ablation import TokenValueAblation
-from dvdlib import headsweep as hs
+from dvdlib import head_ablation as hs
 from dvdlib import verdicts
 from dvdlib.bench import builtin_prompts
 from dvdlib.focus import concept_share
@@ -84,7 +84,7 @@ def test_head_counts_and_condition_checks():
 def test_spread_prompts_takes_categories_in_turn():
     prompts = builtin_prompts()
     five = hs.spread_prompts(prompts, 5)
-    assert list(five["content_type"]) == ["artist", "artist", "landmark", "landmark", "character"]
+    assert list(five["category"]) == ["artist", "artist", "landmark", "landmark", "character"]
     assert list(five["case_num"]) == [1, 2, 101, 102, 201]
     assert len(hs.spread_prompts(prompts, 0)) == 300
     with pytest.raises(ValueError, match="n_prompts"):
@@ -360,7 +360,7 @@ def test_the_chapter_prompts_and_the_rule_that_picks_its_model():
         [(model, "1" if model == "k1" else "unlimited", obj, obj in world.paired_objects, 8, dvd, 0.9, 0.2)
          for model, seen_dvd, unseen_dvd in (("k1", 50.0, 90.0), ("kinf", 60.0, 10.0))
          for obj, dvd in (("coaster", seen_dvd), ("hat", unseen_dvd))],
-        columns=["model", "K", "nm_word", "paired_in_training", "images", "dvd_score",
+        columns=["model", "K", "object", "paired_in_training", "images", "dvd_score",
                  "concept_present", "object_present"])
     # the least diverse model (listed first) with enough dominance on the chosen objects
     assert hs.model_to_ablate(survey) == "k1"  # seen: k1 50 >= 40

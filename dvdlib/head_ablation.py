@@ -77,8 +77,8 @@ FAMILIES = ("baseline", "single head", "ranked", "random", "all heads", "concept
 BASELINE = "baseline"
 RANK_COLUMNS = ("concept_mass", "pair_share", "word_share")
 IMAGE_COLUMNS = (
-    "condition", "family", "label", "n_heads", "draw", "case_num", "prompt", "content", "nm_word", "seed",
-    "content_score", "nm_score", "dvd_score", "concept_present", "object_present", "concept_share",
+    "condition", "family", "label", "n_heads", "draw", "case_num", "prompt", "concept", "object", "seed",
+    "concept_yes", "object_yes", "dvd_score", "concept_present", "object_present", "concept_share",
     "file",
 )
 HEAD_COLUMNS = ("condition", "case_num", "seed", "layer", "layer_label", "head", "concept_mass",
@@ -165,9 +165,9 @@ def spread_prompts(prompts: pd.DataFrame, n_prompts: int) -> pd.DataFrame:
         raise ValueError(f"n_prompts must be a non-negative integer (0: all), got {n_prompts!r}")
     if n_prompts == 0 or n_prompts >= len(prompts):
         return prompts.reset_index(drop=True)
-    categories = list(dict.fromkeys(prompts["content_type"]))
-    turn = prompts.groupby("content_type", sort=False).cumcount()  # rank within the category
-    order = pd.DataFrame({"turn": turn, "category": prompts["content_type"].map(categories.index)})
+    categories = list(dict.fromkeys(prompts["category"]))
+    turn = prompts.groupby("category", sort=False).cumcount()  # rank within the category
+    order = pd.DataFrame({"turn": turn, "category": prompts["category"].map(categories.index)})
     chosen = order.sort_values(["turn", "category"], kind="stable").index[:n_prompts]
     return prompts.loc[sorted(chosen)].reset_index(drop=True)
 
@@ -263,8 +263,8 @@ def combine(results: Sequence[SweepResult]) -> SweepResult:
 class HeadSweep:
     """Generate, judge and record the same images under many ablation conditions.
 
-    ``prompts`` is a prompt table (:mod:`dvdlib.bench` shape: ``content`` the dominant concept,
-    ``nm_word`` the object); ``seeds`` are used for every prompt and condition. Images of a
+    ``prompts`` is a prompt table (:mod:`dvdlib.bench` shape: ``concept`` the dominant concept,
+    ``object`` the object); ``seeds`` are used for every prompt and condition. Images of a
     condition go to ``out_dir/<condition>/images/`` in the authors' layout. ``operator`` and ``factor``
     are :class:`HeadAblation`'s. ``judge`` is any :class:`dvdlib.judges.base.Judge`; it is given
     ``judge_batch`` images per call and asked the questions of ``wording``. ``model``, ``steps``, ``guidance``, ``height``, ``width``
@@ -319,8 +319,8 @@ class HeadSweep:
             condition=asdict(condition), operator=self.operator, factor=self.factor,
             generation=self.generation, judge=getattr(self.judge, "name", type(self.judge).__name__),
             wording=self.wording.to_dict(),
-            prompts=self.prompts[["case_num", "content", "nm_word", "prompt"]].values.tolist(),
-            seeds=self.seeds)))
+            prompts=self.prompts[["case_num", "concept", "object", "prompt"]].values.tolist(),
+            seeds=self.seeds, columns=IMAGE_COLUMNS)))  # a table kept under older names is redone
 
     def run(self, conditions: Sequence[Condition]) -> SweepResult:
         """Every condition's images, judged and recorded; kept results are loaded, not redone."""
@@ -382,8 +382,8 @@ class HeadSweep:
     def _image_rows(self, condition: Condition, scored: pd.DataFrame, attention: dict) -> pd.DataFrame:
         table = scored.copy()
         table["seed"] = table["seed"].astype(int)
-        table["concept_present"] = table["content_score"] >= PRESENT_YES
-        table["object_present"] = table["nm_score"] >= PRESENT_YES
+        table["concept_present"] = table["concept_yes"] >= PRESENT_YES
+        table["object_present"] = table["object_yes"] >= PRESENT_YES
         table["concept_share"] = [attention[(c, s)][0] for c, s in zip(table["case_num"], table["seed"])]
         table["file"] = [f"{condition.name}/images/{path}" for path in table["image_path"]]
         table["condition"] = condition.name
@@ -901,13 +901,13 @@ def dominance_survey(models: Sequence[str], judge, out_dir: str | Path, *, zoo_f
         scored = score_folder(folder / "images", prompts, judge, folder / "dvd.csv", wording=wording,
                               images_per_call=batch_size, progress=False).merge(prompts[["case_num", "paired_in_training"]],
                                                     on="case_num")
-        scored = scored.assign(concept_present=scored["content_score"] >= PRESENT_YES,
-                               object_present=scored["nm_score"] >= PRESENT_YES)
-        table = scored.groupby(["nm_word", "paired_in_training"], sort=False).agg(
+        scored = scored.assign(concept_present=scored["concept_yes"] >= PRESENT_YES,
+                               object_present=scored["object_yes"] >= PRESENT_YES)
+        table = scored.groupby(["object", "paired_in_training"], sort=False).agg(
             images=("dvd_score", "size"), dvd_score=("dvd_score", "mean"),
             concept_present=("concept_present", "mean"), object_present=("object_present", "mean"))
         rows.append(table.reset_index().assign(model=name, K=study.k_text(world.instances)))
-    columns = ["model", "K", "nm_word", "paired_in_training", "images", "dvd_score",
+    columns = ["model", "K", "object", "paired_in_training", "images", "dvd_score",
                "concept_present", "object_present"]
     return pd.concat(rows, ignore_index=True)[columns]
 

@@ -83,7 +83,7 @@ def balanced_prompt_table(world, objects: Sequence[str] | None = None,
     model of the zoo and were printed on every object in training, so nothing in the data makes
     them take over more than the limited concept's full-diversity twin would. Each (concept,
     object) gives one prompt in the world's product-title form, in the table shape of
-    :func:`dvdlib.toyworld.world.prompt_table` (``content`` the concept, ``nm_word`` the object,
+    :func:`dvdlib.toyworld.world.prompt_table` (``concept``, ``object``,
     ``arrangement`` "pair", ``paired_in_training`` True). ``objects`` defaults to every object of
     the world, ``concepts`` to every concept but the limited one.
     """
@@ -102,7 +102,7 @@ def balanced_prompt_table(world, objects: Sequence[str] | None = None,
     rows = [(concept, obj, caption(concept, obj)) for obj in objects for concept in concepts]
     return pd.DataFrame(
         [(i + 1, CATEGORY, c, o, p, "pair", True) for i, (c, o, p) in enumerate(rows)],
-        columns=["case_num", "content_type", "content", "nm_word", "prompt", "arrangement",
+        columns=["case_num", "category", "concept", "object", "prompt", "arrangement",
                  "paired_in_training"],
     )
 
@@ -146,7 +146,7 @@ def concept_hook(classifier_free_guidance: bool, map_steps: Sequence[int] = (),
             return None
         positions = sorted({p for job, tokens in zip(call.jobs, prompts)
                             for ps in token_groups(call.pipe.tokenizer, tokens, {
-                                "concept": job.concept, "other": job.object}).values()
+                                "concept": job.concept_words, "other": job.object_words}).values()
                             for p in ps})
         return MapRequest(layers=top_resolution_layers(layers), tokens=positions,
                           steps=[s for s in map_steps if s < call.num_inference_steps])
@@ -206,18 +206,18 @@ def image_rows(label: str, manifest: pd.DataFrame, scores: pd.DataFrame,
                prompts: pd.DataFrame) -> pd.DataFrame:
     """One row per generated image: the manifest's prompt, seed, file and record, and its DvD."""
     extra = [c for c in prompts.columns if c not in manifest.columns]  # e.g. "arrangement"
-    table = manifest[["case_num", "content_type", "content", "nm_word", "prompt", "seed", "model",
+    table = manifest[["case_num", "category", "concept", "object", "prompt", "seed", "model",
                       "steps", "file", "record_dir", "record_image"]]
     table = table.merge(prompts[["case_num", *extra]], on="case_num", how="left")
-    judged = scores[["case_num", "seed", "content_score", "nm_score", "dvd_score"]].astype({"seed": int})
+    judged = scores[["case_num", "seed", "concept_yes", "object_yes", "dvd_score"]].astype({"seed": int})
     table = table.astype({"seed": int}).merge(judged, on=["case_num", "seed"], how="left",
                                               validate="one_to_one")
     missing = table[table["dvd_score"].isna()]
     if len(missing):
         raise ValueError(f"{len(missing)} generated images have no DvD score, e.g. "
                          f"{missing['file'].iloc[0]}")
-    table["concept_present"] = table["content_score"] >= PRESENT_YES
-    table["object_present"] = table["nm_score"] >= PRESENT_YES
+    table["concept_present"] = table["concept_yes"] >= PRESENT_YES
+    table["object_present"] = table["object_yes"] >= PRESENT_YES
     table.insert(0, "condition", label)
     return table
 
@@ -254,28 +254,28 @@ def record_shares(images: pd.DataFrame, image_dir: str | Path, tokenizer
         record = AttentionRecord.load(image_dir / record_dir / RECORD_FILE)
         texts = {p.prompt for p in record.prompts}
         first = rows.iloc[0]
-        content, nm_word = concept_phrase(first), object_phrase(first)  # as the prompt writes them
-        if len(texts) != 1 or rows[["content", "nm_word"]].drop_duplicates().shape[0] != 1:
+        concept, obj = concept_phrase(first), object_phrase(first)  # as the prompt writes them
+        if len(texts) != 1 or rows[["concept", "object"]].drop_duplicates().shape[0] != 1:
             raise ValueError(f"record {record_dir} holds several prompts ({sorted(texts)}); make "
                              "one pipeline call per prompt (a batch size that divides the seeds)")
         key = rows.astype({"record_image": int}).set_index("record_image")[list(IMAGE_KEY)]
         for by, out in ((("image", "step"), pooled), (("image", "step", "layer"), per_layer)):
-            table = concept_share(record, content, nm_word, tokenizer=tokenizer, by=by)
+            table = concept_share(record, concept, obj, tokenizer=tokenizer, by=by)
             table = key.join(table.set_index("image"), how="inner").reset_index(drop=True)
             out.append(_with_other_word_share(table))
         per_layer[-1] = per_layer[-1].merge(_layer_metadata(record), on="layer", how="left")
         if record.map_layers:
-            concentration.append(_group_concentration(record, key, tokenizer, content, nm_word))
+            concentration.append(_group_concentration(record, key, tokenizer, concept, obj))
     shares = pd.concat(pooled, ignore_index=True)
     layer_table = pd.concat(per_layer, ignore_index=True)
     maps = pd.concat(concentration, ignore_index=True) if concentration else pd.DataFrame()
     return shares, layer_table, maps
 
 
-def _group_concentration(record: AttentionRecord, key: pd.DataFrame, tokenizer, content: str,
-                         nm_word: str) -> pd.DataFrame:
+def _group_concentration(record: AttentionRecord, key: pd.DataFrame, tokenizer, concept: str,
+                         obj: str) -> pd.DataFrame:
     """Concentration of the concept's and the other's maps, averaged over their tokens and layers."""
-    phrases = {"concept": content, "other": nm_word}
+    phrases = {"concept": concept, "other": obj}
     owners = pd.DataFrame([
         {"image": image, "token": position, "group": group}
         for image, prompt in enumerate(record.prompts)
@@ -288,7 +288,7 @@ def _group_concentration(record: AttentionRecord, key: pd.DataFrame, tokenizer, 
     return table[[*IMAGE_KEY, "step", "group", "entropy_concentration", "top_mass"]]
 
 
-def group_maps(record: AttentionRecord, image: int, tokenizer, content: str, nm_word: str
+def group_maps(record: AttentionRecord, image: int, tokenizer, concept: str, obj: str
                ) -> dict[str, torch.Tensor]:
     """Spatial attention of ``image`` on each group, ``[map step, height, width]``.
 
@@ -298,7 +298,7 @@ def group_maps(record: AttentionRecord, image: int, tokenizer, content: str, nm_
     if not record.map_layers:
         raise ValueError("the record kept no spatial maps")
     tokens = record.map_tokens
-    groups = token_groups(tokenizer, record.prompts[image], {"concept": content, "other": nm_word})
+    groups = token_groups(tokenizer, record.prompts[image], {"concept": concept, "other": obj})
     maps = torch.stack([record.token_maps(layer.name)[image] for layer in record.map_layers])
     maps = maps.mean(0)  # [map step, token, height, width]
     return {group: maps[:, [tokens.index(p) for p in positions]].sum(1)
@@ -517,7 +517,7 @@ PRESENCE = ("concept_present", "object_present")
 def prompt_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """One row per condition and prompt: mean early and final share, saturated from step 0, DvD,
     and the shares of images with the concept and with the object present."""
-    keys = ["condition", "prompt", "content", "nm_word"]
+    keys = ["condition", "prompt", "concept", "object"]
     table = summary.groupby(keys, observed=True, sort=False).agg(
         images=("image", "size"), early_share=("early_share", "mean"),
         final_share=("final_share", "mean"),
@@ -656,7 +656,7 @@ def token_map_example(result: ConditionResult, prompt: str, seed: int,
     return {"title": title or result.label, "image": picture,
             "maps": group_maps(record, int(row["record_image"]), result.tokenizer, concept_phrase(row),
                                object_phrase(row)),
-            "words": {"concept": row["content"], "other": row["nm_word"]},
+            "words": {"concept": row["concept"], "other": row["object"]},
             "map_steps": record.map_steps}
 
 
@@ -754,7 +754,7 @@ def chapter_conditions(model: str, reference_model: str = "", balanced: bool = T
         if judge == "toy":
             raise ValueError(f"judge 'toy' reads the toy world's concepts and objects only; for "
                              f"model {model!r} choose vlm or clip")
-        prompts = prompt_set(bench_csv or None).groupby("content_type", sort=False).head(
+        prompts = prompt_set(bench_csv or None).groupby("category", sort=False).head(
             prompts_per_category)
         kind = "bench prompts"
     else:
@@ -766,7 +766,7 @@ def chapter_conditions(model: str, reference_model: str = "", balanced: bool = T
                                     f"{kind}", reference_model, prompts))
     if balanced and world is not None:
         others = balanced_prompt_table(world)
-        kind = " or ".join(others["content"].unique()) + " + object"
+        kind = " or ".join(others["concept"].unique()) + " + object"
         out.append(ChapterCondition("balanced", f"{study.model_label(model, zoo_folder)}: {kind}",
                                     model, others))
     return out
@@ -774,7 +774,7 @@ def chapter_conditions(model: str, reference_model: str = "", balanced: bool = T
 
 def concept_name(conditions: Sequence[ChapterCondition]) -> str:
     """The dominant concept as sentences name it: "the sunset", or "the dominant concept"."""
-    concepts = conditions[0].prompts["content"].unique()
+    concepts = conditions[0].prompts["concept"].unique()
     return f"the {concepts[0]}" if len(concepts) == 1 else "the dominant concept"
 
 
