@@ -16,7 +16,7 @@ import torch
 
 from dvdlib.toyworld import zoo
 from dvdlib.toyworld.detector import DetectorConfig, train_detector
-from dvdlib.toyworld.evaluate import generate
+from dvdlib.toyworld.evaluate import sample_images
 from dvdlib.toyworld.train import TrainConfig, train
 
 
@@ -50,9 +50,9 @@ def main() -> None:
 
     pipe = zoo.load_model().to(args.device)
     prompts = ["sunset coaster"] * args.images
-    generate(pipe, prompts[:2], list(range(2)))  # warm-up
+    sample_images(pipe, prompts[:2], list(range(2)))  # warm-up
     start = time.perf_counter()
-    generate(pipe, prompts, list(range(args.images)), batch_size=args.images)
+    sample_images(pipe, prompts, list(range(args.images)), batch_size=args.images)
     per_image = (time.perf_counter() - start) / args.images
 
     print("\n== training (measured now vs. recorded when the shipped zoo was made) ==")

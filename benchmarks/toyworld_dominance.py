@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from dvdlib.toyworld import zoo
-from dvdlib.toyworld.evaluate import dominance_summary, generate, image_grid, presence_table
+from dvdlib.toyworld.evaluate import dominance_summary, image_grid, presence_table, sample_images
 from dvdlib.toyworld.world import prompt_table
 
 COLUMNS = ["concept_only", "object_only", "both", "neither", "frame_filled", "concept_alone",
@@ -60,7 +60,7 @@ def main() -> None:
             args.out.mkdir(parents=True, exist_ok=True)
             prompts = list(dict.fromkeys(table["prompt"]))
             shown = min(8, args.seeds)
-            images = generate(pipe, [p for p in prompts for _ in range(shown)],
+            images = sample_images(pipe, [p for p in prompts for _ in range(shown)],
                               [s for _ in prompts for s in range(shown)],
                               guidance_scale=args.guidance)
             image_grid(images, columns=shown).save(args.out / f"toyworld_samples_{name}.png")

@@ -18,7 +18,7 @@ the plain background, so the picture's border is background; a concept alone fil
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,9 +32,13 @@ from dvdlib.toyworld.world import CONCEPT_ALONE, OBJECT_ALONE, PAIR, pixel_rule
 PRESENT = 0.5  # detector probability above which a concept or object counts as present
 
 
-def generate(pipe: ToyDiffusionPipeline, prompts: Sequence[str], seeds: Sequence[int],
-             batch_size: int = 64, **call_kwargs) -> list[Image.Image]:
-    """One image per (prompt, seed) pair, in that order; each from its own seeded generator."""
+def sample_images(pipe: ToyDiffusionPipeline, prompts: Sequence[str], seeds: Sequence[int],
+                  batch_size: int = 64, **call_kwargs) -> list[Image.Image]:
+    """One image per (prompt, seed) pair, in that order; each from its own seeded generator.
+
+    In memory and for the toy zoo only; :func:`dvdlib.generate.generate` is the resumable,
+    file-writing generation of the book's experiments.
+    """
     if len(prompts) != len(seeds):
         raise ValueError(f"got {len(prompts)} prompts and {len(seeds)} seeds; pass one seed per prompt")
     images: list[Image.Image] = []
@@ -45,26 +49,42 @@ def generate(pipe: ToyDiffusionPipeline, prompts: Sequence[str], seeds: Sequence
     return images
 
 
+def prompt_images(pipe: ToyDiffusionPipeline, prompts: Sequence[str], seeds: Sequence[int],
+                  batch_size: int = 64, **call_kwargs) -> dict[tuple[str, int], Image.Image]:
+    """The image of every distinct prompt at every seed, by ``(prompt, seed)``."""
+    jobs = [(p, int(s)) for p in dict.fromkeys(prompts) for s in seeds]
+    images = sample_images(pipe, [p for p, _ in jobs], [s for _, s in jobs], batch_size,
+                           **call_kwargs)
+    return dict(zip(jobs, images))
+
+
 def presence_table(pipe: ToyDiffusionPipeline, detector: PresenceDetector, prompts: pd.DataFrame,
-                   seeds: Sequence[int], batch_size: int = 64, **call_kwargs) -> pd.DataFrame:
+                   seeds: Sequence[int], batch_size: int = 64,
+                   images: Mapping[tuple[str, int], Image.Image] | None = None,
+                   **call_kwargs) -> pd.DataFrame:
     """One row per (prompt row, seed): the detector's view of the generated image.
 
     Identical prompt texts (the controls repeat "sunset" per object) are generated once per
-    seed and shared. Columns: the prompt table's, ``seed``, ``p_concept``, ``p_object``,
-    ``concept_present``, ``object_present``, and the pixel rule's ``frame_filled`` and
-    ``rule_object_present``.
+    seed and shared. ``images`` (from :func:`prompt_images`, same call options) are used instead
+    of generating them again. Columns: the prompt table's, ``seed``, ``p_concept``,
+    ``p_object``, ``concept_present``, ``object_present``, and the pixel rule's
+    ``frame_filled`` and ``rule_object_present``.
     """
-    unique = list(dict.fromkeys(prompts["prompt"]))
-    jobs = [(p, s) for p in unique for s in seeds]
-    images = generate(pipe, [p for p, _ in jobs], [s for _, s in jobs], batch_size, **call_kwargs)
-    pixels = images_to_tensor(images)  # [image, 3, h, w]
+    if images is None:
+        images = prompt_images(pipe, prompts["prompt"], seeds, batch_size, **call_kwargs)
+    jobs = [(p, int(s)) for p in dict.fromkeys(prompts["prompt"]) for s in seeds]
+    missing = [job for job in jobs if job not in images]
+    if missing:
+        raise ValueError(f"images lack {len(missing)} (prompt, seed) pairs, e.g. {missing[0]}; "
+                         "pass the images of these prompts and seeds")
+    pixels = images_to_tensor([images[job] for job in jobs])  # [image, 3, h, w]
     probabilities = detector.probabilities(pixels)  # [image, name]
     rule = pixel_rule(pixels)
     by_job = {job: i for i, job in enumerate(jobs)}
     rows = []
     for row in prompts.to_dict("records"):
         for seed in seeds:
-            i = by_job[(row["prompt"], seed)]
+            i = by_job[(row["prompt"], int(seed))]
             p = probabilities[i]
             p_concept = float(p[detector.names.index(row["concept"])])
             p_object = float(p[detector.names.index(row["object"])])
@@ -143,7 +163,7 @@ def found_alone(models: dict[str, ToyDiffusionPipeline], detector: PresenceDetec
     for name, pipe in models.items():
         for guidance in guidance_scales:
             jobs = [(w, s) for w in words for s in seeds]
-            images = generate(pipe, [w for w, _ in jobs], [s for _, s in jobs],
+            images = sample_images(pipe, [w for w, _ in jobs], [s for _, s in jobs],
                               guidance_scale=guidance, **call_kwargs)
             pixels = images_to_tensor(images)  # [image, 3, h, w]
             present = detector.probabilities(pixels) > PRESENT  # [image, name]
@@ -170,8 +190,8 @@ def binding_distances(pipe: ToyDiffusionPipeline, concept: str, objects: Sequenc
         raise ValueError(f"binding needs at least 2 objects for its scale, got {list(objects)}")
     prompts = [*objects, *(f"{concept} {o}" for o in objects)]
     jobs = [(p, s) for p in prompts for s in seeds]
-    pixels = images_to_tensor(generate(pipe, [p for p, _ in jobs], [s for _, s in jobs],
-                                       **call_kwargs))
+    pixels = images_to_tensor(sample_images(pipe, [p for p, _ in jobs], [s for _, s in jobs],
+                                            **call_kwargs))
     pixels = pixels.view(len(prompts), len(seeds), *pixels.shape[1:])  # [prompt, seed, 3, h, w]
     alone, paired = pixels[:len(objects)], pixels[len(objects):]
     return dict(binding=float((paired - alone).abs().mean()),
