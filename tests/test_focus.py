@@ -22,7 +22,7 @@ def group_table(concept, other, rest=0.1) -> pd.DataFrame:
         words = c + o + rest
         rows += [dict(image=0, step=step, group="castle", mass=c, word_share=c / words),
                  dict(image=0, step=step, group="coaster", mass=o, word_share=o / words),
-                 dict(image=0, step=step, group="other", mass=rest, word_share=rest / words),
+                 dict(image=0, step=step, group="ungrouped_words", mass=rest, word_share=rest / words),
                  dict(image=0, step=step, group="start", mass=1 - words, word_share=np.nan)]
     return pd.DataFrame(rows)
 
