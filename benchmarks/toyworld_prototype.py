@@ -1,7 +1,7 @@
 """Prototype of a toy world whose structure mirrors DominanceBench: can the object vanish?
 
 The first toy world drew small shapes side by side; its dominant concept almost never removed
-its partner (DvD 5-10). This prototype trains small designs of the world of
+its object (DvD 5-10). This prototype trains small designs of the world of
 :mod:`dvdlib.toyworld.world`, built like the benchmark: **concepts** are full-frame pictures (a
 sunset, an ocean, a forest: the painting or postcard analogue), **objects** are carriers (coaster, shirt, notebook, hat, kite: filled silhouettes on
 a plain light background), and a **pair** is the carrier with the concept printed inside it,

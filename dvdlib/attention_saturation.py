@@ -9,13 +9,13 @@ turns the records into the chapter's tables and figures:
   one pipeline call per prompt), record cross-attention in every call (:func:`concept_hook`),
   judge every image (:func:`dvdlib.score.score_folder`) and read the records back
   (:func:`record_shares`). The result holds one row per image (with its DvD), one row per image
-  and step (the concept's pair share and the two concepts' word shares), the same per layer, and
-  the spatial concentration of the two concepts' token maps.
+  and step (the concept's pair share and the concept's and the object's word shares), the same
+  per layer, and the spatial concentration of both words' token maps.
 - :func:`step_intervals`: mean per step with a bootstrap interval over images (seeds x prompts),
   resampling whole images so every step of an image moves together.
 - :func:`level_shares`: the pair share pooled over the layers of one resolution level.
 - :func:`image_summary`: per image, the share in the first steps, the saturation step of the
-  concept and of the other concept, and DvD; :func:`saturated_by_step` and
+  concept and of the object, and DvD; :func:`saturated_by_step` and
   :func:`saturation_overview` condense it per condition.
 - :func:`bootstrap_rank_correlation`: Spearman's rho over images with a bootstrap interval over
   images; :func:`within_prompt_correlation`: the mean rho between the seeds of one prompt, with an
@@ -59,7 +59,7 @@ from dvdlib.toyworld.pipeline import FOLD
 from dvdlib.toyworld.world import CATEGORY, caption, check_name, prompt_table
 
 CHAPTER = "03_attention_saturation"
-GROUPS = ("concept", "other")  # the prompt's dominant concept and the object expected to lose
+GROUPS = ("concept", "object")  # the prompt's dominant concept and the object expected to lose
 IMAGE_KEY = ("condition", "case_num", "seed")
 
 
@@ -146,7 +146,7 @@ def concept_hook(classifier_free_guidance: bool, map_steps: Sequence[int] = (),
             return None
         positions = sorted({p for job, tokens in zip(call.jobs, prompts)
                             for ps in token_groups(call.pipe.tokenizer, tokens, {
-                                "concept": job.concept_words, "other": job.object_words}).values()
+                                "concept": job.concept_words, "object": job.object_words}).values()
                             for p in ps})
         return MapRequest(layers=top_resolution_layers(layers), tokens=positions,
                           steps=[s for s in map_steps if s < call.num_inference_steps])
@@ -167,7 +167,7 @@ class ConditionResult:
     images: pd.DataFrame  # one row per image: prompt, seed, file, record, DvD
     shares: pd.DataFrame  # one row per image and step, layers pooled
     layer_shares: pd.DataFrame  # one row per image, step and layer
-    concentration: pd.DataFrame  # one row per image, kept step and group (concept / other)
+    concentration: pd.DataFrame  # one row per image, kept step and group (concept / object)
     image_dir: Path
     tokenizer: object  # the model's tokenizer, which placed the concepts' tokens
 
@@ -230,9 +230,9 @@ def _layer_metadata(record: AttentionRecord) -> pd.DataFrame:
     return meta
 
 
-def _with_other_word_share(shares: pd.DataFrame) -> pd.DataFrame:
-    # The other concept's share of the word tokens, from the concept's: both divide by the same mass.
-    shares["other_word_share"] = shares["word_share"] * shares["other_mass"] / shares["concept_mass"]
+def _with_object_word_share(shares: pd.DataFrame) -> pd.DataFrame:
+    # The object's share of the word tokens, from the concept's: both divide by the same mass.
+    shares["object_word_share"] = shares["word_share"] * shares["object_mass"] / shares["concept_mass"]
     return shares
 
 
@@ -241,9 +241,9 @@ def record_shares(images: pd.DataFrame, image_dir: str | Path, tokenizer
     """Read every record named in ``images``: pooled shares, per-layer shares, map concentration.
 
     Pooled and per-layer shares come from :func:`dvdlib.focus.concept_share` (our definitions),
-    with ``concept`` the row's concept and ``other`` its object as the prompt writes them
-    (:func:`dvdlib.bench.concept_phrase`, :func:`~dvdlib.bench.object_phrase`); ``other_word_share``
-    is the other concept's share of the word tokens. Rows carry the image's key (condition,
+    with ``concept`` the row's concept and ``obj`` its object as the prompt writes them
+    (:func:`dvdlib.bench.concept_phrase`, :func:`~dvdlib.bench.object_phrase`); ``object_word_share``
+    is the object's share of the word tokens. Rows carry the image's key (condition,
     case_num, seed).
     """
     image_dir = Path(image_dir)
@@ -262,7 +262,7 @@ def record_shares(images: pd.DataFrame, image_dir: str | Path, tokenizer
         for by, out in ((("image", "step"), pooled), (("image", "step", "layer"), per_layer)):
             table = concept_share(record, concept, obj, tokenizer=tokenizer, by=by)
             table = key.join(table.set_index("image"), how="inner").reset_index(drop=True)
-            out.append(_with_other_word_share(table))
+            out.append(_with_object_word_share(table))
         per_layer[-1] = per_layer[-1].merge(_layer_metadata(record), on="layer", how="left")
         if record.map_layers:
             concentration.append(_group_concentration(record, key, tokenizer, concept, obj))
@@ -274,8 +274,8 @@ def record_shares(images: pd.DataFrame, image_dir: str | Path, tokenizer
 
 def _group_concentration(record: AttentionRecord, key: pd.DataFrame, tokenizer, concept: str,
                          obj: str) -> pd.DataFrame:
-    """Concentration of the concept's and the other's maps, averaged over their tokens and layers."""
-    phrases = {"concept": concept, "other": obj}
+    """Concentration of the concept's and the object's maps, averaged over their tokens and layers."""
+    phrases = {"concept": concept, "object": obj}
     owners = pd.DataFrame([
         {"image": image, "token": position, "group": group}
         for image, prompt in enumerate(record.prompts)
@@ -298,7 +298,7 @@ def group_maps(record: AttentionRecord, image: int, tokenizer, concept: str, obj
     if not record.map_layers:
         raise ValueError("the record kept no spatial maps")
     tokens = record.map_tokens
-    groups = token_groups(tokenizer, record.prompts[image], {"concept": concept, "other": obj})
+    groups = token_groups(tokenizer, record.prompts[image], {"concept": concept, "object": obj})
     maps = torch.stack([record.token_maps(layer.name)[image] for layer in record.map_layers])
     maps = maps.mean(0)  # [map step, token, height, width]
     return {group: maps[:, [tokens.index(p) for p in positions]].sum(1)
@@ -338,8 +338,8 @@ def level_shares(layer_shares: pd.DataFrame) -> pd.DataFrame:
     """
     keys = ["condition", "image", "step", "level"]
     order = list(dict.fromkeys(layer_shares.sort_values("layer")["level"]))
-    table = layer_shares.groupby(keys, observed=True)[["concept_mass", "other_mass"]].mean().reset_index()
-    table["pair_share"] = table["concept_mass"] / (table["concept_mass"] + table["other_mass"])
+    table = layer_shares.groupby(keys, observed=True)[["concept_mass", "object_mass"]].mean().reset_index()
+    table["pair_share"] = table["concept_mass"] / (table["concept_mass"] + table["object_mass"])
     table["level"] = pd.Categorical(table["level"], categories=order)
     return table
 
@@ -389,10 +389,10 @@ def image_summary(images: pd.DataFrame, shares: pd.DataFrame, early_steps: int,
 
     ``early_share`` is the mean pair share over steps ``0 .. early_steps - 1``; ``final_share``
     the share at the last step. ``saturation_step`` is :func:`dvdlib.focus.saturation_step` of
-    the concept's pair share at ``threshold``; ``other_saturation_step`` the same for the other
-    concept's pair share (one minus the concept's), which asks whether the *other* concept takes
-    over. An image whose share ends below the threshold gets the step count (``saturated`` /
-    ``other_saturated`` False), so "saturated by step s" is ``saturation_step <= s`` for every
+    the concept's pair share at ``threshold``; ``object_saturation_step`` the same for the
+    object's pair share (one minus the concept's), which asks whether the *object* takes over.
+    An image whose share ends below the threshold gets the step count (``saturated`` /
+    ``object_saturated`` False), so "saturated by step s" is ``saturation_step <= s`` for every
     image.
     """
     if not isinstance(early_steps, int) or early_steps < 1:
@@ -402,7 +402,7 @@ def image_summary(images: pd.DataFrame, shares: pd.DataFrame, early_steps: int,
     table = images.set_index("image").copy()
     table["early_share"] = early
     table["final_share"] = last
-    for prefix, share in (("", shares["pair_share"]), ("other_", 1 - shares["pair_share"])):
+    for prefix, share in (("", shares["pair_share"]), ("object_", 1 - shares["pair_share"])):
         cells = pd.DataFrame({"image": shares["image"], "step": shares["step"], "pair_share": share})
         saturation = saturation_step(cells, threshold).set_index("image")
         table[f"{prefix}saturated"] = saturation["saturation_step"].notna()
@@ -414,14 +414,14 @@ def image_summary(images: pd.DataFrame, shares: pd.DataFrame, early_steps: int,
     return table.reset_index()
 
 
-TOKENS = {"concept": "", "other": "other_"}  # which concept's saturation: column prefixes
+TOKENS = {"concept": "", "object": "object_"}  # whose saturation: column prefixes
 
 
 def saturated_by_step(summary: pd.DataFrame) -> pd.DataFrame:
-    """Share of each condition's images saturated by each step, for the concept and the other.
+    """Share of each condition's images saturated by each step, for the concept and the object.
 
-    One row per condition, ``token`` ("concept" / "other") and step: ``saturated`` is the share
-    of images with ``saturation_step <= step`` (``other_saturation_step`` for the other).
+    One row per condition, ``token`` ("concept" / "object") and step: ``saturated`` is the share
+    of images with ``saturation_step <= step`` (``object_saturation_step`` for the object).
     """
     rows = []
     for condition, group in summary.groupby("condition", observed=True, sort=True):
@@ -471,7 +471,7 @@ def within_prompt_correlation(summary: pd.DataFrame, x: str = "early_share", y: 
     """Mean over prompts of Spearman's rho between seeds of one prompt, with an interval over prompts.
 
     It asks whether, for a fixed prompt, the seeds whose concept draws more early attention end
-    up more dominated: differences between prompts (which partner, which word order) cannot
+    up more dominated: differences between prompts (which object, which word order) cannot
     drive it. Prompts whose ``x`` or ``y`` is constant over their seeds have no rho and are left
     out. Returns ``(mean rho, low, high, prompts used)``; NaN values when no prompt has a rho.
     """
@@ -531,10 +531,10 @@ def prompt_summary(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_step_shares(word: pd.DataFrame, pair: pd.DataFrame, threshold: float, axes) -> None:
-    """Left: both concepts' word shares per step; right: the pair share, per condition.
+    """Left: the concept's and the object's word shares per step; right: the pair share, per condition.
 
-    ``word`` is :func:`step_intervals` of ``word_share`` and ``other_word_share`` stacked with a
-    ``token`` column ("concept" / "other"); ``pair`` that of ``pair_share``.
+    ``word`` is :func:`step_intervals` of ``word_share`` and ``object_word_share`` stacked with a
+    ``token`` column ("concept" / "object"); ``pair`` that of ``pair_share``.
     """
     left, right = axes
     conditions = list(pair["condition"].cat.categories)
@@ -547,7 +547,7 @@ def plot_step_shares(word: pd.DataFrame, pair: pd.DataFrame, threshold: float, a
                           alpha=0.2, linewidth=0)
     left.set_xlabel("denoising step (0 = noisiest)")
     left.set_ylabel("share of word-token attention")
-    left.set_title("word share: concept (solid), other (dashed)")
+    left.set_title("word share: concept (solid), object (dashed)")
     left.legend(fontsize=7)
     for condition, part in pair.groupby("condition", observed=True, sort=False):
         right.plot(part["step"], part["mean"], color=colours[condition], label=condition)
@@ -592,10 +592,10 @@ def layer_step_matrix(layer_shares: pd.DataFrame, condition: str) -> pd.DataFram
 
 
 def plot_token_maps(examples: Sequence[dict], map_steps: Sequence[int], fig) -> None:
-    """The image, then token maps over it: two rows (concept, other) per example, a column per step.
+    """The image, then token maps over it: two rows (concept, object) per example, a column per step.
 
     ``examples``: dicts with ``title``, ``image`` (PIL), ``maps`` ({"concept": [step, h, w],
-    "other": ...}) and ``words`` ({"concept": "sunset", "other": "coaster"}). One colour scale
+    "object": ...}) and ``words`` ({"concept": "sunset", "object": "coaster"}). One colour scale
     for all maps, so brighter means more attention everywhere in the figure. Draw on a figure
     with ``layout="constrained"``.
     """
@@ -656,7 +656,7 @@ def token_map_example(result: ConditionResult, prompt: str, seed: int,
     return {"title": title or result.label, "image": picture,
             "maps": group_maps(record, int(row["record_image"]), result.tokenizer, concept_phrase(row),
                                object_phrase(row)),
-            "words": {"concept": row["concept"], "other": row["object"]},
+            "words": {"concept": row["concept"], "object": row["object"]},
             "map_steps": record.map_steps}
 
 
@@ -826,10 +826,10 @@ def dvd_with_presence(row, concept: str) -> str:
 
 
 def figure_step_shares(shares: pd.DataFrame, threshold: float, n_resamples: int = 2000):
-    """Figure 3.1: both concepts' word shares (left) and the pair share (right) per step."""
+    """Figure 3.1: the concept's and the object's word shares (left) and the pair share (right) per step."""
     word = pd.concat([
         step_intervals(shares, "word_share", n_resamples=n_resamples).assign(token="concept"),
-        step_intervals(shares, "other_word_share", n_resamples=n_resamples).assign(token="other")])
+        step_intervals(shares, "object_word_share", n_resamples=n_resamples).assign(token="object")])
     pair = step_intervals(shares, "pair_share", n_resamples=n_resamples)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     plot_step_shares(word, pair, threshold, axes)
@@ -853,7 +853,7 @@ def figure_saturation(summary: pd.DataFrame, concept: str, threshold: float):
     curve = saturated_by_step(summary)
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
     titles = {"concept": f"{concept}: pair share >= {threshold:g} from then on",
-              "other": f"the object: 1 - pair share >= {threshold:g} from then on"}
+              "object": f"the object: 1 - pair share >= {threshold:g} from then on"}
     for ax, token in zip(axes, TOKENS):
         for i, (condition, part) in enumerate(curve[curve["token"] == token].groupby(
                 "condition", observed=True, sort=False)):
@@ -977,13 +977,13 @@ class ChapterResult:
             out.append(f"The other concepts on the same objects (*{self.label('balanced')}*) give "
                        f"an early pair share of {interval_text(balanced, 'early')} for the concept; "
                        f"{dvd_with_presence(balanced, 'the concept')}.")
-        first, other = (self.saturation.loc[(main_label, t)] for t in ("concept", "other"))
+        first, obj = (self.saturation.loc[(main_label, t)] for t in ("concept", "object"))
         out.append(f"With tau = {self.threshold:g}, {self.concept} is saturated from the first step "
                    f"in {first['saturated from step 0']:.0%} of the images of *{main_label}* and "
                    f"never in {first['never saturated']:.0%} (median saturation step "
                    f"{first['median saturation step']:.1f} of {self.steps}); the object is saturated "
-                   f"from the first step in {other['saturated from step 0']:.0%} and never in "
-                   f"{other['never saturated']:.0%}.")
+                   f"from the first step in {obj['saturated from step 0']:.0%} and never in "
+                   f"{obj['never saturated']:.0%}.")
         for role in ("main", "balanced"):
             label = self.label(role)
             if label is None:
@@ -1052,7 +1052,7 @@ class ChapterResult:
             for measure, name in names.items():
                 for suffix in ("", "_low", "_high"):
                     values[name.format(role) + suffix] = float(row[measure + suffix])
-            for token, prefix in (("concept", ""), ("other", "other_")):
+            for token, prefix in TOKENS.items():
                 saturation = self.saturation.loc[(label, token)]
                 values[f"{prefix}median_saturation_step_{role}"] = saturation["median saturation step"]
                 values[f"{prefix}saturated_from_start_{role}"] = saturation["saturated from step 0"]
@@ -1151,7 +1151,7 @@ def token_map_text(concentration: pd.DataFrame, labels: Sequence[str]) -> str:
     return (f"Over all images of each condition, the entropy concentration (0 = spread evenly, "
             f"1 = one position) at step {last} is "
             + "; ".join(f"{table.loc[(c, 'concept', last)]:.2f} for the concept and "
-                        f"{table.loc[(c, 'other', last)]:.2f} for the object (*{c}*)"
+                        f"{table.loc[(c, 'object', last)]:.2f} for the object (*{c}*)"
                         for c in dict.fromkeys(kept["condition"])) + ".")
 
 

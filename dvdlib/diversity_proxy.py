@@ -45,7 +45,7 @@ def crossed_bootstrap(arrays: Mapping[str, np.ndarray], statistic: Callable[[dic
                       seed: int = 0) -> tuple[float, float, float]:
     """Estimate and percentile interval of ``statistic`` under a bootstrap of a crossed design.
 
-    Every array is ``[group, seed]`` over the same groups (prompts, partners, concepts) and the
+    Every array is ``[group, seed]`` over the same groups (prompts, objects, concepts) and the
     same seeds, as when every prompt is generated with the same seeds. A resample draws groups
     and seeds with replacement, independently, and keeps their cross product, so the interval
     counts both the spread between prompts and the spread between seeds (a bootstrap of images

@@ -4,7 +4,7 @@ The paper names a "Focus Score" but does not publish its formula. The measures h
 defined in ``book/definitions_attention.md``:
 
 - :func:`concept_share`: per step, the concept's share of the attention that goes to the prompt's
-  word tokens, against one other concept (``pair_share = c / (c + o)``) and against all word tokens
+  word tokens, against the pair's object (``pair_share = c / (c + o)``) and against all word tokens
   (``word_share``).
 - :func:`saturation_step`: the first step from which a share stays at or above a threshold until the
   last step.
@@ -28,33 +28,33 @@ from dvdlib.recorder import GROUP_AXES, AttentionRecord
 SHARE_COLUMNS = ("pair_share", "word_share")
 
 
-def concept_share(source: AttentionRecord | pd.DataFrame, concept: str, other: str, tokenizer=None,
+def concept_share(source: AttentionRecord | pd.DataFrame, concept: str, obj: str, tokenizer=None,
                   by: Sequence[str] = ("image", "step")) -> pd.DataFrame:
-    """Per step, the concept's share against ``other`` and against all word tokens.
+    """Per step, the concept's share against the object ``obj`` and against all word tokens.
 
-    ``source`` is a record (then ``concept`` and ``other`` are phrases of the prompt, found with
+    ``source`` is a record (then ``concept`` and ``obj`` are phrases of the prompt, found with
     ``tokenizer``, and ``by`` says which axes to keep) or a table from
     :meth:`AttentionRecord.group_frame` (then they are group names). Columns: the table's axes,
-    ``concept_mass``, ``other_mass`` (shares of all 77 positions), ``pair_share`` = concept /
-    (concept + other) and ``word_share`` = concept / all word tokens.
+    ``concept_mass``, ``object_mass`` (shares of all 77 positions), ``pair_share`` = concept /
+    (concept + object) and ``word_share`` = concept / all word tokens.
     """
     if isinstance(source, AttentionRecord):
         if tokenizer is None:
             raise ValueError("concept_share of a record needs the pipeline's tokenizer to find the phrases")
-        source = source.group_frame(tokenizer, {"concept": concept, "other_concept": other}, by=by)
-        concept, other = "concept", "other_concept"
+        source = source.group_frame(tokenizer, {"concept": concept, "object": obj}, by=by)
+        concept, obj = "concept", "object"
     groups = set(source["group"].astype(str))
-    missing = [name for name in (concept, other) if name not in groups]
+    missing = [name for name in (concept, obj) if name not in groups]
     if missing:
         raise KeyError(f"groups {missing} are not in the table; its groups: {sorted(groups)}")
     axes = [axis for axis in GROUP_AXES if axis in source.columns]
     wide = source.pivot_table(index=axes, columns="group", values=["mass", "word_share"], observed=True)
     table = pd.DataFrame({
         "concept_mass": wide[("mass", concept)],
-        "other_mass": wide[("mass", other)],
+        "object_mass": wide[("mass", obj)],
         "word_share": wide[("word_share", concept)],
     })
-    table.insert(2, "pair_share", table["concept_mass"] / (table["concept_mass"] + table["other_mass"]))
+    table.insert(2, "pair_share", table["concept_mass"] / (table["concept_mass"] + table["object_mass"]))
     return table.reset_index()
 
 

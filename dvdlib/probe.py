@@ -267,7 +267,7 @@ def record_shares(images: pd.DataFrame, image_dir: Path, tokenizer, concept: str
                            how="inner").reset_index(drop=True)
         tables.append(shares)
     table = pd.concat(tables, ignore_index=True)
-    table = table.rename(columns={"other_mass": "object_mass", "word_share": "concept_word_share"})
+    table = table.rename(columns={"word_share": "concept_word_share"})
     columns = ["image", "seed", "step", "concept_mass", "object_mass", "pair_share",
                "concept_word_share", "object_word_share"]
     return table[columns].sort_values(["image", "step"]).reset_index(drop=True)

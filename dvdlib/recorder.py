@@ -52,7 +52,7 @@ from dvdlib.tokens import PromptTokens, token_groups
 RECORD_KWARG = "attention_record"
 ABLATION_KWARG = "head_ablation"
 GROUP_AXES = ("image", "step", "layer", "head")
-_ADDED_GROUPS = ("other", "start", "end", "padding")
+_ADDED_GROUPS = ("ungrouped_words", "start", "end", "padding")
 _FORMAT = "dvdlib.AttentionRecord/1"
 # The processors we replace on cross-attention layers: diffusers' defaults, whose maths ours repeats.
 _REPLACEABLE = (AttnProcessor2_0, AttnProcessor)
@@ -438,11 +438,11 @@ class AttentionRecord:
         """Attention mass per named token group, one row per ``by`` cell and group.
 
         ``groups`` maps a name to a phrase (found in each image's prompt with ``tokenizer``, all
-        occurrences) or to token positions. Four groups are added: ``other`` (word tokens in no
-        group), ``start``, ``end`` and ``padding``. Mass is averaged over a layer's heads, then over
-        layers (each layer weighs the same), unless ``by`` keeps those axes. ``mass`` is the share
-        of all positions; ``word_share`` the share of the word tokens' mass (NaN for start, end and
-        padding).
+        occurrences) or to token positions. Four groups are added: ``ungrouped_words`` (the
+        prompt's word tokens in no named group), ``start``, ``end`` and ``padding``. Mass is
+        averaged over a layer's heads, then over layers (each layer weighs the same), unless
+        ``by`` keeps those axes. ``mass`` is the share of all positions; ``word_share`` the share
+        of the word tokens' mass (NaN for start, end and padding).
         """
         by = tuple(by)
         bad = [axis for axis in by if axis not in GROUP_AXES]
@@ -469,7 +469,7 @@ class AttentionRecord:
         for image, prompt in enumerate(self.prompts):
             positions = token_groups(tokenizer, prompt, groups)
             grouped = {p for ps in positions.values() for p in ps}
-            positions["other"] = [p for p in prompt.word_positions if p not in grouped]
+            positions["ungrouped_words"] = [p for p in prompt.word_positions if p not in grouped]
             positions["start"] = [] if prompt.start_position is None else [prompt.start_position]
             positions["end"] = [] if prompt.end_position is None else [prompt.end_position]
             positions["padding"] = list(prompt.padding_positions)

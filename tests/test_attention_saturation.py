@@ -114,14 +114,14 @@ def test_image_summary_counts_never_saturated_images_at_the_step_count():
     assert np.allclose(summary["final_share"], [0.9, 0.7, 0.3])
     assert summary["saturation_step"].tolist() == [0, 2, 4]
     assert summary["saturated"].tolist() == [True, True, False]
-    # The other concept's share is 1 - pair share: only image 2 ends with the other at 0.7 >= 0.6.
-    assert summary["other_saturation_step"].tolist() == [4, 4, 3]
-    assert summary["other_saturated"].tolist() == [False, False, True]
+    # The object's share is 1 - pair share: only image 2 ends with the object at 0.7 >= 0.6.
+    assert summary["object_saturation_step"].tolist() == [4, 4, 3]
+    assert summary["object_saturated"].tolist() == [False, False, True]
     curve = sat.saturated_by_step(summary.reset_index())
     concept = curve[curve["token"] == "concept"]
     assert np.allclose(concept["saturated"], [1 / 3, 1 / 3, 2 / 3, 2 / 3])
-    other = curve[curve["token"] == "other"]
-    assert np.allclose(other["saturated"], [0, 0, 0, 1 / 3])
+    obj = curve[curve["token"] == "object"]
+    assert np.allclose(obj["saturated"], [0, 0, 0, 1 / 3])
     overview = sat.saturation_overview(summary.reset_index()).loc[("c", "concept")]
     assert overview["images"] == 3 and overview["saturated from step 0"] == pytest.approx(1 / 3)
     assert overview["never saturated"] == pytest.approx(1 / 3) and overview["median saturation step"] == 2
@@ -141,7 +141,7 @@ def test_level_shares_pool_masses_before_taking_the_share():
     rows = []
     for layer, (c, o) in enumerate([(0.3, 0.1), (0.1, 0.1)]):  # shares 0.75 and 0.5 in one level
         rows.append({"condition": "c", "image": 0, "step": 0, "layer": layer, "level": "up 8x8",
-                     "concept_mass": c, "other_mass": o})
+                     "concept_mass": c, "object_mass": o})
     out = sat.level_shares(pd.DataFrame(rows))
     assert out["pair_share"].tolist() == [pytest.approx(0.4 / 0.6)]  # not (0.75 + 0.5) / 2
 
@@ -181,17 +181,17 @@ def test_a_condition_records_every_image_and_reads_its_shares_back(tmp_path, toy
     mine = result.shares[(result.shares["case_num"] == row["case_num"]) & (result.shares["seed"] == 6)]
     assert np.allclose(mine.sort_values("step")["pair_share"], direct)
     assert len(direct) == steps
-    # The other concept's word share completes the concept's: both divide by the word tokens' mass.
-    assert np.allclose(mine["word_share"] / mine["other_word_share"],
-                       mine["concept_mass"] / mine["other_mass"])
+    # The object's word share completes the concept's: both divide by the word tokens' mass.
+    assert np.allclose(mine["word_share"] / mine["object_word_share"],
+                       mine["concept_mass"] / mine["object_mass"])
     # Per layer: 7 layers of the toy UNet, and their masses pool to the layer-pooled ones.
     layers = result.layer_shares
     assert layers["layer"].nunique() == 7 and set(layers["level"]) >= {"mid 4x4", "up 8x8"}
-    pooled = layers.groupby(["case_num", "seed", "step"])[["concept_mass", "other_mass"]].mean()
-    joined = result.shares.set_index(["case_num", "seed", "step"])[["concept_mass", "other_mass"]]
+    pooled = layers.groupby(["case_num", "seed", "step"])[["concept_mass", "object_mass"]].mean()
+    joined = result.shares.set_index(["case_num", "seed", "step"])[["concept_mass", "object_mass"]]
     assert np.allclose(pooled.loc[joined.index], joined, atol=1e-6)
-    # Maps were kept for both concepts at the requested steps, and can be drawn.
-    assert set(result.concentration["group"]) == {"concept", "other"}
+    # Maps were kept for the concept and the object at the requested steps, and can be drawn.
+    assert set(result.concentration["group"]) == {"concept", "object"}
     assert sorted(result.concentration["step"].unique()) == sat.map_steps_for(steps)
     example = sat.token_map_example(result, "sunset coaster", 5)
     assert example["maps"]["concept"].shape == (len(sat.map_steps_for(steps)), 8, 8)
@@ -305,7 +305,7 @@ def test_the_chapter_result_puts_presence_beside_every_dvd_and_claims_no_more_th
             rows.append({"condition": condition, "image": len(rows), "prompt": f"p{i % 3}",
                          "concept": "sunset", "object": "coaster", "early_share": share + rng.normal(0, 0.02),
                          "final_share": share, "saturation_step": 0 if i % 5 else 4,
-                         "other_saturation_step": 5, "saturated": True, "other_saturated": False,
+                         "object_saturation_step": 5, "saturated": True, "object_saturated": False,
                          "num_steps": 5, "dvd_score": dvd + rng.normal(0, 5),
                          "concept_present": True, "object_present": i % 2 == 0})
     summary = pd.DataFrame(rows)
@@ -323,4 +323,5 @@ def test_the_chapter_result_puts_presence_beside_every_dvd_and_claims_no_more_th
     values, saved = result.headline()
     assert values["object_present_main"] == pytest.approx(0.5) and "dvd_reference" not in values
     assert values["median_saturation_step_main"] == 0
+    assert values["object_never_saturated_main"] == 1 and not any(k.startswith("other_") for k in values)
     assert verdicts.check_headline({"values": values, "texts": saved}) == []

@@ -15,21 +15,21 @@ from dvdlib.testing import dummy_sd_pipeline
 from dvdlib.tokens import tokenize_prompt
 
 
-def group_table(concept, other, rest=0.1) -> pd.DataFrame:
+def group_table(concept, obj, rest=0.1) -> pd.DataFrame:
     """A group table (as AttentionRecord.group_frame makes) for one image, from per-step masses."""
     rows = []
-    for step, (c, o) in enumerate(zip(concept, other)):
+    for step, (c, o) in enumerate(zip(concept, obj)):
         words = c + o + rest
         rows += [dict(image=0, step=step, group="castle", mass=c, word_share=c / words),
                  dict(image=0, step=step, group="coaster", mass=o, word_share=o / words),
-                 dict(image=0, step=step, group="other", mass=rest, word_share=rest / words),
+                 dict(image=0, step=step, group="ungrouped_words", mass=rest, word_share=rest / words),
                  dict(image=0, step=step, group="start", mass=1 - words, word_share=np.nan)]
     return pd.DataFrame(rows)
 
 
 def test_concept_share_from_a_table():
     shares = concept_share(group_table([0.3, 0.6], [0.3, 0.2]), "castle", "coaster")
-    assert list(shares.columns) == ["image", "step", "concept_mass", "other_mass", "pair_share", "word_share"]
+    assert list(shares.columns) == ["image", "step", "concept_mass", "object_mass", "pair_share", "word_share"]
     assert np.allclose(shares["pair_share"], [0.5, 0.75])
     assert np.allclose(shares["word_share"], [0.3 / 0.7, 0.6 / 0.9])
     with pytest.raises(KeyError, match="'mug'.*its groups"):

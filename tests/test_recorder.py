@@ -229,13 +229,13 @@ def test_pipeline_call_with_guidance(tokenizer, tmp_path):
     assert list(words[first_cell]["token_text"]) == ["coaster", "of", "neu", "sch", "wan", "stein", "castle"]
 
     groups = record.group_frame(pipe.tokenizer, {"concept": "neuschwanstein castle", "object": "coaster"})
-    assert list(groups["group"].cat.categories) == ["concept", "object", "other", "start", "end", "padding"]
+    assert list(groups["group"].cat.categories) == ["concept", "object", "ungrouped_words", "start", "end", "padding"]
     assert np.allclose(groups.groupby(["image", "step"])["mass"].sum(), 1, atol=1e-5)
-    word_groups = groups[groups["group"].isin(["concept", "object", "other"])]
+    word_groups = groups[groups["group"].isin(["concept", "object", "ungrouped_words"])]
     assert np.allclose(word_groups.groupby(["image", "step"])["word_share"].sum(), 1, atol=1e-5)
     n_tokens = groups[groups["step"] == 0].set_index(["image", "group"])["n_tokens"]
-    assert n_tokens[(0, "concept")] == 5 and n_tokens[(0, "other")] == 0
-    assert n_tokens[(1, "other")] == 1  # "of"
+    assert n_tokens[(0, "concept")] == 5 and n_tokens[(0, "ungrouped_words")] == 0
+    assert n_tokens[(1, "ungrouped_words")] == 1  # "of"
     assert n_tokens[(1, "padding")] == 77 - 9  # start, 7 words, end
     per_layer = record.group_frame(pipe.tokenizer, {"concept": [1, 2]}, by=("image", "step", "layer", "head"))
     assert len(per_layer) == 2 * 3 * 16 * 8 * 5 and "layer_label" in per_layer
