@@ -103,10 +103,24 @@ def load_json(path: str | Path) -> Any:
 
 
 def save_torch(obj: Any, path: str | Path) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically (a checkpoint, training state)."""
+    """``torch.save(obj)`` to ``path`` atomically (a checkpoint, training state), every tensor
+    moved to the CPU first, so a run trained on any device resumes on any other."""
     import torch  # only where checkpoints are written: the rest of store needs no torch
 
-    return atomic_write(path, lambda temporary: torch.save(obj, temporary))
+    return atomic_write(path, lambda temporary: torch.save(to_cpu(obj), temporary))
+
+
+def to_cpu(value: Any) -> Any:
+    """``value`` with every tensor inside it (dicts, lists, tuples) moved to the CPU."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(v) for v in value)
+    return value
 
 
 def load_checkpoint(path: str | Path, config: dict) -> dict | None:

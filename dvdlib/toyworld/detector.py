@@ -23,8 +23,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from dvdlib.store import (atomic_write, atomic_write_json, folder_lock, load_checkpoint, load_json,
-                          save_torch)
-from dvdlib.toyworld.train import StepLog, step_seed, to_cpu
+                          save_torch, to_cpu)
+from dvdlib.toyworld.train import StepLog, step_seed
 from dvdlib.toyworld.world import CONCEPTS, OBJECTS, RESOLUTION, World, check_name
 
 WEIGHTS = "detector.safetensors"
@@ -212,9 +212,9 @@ def train_detector(config: DetectorConfig, out_dir: str | Path, progress: bool =
             loss.backward()
             optimizer.step()
             if log.record(step, loss.item()):
-                save_torch(to_cpu(dict(config=config.to_dict(), step=step + 1, history=history,
-                                       seconds=log.seconds, detector=detector.state_dict(),
-                                       optimizer=optimizer.state_dict())), checkpoint_path)
+                save_torch(dict(config=config.to_dict(), step=step + 1, history=history,
+                                seconds=log.seconds, detector=detector.state_dict(),
+                                optimizer=optimizer.state_dict()), checkpoint_path)
         log.close()
         if last < config.steps:
             return out_dir

@@ -231,12 +231,12 @@ def _train(config: TrainConfig, out_dir: Path, progress: bool, progress_position
             torch._foreach_lerp_(ema, [p.detach() for p in parameters], 1 - config.ema_decay)
         if log.record(step, loss.item()):
             done = step + 1
-            save_torch(to_cpu(dict(config=config.to_dict(), step=done, history=history,
-                                    seconds=log.seconds, optimizer=optimizer.state_dict(), ema=ema,
-                                    **{name: m.state_dict() for name, m in modules.items()})),
+            save_torch(dict(config=config.to_dict(), step=done, history=history,
+                            seconds=log.seconds, optimizer=optimizer.state_dict(), ema=ema,
+                            **{name: m.state_dict() for name, m in modules.items()}),
                        checkpoint_path)
             if done % config.checkpoint_every == 0:
-                save_torch(dict(step=done, ema=[e.half().cpu() for e in ema]),
+                save_torch(dict(step=done, ema=[e.half() for e in ema]),
                            snapshot_path(out_dir, done))
     log.close()
     if last < config.steps:
@@ -274,17 +274,6 @@ def scene_batches(world: World, config: TrainConfig, start: int, stop: int, ahea
             scenes = pending.result()
             pending = drawer.submit(draw, step + 1) if step + 1 < stop else None
             yield scenes
-
-
-def to_cpu(value):
-    """``value`` with every tensor inside it (dicts, lists, tuples) moved to the CPU."""
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
-    if isinstance(value, dict):
-        return {k: to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_cpu(v) for v in value)
-    return value
 
 
 def snapshot_path(out_dir: str | Path, step: int) -> Path:
