@@ -31,9 +31,10 @@ from pathlib import Path
 import torch
 from diffusers import UNet2DConditionModel
 
-from dvdlib.ablation import HeadAblation
-from dvdlib.recorder import AttentionRecord, attention_instruments
-from dvdlib.testing import unet_config
+from dvdlib.attention.ablation import HeadAblation
+from dvdlib.attention.recorder import attention_instruments
+from dvdlib.attention.record import AttentionRecord
+from dvdlib.models.random_weights import unet_config
 
 TOY_UNET = dict(
     sample_size=16, in_channels=12, out_channels=12, block_out_channels=(32, 32, 64), layers_per_block=1,

@@ -2,7 +2,7 @@
 
 1. Judge: the paper's loop (one processor call and one ``generate`` per question,
    ``questions_per_call=1``) against our batched path (one ``generate`` per image for its ten
-   questions, on a shared prefix run once: see ``dvdlib.judges.vlm``) on the same images and
+   questions, on a shared prefix run once: see ``dvdlib.scoring.judges.vlm``) on the same images and
    questions. The answers of the two are
    asserted identical (decoded text, every question); the figures are seconds per question and
    their ratio (the goal is 5x or more). Random weights (no download): the cost does not depend on
@@ -15,8 +15,8 @@
    (identical). Not yet run: the real 2B layout in bfloat16 on a GPU, the check that would allow
    batching by default; until then ``dvd score`` and the chapters use the loop (one question per
    ``generate`` call, as the authors' scorer).
-2. Hook: ``dvdlib.generate.generate`` on the SD 1.x layout (dummy weights, small width) with the
-   attention hook (``dvdlib.recorder``) on and off; the figure is the ratio of the medians.
+2. Hook: ``dvdlib.generation.protocol.generate`` on the SD 1.x layout (dummy weights, small width) with the
+   attention hook (``dvdlib.attention.recorder``) on and off; the figure is the ratio of the medians.
 
 Repetitions alternate the variants, and the figures are medians. On the CPU the clock is this
 thread's CPU time (one torch thread), which other processes on a shared machine disturb less than
@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dvdlib.bench import builtin_prompts
-from dvdlib.judges.vlm import ARCHITECTURES, QwenVLJudge, random_qwen2vl
-from dvdlib.questions import questions_for
+from dvdlib.prompts.prompt_sets import builtin_prompts
+from dvdlib.scoring.judges.vlm import ARCHITECTURES, QwenVLJudge, random_qwen2vl
+from dvdlib.scoring.questions import questions_for
 
 GOAL = 5.0
 
@@ -98,12 +98,12 @@ def judge_section(args) -> None:
 
 def hook_section(args) -> None:
     try:
-        import dvdlib.recorder  # noqa: F401
+        import dvdlib.attention.recorder  # noqa: F401
     except ImportError:
-        print("hook: dvdlib.recorder is not available; nothing measured")
+        print("hook: dvdlib.attention.recorder is not available; nothing measured")
         return
-    from dvdlib.generate import attention_hook, generate
-    from dvdlib.testing import dummy_sd_pipeline
+    from dvdlib.generation.protocol import attention_hook, generate
+    from dvdlib.models.random_weights import dummy_sd_pipeline
 
     device = torch.device(args.device)
     pipe = dummy_sd_pipeline("sd1", width_scale=args.sd1_width, sample_size=args.sd1_latent).to(device)

@@ -2,7 +2,7 @@
 
 Both check every input before the slow part starts (prompt file, concept words, seeds, output
 folder, model weights), and both resume: rerunning a killed command continues where it stopped.
-The work itself is :func:`dvdlib.generate.generate` and :func:`dvdlib.score.score_folder`.
+The work itself is :func:`dvdlib.generation.protocol.generate` and :func:`dvdlib.scoring.dvd.score_folder`.
 Started by ``accelerate launch`` with several processes, each process does its share and the
 main process merges the shares into the one manifest or table (:mod:`dvdlib.sharding`).
 """
@@ -14,20 +14,21 @@ import sys
 
 import pandas as pd
 
-from dvdlib.bench import (builtin_prompts, concept_phrase, load_prompts, object_phrase,
+from dvdlib.prompts.prompt_sets import (builtin_prompts, concept_phrase, load_prompts, object_phrase,
                           validate_prompts)
-from dvdlib.bench import seeds as bench_seeds
-from dvdlib.generate import attention_hook, generate
-from dvdlib.judges import load_judge
-from dvdlib.models import load_pipeline, paper_model, toy_model_name
-from dvdlib.questions import OUR_WORDING, check_prompt_words, load_wording
-from dvdlib.score import category_scores, find_images, question_table, score_folder
+from dvdlib.prompts.prompt_sets import seeds as bench_seeds
+from dvdlib.generation.protocol import attention_hook, generate
+from dvdlib.scoring.judges import load_judge
+from dvdlib.models.loading import load_pipeline
+from dvdlib.models.spec import parse_model
+from dvdlib.scoring.questions import OUR_WORDING, check_prompt_words, load_wording
+from dvdlib.scoring.dvd import category_scores, find_images, question_table, score_folder
 from dvdlib.sharding import join_launch, run_sharded
 from dvdlib.store import (StoreError, check_table_path, check_writable_dir, no_new_folders_on_error,
                           save_table)
-from dvdlib.tokenizer import clip_tokenizer
-from dvdlib.tokens import check_alignment
-from dvdlib.toyworld.world import CONCEPTS, OBJECTS, World, prompt_table
+from dvdlib.prompts.tokenizer import clip_tokenizer
+from dvdlib.attention.token_positions import check_alignment
+from dvdlib.toyworld.world import CONCEPTS, OBJECTS, World, prompt_table, unknown_words
 from dvdlib.usage import UsageError, seed_count, seed_list
 
 
@@ -61,10 +62,7 @@ def check_toy_words(prompts: pd.DataFrame, source: str) -> None:
     its objects, listing them all."""
     bad = []
     for row in prompts.itertuples(index=False):
-        strangers = [f"{side} {word!r}" for side, word, accepted in
-                     (("concept", concept_phrase(row), CONCEPTS),
-                      ("object", object_phrase(row), OBJECTS))
-                     if word.casefold() not in accepted]
+        strangers = unknown_words(concept_phrase(row), object_phrase(row))
         if strangers:
             bad.append(f"case {row.case_num}: {' and '.join(strangers)}")
     if bad:
@@ -101,7 +99,11 @@ def run_generate(args) -> int:
     """``dvd generate`` once its arguments are parsed (:mod:`dvdlib.book.commands.generate`)."""
 
     seeds = seed_list(args.seed_list) if args.seed_list is not None else bench_seeds(seed_count(args.seeds))
-    toy = toy_model_name(args.model) is not None
+    try:
+        model = parse_model(args.model)
+    except ValueError as err:
+        raise UsageError(f"--model: {err}") from None
+    toy = model.is_toy
     prompts = _prompt_set(args.prompts, OUR_WORDING.categories, args.cases, "generate",
                           default=toy_prompts() if toy else None)
     if toy and args.prompts:
@@ -109,8 +111,7 @@ def run_generate(args) -> int:
     for name in ("steps", "batch_size"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    paper = paper_model(args.model)
-    size = args.size if args.size is not None else (paper.resolution if paper else None)
+    size = args.size if args.size is not None else (model.paper.resolution if model.paper else None)
     if size is not None and (size < 8 or size % 8):
         raise UsageError(f"--size {size}: must be a positive multiple of 8")
     if not toy:  # SD 1.x and 2.x read 77 CLIP tokens; the loaded model's tokenizer checks again

@@ -2,7 +2,7 @@
 option values that several commands read (``--seeds``, ``--seed-list``).
 
 It sits in the science package, not in :mod:`dvdlib.book.commands`, because the commands'
-implementations here (:mod:`dvdlib.pipeline_cli`, :mod:`dvdlib.probe`) raise it and parse those
+implementations here (:mod:`dvdlib.pipeline_cli`, :mod:`dvdlib.probe.experiment`) raise it and parse those
 values, and no module of ``dvdlib`` imports :mod:`dvdlib.book`. No command imports another to
 raise it.
 """
@@ -35,7 +35,7 @@ def seed_count(text: str) -> int:
 
 def seed_list(text: str) -> list[int]:
     """The value of ``--seed-list``: comma-separated non-negative integers, none repeated."""
-    from dvdlib.generate import check_seeds  # torch: only when a command runs
+    from dvdlib.prompts.prompt_sets import check_seeds  # pandas: only when a command runs
 
     parts = [part.strip() for part in str(text).split(",") if part.strip()]
     if not parts:

@@ -29,6 +29,6 @@ def authors_csv() -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from dvdlib.tokenizer import clip_tokenizer
+    from dvdlib.prompts.tokenizer import clip_tokenizer
 
     return clip_tokenizer()

@@ -8,9 +8,10 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from dvdlib.ablation import HeadAblation, each_head, each_layer
-from dvdlib.recorder import AttentionRecord, attention_instruments
-from dvdlib.testing import dummy_sd_pipeline, random_unet
+from dvdlib.attention.ablation import HeadAblation, each_head, each_layer
+from dvdlib.attention.recorder import attention_instruments
+from dvdlib.attention.record import AttentionRecord
+from dvdlib.models.random_weights import dummy_sd_pipeline, random_unet
 
 TEXT_DIM = 32
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dvdlib import attention_saturation as sat
-from dvdlib import stats
-from dvdlib.focus import concept_share
-from dvdlib.recorder import AttentionRecord
+from dvdlib.chapters.attention_saturation import experiment as sat
+from dvdlib.stats import bootstrap
+from dvdlib.attention.shares import concept_share
+from dvdlib.attention.record import AttentionRecord
 
 
 # --------------------------------------------------------------------------------------------
@@ -54,31 +54,31 @@ def test_map_steps_and_early_window():
 def test_average_ranks_match_pandas_with_ties():
     rng = np.random.default_rng(3)
     codes = rng.integers(0, 5, size=(6, 30))
-    ranks = stats._average_ranks(codes, 5)
+    ranks = bootstrap._average_ranks(codes, 5)
     for row, expected in zip(codes, ranks):
         assert np.allclose(pd.Series(row).rank(method="average").to_numpy(), expected)
 
 
 def test_rank_correlation_is_spearmans_rho():
     x = [0.1, 0.4, 0.2, 0.9, 0.5]
-    assert stats.rank_correlation(x, [1, 4, 2, 9, 5]) == pytest.approx(1.0)
-    assert stats.rank_correlation(x, [-v for v in x]) == pytest.approx(-1.0)
+    assert bootstrap.rank_correlation(x, [1, 4, 2, 9, 5]) == pytest.approx(1.0)
+    assert bootstrap.rank_correlation(x, [-v for v in x]) == pytest.approx(-1.0)
     y = [0, 40, 40, 100, 0]  # ties, as DvD scores have them
     expected = np.corrcoef(pd.Series(x).rank(), pd.Series(y).rank())[0, 1]
-    assert stats.rank_correlation(x, y) == pytest.approx(expected)
-    assert math.isnan(stats.rank_correlation(x, [20] * 5))  # a constant side: undefined
+    assert bootstrap.rank_correlation(x, y) == pytest.approx(expected)
+    assert math.isnan(bootstrap.rank_correlation(x, [20] * 5))  # a constant side: undefined
     with pytest.raises(ValueError, match="differ in length"):
-        stats.rank_correlation(x, y[:3])
+        bootstrap.rank_correlation(x, y[:3])
 
 
 def test_bootstrap_rank_correlation_brackets_rho_and_is_seeded():
     rng = np.random.default_rng(0)
     x = rng.normal(size=80)
     y = np.round(x + rng.normal(scale=1.0, size=80))  # ties
-    rho, low, high = stats.bootstrap_rank_correlation(x, y, n_resamples=500, seed=1)
+    rho, low, high = bootstrap.bootstrap_rank_correlation(x, y, n_resamples=500, seed=1)
     assert low < rho < high and 0 < low and high < 1
-    assert stats.bootstrap_rank_correlation(x, y, n_resamples=500, seed=1) == (rho, low, high)
-    assert all(math.isnan(v) for v in stats.bootstrap_rank_correlation(x, np.zeros(80)))
+    assert bootstrap.bootstrap_rank_correlation(x, y, n_resamples=500, seed=1) == (rho, low, high)
+    assert all(math.isnan(v) for v in bootstrap.bootstrap_rank_correlation(x, np.zeros(80)))
 
 
 def shares_table(series: dict[int, list[float]], condition="c") -> pd.DataFrame:
@@ -153,7 +153,7 @@ def test_level_shares_pool_masses_before_taking_the_share():
 @pytest.fixture(scope="module")
 def toy():
     from dvdlib.toyworld.detector import PresenceDetector
-    from dvdlib.toyworld.judge import ToyJudge
+    from dvdlib.scoring.judges.toy import ToyJudge
     from dvdlib.toyworld.pipeline import new_pipeline
     from dvdlib.toyworld.world import World, prompt_table
 
@@ -201,7 +201,7 @@ def test_a_condition_records_every_image_and_reads_its_shares_back(tmp_path, toy
 
 
 def test_records_that_mix_prompts_are_refused(tmp_path, toy):
-    from dvdlib.generate import generate
+    from dvdlib.generation.protocol import generate
 
     pipe, judge, prompts = toy
     with pytest.raises(ValueError, match="positive divisor of the number of seeds \\(3\\)"):
@@ -228,9 +228,9 @@ def test_conditions_combine_with_image_ids_unique_over_all(tmp_path, toy):
 
 def test_the_stable_diffusion_path_runs_at_another_resolution(tmp_path):
     """A random-weight SD 1.x layout and a random tiny VLM judge: the calls the chapter makes on SD."""
-    from dvdlib.bench import builtin_prompts
-    from dvdlib.judges.vlm import QwenVLJudge, random_qwen2vl
-    from dvdlib.testing import dummy_sd_pipeline
+    from dvdlib.prompts.prompt_sets import builtin_prompts
+    from dvdlib.scoring.judges.vlm import QwenVLJudge, random_qwen2vl
+    from dvdlib.models.random_weights import dummy_sd_pipeline
 
     pipe = dummy_sd_pipeline("sd1")  # latent 8x8 by default, 64 px images
     assert sat.latent_size(pipe, None, None) is None
@@ -257,7 +257,7 @@ def test_within_prompt_correlation_ignores_differences_between_prompts():
             rows.append({"condition": "c", "image": 4 * p + k, "prompt": f"p{p}",
                          "early_share": base + 0.01 * k, "dvd_score": 100 * base - 4.0 * k})
     summary = pd.DataFrame(rows)
-    assert stats.rank_correlation(summary["early_share"], summary["dvd_score"]) > 0.7
+    assert bootstrap.rank_correlation(summary["early_share"], summary["dvd_score"]) > 0.7
     rho, low, high, used = sat.within_prompt_correlation(summary, n_resamples=200)
     assert rho == pytest.approx(-1.0) and used == 3 and low == high == pytest.approx(-1.0)
     summary.loc[summary["prompt"] == "p0", "dvd_score"] = 40.0  # constant: p0 has no rho
@@ -269,7 +269,7 @@ def test_within_prompt_correlation_ignores_differences_between_prompts():
 
 
 def test_early_bias_and_saturation_are_decided_apart():
-    from dvdlib import attention_saturation as sat_
+    from dvdlib.chapters.attention_saturation import experiment as sat_
 
     rng = np.random.default_rng(0)
     n = 40
@@ -292,7 +292,7 @@ def test_early_bias_and_saturation_are_decided_apart():
 
 
 def test_the_chapter_result_puts_presence_beside_every_dvd_and_claims_no_more_than_its_verdicts():
-    from dvdlib import verdicts
+    from dvdlib.stats import verdicts
     from dvdlib.toyworld.world import World, prompt_table
 
     world = World(instances=1)

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dvdlib import bench
+from dvdlib.prompts import prompt_sets
 from dvdlib.book import cli
-from dvdlib.bench import AUTHORS_COLUMNS, COLUMNS, PromptSetError, builtin_prompts, case_folder
+from dvdlib.prompts.prompt_sets import AUTHORS_COLUMNS, COLUMNS, PromptSetError, builtin_prompts, case_folder
 from dvdlib.toyworld.zoo import DETECTOR_FILE, MANIFEST, ZooError, shipped_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     """Every bad (and a few good) input file the catalogue hands to the commands."""
     folder = tmp_path_factory.mktemp("inputs")
     good = builtin_prompts().iloc[[0, 1, 100]]
-    bench.save_prompts(good, folder / "good.csv")
+    prompt_sets.save_prompts(good, folder / "good.csv")
     p = {"good": folder / "good.csv", "dir": folder}
     p["nonutf8"] = _csv(folder, "nonutf8.csv", HEADER.encode() + b"1,artist,monet,mug,Monet Mug \xff\n")
     p["header_only"] = _csv(folder, "header_only.csv", HEADER)
@@ -340,33 +340,34 @@ def test_dvd_toyworld_refuses_with_one_line(argv, fragments, inputs, tmp_path, c
 
 
 def _layers():
-    from dvdlib.layers import cross_attention_layers
-    from dvdlib.testing import random_unet
+    from dvdlib.attention.layers import cross_attention_layers
+    from dvdlib.models.random_weights import random_unet
 
     return cross_attention_layers(random_unet("toy", 32))
 
 
 def _ablation(heads, operator="zero", factor=None):
-    from dvdlib.ablation import HeadAblation
+    from dvdlib.attention.ablation import HeadAblation
 
     return lambda p: HeadAblation(_layers(), heads, operator, factor)
 
 
 def _load(name):
-    return lambda p: bench.load_prompts(p[name])
+    return lambda p: prompt_sets.load_prompts(p[name])
 
 
 def _score_sd_images_with_the_toy_judge(p, tmp_path):
-    from dvdlib.score import score_folder
-    from dvdlib.toyworld import ToyJudge, load_detector
+    from dvdlib.scoring.dvd import score_folder
+    from dvdlib.scoring.judges.toy import ToyJudge
+    from dvdlib.toyworld import load_detector
 
-    score_folder(p["sd_images"], bench.load_prompts(p["good"]), ToyJudge(load_detector()),
+    score_folder(p["sd_images"], prompt_sets.load_prompts(p["good"]), ToyJudge(load_detector()),
                  tmp_path / "t.csv", progress=False)
 
 
 def _generate_with_toy(prompts):
     def call(p, tmp_path):
-        from dvdlib.generate import generate
+        from dvdlib.generation.protocol import generate
         from dvdlib.toyworld import load_model
 
         generate(load_model(), prompts, [1], tmp_path / "images", model="toy", steps=1, progress=False)
@@ -395,14 +396,14 @@ LIBRARY = [
     ("load-three-fields-#6", _load("short_row"), PromptSetError, ["3 fields"]),
     ("load-six-fields-#7", _load("long_row"), PromptSetError, ["6 fields"]),
     ("load-missing-word", _load("missing_word"), PromptSetError, ["'rembrandt' is not in the prompt"]),
-    ("load-unknown-expectation", lambda p: bench.load_prompts(p["good"], expect="dominance"), ValueError,
+    ("load-unknown-expectation", lambda p: prompt_sets.load_prompts(p["good"], expect="dominance"), ValueError,
      ["expect='dominance'", "accepted: dominancebench"]),
-    ("load-not-the-benchmark", lambda p: bench.load_prompts(p["good"], expect="dominancebench"),
+    ("load-not-the-benchmark", lambda p: prompt_sets.load_prompts(p["good"], expect="dominancebench"),
      PromptSetError, ["not the dominancebench file: it has 3 rows"]),
-    ("validate-missing-field-#6", lambda p: bench.validate_prompts(pd.DataFrame(
+    ("validate-missing-field-#6", lambda p: prompt_sets.validate_prompts(pd.DataFrame(
         [(1, "artist", "rembrandt", None, None)], columns=list(COLUMNS))), PromptSetError,
      ["column object: empty value"]),
-    ("seeds-zero", lambda p: bench.seeds(0), ValueError, ["got 0"]),
+    ("seeds-zero", lambda p: prompt_sets.seeds(0), ValueError, ["got 0"]),
     ("detector-truncated-#1", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.load_detector(
         p["zoo_detector"]), ZooError, ["detector.safetensors", "damaged or truncated"]),
     ("model-truncated-#2", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.load_model(
@@ -411,8 +412,8 @@ LIBRARY = [
         p["zoo_k1"]), ZooError, ["k1.safetensors", "damaged or truncated"]),
     ("manifest-truncated-#3", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.zoo_manifest(
         p["zoo_json"]), ZooError, ["toyworld.json is not valid JSON"]),
-    ("images-of-other-prompts-#10", lambda p: __import__("dvdlib.score").score.find_images(
-        p["toy_images"], bench.load_prompts(p["sunset_notebook"], categories=["print"])),
+    ("images-of-other-prompts-#10", lambda p: __import__("dvdlib.scoring.dvd").score.find_images(
+        p["toy_images"], prompt_sets.load_prompts(p["sunset_notebook"], categories=["print"])),
      ValueError, ["case001_sunset_coaster is case 1"]),
     ("toy-judge-sd-questions-#14", _score_sd_images_with_the_toy_judge, ValueError,
      ["the toy judge knows the words", "'amedeo modigliani'"]),
@@ -429,22 +430,22 @@ LIBRARY = [
      ValueError, ["does not apply"]),
     ("parameters-truncated-zoo-#2", _parameters("03_attention_saturation.ipynb", zoo_folder="@zoo_k1"),
      ValueError, ["k1.safetensors"]),
-    ("model-relative-missing-folder-#11", lambda p: __import__("dvdlib.models").models.load_pipeline(
+    ("model-relative-missing-folder-#11", lambda p: __import__("dvdlib.models.loading").models.load_pipeline(
         "./models/sd14"), FileNotFoundError, ["model folder './models/sd14' does not exist"]),
     ("table-suffix", lambda p: __import__("dvdlib.store").store.check_table_path("t.txt"), ValueError,
      ["'t.txt'", ".csv, .parquet"]),
     ("folder-under-a-file-#13", lambda p: __import__("dvdlib.store").store.check_writable_dir(
         p["file"] / "x"), ValueError, ["afile' is a file, not a folder"]),
-    ("phrase-not-in-prompt", lambda p: __import__("dvdlib.tokens").tokens.find_phrase(
-        __import__("dvdlib.tokenizer").tokenizer.clip_tokenizer(), "Monet Mug", "cup"), ValueError,
+    ("phrase-not-in-prompt", lambda p: __import__("dvdlib.attention.token_positions").tokens.find_phrase(
+        __import__("dvdlib.prompts.tokenizer").tokenizer.clip_tokenizer(), "Monet Mug", "cup"), ValueError,
      ["phrase 'cup'", "Monet Mug"]),
-    ("judge-thresholds", lambda p: __import__("dvdlib.toyworld.judge").toyworld.judge.ToyJudge(
+    ("judge-thresholds", lambda p: __import__("dvdlib.scoring.judges.toy").scoring.judges.toy.ToyJudge(
         None, (0.5, 0.1, 0.2, 0.3, 0.4)), ValueError, ["strictly increasing", "(0.5, 0.1"]),
-    ("score-of-six-yes", lambda p: __import__("dvdlib.score").score.dvd_image_score(6, 0), ValueError,
+    ("score-of-six-yes", lambda p: __import__("dvdlib.scoring.dvd").score.dvd_image_score(6, 0), ValueError,
      ["concept_yes", "got 6"]),
-    ("bootstrap-nothing", lambda p: __import__("dvdlib.stats").stats.bootstrap_ci([]), ValueError,
+    ("bootstrap-nothing", lambda p: __import__("dvdlib.stats.bootstrap").stats.bootstrap_ci([]), ValueError,
      ["non-empty"]),
-    ("probe-seed-count", lambda p: __import__("dvdlib.probe").probe.probe_seeds(0), ValueError,
+    ("probe-seed-count", lambda p: __import__("dvdlib.probe.experiment").probe.probe_seeds(0), ValueError,
      ["got 0"]),
 ]
 

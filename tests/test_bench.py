@@ -12,20 +12,20 @@ import pytest
 
 import dvdlib
 
-from dvdlib import bench
-from dvdlib.bench import PromptSetError
+from dvdlib.prompts import prompt_sets
+from dvdlib.prompts.prompt_sets import PromptSetError
 
 HEADER = "case_num,content_type,content,nm_word,prompt\n"
 
 
-def write(tmp_path, text, name="bench.csv"):
+def write(tmp_path, text, name="prompt_sets.csv"):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
 
 
 def test_authors_file_loads_with_its_quirks(authors_csv):
-    table = bench.load_prompts(authors_csv, expect="dominancebench")
+    table = prompt_sets.load_prompts(authors_csv, expect="dominancebench")
     assert len(table) == 300
     assert table["category"].value_counts().to_dict() == {
         "artist": 100, "landmark": 100, "character": 100}
@@ -37,18 +37,18 @@ def test_authors_file_loads_with_its_quirks(authors_csv):
     assert row.loc[87, "prompt"] == "雪中虎図, 北斎 Tiger in the Snow, Hokusai T-Shirt"
     assert row.loc[3, "prompt"] == "Claude Monet, Lily Pond at Giverny Coaster"
     assert table["concept"].nunique() == 64 and table["object"].nunique() == 34
-    assert len(bench.duplicate_prompts(table)) > 0
+    assert len(prompt_sets.duplicate_prompts(table)) > 0
 
 
 def test_quoting_and_unicode_round_trip(tmp_path):
     path = write(tmp_path, HEADER + '1,artist,monet,mug,"Mug, ""Water Lilies"" by Monet — café"\n')
-    assert bench.load_prompts(path).loc[0, "prompt"] == 'Mug, "Water Lilies" by Monet — café'
+    assert prompt_sets.load_prompts(path).loc[0, "prompt"] == 'Mug, "Water Lilies" by Monet — café'
 
 
 def test_missing_column_is_named(tmp_path):
     path = write(tmp_path, "case_num,content_type,content,prompt\n1,artist,monet,Monet Mug\n")
     with pytest.raises(PromptSetError, match="missing column.*nm_word"):
-        bench.load_prompts(path)
+        prompt_sets.load_prompts(path)
 
 
 @pytest.mark.parametrize(
@@ -62,30 +62,30 @@ def test_missing_column_is_named(tmp_path):
 )
 def test_bad_rows_are_named(tmp_path, row, message):
     with pytest.raises(PromptSetError, match=message):
-        bench.load_prompts(write(tmp_path, HEADER + row + "\n"))
+        prompt_sets.load_prompts(write(tmp_path, HEADER + row + "\n"))
 
 
 def test_duplicate_case_number_names_both_rows(tmp_path):
     path = write(tmp_path, HEADER + "7,artist,monet,mug,Monet Mug\n7,artist,monet,cup,Monet Cup\n")
     with pytest.raises(PromptSetError, match=r"row 3, column case_num: duplicate case number 7 "
                                              r"\(first at row 2\)"):
-        bench.load_prompts(path)
+        prompt_sets.load_prompts(path)
 
 
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
-        bench.load_prompts(tmp_path / "nope.csv")
+        prompt_sets.load_prompts(tmp_path / "nope.csv")
 
 
 def test_builtin_set_has_the_benchmark_shape():
-    table = bench.builtin_prompts()
-    assert list(table.columns) == [*bench.COLUMNS, "concept_phrase", "object_phrase"]
-    assert table["category"].value_counts().to_dict() == {c: 100 for c in bench.CATEGORIES}
+    table = prompt_sets.builtin_prompts()
+    assert list(table.columns) == [*prompt_sets.COLUMNS, "concept_phrase", "object_phrase"]
+    assert table["category"].value_counts().to_dict() == {c: 100 for c in prompt_sets.CATEGORIES}
     assert table["case_num"].is_unique
-    assert bench.duplicate_prompts(table).empty
-    for category in bench.CATEGORIES:
+    assert prompt_sets.duplicate_prompts(table).empty
+    for category in prompt_sets.CATEGORIES:
         assert set(table.loc[table.category == category, "concept"]) == set(
-            bench.VOCABULARY[category])
+            prompt_sets.VOCABULARY[category])
     # Every prompt names its concept and its object.
     for row in table.itertuples():
         assert row.concept.lower() in row.prompt.lower()
@@ -93,36 +93,36 @@ def test_builtin_set_has_the_benchmark_shape():
 
 
 def test_case_folder_names():
-    assert bench.case_folder(1, "Notebook Windmill Rembrandt") == "case001_notebook_windmill_rembrandt"
-    assert bench.case_folder(87, "雪中虎図, 北斎 Tiger") == "case087_雪中虎図_北斎_tiger"
-    assert bench.parse_case_folder("case087_anything") == 87
-    assert bench.parse_case_folder("notes") is None
-    assert len(bench.PAPER_SEEDS) == 10
+    assert prompt_sets.case_folder(1, "Notebook Windmill Rembrandt") == "case001_notebook_windmill_rembrandt"
+    assert prompt_sets.case_folder(87, "雪中虎図, 北斎 Tiger") == "case087_雪中虎図_北斎_tiger"
+    assert prompt_sets.parse_case_folder("case087_anything") == 87
+    assert prompt_sets.parse_case_folder("notes") is None
+    assert len(prompt_sets.PAPER_SEEDS) == 10
 
 
 def test_paper_seeds_are_the_documented_draws():
     import random
 
     rng = random.Random(42)
-    assert tuple(rng.randint(1, 10000) for _ in range(10)) == bench.PAPER_SEEDS
+    assert tuple(rng.randint(1, 10000) for _ in range(10)) == prompt_sets.PAPER_SEEDS
 
 
 def test_token_lengths_count_bpe_pieces(tokenizer):
-    table = bench.validate_prompts(
-        bench.builtin_prompts().head(1).assign(prompt="Neuschwanstein Castle Coaster"))
+    table = prompt_sets.validate_prompts(
+        prompt_sets.builtin_prompts().head(1).assign(prompt="Neuschwanstein Castle Coaster"))
     # "neuschwanstein" is several BPE tokens; start and end tokens are not counted.
-    assert bench.token_lengths(table, tokenizer).iloc[0] == len(
+    assert prompt_sets.token_lengths(table, tokenizer).iloc[0] == len(
         tokenizer.tokenize("Neuschwanstein Castle Coaster"))
-    assert bench.token_lengths(table, tokenizer).iloc[0] > 3
+    assert prompt_sets.token_lengths(table, tokenizer).iloc[0] > 3
 
 
 def test_seeds_start_with_the_papers_and_never_repeat():
-    assert bench.seeds(3) == list(bench.PAPER_SEEDS[:3])
-    many = bench.seeds(13)
-    assert many[:10] == list(bench.PAPER_SEEDS) and many[10:] == [10001, 10002, 10003]
-    assert len(set(bench.seeds(500))) == 500
+    assert prompt_sets.seeds(3) == list(prompt_sets.PAPER_SEEDS[:3])
+    many = prompt_sets.seeds(13)
+    assert many[:10] == list(prompt_sets.PAPER_SEEDS) and many[10:] == [10001, 10002, 10003]
+    assert len(set(prompt_sets.seeds(500))) == 500
     with pytest.raises(ValueError, match="positive integer, got 0"):
-        bench.seeds(0)
+        prompt_sets.seeds(0)
 
 
 # The authors' other prompt files: extra columns, and an object written otherwise in the prompt.
@@ -140,8 +140,8 @@ EXTRA = (
 
 def test_extra_column_files_keep_their_columns_and_give_the_phrases(tmp_path, tokenizer):
     notes = []
-    table = bench.load_prompts(write(tmp_path, EXTRA), report=notes.append)
-    assert list(table.columns) == [*bench.COLUMNS, "object_prompt_phrase", "template_id", "source",
+    table = prompt_sets.load_prompts(write(tmp_path, EXTRA), report=notes.append)
+    assert list(table.columns) == [*prompt_sets.COLUMNS, "object_prompt_phrase", "template_id", "source",
                                    "concept_phrase", "object_phrase"]
     assert table["template_id"].tolist() == ["t3", "t2", "t2", "t4", "t1"]
     assert table["object_phrase"].tolist() == ["mouse pad", "Halloween decoration", "decorative magnets",
@@ -153,13 +153,13 @@ def test_extra_column_files_keep_their_columns_and_give_the_phrases(tmp_path, to
     # Row 4 has no phrase: "t-shirt" is matched across the hyphen, and that is reported.
     assert len(notes) == 1 and "case 4: nm_word 't-shirt' as 't shirt'" in notes[0]
     # Every phrase lies among the tokens the text encoder reads.
-    from dvdlib.tokens import check_alignment, find_phrase
+    from dvdlib.attention.token_positions import check_alignment, find_phrase
 
     check_alignment(tokenizer, table)
     positions = find_phrase(tokenizer, table.loc[1, "prompt"], table.loc[1, "object_phrase"])
     assert len(positions) == 2  # halloween, decoration
     # The judge's questions still name the object's word, not its phrase.
-    from dvdlib.questions import questions_for
+    from dvdlib.scoring.questions import questions_for
 
     questions = questions_for("artist", "andy warhol", table.loc[0, "object"])
     assert questions[5].subject == "mousepad"
@@ -168,8 +168,8 @@ def test_extra_column_files_keep_their_columns_and_give_the_phrases(tmp_path, to
 def test_words_found_only_across_spacing_are_reported_without_a_phrase_column(tmp_path):
     path = write(tmp_path, HEADER + "1,artist,monet,mousepad,Monet Mouse Pad\n"
                                     "2,artist,monet,t-shirt,Monet T Shirt\n")
-    with pytest.warns(bench.PhraseMatchWarning, match="mousepad' as 'Mouse Pad'.*t-shirt' as 'T Shirt'"):
-        table = bench.load_prompts(path)
+    with pytest.warns(prompt_sets.PhraseMatchWarning, match="mousepad' as 'Mouse Pad'.*t-shirt' as 'T Shirt'"):
+        table = prompt_sets.load_prompts(path)
     assert table["object_phrase"].tolist() == ["Mouse Pad", "T Shirt"]
 
 
@@ -177,7 +177,7 @@ def test_every_row_whose_words_are_missing_is_listed_at_once_with_the_prompts_to
     path = write(tmp_path, HEADER + "1,artist,monet,mug,Monet Cup\n2,artist,degas,mug,Monet Mug\n"
                                     "3,artist,monet,mug,Monet Mugs\n")
     with pytest.raises(PromptSetError) as caught:
-        bench.load_prompts(path)
+        prompt_sets.load_prompts(path)
     message = str(caught.value)
     assert "3 do not" in message and "\n" not in message
     assert "case 1: nm_word 'mug' is not in the prompt 'Monet Cup' (its tokens: Monet · Cup)" in message
@@ -188,51 +188,51 @@ def test_expecting_dominancebench_checks_its_shape(tmp_path):
     path = write(tmp_path, HEADER + "1,artist,monet,mug,Monet Mug\n")
     with pytest.raises(PromptSetError, match=r"not the dominancebench file: it has 1 rows \(1 artist, "
                                              r"0 landmark, 0 character\); dominancebench has 300 rows"):
-        bench.load_prompts(path, expect="dominancebench")
+        prompt_sets.load_prompts(path, expect="dominancebench")
     with pytest.raises(ValueError, match="expect='dominance' is not a known prompt file; accepted: "
                                          "dominancebench"):
-        bench.load_prompts(path, expect="dominance")
+        prompt_sets.load_prompts(path, expect="dominance")
 
 
 # --- the boundary: the authors' names in their files, ours everywhere else ----------------------
 
 
 def test_the_authors_file_is_read_into_category_concept_and_object(tmp_path):
-    table = bench.load_prompts(write(tmp_path, HEADER + "1,artist,monet,mug,Monet Mug\n"))
+    table = prompt_sets.load_prompts(write(tmp_path, HEADER + "1,artist,monet,mug,Monet Mug\n"))
     assert list(table.columns[:5]) == ["case_num", "category", "concept", "object", "prompt"]
     assert table.loc[0, ["category", "concept", "object"]].tolist() == ["artist", "monet", "mug"]
-    assert not set(bench.AUTHORS_COLUMNS) - set(bench.COLUMNS) & set(table.columns)
+    assert not set(prompt_sets.AUTHORS_COLUMNS) - set(prompt_sets.COLUMNS) & set(table.columns)
 
 
 def test_a_saved_prompt_file_has_the_authors_header_and_reads_back(tmp_path):
-    table = bench.builtin_prompts().iloc[[0, 150, 299]].assign(template_id=["a", "b", "c"])
-    path = bench.save_prompts(table, tmp_path / "prompts.csv")
+    table = prompt_sets.builtin_prompts().iloc[[0, 150, 299]].assign(template_id=["a", "b", "c"])
+    path = prompt_sets.save_prompts(table, tmp_path / "prompts.csv")
     header = path.read_text(encoding="utf-8").splitlines()[0]
-    assert header == ",".join([*bench.AUTHORS_COLUMNS, "template_id"])
-    back = bench.load_prompts(path)
+    assert header == ",".join([*prompt_sets.AUTHORS_COLUMNS, "template_id"])
+    back = prompt_sets.load_prompts(path)
     pd.testing.assert_frame_equal(back, table.reset_index(drop=True)[back.columns.tolist()])
 
 
 def test_each_side_of_the_boundary_refuses_the_other_sides_names(tmp_path):
-    ours = bench.builtin_prompts().head(2)
+    ours = prompt_sets.builtin_prompts().head(2)
     path = tmp_path / "ours.csv"
-    ours[list(bench.COLUMNS)].to_csv(path, index=False)
+    ours[list(prompt_sets.COLUMNS)].to_csv(path, index=False)
     with pytest.raises(PromptSetError, match=r"missing column\(s\) content_type, content, nm_word.*"
                                              r"dvdlib's names for content_type, content, nm_word.*"
                                              r"save_prompts"):
-        bench.load_prompts(path)
-    theirs = ours[list(bench.COLUMNS)].rename(columns=bench.TO_AUTHORS)
+        prompt_sets.load_prompts(path)
+    theirs = ours[list(prompt_sets.COLUMNS)].rename(columns=prompt_sets.TO_AUTHORS)
     with pytest.raises(PromptSetError, match=r"missing column\(s\) category, concept, object.*"
                                              r"the authors' CSV names.*load_prompts"):
-        bench.validate_prompts(theirs)
+        prompt_sets.validate_prompts(theirs)
 
 
 def test_no_module_but_the_boundary_names_the_authors_columns():
-    """``nm_word`` and ``content_type`` are the authors' CSV names: only :mod:`dvdlib.bench`, which
+    """``nm_word`` and ``content_type`` are the authors' CSV names: only :mod:`dvdlib.prompts.prompt_sets`, which
     reads and writes their files, says them; the rest of dvdlib and the chapters' code say object
     and category."""
     package = Path(dvdlib.__file__).parent
-    boundary = package / "bench.py"
+    boundary = package / "prompt_sets.py"
     pattern = re.compile(r"\b(nm_word|content_type)\b")
     found = [f"{path.relative_to(package.parent)}:{number}" for path in sorted(package.rglob("*.py"))
              if path != boundary

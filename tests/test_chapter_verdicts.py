@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from dvdlib import verdicts
+from dvdlib.stats import verdicts
 from dvdlib.book import headlines
 from dvdlib.paths import build_dir
 

@@ -40,14 +40,14 @@ def test_no_command_imports_another():
 
 
 def test_probe_help_states_the_probe_default(capsys):
-    from dvdlib import probe
+    from dvdlib.probe import experiment
     from dvdlib.book.cli import main
 
     try:
         main(["probe", "--help"])
     except SystemExit:
         pass
-    assert f"(default: {probe.DEFAULT_THRESHOLD})" in " ".join(capsys.readouterr().out.split())
+    assert f"(default: {experiment.DEFAULT_THRESHOLD})" in " ".join(capsys.readouterr().out.split())
 
 
 def test_toyworld_subcommands_are_declared_when_parsed():
@@ -60,7 +60,7 @@ def test_toyworld_subcommands_are_declared_when_parsed():
 def test_seeds_is_a_count_in_every_command_and_seed_list_gives_the_seeds():
     import pytest
 
-    from dvdlib.bench import PAPER_SEEDS, seeds
+    from dvdlib.prompts.prompt_sets import PAPER_SEEDS, seeds
     from dvdlib.book.cli import build_parser
     from dvdlib.usage import UsageError, seed_count, seed_list
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dvdlib import data_diversity as dd
-from dvdlib import diversity as dv
-from dvdlib import diversity_proxy as px
-from dvdlib.bench import builtin_prompts
-from dvdlib.questions import check_prompt_words
+from dvdlib.chapters.data_diversity import toy_study as dd
+from dvdlib.chapters.data_diversity import measure as dv
+from dvdlib.chapters.data_diversity import real_study as px
+from dvdlib.prompts.prompt_sets import builtin_prompts
+from dvdlib.scoring.questions import check_prompt_words
 from dvdlib.toyworld.detector import PresenceDetector
 from dvdlib.toyworld.world import (BACKGROUND, OBJECTS, ConceptInstance, Scene, World, draw_concept,
                                    render)
@@ -310,7 +310,7 @@ def test_differences_compare_the_groups_on_the_same_seeds():
 
 
 def test_chapter_numbers_and_summary_claim_no_more_than_the_verdict():
-    from dvdlib import verdicts
+    from dvdlib.stats import verdicts
 
     images = _images()
     groups = {"k1": ["k1"], "k1-i1": ["k1-i1"], "K = 1": ["k1", "k1-i1"], "kinf": ["kinf"]}
@@ -338,7 +338,7 @@ def test_chapter_numbers_and_summary_claim_no_more_than_the_verdict():
 
 
 def test_the_study_runs_end_to_end_on_untrained_models(tmp_path):
-    from dvdlib.toyworld.judge import ToyJudge
+    from dvdlib.scoring.judges.toy import ToyJudge
     from dvdlib.toyworld.pipeline import new_pipeline
 
     worlds = {"k1": World(instances=1), "kinf": World(instances=None)}
@@ -469,7 +469,7 @@ class RedJudge:
 
 
 def test_the_concept_study_scores_and_measures_every_concept(tmp_path):
-    from dvdlib.testing import dummy_sd_pipeline
+    from dvdlib.models.random_weights import dummy_sd_pipeline
 
     prompts = builtin_prompts().iloc[[0, 21, 100, 101]].reset_index(drop=True)  # 3 concepts
     assert prompts["concept"].tolist()[:2] == ["amedeo modigliani"] * 2

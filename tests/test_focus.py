@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from dvdlib.focus import concept_share, entropy_concentration, map_concentration, saturation_step, top_mass
-from dvdlib.recorder import AttentionRecord, MapRequest, attention_instruments
-from dvdlib.testing import dummy_sd_pipeline
-from dvdlib.tokens import tokenize_prompt
+from dvdlib.attention.shares import concept_share, entropy_concentration, map_concentration, saturation_step, top_mass
+from dvdlib.attention.recorder import attention_instruments
+from dvdlib.attention.record import AttentionRecord, MapRequest
+from dvdlib.models.random_weights import dummy_sd_pipeline
+from dvdlib.attention.token_positions import tokenize_prompt
 
 
 def group_table(concept, obj, rest=0.1) -> pd.DataFrame:

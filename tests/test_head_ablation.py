@@ -7,18 +7,19 @@ import pandas as pd
 import pytest
 import torch
 
-from dvdlib.ablation import TokenValueAblation
-from dvdlib import head_ablation as hs
-from dvdlib import verdicts
-from dvdlib.bench import builtin_prompts
-from dvdlib.focus import concept_share
-from dvdlib.layers import cross_attention_layers
-from dvdlib.recorder import AttentionRecord, attention_instruments
-from dvdlib.stats import bootstrap_ci, nested_bootstrap_ci
-from dvdlib.testing import dummy_sd_pipeline
-from dvdlib.tokens import tokenize_prompt
+from dvdlib.attention.ablation import TokenValueAblation
+from dvdlib.chapters.head_ablation import experiment as hs
+from dvdlib.stats import verdicts
+from dvdlib.prompts.prompt_sets import builtin_prompts
+from dvdlib.attention.shares import concept_share
+from dvdlib.attention.layers import cross_attention_layers
+from dvdlib.attention.recorder import attention_instruments
+from dvdlib.attention.record import AttentionRecord
+from dvdlib.stats.bootstrap import bootstrap_ci, nested_bootstrap_ci
+from dvdlib.models.random_weights import dummy_sd_pipeline
+from dvdlib.attention.token_positions import tokenize_prompt
 from dvdlib.toyworld.detector import PresenceDetector
-from dvdlib.toyworld.judge import ToyJudge
+from dvdlib.scoring.judges.toy import ToyJudge
 from dvdlib.toyworld.pipeline import new_pipeline
 from dvdlib.toyworld.world import World, prompt_table
 
@@ -219,7 +220,7 @@ def test_sweep_on_the_toy_model(toy_pipe, judge, tmp_path):
     assert files("concept_tokens") != baseline_files
     assert files(conditions[1].name) != baseline_files
 
-    # The sweep's pooled share equals the chapter-3 measure (dvdlib.focus) of a direct recording.
+    # The sweep's pooled share equals the chapter-3 measure (dvdlib.attention.shares) of a direct recording.
     prompt = prompts["prompt"].iloc[0]
     with attention_instruments(toy_pipe.unet) as instruments:
         record = AttentionRecord(instruments, 2, prompts=[tokenize_prompt(toy_pipe.tokenizer, prompt)])

@@ -151,3 +151,76 @@ def test_a_circle_is_found_even_through_an_import_inside_a_function(tmp_path):
         "c.py": "import dvdlib.a\nthing = 1\n",
     })
     assert circles(import_graph(package)) == [["dvdlib.a", "dvdlib.b", "dvdlib.c"]]
+
+
+# ----------------------------------------------------------------------------- imports run down
+
+# The folders of dvdlib from the bottom up. A module imports only from its own unit or a unit
+# below it, so a reader can take the tree in this order and never meet a name from further up.
+LAYERS = (
+    ("dvdlib.paths", "dvdlib.store", "dvdlib.sharding"),  # the build folder, atomic files, shards
+    ("dvdlib.prompts", "dvdlib.stats", "dvdlib.usage"),  # prompt sets, seeds, tokenizer; intervals,
+    # verdicts; the command-line error and seed options
+    ("dvdlib.toyworld",),  # the embedded world and its models (no judge, no scores)
+    ("dvdlib.models",),  # what a model argument names, loading, random-weight models
+    ("dvdlib.attention",),  # locating layers, token positions, recording, ablation, shares
+    ("dvdlib.scoring",),  # questions, judges, the DvD score
+    ("dvdlib.generation",),  # the paper's generation protocol
+    ("dvdlib.chapters", "dvdlib.probe"),  # the experiments
+    ("dvdlib.book",),  # the book's tools and the dvd command
+)
+
+
+def unit_of(module: str, layers=LAYERS) -> tuple[int, str] | None:
+    for level, units in enumerate(layers):
+        for unit in units:
+            if module == unit or module.startswith(unit + "."):
+                return level, unit
+    return None
+
+
+def upward_imports(graph: dict[str, set[str]], layers=LAYERS) -> dict[str, set[str]]:
+    """Modules that import from a unit above their own, with what they import."""
+    found = {}
+    for module, targets in graph.items():
+        here = unit_of(module, layers)
+        if here is None:
+            continue
+        up = {t for t in targets if (there := unit_of(t, layers)) and there[0] > here[0]}
+        if up:
+            found[module] = up
+    return found
+
+
+def test_every_module_of_dvdlib_sits_in_one_layer():
+    graph = import_graph(PACKAGE)
+    loose = [m for m in graph if m != "dvdlib" and unit_of(m) is None]
+    assert loose == []
+
+
+def test_imports_only_run_down_the_layers():
+    assert upward_imports(import_graph(PACKAGE)) == {}
+
+
+def test_an_import_running_up_is_found(tmp_path):
+    package = fake_package(tmp_path, {"low/__init__.py": "", "low/a.py": "from dvdlib.high import b\n",
+                                      "high/__init__.py": "", "high/b.py": "X = 1\n"})
+    layers = (("dvdlib.low",), ("dvdlib.high",))
+    assert upward_imports(import_graph(package), layers) == {"dvdlib.low.a": {"dvdlib.high.b"}}
+
+
+def test_no_project_module_is_imported_through_importlib():
+    users = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module":
+                users.append(str(path.relative_to(PACKAGE)))
+    assert users == []
+
+
+def test_at_most_six_modules_sit_directly_in_dvdlib_and_none_is_over_500_lines():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 6, top
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
+    assert long == {}

@@ -9,12 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from dvdlib.judges.base import Judge, Question
-from dvdlib.judges.clip import (ClipJudge, JudgeNotFoundError as ClipNotFound, calibrate_thresholds,
+from dvdlib.scoring.judges.base import Judge, Question
+from dvdlib.scoring.judges.clip import (ClipJudge, JudgeNotFoundError as ClipNotFound, calibrate_thresholds,
                                 check_thresholds)
-from dvdlib.judges.vlm import (JudgeNotFoundError, QwenVLJudge, fetch_resize, is_yes,
+from dvdlib.scoring.judges.vlm import (JudgeNotFoundError, QwenVLJudge, fetch_resize, is_yes,
                                random_qwen2vl)
-from dvdlib.questions import questions_for
+from dvdlib.scoring.questions import questions_for
 
 
 def _noise(seed: int, height: int, width: int | None = None) -> Image.Image:
@@ -158,8 +158,8 @@ def test_clip_weights_not_in_the_cache_are_named():
 
 
 def test_load_judge_names_a_bad_kind_or_option_and_loads_the_toy_detector():
-    from dvdlib.judges import load_judge
-    from dvdlib.toyworld.judge import ToyJudge
+    from dvdlib.scoring.judges import load_judge
+    from dvdlib.scoring.judges.toy import ToyJudge
 
     with pytest.raises(ValueError, match="unknown judge 'gpt'; accepted: vlm, clip, toy"):
         load_judge("gpt")

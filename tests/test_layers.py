@@ -6,8 +6,8 @@ import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
-from dvdlib.layers import cross_attention_layers, find_layer, layers_frame, select_layers
-from dvdlib.testing import unet_config
+from dvdlib.attention.layers import cross_attention_layers, find_layer, layers_frame, select_layers
+from dvdlib.models.random_weights import unet_config
 
 
 def toy_unet(**overrides) -> UNet2DConditionModel:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dvdlib.bench import AUTHORS_COLUMNS, builtin_prompts, save_prompts
+from dvdlib.prompts.prompt_sets import AUTHORS_COLUMNS, builtin_prompts, save_prompts
 from dvdlib.book.cli import main
-from dvdlib.judges.vlm import random_qwen2vl
-from dvdlib.testing import dummy_sd_pipeline
+from dvdlib.scoring.judges.vlm import random_qwen2vl
+from dvdlib.models.random_weights import dummy_sd_pipeline
 
 QUICK = ["--steps", "2", "--no-progress"]
 
@@ -144,8 +144,8 @@ def test_score_writes_the_tables_and_prints_the_categories(tmp_path, capsys, ima
 
 
 def test_score_help_states_the_authors_loop_as_the_default(capsys):
-    from dvdlib.judges.vlm import QwenVLJudge
-    from dvdlib.judges import DEFAULT_QUESTIONS_PER_CALL
+    from dvdlib.scoring.judges.vlm import QwenVLJudge
+    from dvdlib.scoring.judges import DEFAULT_QUESTIONS_PER_CALL
 
     with pytest.raises(SystemExit):
         main(["score", "--help"])

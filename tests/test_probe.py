@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dvdlib.bench import PAPER_SEEDS
+from dvdlib.prompts.prompt_sets import PAPER_SEEDS
 from dvdlib.book.cli import main
 from dvdlib.usage import seed_count, seed_list
-from dvdlib.probe import (ATTENTION, FIGURE, JUDGED, SUMMARY, ProbeInputError, infer_category, probe,
+from dvdlib.probe.experiment import (ATTENTION, FIGURE, JUDGED, SUMMARY, ProbeInputError, infer_category, probe,
                           probe_seeds, verdict)
-from dvdlib.testing import dummy_sd_pipeline
+from dvdlib.models.random_weights import dummy_sd_pipeline
 
 # A model that cannot load: an input error must come first, or the message is about the model.
 NO_MODEL = ["--model", "no-such-org/no-such-model", "--judge", "vlm"]
@@ -178,7 +178,7 @@ def test_the_verdict_follows_the_dominance_interval():
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from dvdlib.judges.vlm import random_qwen2vl
+    from dvdlib.scoring.judges.vlm import random_qwen2vl
 
     weights = tmp_path_factory.mktemp("dummy_sd")
     dummy_sd_pipeline("sd1").save_pretrained(weights)

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from dvdlib.bench import PromptSetError, builtin_prompts
-from dvdlib.judges.base import QUESTIONS_PER_SIDE
-from dvdlib.questions import (OUR_WORDING, WordingError, chapter_wording, check_prompt_words,
+from dvdlib.prompts.prompt_sets import PromptSetError, builtin_prompts
+from dvdlib.scoring.judges.base import QUESTIONS_PER_SIDE
+from dvdlib.scoring.questions import (OUR_WORDING, WordingError, chapter_wording, check_prompt_words,
                               load_wording, questions_for)
 
 
@@ -73,7 +73,7 @@ def test_a_bad_wording_file_names_the_bad_entry(tmp_path, edit, message):
 def test_a_category_without_questions_is_named():
     data = OUR_WORDING.to_dict()
     del data["concept"]["print"]
-    from dvdlib.questions import wording_from_dict
+    from dvdlib.scoring.questions import wording_from_dict
 
     with pytest.raises(WordingError, match="no concept questions for category 'print'"):
         questions_for("print", "sunset", "mug", wording_from_dict(data))

@@ -10,9 +10,10 @@ import torch
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import AttnAddedKVProcessor
 
-from dvdlib.recorder import AttentionRecord, MapRequest, RecordFullError, attention_instruments
-from dvdlib.testing import dummy_sd_pipeline, random_unet
-from dvdlib.tokens import PhraseNotFoundError, tokenize_prompt
+from dvdlib.attention.recorder import attention_instruments
+from dvdlib.attention.record import AttentionRecord, MapRequest, RecordFullError
+from dvdlib.models.random_weights import dummy_sd_pipeline, random_unet
+from dvdlib.attention.token_positions import PhraseNotFoundError, tokenize_prompt
 
 TEXT_DIM = 32
 

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dvdlib.bench import builtin_prompts, case_folder
-from dvdlib.score import (IMAGE_COLUMNS, ImageFolderError, category_scores, dvd_image_score,
+from dvdlib.prompts.prompt_sets import builtin_prompts, case_folder
+from dvdlib.scoring.dvd import (IMAGE_COLUMNS, ImageFolderError, category_scores, dvd_image_score,
                           find_images, prompt_scores, question_table, score_folder)
-from dvdlib.stats import bootstrap_ci
+from dvdlib.stats.bootstrap import bootstrap_ci
 from dvdlib.store import StoreError
 
 # The authors' scorer's columns, in their order, under our names (theirs: content_type, content,
@@ -189,7 +189,7 @@ def test_question_table_has_one_row_per_image_and_question(tmp_path, prompts, im
 
 
 def test_transparent_images_are_read_on_white_as_the_authors_loader_does(tmp_path):
-    from dvdlib.score import load_image
+    from dvdlib.scoring.dvd import load_image
 
     Image.new("RGBA", (4, 4), (255, 0, 0, 0)).save(tmp_path / "clear.png")
     Image.new("RGBA", (4, 4), (255, 0, 0, 255)).save(tmp_path / "red.png")

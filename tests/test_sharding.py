@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from dvdlib.bench import builtin_prompts
-from dvdlib.generate import MANIFEST, MANIFEST_LOG, generate
-from dvdlib.score import score_folder
+from dvdlib.prompts.prompt_sets import builtin_prompts
+from dvdlib.generation.protocol import MANIFEST, MANIFEST_LOG, generate
+from dvdlib.scoring.dvd import score_folder
 from dvdlib.sharding import Shard, launched_processes, reading_main_log, shard_logs
 from dvdlib.store import ResultLog, StoreError
-from dvdlib.testing import CallCounter, dummy_sd_pipeline
+from dvdlib.models.random_weights import CallCounter, dummy_sd_pipeline
 
 SETTINGS = dict(model="dummy", steps=2, guidance=7.5, batch_size=2, progress=False)
 SEEDS = [5, 6, 7]
@@ -168,7 +168,7 @@ def test_accelerate_launch_with_two_processes_equals_one_process(tmp_path, pipe)
     weights = tmp_path / "weights"
     pipe.save_pretrained(weights)
     judge = tmp_path / "judge"
-    from dvdlib.judges.vlm import random_qwen2vl
+    from dvdlib.scoring.judges.vlm import random_qwen2vl
 
     model, processor = random_qwen2vl("tiny")
     model.save_pretrained(judge)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dvdlib.tokens import (PhraseNotFoundError, PromptTokens, find_phrase, token_groups, tokenize_prompt,
+from dvdlib.attention.token_positions import (PhraseNotFoundError, PromptTokens, find_phrase, token_groups, tokenize_prompt,
                            word_shares)
 
 

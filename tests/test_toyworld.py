@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from dvdlib.judges.base import Judge, Question
+from dvdlib.scoring.judges.base import Judge, Question
 from dvdlib.toyworld import zoo as zoo_module
 from dvdlib.toyworld.detector import DetectorConfig, PresenceDetector, train_detector
 from dvdlib.toyworld.evaluate import rule_agreement
-from dvdlib.toyworld.judge import THRESHOLDS, ToyJudge
+from dvdlib.scoring.judges.toy import THRESHOLDS, ToyJudge
 from dvdlib.toyworld.pipeline import (TEXT_POSITIONS, ToyDiffusionPipeline,
                                       cross_attention_layout, new_pipeline, parameter_counts)
 from dvdlib.toyworld.train import TrainConfig, load_trained, scene_batches, train

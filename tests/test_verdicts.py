@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from dvdlib import verdicts as vd
+from dvdlib.stats import verdicts as vd
 
 TEST = vd.Test(finding="finding 1", claim="low diversity dominates more", measure="DvD(K=1) - DvD(inf)",
                side="above", bound=0.0)

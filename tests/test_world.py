@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dvdlib.bench import validate_prompts
+from dvdlib.prompts.prompt_sets import validate_prompts
 from dvdlib.toyworld.evaluate import guidance_list
 from dvdlib.toyworld.world import (CONCEPTS, OBJECTS, ConceptInstance, ObjectInstance,
                                     World, Scene, caption, draw_concept, draw_object, pixel_rule,

@@ -211,9 +211,12 @@ def _rule_text(rule: dict) -> str:
 
 
 def _is_toy_model(value) -> bool:
-    from dvdlib.models import toy_model_name
+    from dvdlib.models.spec import parse_model
 
-    return isinstance(value, str) and bool(value) and toy_model_name(value) is not None
+    try:
+        return parse_model(value).is_toy
+    except ValueError:
+        return False
 
 
 def _condition_holds(wanted, value) -> bool:
@@ -231,7 +234,7 @@ def _check_kind(kind: str, value, values: dict, declared: dict) -> object:
     if kind in PATH_KINDS:
         path = Path(value).expanduser()
         if kind == "prompt_file":
-            from dvdlib.bench import load_prompts
+            from dvdlib.prompts.prompt_sets import load_prompts
 
             load_prompts(path, report=lambda _note: None)
         else:
@@ -256,32 +259,26 @@ def _check_kind(kind: str, value, values: dict, declared: dict) -> object:
 
 def _check_model(model: str, values: dict, declared: dict) -> None:
     """Refuse a model name that cannot be loaded, without loading it."""
-    from dvdlib.models import PAPER_MODELS, TOY, _looks_like_folder, paper_model, toy_model_name
+    from dvdlib.models.spec import parse_model
 
-    toy = toy_model_name(model)
-    if toy is not None:
-        if not toy:
+    spec = parse_model(model)  # a ValueError naming the model if it names none
+    if spec.is_toy:
+        if not spec.zoo_name:
             return
         from dvdlib.toyworld.zoo import model_names
 
         zoos = [n for n, p in declared.items() if p.rule.get("kind") == "zoo" and values.get(n)]
         folder = values[zoos[0]] if zoos else None
         names = model_names(folder)
-        if toy not in names:
-            raise ValueError(f"the zoo{' ' + str(folder) if folder else ''} has no model {toy!r}; "
-                             f"its models: {', '.join(names)}")
-        return
-    if paper_model(model) or Path(model).is_dir():
-        if Path(model).is_dir() and not (Path(model) / "model_index.json").is_file():
+        if spec.zoo_name not in names:
+            raise ValueError(f"the zoo{' ' + str(folder) if folder else ''} has no model "
+                             f"{spec.zoo_name!r}; its models: {', '.join(names)}")
+    elif spec.kind == "folder":
+        if not spec.folder.is_dir():
+            raise ValueError(f"model folder {model!r} does not exist")
+        if not (spec.folder / "model_index.json").is_file():
             raise ValueError(f"folder {model!r} is not a diffusers pipeline folder (no "
                              f"model_index.json)")
-        return
-    if _looks_like_folder(model):
-        raise ValueError(f"model folder {model!r} does not exist")
-    if model.count("/") != 1:
-        raise ValueError(f"{model!r} is no toy model ({TOY!r}, 'toy:NAME'), none of the paper's "
-                         f"models ({', '.join(PAPER_MODELS)}), no folder and no Hugging Face id "
-                         f"(ORG/NAME)")
 
 
 def _check_rule(notebook, parameter: NotebookParameter, value, values: dict,

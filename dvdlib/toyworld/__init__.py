@@ -8,17 +8,17 @@ causally: models that differ only in one concept's instance diversity.
   object), captions, the diversity knob K, and the prompt table.
 - ``pipeline``: ``ToyDiffusionPipeline``, packaged and called like Stable Diffusion.
 - ``train``: seeded, checkpointed, resumable training and fine-tuning, with kept EMA snapshots.
-- ``detector``: the multi-label concept and object detector; ``judge``: ``ToyJudge`` built on it.
+- ``detector``: the multi-label concept and object detector (the toy judge built on it is
+  :mod:`dvdlib.scoring.judges.toy`).
 - ``zoo``: the models of every K; training, export, and loading the shipped copy.
 - ``evaluate``: presence and dominance of generated images.
 - ``cli``: ``dvd toyworld train | detector | zoo``.
 """
 
-from dvdlib.toyworld.judge import ToyJudge
 from dvdlib.toyworld.pipeline import ToyDiffusionPipeline
 from dvdlib.toyworld.world import CONCEPTS, OBJECTS, World, prompt_table
 from dvdlib.toyworld.zoo import (DEFAULT_MODEL, load_detector, load_model, load_zoo,
                                  model_names, zoo_manifest)
 
-__all__ = ["CONCEPTS", "OBJECTS", "DEFAULT_MODEL", "ToyDiffusionPipeline", "ToyJudge", "World",
+__all__ = ["CONCEPTS", "OBJECTS", "DEFAULT_MODEL", "ToyDiffusionPipeline", "World",
            "load_detector", "load_model", "load_zoo", "model_names", "prompt_table", "zoo_manifest"]

@@ -36,7 +36,7 @@ def sample_images(pipe: ToyDiffusionPipeline, prompts: Sequence[str], seeds: Seq
                   batch_size: int = 64, **call_kwargs) -> list[Image.Image]:
     """One image per (prompt, seed) pair, in that order; each from its own seeded generator.
 
-    In memory and for the toy zoo only; :func:`dvdlib.generate.generate` is the resumable,
+    In memory and for the toy zoo only; :func:`dvdlib.generation.protocol.generate` is the resumable,
     file-writing generation of the book's experiments.
     """
     if len(prompts) != len(seeds):

@@ -34,7 +34,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from dvdlib.tokenizer import clip_tokenizer
+from dvdlib.prompts.tokenizer import clip_tokenizer
 
 FOLD = 2  # pixel_unshuffle factor: 32x32x3 pixels <-> 16x16x12 latent
 # Mean and standard deviation of scene pixels in [-1, 1], measured on 2,000 training scenes of

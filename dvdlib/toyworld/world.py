@@ -75,6 +75,14 @@ def check_name(name: str, accepted: Sequence[str], what: str) -> str:
     return name
 
 
+def unknown_words(concept: str, object_word: str) -> list[str]:
+    """What of a pair the toy world cannot draw: ``["concept 'castle'", ...]`` (empty: both known).
+    Compared without case, as the prompt sets write words."""
+    return [f"{side} {word!r}" for side, word, known in
+            (("concept", concept, CONCEPTS), ("object", object_word, OBJECTS))
+            if word.casefold() not in known]
+
+
 # --- concept pictures ------------------------------------------------------------------------
 def _hsv(h: float, s: float, v: float) -> torch.Tensor:
     return torch.tensor(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=torch.float32).view(3, 1, 1)
@@ -416,7 +424,7 @@ PAIR, CONCEPT_ALONE, OBJECT_ALONE = "pair", "concept alone", "object alone"  # a
 
 def prompt_table(world: World | None = None, objects: Sequence[str] | None = None,
                  controls: bool = True) -> pd.DataFrame:
-    """Pair prompts of the limited concept in the table shape of :mod:`dvdlib.bench`, plus
+    """Pair prompts of the limited concept in the table shape of :mod:`dvdlib.prompts.prompt_sets`, plus
     one-word controls.
 
     ``concept`` is the limited concept, ``object`` the object, and ``category`` is "print".

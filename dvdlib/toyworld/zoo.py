@@ -36,7 +36,7 @@ from dvdlib.toyworld import train as train_module
 from dvdlib.toyworld.pipeline import ToyDiffusionPipeline
 from dvdlib.store import atomic_write, atomic_write_json, load_json
 from dvdlib.toyworld.world import CLOSEUP, PAIR_RATE, World, scene_mix
-from dvdlib.tokenizer import clip_tokenizer
+from dvdlib.prompts.tokenizer import clip_tokenizer
 
 LEVELS: tuple[int | None, ...] = (1, 4, 16, None)  # K; None is unlimited diversity
 # Instance seeds of the K = 1 models: each a different fixed picture, the replication unit of

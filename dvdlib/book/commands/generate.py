@@ -46,7 +46,7 @@ def register(subparsers) -> None:
                         help="weights' precision (default: float32, diffusers' default)")
     parser.add_argument("--record-attention", action="store_true",
                         help="also record cross-attention per image, step, layer, head and token "
-                        "(records/<call>/attention.npz; see dvdlib.recorder)")
+                        "(records/<call>/attention.npz; see dvdlib.attention.recorder)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 

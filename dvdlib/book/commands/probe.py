@@ -1,4 +1,4 @@
-"""``dvd probe``: one prompt over many seeds, judged and traced (see :mod:`dvdlib.probe`)."""
+"""``dvd probe``: one prompt over many seeds, judged and traced (see :mod:`dvdlib.probe.experiment`)."""
 
 from __future__ import annotations
 
@@ -89,6 +89,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dvdlib.probe import run_command  # pandas, torch and the models load here, not at --help
+    from dvdlib.probe.experiment import run_command  # pandas, torch and the models load here, not at --help
 
     return run_command(args)

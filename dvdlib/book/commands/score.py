@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dvdlib.book.commands.options import SCALE_OUT
-from dvdlib.judges import DEFAULT_QUESTIONS_PER_CALL, JUDGES
+from dvdlib.scoring.judges import DEFAULT_QUESTIONS_PER_CALL, JUDGES
 
 DEFAULT_IMAGES_PER_CALL = 4
 
@@ -21,7 +21,7 @@ def register(subparsers) -> None:
         "default the vlm judge asks one question per generate call, as the authors' scorer does "
         "(--questions-per-call batches them).",
         epilog="Judges: vlm is the paper's (Qwen2-VL-2B-Instruct, greedy, 5 new tokens); clip is "
-        "ours (open_clip zero-shot presence, see dvdlib.judges.clip); toy is the toy world's "
+        "ours (open_clip zero-shot presence, see dvdlib.scoring.judges.clip); toy is the toy world's "
         "concept and object detector. Weights are read from a local folder or the Hugging Face cache, never "
         "downloaded. " + SCALE_OUT,
     )
@@ -36,9 +36,9 @@ def register(subparsers) -> None:
     parser.add_argument("--judge-model", metavar="PATH_OR_ID",
                         help="the judge's weights: a folder or a Hugging Face id in the local cache "
                         "(default: Qwen/Qwen2-VL-2B-Instruct for vlm, the CLIP ViT-L/14 of "
-                        "dvdlib.judges.clip for clip, the shipped detector for toy)")
+                        "dvdlib.scoring.judges.clip for clip, the shipped detector for toy)")
     parser.add_argument("--questions", metavar="JSON",
-                        help="the question wording (format: see dvdlib.questions; default: ours)")
+                        help="the question wording (format: see dvdlib.scoring.questions; default: ours)")
     parser.add_argument("--images-per-call", type=int, default=DEFAULT_IMAGES_PER_CALL, metavar="N",
                         help=f"images judged together (default: {DEFAULT_IMAGES_PER_CALL})")
     parser.add_argument("--questions-per-call", type=int, metavar="N",

@@ -1,0 +1,14 @@
+"""Cross-attention: where it is, which tokens a word has, recording it, ablating it, shares.
+
+- ``layers``: locating a UNet's cross-attention layers (name, block, resolution, heads).
+- ``token_positions``: a prompt's words mapped to their token positions (concept, object, start,
+  end, padding).
+- ``recorder``: the attention processors and :func:`~dvdlib.attention.recorder.attention_instruments`,
+  the context manager that installs them with ``set_attn_processor`` and restores the old ones.
+- ``record``: :class:`~dvdlib.attention.record.AttentionRecord`, the ``[image, step, layer, head,
+  token]`` mass the processors fill, its tables, maps and files.
+- ``ablation``: head ablation (zero, mean, scale) and the concept-token value ablation, passed
+  per call.
+- ``shares``: our saturation measures: the concept's word and pair share per step, the saturation
+  step, map concentration.
+"""

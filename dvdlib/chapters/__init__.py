@@ -1,0 +1,7 @@
+"""The book's experiments, one package per chapter; each returns tables, figures and verdicts.
+
+- ``data_diversity``: finding 1 (chapter 2): our diversity measure, the toy-zoo study, the
+  real-model study.
+- ``attention_saturation``: finding 2 (chapter 3).
+- ``head_ablation``: finding 3 (chapter 4).
+"""

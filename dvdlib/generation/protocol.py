@@ -1,0 +1,314 @@
+"""Generating the benchmark's images: every (prompt, seed) pair, resumable, in the authors' layout.
+
+:func:`generate` takes any pipeline with Stable Diffusion's call convention
+(``pipe(prompt=[...], num_inference_steps, guidance_scale, height, width, generator=[...],
+output_type="pil", cross_attention_kwargs=...)`` returning ``.images``): a diffusers pipeline
+(see :mod:`dvdlib.models.loading`) or the toy world's. It writes ::
+
+    out_dir/
+      case001_notebook_windmill_rembrandt/seed01825.png   the folders the authors' scorer reads
+      manifest.log                                        one committed row per image (dvdlib.store)
+      manifest.csv                                        the same rows as a table, sorted
+      generation.json                                     the settings every image was made with
+      records/                                            what a hook recorded, one folder per call
+
+Each image gets its own ``torch.Generator`` seeded with its seed, on the CPU: diffusers draws the
+starting noise on the generator's device and moves it, so a seed gives the same start on any
+device, whatever else shares the batch. Batches are cut from the full list of (prompt, seed) pairs
+in order, so a rerun forms the same batches: a run killed at any point and run again ends with a
+manifest identical to an uninterrupted run's (on a deterministic device such as the CPU).
+
+Sharding: with ``shard`` (a :class:`dvdlib.sharding.Shard`), a process makes only every n-th batch
+of the run and logs its rows apart; the run's main process then calls :func:`generate` without a
+shard, which merges the shards' rows into the manifest (see :mod:`dvdlib.sharding`). ``dvd
+generate`` does this by itself under ``accelerate launch``.
+
+Hooks, the seam for instruments such as the attention recorder: ``hook(call)`` gets a
+:class:`PipelineCall` and returns a context manager that ``generate`` holds open around that one
+pipeline call. Inside it the hook may add per-call options to ``call.cross_attention_kwargs``, and
+write files into ``call.record_dir`` (a fresh folder). When the call has returned and the context
+has closed, a non-empty ``record_dir`` is moved into place as ``records/<first image>/`` and every
+image of the call names it in the manifest (``record_dir``, with its position ``record_image``).
+:func:`attention_hook` is the one hook for :mod:`dvdlib.attention.recorder`: chapters add spatial maps, a head
+ablation or their own reduction of the record through its arguments, never a hook of their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator, Sequence
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from dvdlib.prompts.prompt_sets import (case_folder, check_seeds, concept_phrase, object_phrase,
+                                        validate_prompts)
+from dvdlib.scoring.questions import check_prompt_words
+from dvdlib.sharding import Shard, done_keys, key_order, merge_shard_logs, reading_main_log
+from dvdlib.store import (ResultLog, StoreError, atomic_write_bytes, check_run_settings,
+                          ensure_writable_dir, remove_temporaries, save_table)
+from dvdlib.attention.token_positions import check_alignment
+
+MANIFEST_LOG = "manifest.log"
+MANIFEST = "manifest.csv"
+SETTINGS = "generation.json"
+RECORDS = "records"
+KEY = ("case_num", "seed")
+MANIFEST_COLUMNS = (
+    "case_num", "category", "concept", "object", "prompt", "seed", "model", "steps",
+    "guidance", "height", "width", "scheduler", "batch_size", "file", "sha256", "nsfw_flagged",
+    "record_dir", "record_image", "torch_threads",
+)
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    """One image to make: a prompt row and a seed, and where the image goes."""
+
+    case_num: int
+    category: str
+    concept: str
+    object: str
+    prompt: str
+    seed: int
+    concept_phrase: str = ""  # the concept as the prompt writes it (empty: ``concept``)
+    object_phrase: str = ""  # the object as the prompt writes it (empty: ``object``)
+
+    @property
+    def concept_words(self) -> str:
+        """The concept's words in the prompt, which its attention is read from."""
+        return self.concept_phrase or self.concept
+
+    @property
+    def object_words(self) -> str:
+        """The object's words in the prompt, which its attention is read from."""
+        return self.object_phrase or self.object
+
+    @property
+    def file(self) -> str:
+        """The image's path relative to the output folder, e.g. ``case001_.../seed01825.png``."""
+        return f"{case_folder(self.case_num, self.prompt)}/seed{self.seed:05d}.png"
+
+
+@dataclass
+class PipelineCall:
+    """One pipeline call, as a hook sees it."""
+
+    pipe: Any
+    jobs: list[GenerationJob]  # one per image of the call, in batch order
+    num_inference_steps: int
+    cross_attention_kwargs: dict  # per-call options; a hook may add its own
+    record_dir: Path  # a fresh folder for the hook's files about this call
+
+
+BatchHook = Callable[[PipelineCall], ContextManager[Any]]
+
+
+def generation_jobs(prompts: pd.DataFrame, seeds: Sequence[int]) -> list[GenerationJob]:
+    """Every (prompt, seed) pair, prompt by prompt in table order, seeds in the order given."""
+    return [
+        GenerationJob(int(row.case_num), row.category, row.concept, row.object, row.prompt, seed,
+                      concept_phrase(row), object_phrase(row))
+        for row in prompts.itertuples(index=False) for seed in seeds
+    ]
+
+
+def _png_bytes(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _place_records(record_dir: Path, out_dir: Path, first: GenerationJob) -> str:
+    """Move a hook's folder into ``records/``; returns its relative path ("" if the hook wrote nothing)."""
+    if not any(record_dir.iterdir()):
+        return ""
+    relative = f"{RECORDS}/{Path(first.file).parent.name}_seed{first.seed:05d}"
+    target = out_dir / relative
+    target.parent.mkdir(exist_ok=True)
+    if not target.exists():  # else a killed run saved this call's record: keep it, rows point at it
+        os.replace(record_dir, target)  # atomic: the folder appears complete or not at all
+    return relative
+
+
+def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | Path, *,
+             model: str, steps: int = 50, guidance: float = 7.5, height: int | None = None,
+             width: int | None = None, batch_size: int = 1,
+             cross_attention_kwargs: dict | None = None, hook: BatchHook | None = None,
+             progress: bool = True, shard: Shard | None = None) -> pd.DataFrame:
+    """Make one image per (prompt row, seed) into ``out_dir``; skips images already made.
+
+    ``model`` names the pipeline in the manifest. ``height``/``width`` None leave the pipeline's
+    default size (the manifest records the size made). ``cross_attention_kwargs`` go to every
+    call; ``hook`` wraps every call (see the module notes). Returns the manifest rows of this
+    run's (prompt, seed) pairs, made now or before. With ``shard``, makes only that shard's
+    batches, writes no manifest table and returns the rows its shard log holds (see the module
+    notes).
+    """
+    categories = prompts["category"].unique() if "category" in prompts else ()
+    prompts = validate_prompts(prompts, categories=categories, source="prompts")
+    if prompts.empty:
+        raise ValueError("the prompt table has no rows: there is nothing to generate")
+    check_prompt_words(prompts)
+    tokenizer = getattr(pipe, "tokenizer", None)
+    if tokenizer is not None:  # a word cut off by the text encoder's limit can never be drawn
+        check_alignment(tokenizer, prompts, f"prompts for {model}")
+    seeds = check_seeds(seeds)
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    out_dir = ensure_writable_dir(out_dir)
+    settings = {"model": model, "steps": steps, "guidance": float(guidance), "height": height,
+                "width": width, "scheduler": type(getattr(pipe, "scheduler", None)).__name__}
+    main_log = ResultLog(out_dir / MANIFEST_LOG, KEY)
+    fresh = shard is None and not (out_dir / SETTINGS).exists() and not main_log.path.exists()
+    try:
+        check_run_settings(out_dir / SETTINGS, settings, f"the images in {out_dir}")
+        check_manifest_log(main_log)
+        return _generate_jobs(pipe, prompts, seeds, out_dir, settings, main_log, batch_size,
+                              cross_attention_kwargs, hook, progress, shard)
+    except BaseException:
+        written = {p.name for p in out_dir.iterdir()} - {SETTINGS, MANIFEST_LOG}
+        if fresh and not written and not main_log.rows():  # nothing was made: leave no file behind
+            main_log.path.unlink(missing_ok=True)
+            (out_dir / SETTINGS).unlink(missing_ok=True)
+        raise
+
+
+def check_manifest_log(log: ResultLog) -> None:
+    """Refuse a manifest log whose rows lack columns of :data:`MANIFEST_COLUMNS`, written by an
+    older dvdlib (one that named the prompt columns after the authors' CSV, say), rather than
+    mix its rows with new ones."""
+    for row in log.rows():
+        missing = [c for c in MANIFEST_COLUMNS if c not in row]
+        if missing:
+            extra = sorted(set(row) - set(MANIFEST_COLUMNS))
+            raise StoreError(
+                f"{log.path} was written by another version of dvdlib: its rows lack "
+                f"{', '.join(missing)}" + (f" and have {', '.join(extra)}" if extra else "")
+                + "; write the images to another folder")
+
+
+def _generate_jobs(pipe, prompts: pd.DataFrame, seeds: list[int], out_dir: Path, settings: dict,
+                   main_log: ResultLog, batch_size: int, cross_attention_kwargs: dict | None,
+                   hook: BatchHook | None, progress: bool, shard: Shard | None) -> pd.DataFrame:
+    jobs = generation_jobs(prompts, seeds)
+    batches = [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]
+    log = main_log if shard is None else ResultLog(shard.log_path(main_log.path), KEY)
+    with log.open(), nullcontext() if shard is None else reading_main_log(main_log, shard):
+        if shard is None:
+            merge_shard_logs(log, key_order([(job.case_num, job.seed) for job in jobs]))
+            remove_temporaries(out_dir, *{out_dir / Path(job.file).parent for job in jobs})
+            done = log.done_keys()
+        else:  # other shards may be writing: their temporaries stay, the main run removes them
+            batches = shard.take(batches)
+            done = done_keys(main_log)
+        todo = [job for batch in batches for job in batch if (job.case_num, job.seed) not in done]
+        bar = tqdm(total=len(todo), desc="images" if shard is None else f"images ({shard})",
+                   unit="img", disable=not progress)
+        for batch in batches:
+            if all((job.case_num, job.seed) in done for job in batch):
+                continue  # whole batches only, so a rerun forms the batches the first run did
+            rows = _generate_batch(pipe, batch, out_dir, settings, batch_size, cross_attention_kwargs,
+                                   hook, done)
+            log.append(rows)
+            bar.update(len(rows))
+        bar.close()
+        table = log.table(MANIFEST_COLUMNS).astype({"nsfw_flagged": "boolean", "record_image": "Int64",
+                                                    "torch_threads": "Int64"})
+    if shard is not None:
+        return table
+    save_table(table, out_dir / MANIFEST)
+    wanted = pd.DataFrame([(j.case_num, j.seed) for j in jobs], columns=list(KEY))
+    return table.merge(wanted, on=list(KEY)).reset_index(drop=True)
+
+
+def _generate_batch(pipe, batch: list[GenerationJob], out_dir: Path, settings: dict, batch_size: int,
+                    cross_attention_kwargs: dict | None, hook: BatchHook | None, done: set) -> list[dict]:
+    call = PipelineCall(pipe, list(batch), settings["steps"], dict(cross_attention_kwargs or {}),
+                        record_dir=Path(tempfile.mkdtemp(prefix=".record.", suffix=".tmp", dir=out_dir)))
+    try:
+        with hook(call) if hook is not None else nullcontext():
+            output = pipe(
+                prompt=[job.prompt for job in batch],
+                num_inference_steps=settings["steps"],
+                guidance_scale=settings["guidance"],
+                height=settings["height"],
+                width=settings["width"],
+                generator=[torch.Generator("cpu").manual_seed(job.seed) for job in batch],
+                output_type="pil",
+                **({"cross_attention_kwargs": call.cross_attention_kwargs}
+                   if call.cross_attention_kwargs else {}),
+            )
+        record = _place_records(call.record_dir, out_dir, batch[0])
+    finally:
+        shutil.rmtree(call.record_dir, ignore_errors=True)
+    flagged = getattr(output, "nsfw_content_detected", None) or [None] * len(batch)
+    rows = []
+    for position, (job, image, nsfw) in enumerate(zip(batch, output.images, flagged)):
+        if (job.case_num, job.seed) in done:
+            continue  # made by an earlier run: keep its file, which its row describes
+        data = _png_bytes(image)
+        target = out_dir / job.file
+        target.parent.mkdir(exist_ok=True)
+        atomic_write_bytes(target, data)
+        rows.append({
+            "case_num": job.case_num, "category": job.category, "concept": job.concept,
+            "object": job.object, "prompt": job.prompt, "seed": job.seed,
+            "model": settings["model"], "steps": settings["steps"], "guidance": settings["guidance"],
+            "height": image.height, "width": image.width, "scheduler": settings["scheduler"],
+            "batch_size": batch_size, "file": job.file, "sha256": hashlib.sha256(data).hexdigest(),
+            "nsfw_flagged": None if nsfw is None else bool(nsfw),
+            "record_dir": record, "record_image": position if record else None,
+            # CPU results can differ with the number of threads (e.g. one pixel level), so say it.
+            "torch_threads": torch.get_num_threads(),
+        })
+    return rows
+
+
+RECORD_FILE = "attention.npz"  # a call's attention record, in its record folder
+
+
+def attention_hook(*, sample_size: tuple[int, int] | None = None,
+                   maps: Callable[[PipelineCall, list, list], Any] | None = None,
+                   extra_kwargs: Callable[[PipelineCall, list], dict] | None = None,
+                   keep: Callable[[PipelineCall, Any], None] | None = None,
+                   **record_options) -> BatchHook:
+    """The one hook that records cross-attention with :mod:`dvdlib.attention.recorder` during a call.
+
+    ``record_options`` go to ``AttentionRecord`` (e.g. ``classifier_free_guidance``). The three
+    callables let an experiment add to it without a hook of its own: ``maps(call, layers,
+    prompts)`` returns the call's ``MapRequest`` (spatial maps) or None; ``extra_kwargs(call,
+    layers)`` returns more ``cross_attention_kwargs`` (e.g. a head ablation); ``keep(call,
+    record)`` takes the finished record, which by default is saved as ``attention.npz`` in the
+    call's record folder (the manifest's ``record_image`` says which image is which).
+    ``sample_size`` is the latent size, for models whose config does not give it.
+    """
+    from dvdlib.attention.recorder import RECORD_KWARG, attention_instruments
+    from dvdlib.attention.record import AttentionRecord
+    from dvdlib.attention.token_positions import tokenize_prompt
+
+    @contextmanager
+    def hook(call: PipelineCall) -> Iterator[None]:
+        prompts = [tokenize_prompt(call.pipe.tokenizer, job.prompt) for job in call.jobs]
+        with attention_instruments(call.pipe.unet, sample_size) as layers:
+            request = maps(call, layers, prompts) if maps else None
+            options = {**record_options, **({"maps": request} if request is not None else {})}
+            record = AttentionRecord(layers, call.num_inference_steps, prompts=prompts, **options)
+            call.cross_attention_kwargs[RECORD_KWARG] = record
+            call.cross_attention_kwargs.update(extra_kwargs(call, layers) if extra_kwargs else {})
+            yield
+        if keep is None:
+            record.save(call.record_dir / RECORD_FILE)
+        else:
+            keep(call, record)
+
+    return hook

@@ -1,0 +1,157 @@
+"""Loading text-to-image pipelines: the paper's two models, any diffusers pipeline, the toy model.
+
+``load_pipeline(model)`` accepts
+
+- ``sd1.4`` / ``sd2.1``: the paper's models (:data:`PAPER_MODELS`), looked up under their
+  Hugging Face ids (SD 2.1 also under its community mirror);
+- a Hugging Face id (``CompVis/stable-diffusion-v1-4``): read from the local Hugging Face cache,
+  without network; never downloaded (fetch it yourself with ``huggingface-cli download ID``);
+- a local folder holding a saved pipeline (``model_index.json`` and one folder per component,
+  e.g. ``unet/``), as ``save_pretrained`` or ``huggingface-cli download`` leave it;
+- ``toy``, ``toy:NAME`` or a bare zoo name (``k1``, ``kinf``): a model of the toy world's zoo,
+  loaded through :mod:`dvdlib.toyworld.zoo` (imported only then); ``toy`` is the zoo's default.
+
+What a model argument names is decided once, by :func:`dvdlib.models.spec.parse_model`.
+:func:`load_model` is the chapters' call: toy models from an exported zoo folder, real ones as above.
+
+Whatever is loaded samples with DDIM, as in the paper: :func:`with_ddim` swaps the scheduler for
+``DDIMScheduler.from_config(pipe.scheduler.config)``, keeping the model's noise schedule.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from dvdlib.models.spec import ACCEPTED, ModelSpec, parse_model
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+PAPER_STEPS = 50
+PAPER_GUIDANCE = 7.5
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """Weights that cannot be found; the message says where we looked and how to get them."""
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}; accepted: {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def with_ddim(pipe):
+    """Sample with DDIM (the paper's sampler), keeping the model's own noise schedule."""
+    from diffusers import DDIMScheduler
+
+    scheduler = getattr(pipe, "scheduler", None)
+    if scheduler is None:
+        raise ValueError(f"{type(pipe).__name__} has no scheduler to switch to DDIM")
+    if not isinstance(scheduler, DDIMScheduler):
+        pipe.scheduler = DDIMScheduler.from_config(scheduler.config)
+    return pipe
+
+
+def load_pipeline(model: str, device: str | None = None, dtype: str = "float32"):
+    """Load ``model`` (see the module notes) on ``device`` with DDIM sampling and no progress bar."""
+    torch_dtype = parse_dtype(dtype)
+    device = device or default_device()
+    try:
+        spec = parse_model(model)
+    except ValueError as err:
+        raise ModelNotFoundError(str(err)) from None
+    if spec.is_toy:
+        pipe = _load_toy(spec)
+    elif spec.kind == "folder":
+        pipe = _load_folder(spec.folder, torch_dtype)
+    else:
+        pipe = _load_hub(spec, torch_dtype)
+    pipe = with_ddim(pipe).to(device=device)
+    if getattr(pipe, "dtype", torch_dtype) != torch_dtype:  # the toy zoo loads in float32
+        pipe = pipe.to(dtype=torch_dtype)  # only then: diffusers warns on every dtype cast
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=True)  # generate() shows one bar over all images
+    return pipe
+
+
+def load_model(model: str, zoo_folder: str = "", device: str = "", dtype: str = "float32"):
+    """The pipeline a chapter studies: a toy zoo model from ``zoo_folder`` (float32, default cpu),
+    or any real model through :func:`load_pipeline` (default: a GPU if there is one) in ``dtype``."""
+    spec = parse_model(model)
+    if not spec.is_toy:
+        return load_pipeline(model, device=device or None, dtype=dtype)
+    from dvdlib.toyworld import zoo
+
+    return zoo.load_model(spec.toy_name(), zoo_folder or None, device=device or "cpu")
+
+
+def _load_toy(spec: ModelSpec):
+    from dvdlib.toyworld import zoo  # torch-only callers never read the zoo
+
+    try:
+        return zoo.load_model(spec.toy_name())
+    except FileNotFoundError as err:
+        raise ModelNotFoundError(str(err)) from None
+
+
+def _missing_components(folder: Path) -> list[str]:
+    """Components that model_index.json names but the folder lacks, e.g. ``unet/``."""
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    return [
+        f"{name}/ ({value[1]})" for name, value in index.items()
+        if not name.startswith("_") and isinstance(value, list) and value[0] is not None
+        and not (folder / name).is_dir()
+    ]
+
+
+def _load_folder(folder: Path, torch_dtype: torch.dtype):
+    from diffusers import DiffusionPipeline
+
+    if not folder.exists():
+        raise ModelNotFoundError(
+            f"model folder {str(folder)!r} does not exist (looked for {folder.absolute()}); "
+            f"a model is {ACCEPTED}")
+    if not (folder / "model_index.json").is_file():
+        raise ModelNotFoundError(
+            f"{folder} is not a diffusers pipeline folder: model_index.json is missing. A pipeline "
+            f"folder holds model_index.json and one folder per component (unet/, vae/, "
+            f"text_encoder/, tokenizer/, scheduler/), as `huggingface-cli download "
+            f"CompVis/stable-diffusion-v1-4 --local-dir {folder}` or save_pretrained() leave it"
+        )
+    missing = _missing_components(folder)
+    if missing:
+        raise ModelNotFoundError(
+            f"{folder} lacks component folder(s) {', '.join(missing)} that its model_index.json "
+            f"names; download the full pipeline (e.g. `huggingface-cli download <id> --local-dir "
+            f"{folder}` on a machine with network) or copy the missing folders"
+        )
+    try:
+        return DiffusionPipeline.from_pretrained(folder, dtype=torch_dtype)
+    except (OSError, ValueError) as err:
+        raise ModelNotFoundError(f"cannot load the pipeline in {folder}: {err}") from None
+
+
+def _load_hub(spec: ModelSpec, torch_dtype: torch.dtype):
+    from diffusers import DiffusionPipeline
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    errors = []
+    for repo_id in spec.repo_ids:  # the local cache only: dvdlib never downloads during a run
+        try:
+            return DiffusionPipeline.from_pretrained(repo_id, dtype=torch_dtype, local_files_only=True)
+        except (OSError, ValueError) as err:
+            errors.append(f"{repo_id}: {str(err).splitlines()[0]}")
+    tried = " or ".join(spec.repo_ids)
+    raise ModelNotFoundError(
+        f"model {spec.text!r}: {tried} is not in the Hugging Face cache ({HF_HUB_CACHE}), and dvdlib "
+        f"never downloads during a run. Fetch it once with `huggingface-cli download "
+        f"{spec.repo_ids[0]}` (on a machine with network; copy the cache here), or pass a local "
+        f"folder holding model_index.json and the component folders (unet/, vae/, "
+        f"text_encoder/, tokenizer/, scheduler/)"
+    )

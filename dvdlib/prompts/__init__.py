@@ -1,0 +1,8 @@
+"""Prompts: the prompt sets, the phrases a prompt names, the seeds, and the tokenizer.
+
+- ``prompt_sets``: the authors' DominanceBench CSV (read and written at this boundary only, in
+  their column names) and our built-in set, in one table shape (case, category, concept, object,
+  prompt); the concept's and the object's phrase in each prompt; the paper's ten seeds and the
+  ones after them; seed checks; case folder names.
+- ``tokenizer``: CLIP's BPE tokenizer, built offline from the merges open_clip ships.
+"""
