@@ -404,15 +404,15 @@ LIBRARY = [
         [(1, "artist", "rembrandt", None, None)], columns=list(COLUMNS))), PromptSetError,
      ["column object: empty value"]),
     ("seeds-zero", lambda p: prompt_sets.seeds(0), ValueError, ["got 0"]),
-    ("detector-truncated-#1", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.load_detector(
+    ("detector-truncated-#1", lambda p: __import__("dvdlib.toyworld.zoo", fromlist=["_"]).load_detector(
         p["zoo_detector"]), ZooError, ["detector.safetensors", "damaged or truncated"]),
-    ("model-truncated-#2", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.load_model(
+    ("model-truncated-#2", lambda p: __import__("dvdlib.toyworld.zoo", fromlist=["_"]).load_model(
         "k1", p["zoo_k1"]), ZooError, ["k1.safetensors"]),
-    ("zoo-check-truncated-#2", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.check_zoo(
+    ("zoo-check-truncated-#2", lambda p: __import__("dvdlib.toyworld.zoo", fromlist=["_"]).check_zoo(
         p["zoo_k1"]), ZooError, ["k1.safetensors", "damaged or truncated"]),
-    ("manifest-truncated-#3", lambda p: __import__("dvdlib.toyworld.zoo").toyworld.zoo.zoo_manifest(
+    ("manifest-truncated-#3", lambda p: __import__("dvdlib.toyworld.zoo", fromlist=["_"]).zoo_manifest(
         p["zoo_json"]), ZooError, ["toyworld.json is not valid JSON"]),
-    ("images-of-other-prompts-#10", lambda p: __import__("dvdlib.scoring.dvd").score.find_images(
+    ("images-of-other-prompts-#10", lambda p: __import__("dvdlib.scoring.dvd", fromlist=["_"]).find_images(
         p["toy_images"], prompt_sets.load_prompts(p["sunset_notebook"], categories=["print"])),
      ValueError, ["case001_sunset_coaster is case 1"]),
     ("toy-judge-sd-questions-#14", _score_sd_images_with_the_toy_judge, ValueError,
@@ -430,22 +430,22 @@ LIBRARY = [
      ValueError, ["does not apply"]),
     ("parameters-truncated-zoo-#2", _parameters("03_attention_saturation.ipynb", zoo_folder="@zoo_k1"),
      ValueError, ["k1.safetensors"]),
-    ("model-relative-missing-folder-#11", lambda p: __import__("dvdlib.models.loading").models.load_pipeline(
+    ("model-relative-missing-folder-#11", lambda p: __import__("dvdlib.models.loading", fromlist=["_"]).load_pipeline(
         "./models/sd14"), FileNotFoundError, ["model folder './models/sd14' does not exist"]),
-    ("table-suffix", lambda p: __import__("dvdlib.store").store.check_table_path("t.txt"), ValueError,
+    ("table-suffix", lambda p: __import__("dvdlib.store", fromlist=["_"]).check_table_path("t.txt"), ValueError,
      ["'t.txt'", ".csv, .parquet"]),
-    ("folder-under-a-file-#13", lambda p: __import__("dvdlib.store").store.check_writable_dir(
+    ("folder-under-a-file-#13", lambda p: __import__("dvdlib.store", fromlist=["_"]).check_writable_dir(
         p["file"] / "x"), ValueError, ["afile' is a file, not a folder"]),
-    ("phrase-not-in-prompt", lambda p: __import__("dvdlib.attention.token_positions").tokens.find_phrase(
-        __import__("dvdlib.prompts.tokenizer").tokenizer.clip_tokenizer(), "Monet Mug", "cup"), ValueError,
+    ("phrase-not-in-prompt", lambda p: __import__("dvdlib.attention.token_positions", fromlist=["_"]).find_phrase(
+        __import__("dvdlib.prompts.tokenizer", fromlist=["_"]).clip_tokenizer(), "Monet Mug", "cup"), ValueError,
      ["phrase 'cup'", "Monet Mug"]),
-    ("judge-thresholds", lambda p: __import__("dvdlib.scoring.judges.toy").scoring.judges.toy.ToyJudge(
+    ("judge-thresholds", lambda p: __import__("dvdlib.scoring.judges.toy", fromlist=["_"]).ToyJudge(
         None, (0.5, 0.1, 0.2, 0.3, 0.4)), ValueError, ["strictly increasing", "(0.5, 0.1"]),
-    ("score-of-six-yes", lambda p: __import__("dvdlib.scoring.dvd").score.dvd_image_score(6, 0), ValueError,
+    ("score-of-six-yes", lambda p: __import__("dvdlib.scoring.dvd", fromlist=["_"]).dvd_image_score(6, 0), ValueError,
      ["concept_yes", "got 6"]),
-    ("bootstrap-nothing", lambda p: __import__("dvdlib.stats.bootstrap").stats.bootstrap_ci([]), ValueError,
+    ("bootstrap-nothing", lambda p: __import__("dvdlib.stats.bootstrap", fromlist=["_"]).bootstrap_ci([]), ValueError,
      ["non-empty"]),
-    ("probe-seed-count", lambda p: __import__("dvdlib.probe.experiment").probe.probe_seeds(0), ValueError,
+    ("probe-seed-count", lambda p: __import__("dvdlib.probe.experiment", fromlist=["_"]).probe_seeds(0), ValueError,
      ["got 0"]),
 ]
 

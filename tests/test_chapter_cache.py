@@ -77,7 +77,7 @@ def test_no_chapter_of_the_book_reads_the_book_tools():
     for notebook in chapter_notebooks(root):
         names = {str(p.relative_to(root / "dvdlib")) for p in
                  chapter_cache.chapter_sources(root, notebook)}
-        assert "bench.py" in names or "toyworld/zoo.py" in names, notebook  # it does read science
+        assert "prompts/prompt_sets.py" in names or "toyworld/zoo.py" in names, notebook  # it does read science
         tools = {n for n in names if n.startswith("book/")} - CHAPTER_READABLE_BOOK_TOOLS
         assert not tools, (notebook, tools)
         assert not names & set(COMMAND_IMPLEMENTATIONS), notebook

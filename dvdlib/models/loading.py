@@ -69,6 +69,9 @@ def load_pipeline(model: str, device: str | None = None, dtype: str = "float32")
     if spec.is_toy:
         pipe = _load_toy(spec)
     elif spec.kind == "folder":
+        if not spec.folder.exists():
+            raise ModelNotFoundError(f"model folder {model!r} does not exist (looked for "
+                                     f"{spec.folder.absolute()}); a model is {ACCEPTED}")
         pipe = _load_folder(spec.folder, torch_dtype)
     else:
         pipe = _load_hub(spec, torch_dtype)
@@ -113,10 +116,6 @@ def _missing_components(folder: Path) -> list[str]:
 def _load_folder(folder: Path, torch_dtype: torch.dtype):
     from diffusers import DiffusionPipeline
 
-    if not folder.exists():
-        raise ModelNotFoundError(
-            f"model folder {str(folder)!r} does not exist (looked for {folder.absolute()}); "
-            f"a model is {ACCEPTED}")
     if not (folder / "model_index.json").is_file():
         raise ModelNotFoundError(
             f"{folder} is not a diffusers pipeline folder: model_index.json is missing. A pipeline "
