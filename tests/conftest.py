@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,15 @@ def pytest_collection_modifyitems(config, items):
     """Tests marked ``after_notebooks`` run last, after the smoke chapters nbval executes in the
     same session (``scripts/test``), so they read what those chapters saved."""
     items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)
+
+
+SESSION_STARTED = time.time()
+
+
+@pytest.fixture(scope="session")
+def session_started() -> float:
+    """When this test session began (files written since then were written by it)."""
+    return SESSION_STARTED
 
 
 @pytest.fixture(scope="session")

@@ -154,3 +154,35 @@ def test_staged_pages_get_numbers_tables_and_rerun_box(tmp_path):
     assert "| `k` | `1` | distinct training instances |" in box
     assert sources[2] == "Why diversity matters."
     assert nbformat.validate(nbformat.reads(json.dumps(staged), as_version=4)) is None
+
+
+# ----------------------------------------------------------------------------- stored numbers
+
+def test_value_differences_names_every_changed_missing_or_new_number(tmp_path):
+    reference = tmp_path / "reference"
+    headlines.save("ch", {"a": 1.0, "c": 3}, texts={"t": "old words"}, folder=reference)
+    (reference / "headlines" / "ch.json").rename(reference / "ch.json")
+    headlines.save("ch", {"a": 1.0, "c": 3}, texts={"t": "new words"}, folder=tmp_path / "same")
+    assert headlines.value_differences(reference, tmp_path / "same") == []  # texts may change
+    headlines.save("ch", {"a": 1.5, "d": 4}, folder=tmp_path / "moved")
+    assert headlines.value_differences(reference, tmp_path / "moved") == [
+        "ch:a: 1.0 -> 1.5", "ch:c: missing (was 3)", "ch:d: new (4)"]
+    assert headlines.value_differences(reference, tmp_path / "empty") == ["ch: not built"]
+    with pytest.raises(ValueError, match="no headline files"):
+        headlines.value_differences(tmp_path / "empty", tmp_path / "same")
+
+
+@pytest.mark.after_notebooks
+def test_the_smoke_chapters_of_this_run_give_the_stored_numbers(session_started):
+    """The chapters nbval ran in this session (``scripts/test``: smoke parameters) saved the numbers
+    stored in ``tests/reference_headlines/smoke``. A change meant to move them stores the new ones
+    (``bash scripts/compare_headlines smoke _build/test`` lists what moved)."""
+    from dvdlib.paths import build_dir
+
+    folder = headlines.headlines_dir(build_dir())
+    fresh = sorted(p.stem for p in folder.glob("*.json") if p.stat().st_mtime >= session_started)
+    if not fresh:
+        pytest.skip("no chapter ran in this session (scripts/test runs them before this test)")
+    reference = Path(__file__).parent / "reference_headlines" / "smoke"
+    differences = headlines.value_differences(reference, build_dir())
+    assert [line for line in differences if line.split(":")[0] in fresh] == []

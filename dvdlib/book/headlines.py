@@ -175,3 +175,33 @@ def substitute(text: str, folder: str | Path | None = None) -> tuple[str, list[P
         return NOT_COMPUTED if value is None else value
 
     return PLACEHOLDER.sub(replace, text), found
+
+
+def value_differences(reference: str | Path, folder: str | Path | None = None) -> list[str]:
+    """Where the headline numbers of a build differ from a stored copy, one line each.
+
+    ``reference`` is a folder of ``<chapter>.json`` files as :func:`save` writes them (a copy of an
+    earlier build's ``headlines/``); ``folder`` the build or run folder to check (its
+    ``headlines/``). Every chapter and every number of the reference must be there with the same
+    value; numbers the reference lacks count too. Texts are not compared: their
+    wording may change while the numbers stay.
+    """
+    stored = {path.stem: json.loads(path.read_text(encoding="utf-8"))["values"]
+              for path in sorted(Path(reference).glob("*.json"))}
+    if not stored:
+        raise ValueError(f"no headline files (<chapter>.json) in {reference}")
+    built = load_all(folder)
+    lines = []
+    for chapter, values in stored.items():
+        if chapter not in built:
+            lines.append(f"{chapter}: not built")
+            continue
+        now = built[chapter]["values"]
+        for key in sorted(set(values) | set(now)):
+            if key not in now:
+                lines.append(f"{chapter}:{key}: missing (was {values[key]!r})")
+            elif key not in values:
+                lines.append(f"{chapter}:{key}: new ({now[key]!r})")
+            elif now[key] != values[key]:
+                lines.append(f"{chapter}:{key}: {values[key]!r} -> {now[key]!r}")
+    return lines
