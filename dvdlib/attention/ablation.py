@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from dvdlib.attention.layers import CrossAttentionLayer, find_layer
+from dvdlib.stats.verdicts import check_bound
 
 OPERATORS = ("zero", "mean", "scale")
 
@@ -60,7 +61,7 @@ class HeadAblation:
         if not isinstance(heads, Mapping):
             raise TypeError(f"heads must be a mapping layer -> head indices, or 'all'; got {heads!r}")
         self.operator = operator
-        self.factor = None if factor is None else float(factor)
+        self.factor = None if factor is None else check_bound(factor, "factor")
         self.heads: dict[str, tuple[int, ...]] = {}  # processor key -> sorted head indices
         self._layers: dict[str, CrossAttentionLayer] = {}
         for key, chosen in heads.items():
@@ -159,9 +160,11 @@ class TokenValueAblation:
             raise ValueError("positions: give one list of token positions per image")
         self.keep = torch.ones(len(positions), num_tokens)  # [image, token]: 0 where removed
         for image, chosen in enumerate(positions):
-            bad = [p for p in chosen if not 0 <= int(p) < num_tokens]
+            bad = [p for p in chosen if isinstance(p, bool) or not isinstance(p, (int, np.integer))
+                   or not 0 <= p < num_tokens]
             if bad:
-                raise ValueError(f"image {image}: token positions {bad} are outside 0..{num_tokens - 1}")
+                raise ValueError(f"image {image}: token positions {bad} are not whole numbers in "
+                                 f"0..{num_tokens - 1}")
             self.keep[image, [int(p) for p in chosen]] = 0.0
 
     def scale_values(self, layer: CrossAttentionLayer, value: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,7 @@ TO_AUTHORS = dict(zip(COLUMNS, AUTHORS_COLUMNS))
 CATEGORIES = ("artist", "landmark", "character")
 
 # The paper's ten seeds: ten draws of randint(1, 10000) from random.Random(42).
+MAX_CASE_NUM = 999_999_999  # case folders and tables hold case numbers as 64-bit integers
 PAPER_SEEDS = (1825, 410, 4507, 4013, 3658, 2287, 1680, 8936, 1425, 9675)
 EXTRA_SEED_START = 10_001  # seeds after the paper's ten (drawn from 1..10000): no collision
 
@@ -317,6 +318,9 @@ def validate_prompts(table: pd.DataFrame, categories: Iterable[str] = CATEGORIES
     is :func:`phrase_problems`'s check. ``names`` maps a column to the name messages give it.
     """
     names = names or {}
+    if isinstance(categories, (str, bytes)):  # tuple("print") would be its letters
+        raise ValueError(f"categories={categories!r} is one string; give a list of categories, "
+                         f"e.g. [{categories!r}]")
     categories = tuple(categories)
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
@@ -331,6 +335,9 @@ def validate_prompts(table: pd.DataFrame, categories: Iterable[str] = CATEGORIES
         if not re.fullmatch(r"\d+", raw):
             raise PromptSetError(f"{where}, column case_num: {raw!r} is not a positive integer")
         num = int(raw)
+        if num > MAX_CASE_NUM:
+            raise PromptSetError(f"{where}, column case_num: {raw} is above the largest case "
+                                 f"number accepted, {MAX_CASE_NUM:,}")
         if num in seen:
             raise PromptSetError(
                 f"{where}, column case_num: duplicate case number {num} (first at row {seen[num]})"
@@ -347,6 +354,11 @@ def validate_prompts(table: pd.DataFrame, categories: Iterable[str] = CATEGORIES
             value = getattr(row, column)
             if not _present(value) or not str(value).strip():
                 raise PromptSetError(f"{where}, column {names.get(column, column)}: empty value")
+        if " ".join(str(row.concept).split()).casefold() == " ".join(str(row.object).split()).casefold():
+            raise PromptSetError(
+                f"{where}: the concept and the object are both {str(row.concept).strip()!r} "
+                f"(columns {names.get('concept', 'concept')}, {names.get('object', 'object')}); a "
+                f"pair names two different things")
     table["case_num"] = case_nums
     for column in ("category", "concept", "object", "prompt"):
         table[column] = [str(v).strip() for v in table[column]]
