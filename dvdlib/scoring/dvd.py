@@ -29,6 +29,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
@@ -213,20 +214,38 @@ def _ranges(numbers) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans) or "none"
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")  # greyscale, white at 65535
+UNSCALED_MODES = ("I", "F")  # 32-bit integer or float greyscale: no white level to scale by
+
+
 def load_image(path: Path) -> Image.Image:
     """The image at ``path`` as RGB, an :class:`ImageFolderError` naming it if it cannot be read.
 
-    Transparent (RGBA) images are laid on white, as the authors' scorer's image loader
-    (``qwen_vl_utils``) does.
+    Transparent images (RGBA, LA, PA) are laid on white, as the authors' scorer's image loader
+    (``qwen_vl_utils``) does. 16-bit greyscale is scaled to 8 bits (65535 is white; Pillow's own
+    conversion clips, turning almost every pixel white). 32-bit integer and float greyscale have
+    no white level and are refused, naming the mode. A header that claims more pixels than
+    Pillow's decompression-bomb limit is refused naming the file.
     """
     try:
         with Image.open(path) as image:
-            if image.mode == "RGBA":
-                background = Image.new("RGB", image.size, (255, 255, 255))
-                background.paste(image, mask=image.getchannel("A"))
+            if image.mode in UNSCALED_MODES:
+                raise ImageFolderError(
+                    f"cannot read image {path}: mode {image.mode!r} (32-bit greyscale) has no white "
+                    f"level; save it as 8-bit or 16-bit (modes accepted: RGB, RGBA, L, LA, P, "
+                    f"I;16 and the other modes Pillow converts to RGB)")
+            if image.mode in SIXTEEN_BIT_MODES:
+                grey = (np.asarray(image, dtype=np.float64) / 257.0).round().astype(np.uint8)
+                return Image.fromarray(grey, mode="L").convert("RGB")
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                rgba = image.convert("RGBA")
+                background = Image.new("RGB", rgba.size, (255, 255, 255))
+                background.paste(rgba, mask=rgba.getchannel("A"))
                 return background
             return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except ImageFolderError:
+        raise
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ImageFolderError(f"cannot read image {path}: {err}") from None
 
 
