@@ -234,8 +234,12 @@ TABLE_SUFFIXES = (".csv", ".parquet")
 
 
 def check_table_path(path: str | Path) -> Path:
-    """``path`` if it names a table format we write (by suffix), else a ValueError."""
+    """``path`` if it names a table format we write (by suffix) and is not a folder, else a
+    ValueError (made before any work, so a run never judges everything and then fails to write)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"table file {str(path)!r} is a folder; name a file ending in "
+                         f"{', '.join(TABLE_SUFFIXES)}")
     if path.suffix.lower() not in TABLE_SUFFIXES:
         raise ValueError(
             f"table file {str(path)!r} has suffix {path.suffix or '(none)'!r}; "
@@ -265,9 +269,12 @@ def load_table(path: str | Path) -> pd.DataFrame:
 def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
     """Check, creating nothing, that ``path`` is a folder or could be made as one.
 
-    Raises ``ValueError`` naming the folder and the reason: a file where a folder must be, or
-    a folder without write permission. For checks made before slow work (loading a model).
+    Raises ``ValueError`` naming the folder and the reason: an empty name (``Path('')`` would be
+    the working directory), a file where a folder must be, or a folder without write permission.
+    For checks made before slow work (loading a model).
     """
+    if not str(path).strip():
+        raise ValueError(f"{what} {str(path)!r} is empty; name a folder (e.g. results/)")
     path = Path(path)
     for folder in (path, *path.parents):
         if not folder.exists():
