@@ -283,7 +283,7 @@ def load_targets(path: str | Path, *, with_carrier: bool = False,
         raise PromptSetError(f"{path}: every target must appear in its prompt, on text of its "
                              f"own; {len(unaligned)} do not: " + "; ".join(unaligned))
     if notes:
-        note = f"{path}: {len(notes)} target(s) aligned with a note: " + "; ".join(notes)
+        note = f"{path}: {len(notes)} note(s) on aligning the targets: " + "; ".join(notes)
         if report is None:
             warnings.warn(note, PhraseMatchWarning, stacklevel=2)
         else:
