@@ -24,7 +24,7 @@ from dvdlib.chapters.head_ablation.summaries import (
 from dvdlib.stats import verdicts
 from dvdlib.stats.verdicts import Interval
 
-MAX_BASELINE_DVD = 100.0  # DvD lies in [0, 100]: a baseline must stay below the top to be beaten
+MAX_BASELINE_DVD = 100.0  # DvD lies in [0, 100]: no baseline interval can lie above 100
 
 
 def check_criteria(removal_fraction: float, min_baseline_dvd: float, confidence: float) -> None:
