@@ -8,18 +8,20 @@ import pytest
 import torch
 
 from dvdlib.attention.ablation import TokenValueAblation
-from dvdlib.chapters.head_ablation import experiment as hs
-from dvdlib.stats import verdicts
-from dvdlib.prompts.prompt_sets import builtin_prompts
-from dvdlib.attention.shares import concept_share
 from dvdlib.attention.layers import cross_attention_layers
-from dvdlib.attention.recorder import attention_instruments
 from dvdlib.attention.record import AttentionRecord
-from dvdlib.stats.bootstrap import bootstrap_ci, nested_bootstrap_ci
-from dvdlib.models.random_weights import dummy_sd_pipeline
+from dvdlib.attention.recorder import attention_instruments
+from dvdlib.attention.shares import concept_share
 from dvdlib.attention.token_positions import tokenize_prompt
-from dvdlib.toyworld.detector import PresenceDetector
+from dvdlib.chapters.head_ablation import conditions, model_choice, report, run, summaries, verdict
+from dvdlib.chapters.head_ablation import prompts as chapter_prompts
+from dvdlib.models.random_weights import dummy_sd_pipeline
+from dvdlib.models.spec import parse_model
+from dvdlib.prompts.prompt_sets import PAPER_SEEDS, builtin_prompts
 from dvdlib.scoring.judges.toy import ToyJudge
+from dvdlib.stats import verdicts
+from dvdlib.stats.bootstrap import bootstrap_ci, nested_bootstrap_ci
+from dvdlib.toyworld.detector import PresenceDetector
 from dvdlib.toyworld.pipeline import new_pipeline
 from dvdlib.toyworld.world import World, prompt_table
 
@@ -38,12 +40,12 @@ def judge():
 # --- conditions and orders -----------------------------------------------------------------------
 def test_conditions_cover_every_head_and_nest(toy_pipe):
     layers = cross_attention_layers(toy_pipe.unet)
-    singles = hs.single_heads(layers)
+    singles = conditions.single_heads(layers)
     assert len(singles) == 28 == len({c.name for c in singles})
-    assert {c.heads[0] for c in singles} == set(hs.all_head_keys(layers))
-    assert hs.all_heads(layers).n_heads == 28
-    order = hs.random_orders(layers, 1, seed=3)[0]
-    steps = hs.cumulative(order, [3, 7, 14], "random", draw=0)
+    assert {c.heads[0] for c in singles} == set(conditions.all_head_keys(layers))
+    assert conditions.all_heads(layers).n_heads == 28
+    order = conditions.random_orders(layers, 1, seed=3)[0]
+    steps = conditions.cumulative(order, [3, 7, 14], "random", draw=0)
     assert [c.n_heads for c in steps] == [3, 7, 14]
     assert steps[1].heads[:3] == steps[0].heads and steps[2].heads[:7] == steps[1].heads
     assert steps[0].head_mask() == {label: [h for lab, h in order[:3] if lab == label]
@@ -52,44 +54,44 @@ def test_conditions_cover_every_head_and_nest(toy_pipe):
 
 def test_orders():
     layers = cross_attention_layers(new_pipeline(World().words).unet)
-    a, b = hs.random_orders(layers, 2, seed=5)
-    assert sorted(a) == sorted(hs.all_head_keys(layers)) and a != b
-    assert hs.random_orders(layers, 2, seed=5) == [a, b]
+    a, b = conditions.random_orders(layers, 2, seed=5)
+    assert sorted(a) == sorted(conditions.all_head_keys(layers)) and a != b
+    assert conditions.random_orders(layers, 2, seed=5) == [a, b]
     table = pd.DataFrame({"layer_label": ["x", "x", "y", "y"], "head": [0, 1, 0, 1],
                           "concept_mass": [0.1, 0.3, 0.3, 0.2], "pair_share": [0.9, 0.1, 0.5, 0.6],
                           "word_share": [0.0, 0.0, 0.0, 0.0]})
-    assert hs.ranked_order(table) == [("x", 1), ("y", 0), ("y", 1), ("x", 0)]  # ties keep table order
-    assert hs.ranked_order(table, by="pair_share")[0] == ("x", 0)
+    assert conditions.ranked_order(table) == [("x", 1), ("y", 0), ("y", 1), ("x", 0)]  # ties keep table order
+    assert conditions.ranked_order(table, by="pair_share")[0] == ("x", 0)
     with pytest.raises(ValueError, match="accepted: concept_mass, pair_share, word_share"):
-        hs.ranked_order(table, by="mass")
+        conditions.ranked_order(table, by="mass")
 
 
 def test_head_counts_and_condition_checks():
-    assert hs.head_counts(28, hs.parse_fractions("0.1, 0.25,0.5,0.75")) == [3, 7, 14, 21]
+    assert conditions.head_counts(28, conditions.parse_fractions("0.1, 0.25,0.5,0.75")) == [3, 7, 14, 21]
     with pytest.raises(ValueError, match="comma-separated numbers"):
-        hs.parse_fractions("a quarter")
-    assert hs.head_counts(128, [0.001, 0.5, 0.999]) == [1, 64, 127]  # never 0, never all
+        conditions.parse_fractions("a quarter")
+    assert conditions.head_counts(128, [0.001, 0.5, 0.999]) == [1, 64, 127]  # never 0, never all
     for bad in ([0.0], [1.0], []):
         with pytest.raises(ValueError, match="fractions"):
-            hs.head_counts(28, bad)
+            conditions.head_counts(28, bad)
     with pytest.raises(ValueError, match="accepted: baseline, single head"):
-        hs.Condition("x", "one head", (("a", 0),))
+        conditions.Condition("x", "one head", (("a", 0),))
     with pytest.raises(ValueError, match="needs heads"):
-        hs.Condition("x", "single head")
+        conditions.Condition("x", "single head")
     with pytest.raises(ValueError, match="names a head twice"):
-        hs.Condition("x", "ranked", (("a", 0), ("a", 0)))
+        conditions.Condition("x", "ranked", (("a", 0), ("a", 0)))
     with pytest.raises(ValueError, match="outside 1..2"):
-        hs.cumulative([("a", 0), ("a", 1)], [3])
+        conditions.cumulative([("a", 0), ("a", 1)], [3])
 
 
 def test_spread_prompts_takes_categories_in_turn():
     prompts = builtin_prompts()
-    five = hs.spread_prompts(prompts, 5)
+    five = chapter_prompts.spread_prompts(prompts, 5)
     assert list(five["category"]) == ["artist", "artist", "landmark", "landmark", "character"]
     assert list(five["case_num"]) == [1, 2, 101, 102, 201]
-    assert len(hs.spread_prompts(prompts, 0)) == 300
+    assert len(chapter_prompts.spread_prompts(prompts, 0)) == 300
     with pytest.raises(ValueError, match="n_prompts"):
-        hs.spread_prompts(prompts, -1)
+        chapter_prompts.spread_prompts(prompts, -1)
 
 
 # --- the concept-token ablation --------------------------------------------------------------------
@@ -167,7 +169,7 @@ def test_summarise_pairs_each_image_with_its_baseline():
         _images("same", "single head", base, n_heads=1),
         _images("lower", "single head", base - 30, obj=True, n_heads=1),
     ])
-    summary = hs.summarise(images, n_resamples=500).set_index("condition")
+    summary = summaries.summarise(images, n_resamples=500).set_index("condition")
     assert summary.loc["same", "dvd_score_change"] == 0
     assert tuple(summary.loc["same", ["dvd_score_change_low", "dvd_score_change_high"]]) == (0, 0)
     assert summary.loc["lower", "dvd_score_change"] == pytest.approx(-30)
@@ -178,7 +180,7 @@ def test_summarise_pairs_each_image_with_its_baseline():
     low, high = summary.loc["baseline", ["dvd_score_low", "dvd_score_high"]]
     assert low < base.mean() < high
     with pytest.raises(ValueError, match="no baseline condition 'baseline'"):
-        hs.summarise(images[images["condition"] != "baseline"])
+        summaries.summarise(images[images["condition"] != "baseline"])
 
 
 def test_curve_and_heads_to_halve():
@@ -189,20 +191,21 @@ def test_curve_and_heads_to_halve():
         _images("ranked_007", "ranked", base - 35, n_heads=7),
         _images("all_heads", "all heads", base - 50, n_heads=28),
     ])
-    curves = hs.curve(hs.summarise(images, n_resamples=50))
+    curves = summaries.curve(summaries.summarise(images, n_resamples=50))
     assert list(curves["n_heads"]) == [0, 3, 7, 28] and set(curves["order"]) == {"ranked"}
-    assert hs.heads_to_halve(curves, 60.0, "ranked") == 7
-    assert hs.heads_to_halve(curves, 10.0, "ranked") is None
+    assert summaries.heads_to_halve(curves, 60.0, "ranked") == 7
+    assert summaries.heads_to_halve(curves, 10.0, "ranked") is None
 
 
 # --- whole sweeps --------------------------------------------------------------------------------
 def test_sweep_on_the_toy_model(toy_pipe, judge, tmp_path):
     prompts = prompt_table(World(), ["coaster", "shirt"], controls=False)  # one word apart
-    sweep = hs.HeadSweep(toy_pipe, prompts, [1, 2], tmp_path, judge, model="toy:untrained", steps=2,
-                         guidance=4.0)
+    sweep = run.HeadSweep(toy_pipe, prompts, [1, 2], tmp_path, judge, model="toy:untrained", steps=2,
+                          guidance=4.0)
     layers = sweep.layers
-    conditions = [hs.baseline(), hs.single_heads(layers)[5], hs.all_heads(layers), hs.concept_tokens()]
-    result = sweep.run(conditions)
+    tried = [conditions.baseline(), conditions.single_heads(layers)[5], conditions.all_heads(layers),
+             conditions.concept_tokens()]
+    result = sweep.run(tried)
     images, heads = result.images, result.heads
     assert len(images) == 4 * 4 and len(heads) == 4 * 4 * 28
     assert images["dvd_score"].between(0, 100).all() and images["concept_share"].between(0, 1).all()
@@ -218,7 +221,10 @@ def test_sweep_on_the_toy_model(toy_pipe, judge, tmp_path):
     baseline_files = files("baseline")
     assert baseline_files[0] != baseline_files[1]
     assert files("concept_tokens") != baseline_files
-    assert files(conditions[1].name) != baseline_files
+    assert files(tried[1].name) != baseline_files
+    assert result.condition(tried[1].name) == tried[1]
+    with pytest.raises(KeyError, match="no condition 'head_x'"):
+        result.condition("head_x")
 
     # The sweep's pooled share equals the chapter-3 measure (dvdlib.attention.shares) of a direct recording.
     prompt = prompts["prompt"].iloc[0]
@@ -234,31 +240,32 @@ def test_sweep_on_the_toy_model(toy_pipe, judge, tmp_path):
     # A finished condition is loaded, not redone; other settings redo it.
     done = tmp_path / "baseline" / "images.csv"
     stamp = done.stat().st_mtime_ns
-    again = sweep.run([hs.baseline()])
+    again = sweep.run([conditions.baseline()])
     assert done.stat().st_mtime_ns == stamp
     kept = images[images["condition"] == "baseline"].reset_index(drop=True)
     pd.testing.assert_frame_equal(again.images, kept)
-    fresh = sweep.with_seeds([7], tmp_path / "fresh").run([hs.baseline()]).images
+    fresh = sweep.with_seeds([7], tmp_path / "fresh").run([conditions.baseline()]).images
     assert list(fresh["seed"].unique()) == [7] and (tmp_path / "fresh" / "baseline" / "images.csv").is_file()
-    mean_sweep = hs.HeadSweep(toy_pipe, prompts, [1, 2], tmp_path, judge, model="toy:untrained", steps=2,
-                              guidance=4.0, operator="mean")
-    mean_sweep.run([conditions[1]])
-    assert (tmp_path / conditions[1].name / "condition.json").read_text().count('"mean"') == 1
+    mean_sweep = run.HeadSweep(toy_pipe, prompts, [1, 2], tmp_path, judge, model="toy:untrained",
+                               steps=2, guidance=4.0, operator="mean")
+    mean_sweep.run([tried[1]])
+    assert (tmp_path / tried[1].name / "condition.json").read_text().count('"mean"') == 1
     with pytest.raises(ValueError, match="accepted: zero, mean, scale"):
-        hs.HeadSweep(toy_pipe, prompts, [1], tmp_path, judge, model="toy", steps=2, guidance=4.0,
-                     operator="drop")
+        run.HeadSweep(toy_pipe, prompts, [1], tmp_path, judge, model="toy", steps=2, guidance=4.0,
+                      operator="drop")
 
 
 def test_sweep_on_a_stable_diffusion_layout(judge, tmp_path):
     pipe = dummy_sd_pipeline("sd2")  # 16 layers of 5, 10, 20 and 20 heads: uneven head counts
     prompts = prompt_table(World(), ["kite"], controls=False)
-    sweep = hs.HeadSweep(pipe, prompts, [3], tmp_path, judge, model="dummy-sd2", steps=2, guidance=7.5)
+    sweep = run.HeadSweep(pipe, prompts, [3], tmp_path, judge, model="dummy-sd2", steps=2, guidance=7.5)
     assert sweep.total_heads == sum(layer.heads for layer in sweep.layers) > 16 * 5
-    result = sweep.run([hs.baseline(), hs.single_heads(sweep.layers)[-1], hs.concept_tokens()])
+    result = sweep.run([conditions.baseline(), conditions.single_heads(sweep.layers)[-1],
+                        conditions.concept_tokens()])
     assert len(result.heads) == 3 * sweep.total_heads
     assert result.heads["concept_mass"].notna().all()
-    attention = hs.head_attention(result.heads)
-    grid = hs.head_grid(attention, sweep.layers, "concept_mass")
+    attention = summaries.head_attention(result.heads)
+    grid = summaries.head_grid(attention, sweep.layers, "concept_mass")
     assert grid.shape == (16, 20) and grid.notna().sum().sum() == sweep.total_heads
 
 
@@ -271,70 +278,100 @@ def _summary(single_dvds, ranked, all_heads, tokens, baseline=60.0):
     parts += [_images(f"head_x_{i}", "single head", base * 0 + d, n_heads=1)
               for i, d in enumerate(single_dvds)]
     parts += [_images(f"ranked_{n:03d}", "ranked", base * 0 + d, n_heads=n) for n, d in ranked.items()]
-    return hs.summarise(pd.concat(parts), n_resamples=50)
+    return summaries.summarise(pd.concat(parts), n_resamples=50)
 
 
 def test_strongest_head_ties_go_to_the_first_head_everywhere():
     # Heads 1, 2 and 3 tie (DvD moves in steps with few images); an unstable sort may pick any.
     summary = _summary([58, 50, 50, 50] + [59] * 20, {7: 40}, all_heads=10, tokens=5)
-    strongest = hs.strongest_single_head(summary)
+    strongest = summaries.strongest_single_head(summary)
     assert strongest["condition"] == "head_x_1"
-    assert hs.findings(summary, total_heads=28).strongest == "head_x_1"
+    assert verdict.findings(summary, total_heads=28).strongest == "head_x_1"
     with pytest.raises(ValueError, match="no single-head conditions"):
-        hs.strongest_single_head(summary[summary["family"] != "single head"])
+        summaries.strongest_single_head(summary[summary["family"] != "single head"])
 
 
 def test_findings_verdicts():
-    found = hs.findings(_summary([58, 50], {7: 40, 14: 25}, all_heads=10, tokens=5), total_heads=28)
+    found = verdict.findings(_summary([58, 50], {7: 40, 14: 25}, all_heads=10, tokens=5), total_heads=28)
     assert found.verdict.word == "supported" and found.heads_to_halve_ranked == 14
     assert found.strongest == "head_x_1" and found.strongest_change == pytest.approx(-10)
     assert found.verdict.test.bound == pytest.approx(-30)  # half the baseline of 60
     assert found.outside_interval == 2 and found.heads_lowering == ("head_x_0", "head_x_1")
     assert found.heads_raising == () and (found.sets_lowering, found.sets_raising) == (4, 0)
     # One head removes more than half of the dominance: contradicted.
-    assert hs.findings(_summary([25], {7: 40}, 10, 5), 28).verdict.word == "contradicted"
+    assert verdict.findings(_summary([25], {7: 40}, 10, 5), 28).verdict.word == "contradicted"
     # Re-measured on fresh seeds, the strongest head decides: here its drop does not hold up.
-    fresh = hs.summarise(pd.concat([_images("baseline", "baseline", np.full((3, 2), 50.0)),
+    fresh = summaries.summarise(pd.concat([_images("baseline", "baseline", np.full((3, 2), 50.0)),
                                     _images("head_x_0", "single head", np.full((3, 2), 45.0), n_heads=1)]),
                          n_resamples=50)
-    found = hs.findings(_summary([25], {7: 40}, 10, 5), 28, confirmation=fresh)
+    found = verdict.findings(_summary([25], {7: 40}, 10, 5), 28, confirmation=fresh)
     assert found.verdict.word == "supported" and "on fresh seeds" in found.verdict.test.measure
     assert (found.confirmed_baseline_dvd, found.confirmed_dvd, found.confirmed_change) == (50, 45, -5)
     # One prompt of three goes the other way on fresh seeds: the interval contains the bound.
-    mixed = hs.summarise(pd.concat([
+    mixed = summaries.summarise(pd.concat([
         _images("baseline", "baseline", np.full((3, 2), 50.0)),
         _images("head_x_0", "single head", np.array([[0.0, 0.0], [0.0, 0.0], [60.0, 60.0]]), n_heads=1)]),
         n_resamples=500)
-    assert hs.findings(_summary([25], {7: 40}, 10, 5), 28, confirmation=mixed).verdict.word == "inconclusive"
+    found = verdict.findings(_summary([25], {7: 40}, 10, 5), 28, confirmation=mixed)
+    assert found.verdict.word == "inconclusive"
     with pytest.raises(ValueError, match="strongest head 'head_x_1'"):
-        hs.findings(_summary([58, 50], {7: 40}, 10, 5), 28, confirmation=fresh)
+        verdict.findings(_summary([58, 50], {7: 40}, 10, 5), 28, confirmation=fresh)
     # No upper bound lowers DvD: the test could not see a removal.
-    found = hs.findings(_summary([58], {7: 50}, 60, 60), 28)
+    found = verdict.findings(_summary([58], {7: 50}, 60, 60), 28)
     assert found.verdict.word == "not testable" and "upper bound" in found.verdict.reason
     # No dominance in the baseline: nothing to remove, whatever the heads do.
-    found = hs.findings(_summary([0], {7: 0}, 0, 0, baseline=0.0), 28)
+    found = verdict.findings(_summary([0], {7: 0}, 0, 0, baseline=0.0), 28)
     assert found.verdict.word == "not testable" and "baseline's DvD is 0.0 [0.0, 0.0]" in found.verdict.reason
     with pytest.raises(ValueError, match="missing: concept_tokens"):
         summary = _summary([58], {7: 50}, 40, 45)
-        hs.findings(summary[summary["condition"] != "concept_tokens"], 28)
+        verdict.findings(summary[summary["condition"] != "concept_tokens"], 28)
 
 
 def test_findings_report_effects_in_both_directions():
     summary = _summary([58, 95, 60], {3: 80, 7: 40}, all_heads=10, tokens=5)
-    found = hs.findings(summary, 28)
+    found = verdict.findings(summary, 28)
     assert found.heads_raising == ("head_x_1",) and found.heads_lowering == ("head_x_0",)
     assert found.largest_label == "head_x_1" and found.largest_change == pytest.approx(35)  # signed
     assert found.strongest_label == "head_x_0" and found.verdict.word == "supported"
     assert (found.sets_raising, found.sets_lowering) == (1, 3)
     assert list(found.sets["direction"]) == ["lowers", "lowers", "raises", "lowers"]
-    values, texts = hs.headline(found)
+    values, texts = verdict.headline(found)
     assert (values["heads_raising_dvd"], values["heads_lowering_dvd"]) == (1, 1)
     assert values["largest_single_head_change"] == pytest.approx(35) and texts["verdict"] == "supported"
-    text = "\n".join(hs.report(found, "sunset"))
-    assert "**1 raise DvD** (head_x_1)" in text and "**+35.0** [+35.0, +35.0]" in text
-    assert "object present in 0%" not in text and "object in 0%" in text
-    page = hs.summary_text(found, "toy:k1", "sunset")
+    largest = report.effect_numbers(summary.set_index("condition").loc[found.largest], "largest")
+    assert largest == {"largest_dvd": "95.0 [95.0, 95.0]", "largest_change": "+35.0 [+35.0, +35.0]",
+                       "largest_direction": "raises", "largest_concept_present": 1.0,
+                       "largest_object_present": 0.0}
+    assert report.head_list(found.heads_raising) == "head_x_1"
+    assert report.head_list(()) == "none"
+    assert report.head_list([f"h{i}" for i in range(9)]) == "h0, h1, h2, h3, h4, h5 and 3 more"
+    page = found.verdict.plain()  # the least a landing-page summary states
     assert verdicts.check_headline({"values": values, "texts": {**texts, "summary": page}}) == []
+
+
+def test_the_chapter_numbers_quote_the_findings():
+    summary = _summary([58, 95, 60], {3: 80, 7: 40}, all_heads=10, tokens=5)
+    fresh = summaries.summarise(pd.concat([
+        _images("baseline", "baseline", np.full((3, 2), 50.0)),
+        _images("head_x_0", "single head", np.full((3, 2), 45.0), n_heads=1)]), n_resamples=50)
+    found = verdict.findings(summary, 28, confirmation=fresh)
+    attention = pd.DataFrame({"layer": [0, 0, 1], "layer_label": ["a", "a", "b"], "head": [0, 1, 0],
+                              "concept_mass": [0.1, 0.3, 0.2], "word_mass": [0.5, 0.5, 0.8],
+                              "pair_share": [0.4, 0.9, 0.6]})
+    numbers = report.chapter_numbers(found, summary, attention, fresh, rank_by="concept_mass")
+    assert numbers["top_head"] == "a:1" and numbers["top_head_value"] == pytest.approx(0.3)
+    assert (numbers["pair_share_low"], numbers["pair_share_high"]) == (0.4, 0.9)
+    assert numbers["concept_mass"] == pytest.approx(0.2) and numbers["other_mass"] == pytest.approx(0.35)
+    assert (numbers["raising"], numbers["lowering"], numbers["changed"]) == (1, 1, 2)
+    assert numbers["strongest_change"] == "-2.0 [-2.0, -2.0]"
+    assert numbers["fresh_change"] == "-5.0 [-5.0, -5.0]" and numbers["fresh_images"] == 6
+    assert numbers["fresh_baseline_dvd"] == "50.0 [50.0, 50.0]" and "fresh_baseline_change" not in numbers
+    assert (numbers["halve_ranked"], numbers["halve_random"]) == ("28", "none")  # all heads halve it
+    assert (numbers["sets"], numbers["sets_raising"], numbers["sets_lowering"]) == (2, 1, 1)
+    assert numbers["all_heads_direction"] == "lowers" and numbers["verdict"] == "supported"
+    assert numbers["chance_flags"] == pytest.approx(0.15) and numbers["level"] == "95 %"
+    # Glued values are plain Python numbers and strings: the page formats them itself.
+    assert all(type(value) in (int, float, str) for value in numbers.values())
 
 
 @pytest.mark.parametrize("criteria, message", [
@@ -345,18 +382,20 @@ def test_findings_report_effects_in_both_directions():
 ])
 def test_findings_criteria_are_checked(criteria, message):
     with pytest.raises(ValueError, match=message):
-        hs.findings(_summary([58], {7: 50}, 10, 5), 28, **criteria)
+        verdict.findings(_summary([58], {7: 50}, 10, 5), 28, **criteria)
     with pytest.raises(ValueError, match=message):
-        hs.stated_test(**{"removal_fraction": 0.5, "min_baseline_dvd": 0.0, "confidence": 0.95, **criteria})
+        verdict.check_criteria(**{"removal_fraction": 0.5, "min_baseline_dvd": 0.0, "confidence": 0.95,
+                                  **criteria})
 
 
 def test_the_chapter_prompts_and_the_rule_that_picks_its_model():
     world = World(instances=1)
-    assert hs.toy_prompts(world)["prompt"].tolist() == ["sunset coaster", "sunset shirt", "sunset notebook"]
-    assert hs.toy_prompts(world, "unseen")["prompt"].tolist() == ["sunset hat", "sunset kite"]
-    assert len(hs.toy_prompts(world, "all")) == 5
+    assert chapter_prompts.toy_prompts(world)["prompt"].tolist() == ["sunset coaster", "sunset shirt",
+                                                                     "sunset notebook"]
+    assert chapter_prompts.toy_prompts(world, "unseen")["prompt"].tolist() == ["sunset hat", "sunset kite"]
+    assert len(chapter_prompts.toy_prompts(world, "all")) == 5
     with pytest.raises(ValueError, match="objects must be one of seen, unseen, all, got 'some'"):
-        hs.toy_prompts(world, "some")
+        chapter_prompts.toy_prompts(world, "some")
     survey = pd.DataFrame(
         [(model, "1" if model == "k1" else "unlimited", obj, obj in world.paired_objects, 8, dvd, 0.9, 0.2)
          for model, seen_dvd, unseen_dvd in (("k1", 50.0, 90.0), ("kinf", 60.0, 10.0))
@@ -364,13 +403,43 @@ def test_the_chapter_prompts_and_the_rule_that_picks_its_model():
         columns=["model", "K", "object", "paired_in_training", "images", "dvd_score",
                  "concept_present", "object_present"])
     # the least diverse model (listed first) with enough dominance on the chosen objects
-    assert hs.model_to_ablate(survey) == "k1"  # seen: k1 50 >= 40
-    assert hs.model_to_ablate(survey, enough=55.0) == "kinf"  # k1's 50 is not enough, kinf's 60 is
-    assert hs.model_to_ablate(survey, "unseen", enough=95.0) == "k1"  # none reaches it: the most
-    assert hs.model_to_ablate(survey, "all", enough=60.0) == "k1"  # k1 70, kinf 35
-    assert hs.survey_seeds(3) == [10001, 10002, 10003]
-    assert not set(hs.survey_seeds(10)) & set(range(1, 10_001))  # never a seed of the sweep
-    text = hs.survey_text(survey, "kinf", "toy:k1", "seen")
-    assert "k1 on seen objects DvD 50.0 (concept present 90%, object 20%)" in text
-    assert "picks **kinf**; this run studies `toy:k1` instead" in text
-    assert "the least diverse model with a mean DvD of at least 40" in text
+    assert model_choice.model_to_ablate(survey) == "k1"  # seen: k1 50 >= 40
+    assert model_choice.model_to_ablate(survey, enough=55.0) == "kinf"  # k1's 50 is not enough, kinf's 60 is
+    assert model_choice.model_to_ablate(survey, "unseen", enough=95.0) == "k1"  # none reaches it: the most
+    assert model_choice.model_to_ablate(survey, "all", enough=60.0) == "k1"  # k1 70, kinf 35
+    assert model_choice.survey_seeds(3) == [10001, 10002, 10003]
+    assert not set(model_choice.survey_seeds(10)) & set(range(1, 10_001))  # never a seed of the sweep
+    with pytest.raises(ValueError, match=r"the sweep's seeds \[10002\] are the survey's own"):
+        model_choice.survey_seeds(3, apart_from=[1825, 10002])
+    means = model_choice.survey_means(survey).set_index(["model", "objects"])
+    assert means.loc[("k1", "seen"), "dvd_score"] == 50.0
+    assert means.loc[("kinf", "unseen"), "K"] == "unlimited"
+    assert model_choice.survey_means(None) is None
+    assert report.survey_numbers(survey, "seen") == {"chosen": "k1", "enough": 40.0, "objects": "seen"}
+    assert report.survey_numbers(None, "seen")["chosen"] == "not run"
+
+
+def test_the_chapter_decides_its_prompts_and_seeds_from_the_model():
+    toy = chapter_prompts.chapter_prompts(parse_model("toy:k1"), objects="unseen")
+    assert toy["prompt"].tolist() == ["sunset hat", "sunset kite"]
+    assert list(chapter_prompts.shown_prompts(toy).columns) == list(chapter_prompts.TOY_COLUMNS)
+    assert chapter_prompts.concept_word(toy) == "sunset"
+    real = chapter_prompts.chapter_prompts(parse_model("sd1.4"), objects="ignored", n_prompts=5)
+    assert list(real["case_num"]) == [1, 2, 101, 102, 201]
+    assert chapter_prompts.shown_prompts(real) is real
+    assert chapter_prompts.concept_word(real) == "dominant concept"
+    assert run.confirmation_seeds(3) == [1, 2, 3]
+    assert not set(run.confirmation_seeds(10)) & set(PAPER_SEEDS)
+    with pytest.raises(ValueError, match="confirm_seeds must be a positive integer, got 0"):
+        run.confirmation_seeds(0)
+
+
+def test_the_grid_of_many_heads_matches_its_parts(toy_pipe):
+    layers = cross_attention_layers(toy_pipe.unet)
+    order = conditions.all_head_keys(layers)[::-1]
+    grid = conditions.many_heads(order, layers, [3, 14], n_random_orders=2)
+    assert [c.name for c in grid] == ["ranked_003", "ranked_014", "all_heads", "random0_003",
+                                      "random0_014", "random1_003", "random1_014"]
+    assert grid[:2] == conditions.cumulative(order, [3, 14])
+    assert grid[3:5] == conditions.cumulative(conditions.random_orders(layers, 1)[0], [3, 14],
+                                              "random", 0)

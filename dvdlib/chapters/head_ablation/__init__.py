@@ -1,4 +1,15 @@
-"""Chapter 4, head ablation (finding 3).
+"""Chapter 4, head ablation (finding 3): is dominance carried by a few cross-attention heads?
 
-- ``experiment``: the conditions, the runner, the summaries, the survey, figures and verdict.
+- ``prompts``: the prompts a model is studied on (the toy world's pair prompts, or a prompt set).
+- ``model_choice``: the survey of the toy zoo, before any ablation, and the rule that picks the
+  chapter's default model from it.
+- ``conditions``: what each condition ablates (one head, the first n heads of an order, every
+  head, the concept's tokens) and the chapter's grid of them.
+- ``run``: the sweep that generates, judges and records the same images under each condition,
+  with its cache of finished conditions.
+- ``summaries``: per condition, means with two-level bootstrap intervals and paired changes;
+  curves, effects, the strongest single head.
+- ``verdict``: the test of finding 3, its criteria and :class:`Findings`; the headline values.
+- ``report``: the numbers the chapter's text quotes.
+- ``figures``: Figures 4.1 to 4.6 and the styled tables.
 """
