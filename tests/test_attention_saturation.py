@@ -333,3 +333,34 @@ def test_the_chapter_result_puts_presence_beside_every_dvd_and_claims_no_more_th
     assert values["median_saturation_step_main"] == 0
     assert values["object_never_saturated_main"] == 1 and not any(k.startswith("other_") for k in values)
     assert verdicts.check_headline({"values": values, "texts": saved}) == []
+
+
+def test_the_numbers_quoted_beside_figures_3_2_3_3_and_3_5():
+    from dvdlib.stats.verdicts import Interval
+
+    levels = pd.DataFrame({"main": [0.4, 0.7, 0.5], "ref": [0.45, 0.3, 0.5]},
+                          index=pd.Index(["down 8x8", "mid 4x4", "up 8x8"], name="level"))
+    extremes = tables.level_extremes(levels, "main", "ref")
+    assert extremes["lowest"] == ("down 8x8", 0.4) and extremes["highest"] == ("mid 4x4", 0.7)
+    assert extremes["largest_gap"] == ("mid 4x4", 0.7, 0.3)
+    quoted = quotes.level_quotes(extremes)
+    assert quoted["ch3_gap_level"] == "mid 4x4" and quoted["ch3_gap_reference"] == "0.30"
+    assert quotes.level_quotes(tables.level_extremes(levels, "main", None))["ch3_gap_main"] == quotes.NOT_RUN
+    rows = [{"condition": c, "layer": layer, "layer_label": f"l{layer}", "level": "up 8x8", "step": step,
+             "pair_share": share + 0.1 * step}
+            for c, shares in (("main", [0.6, 0.4, 0.7]), ("ref", [0.5, 0.5, 0.5]))
+            for layer, share in enumerate(shares) for step in range(4)]
+    counts = tables.early_layer_counts(pd.DataFrame(rows), "main", "ref", early_steps=1)
+    assert counts["layers"] == 3 and counts["above_half"] == 2 and counts["positive_difference"] == 2
+    assert np.allclose(counts["range"], (0.4, 0.7)) and np.allclose(counts["difference_range"], (-0.1, 0.2))
+    assert quotes.layer_quotes(counts)["ch3_difference_range"] == "-0.10 to +0.20"
+    maps = pd.DataFrame({"condition": ["main"] * 4, "group": ["concept", "object"] * 2,
+                         "step": [0, 0, 5, 5], "entropy_concentration": [0.9, 0.9, 0.2, 0.4]})
+    last = tables.last_step_concentration(maps, ["main"])
+    assert last.loc["main", "concept"] == 0.2 and last.loc["main", "object"] == 0.4
+    assert (last["step"] == 5).all()
+    assert quotes.relation(Interval(0.6, 0.55, 0.65), Interval(0.4, 0.3, 0.5)) == "higher"
+    assert quotes.relation(Interval(0.4, 0.3, 0.5), Interval(0.6, 0.55, 0.65)) == "lower"
+    assert quotes.relation(Interval(0.5, 0.4, 0.6), Interval(0.55, 0.5, 0.65)) == "not separable"
+    assert quotes.sign(0.3, 0.1, 0.5) == "positive" and quotes.sign(-0.3, -0.5, 0.1).startswith("not")
+    assert quotes.sign(math.nan, math.nan, math.nan) == quotes.CONSTANT

@@ -24,6 +24,7 @@ from dvdlib.stats.verdicts import Interval
 
 NOT_RUN = "not run"
 UNDEFINED = "undefined"  # a rank correlation of a constant measure
+CONSTANT = "DvD or the early share is constant"  # why it is undefined
 
 
 def interval(row, name: str, digits: int = 2) -> str:
@@ -45,11 +46,13 @@ def relation(first: Interval, second: Interval) -> str:
     return "not separable"
 
 
-def sign(low: float, high: float) -> str:
-    """Where an interval of a correlation lies: ``positive``, ``negative`` or ``not
-    distinguishable from zero`` (``undefined`` without an interval)."""
+def sign(estimate: float, low: float, high: float) -> str:
+    """What a correlation's interval says: ``positive``, ``negative`` or ``not distinguishable
+    from zero``; why there is nothing to say when the correlation or its interval is undefined."""
+    if math.isnan(estimate):
+        return CONSTANT
     if math.isnan(low) or math.isnan(high):
-        return UNDEFINED
+        return "too few prompts for an interval"
     return "positive" if low > 0 else "negative" if high < 0 else "not distinguishable from zero"
 
 
@@ -73,9 +76,9 @@ def _role_quotes(result: ChapterResult, label: str) -> dict[str, str]:
         "object_saturated_from_start": f"{obj['saturated from step 0']:.0%}",
         "object_never_saturated": f"{obj['never saturated']:.0%}",
         "rho": _correlation(rho["rho"], rho["ci_low"], rho["ci_high"]),
-        "rho_sign": UNDEFINED if math.isnan(rho["rho"]) else sign(rho["ci_low"], rho["ci_high"]),
+        "rho_sign": sign(rho["rho"], rho["ci_low"], rho["ci_high"]),
         "within_rho": _correlation(rho["within_rho"], rho["within_low"], rho["within_high"]),
-        "within_rho_sign": sign(rho["within_low"], rho["within_high"]),
+        "within_rho_sign": sign(rho["within_rho"], rho["within_low"], rho["within_high"]),
         "prompts_with_rho": str(int(rho["n_prompts"])),
         "between": f"{result.between[label]:.0%}",
     }
@@ -119,7 +122,8 @@ def level_quotes(extremes: dict) -> dict[str, str]:
 
 def layer_quotes(counts: dict) -> dict[str, str]:
     """Figure 3.3's numbers from :func:`~dvdlib.chapters.attention_saturation.summary.early_layer_counts`."""
-    out = {"ch3_layers": str(counts["layers"]), "ch3_layers_above_half": str(counts["above_half"]),
+    out = {"ch3_heatmap_layers": str(counts["layers"]),
+           "ch3_layers_above_half": str(counts["above_half"]),
            "ch3_layer_range": "{:.2f} to {:.2f}".format(*counts["range"])}
     if counts["difference_range"] is None:
         out.update({"ch3_layers_positive": NOT_RUN, "ch3_difference_range": NOT_RUN})
