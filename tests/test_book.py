@@ -110,3 +110,23 @@ def test_bad_smoke_metadata_is_named(tmp_path):
     nbformat.write(nb, tmp_path / nb_path)
     with pytest.raises(ValueError, match="dvdbook.smoke must be a mapping"):
         book.smoke_parameters(tmp_path, nb_path)
+
+
+# The chapters whose code cells are held to the book's shape: calls into dvdlib, no branch on
+# the toy world, a cell that fits a screen (the parameters cell is the chapter's interface and
+# holds one line per parameter, so it is left out of the count).
+SHAPED = ["03_attention_saturation.ipynb"]
+MAX_CELL_LINES, MAX_LINE = 20, 100
+
+
+@pytest.mark.parametrize("name", SHAPED)
+def test_chapter_code_cells_are_short_and_never_branch_on_the_toy_world(name):
+    notebook = nbformat.read(Path(__file__).resolve().parents[1] / "book" / name, as_version=4)
+    for number, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        lines = cell.source.splitlines()
+        assert "if toy" not in cell.source, f"{name} cell {number} branches on the toy world"
+        assert all(len(line) <= MAX_LINE for line in lines), f"{name} cell {number}: a long line"
+        if "parameters" not in cell.metadata.get("tags", []):
+            assert len(lines) <= MAX_CELL_LINES, f"{name} cell {number} has {len(lines)} lines"
