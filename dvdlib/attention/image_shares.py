@@ -5,15 +5,16 @@ image's place in it (``record_image``). The functions here read those records ba
 keyed by the caller's own image columns; chapter 3 and ``dvd probe`` both read their images so:
 
 - :func:`record_shares`: per image and step (and per layer, and the spatial concentration of
-  the concept's and the object's maps, on request) the shares of :func:`~dvdlib.attention.shares.concept_share`,
-  plus the object's own share of the word tokens;
+  the concept's and the object's maps, on request) the shares of
+  :func:`~dvdlib.attention.shares.concept_share`, plus the object's own share of the word tokens;
 - :func:`layer_levels`: each recorded layer's block and query resolution (``down 8x8``);
 - :func:`group_concentration`: how concentrated the concept's and the object's maps are;
 - :func:`group_maps`: the spatial maps of one image on the concept and on the object.
 
 The concept and the object are found as their prompt writes them
-(:func:`dvdlib.prompts.prompt_sets.concept_phrase`, :func:`~dvdlib.prompts.prompt_sets.object_phrase`),
-so a record must hold one prompt: one pipeline call per prompt.
+(:func:`dvdlib.prompts.prompt_sets.concept_phrase`,
+:func:`~dvdlib.prompts.prompt_sets.object_phrase`), so a record must hold one prompt: one
+pipeline call per prompt.
 """
 
 from __future__ import annotations

@@ -67,9 +67,10 @@ def probe(pipe, judge, request: ProbeRequest, out_dir: str | Path, *, model: str
                            columns=["case_num", "category", "concept", "object", "prompt"])
     seeds = list(request.seeds)
     image_dir = out_dir / IMAGES
-    manifest = generate(pipe, prompts, seeds, image_dir, model=model, steps=steps, guidance=guidance,
-                        height=size, width=size, batch_size=batch_size,
-                        hook=attention_hook(classifier_free_guidance=guidance > 1), progress=progress)
+    hook = attention_hook(classifier_free_guidance=guidance > 1)
+    manifest = generate(pipe, prompts, seeds, image_dir, model=model, steps=steps,
+                        guidance=guidance, height=size, width=size, batch_size=batch_size,
+                        hook=hook, progress=progress)
     judged = score_folder(image_dir, prompts, judge, out_dir / JUDGED, progress=progress)
     judged = judged[judged["seed"].isin(seeds)]  # the folder may hold other runs' seeds
     save_table(judged, out_dir / JUDGED)
@@ -87,7 +88,7 @@ def probe(pipe, judge, request: ProbeRequest, out_dir: str | Path, *, model: str
                              {"concept": request.concept, "object": request.object})
     tokens = {side: len(positions[side]) for side in ("concept", "object")}
     summary["attention"]["tokens"] = tokens
-    summary["attention"]["even_pair_share"] = tokens["concept"] / (tokens["concept"] + tokens["object"])
+    summary["attention"]["even_pair_share"] = tokens["concept"] / sum(tokens.values())
     summary = {"prompt": request.prompt, "concept": request.concept, "object": request.object,
                "category": request.category, "model": model, "judge": judge.name, "steps": steps,
                "guidance": float(guidance), "seeds": seeds, **summary}
@@ -111,4 +112,5 @@ def share_intervals(shares: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.
                              confidence=confidence).assign(quantity=quantity)
               for quantity in SHARE_QUANTITIES]
     table = pd.concat(tables, ignore_index=True).sort_values("step", kind="stable")
-    return table[["step", "quantity", "mean", "ci_low", "ci_high", "n_images"]].reset_index(drop=True)
+    columns = ["step", "quantity", "mean", "ci_low", "ci_high", "n_images"]
+    return table[columns].reset_index(drop=True)

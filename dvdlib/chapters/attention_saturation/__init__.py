@@ -2,7 +2,7 @@
 cross-attention in the first denoising steps, and does that predict the image's DvD?
 
 - ``run``: the conditions compared, and running them: generate, record cross-attention, judge,
-  read the records back; one row per image (:func:`~dvdlib.chapters.attention_saturation.run.image_rows`).
+  read the records back; one row per image (``image_rows``, which ``dvd probe`` uses too).
 - ``summary``: the tables per image, step, resolution level, layer, prompt and condition, and the
   rank correlations of early share and DvD.
 - ``figures``: the chapter's figures, drawn from those tables.

@@ -114,8 +114,7 @@ def plot_token_maps(examples: Sequence[dict], map_steps: Sequence[int], fig) -> 
                 shown = ax.imshow(example["maps"][group][c - 1].numpy(), cmap="magma", alpha=0.65,
                                   vmin=0, vmax=vmax, extent=(0, width, height, 0),
                                   interpolation="bilinear")
-                ax.set_xticks([])
-                ax.set_yticks([])
+                ax.set(xticks=[], yticks=[])
                 ax.grid(False)
                 if r == 0:
                     ax.set_title(f"step {step}", fontsize=9)

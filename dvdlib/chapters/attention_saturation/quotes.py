@@ -34,7 +34,8 @@ def interval(row, name: str, digits: int = 2) -> str:
 
 def percent(row, name: str) -> str:
     """A share with its interval as percentages: ``62 % [58 %, 66 %]``."""
-    return Interval(row[name], row[f"{name}_low"], row[f"{name}_high"]).text(0, scale=100, unit=" %")
+    share = Interval(row[name], row[f"{name}_low"], row[f"{name}_high"])
+    return share.text(0, scale=100, unit=" %")
 
 
 def relation(first: Interval, second: Interval) -> str:
@@ -108,7 +109,8 @@ def condition_quotes(result: ChapterResult) -> dict[str, str]:
 
 
 def level_quotes(extremes: dict) -> dict[str, str]:
-    """Figure 3.2's numbers from :func:`~dvdlib.chapters.attention_saturation.summary.level_extremes`."""
+    """Figure 3.2's numbers, from
+    :func:`~dvdlib.chapters.attention_saturation.summary.level_extremes`."""
     out = {}
     for end in ("lowest", "highest"):
         level, share = extremes[end]
@@ -121,21 +123,24 @@ def level_quotes(extremes: dict) -> dict[str, str]:
 
 
 def layer_quotes(counts: dict) -> dict[str, str]:
-    """Figure 3.3's numbers from :func:`~dvdlib.chapters.attention_saturation.summary.early_layer_counts`."""
+    """Figure 3.3's numbers, from
+    :func:`~dvdlib.chapters.attention_saturation.summary.early_layer_counts`."""
     out = {"ch3_heatmap_layers": str(counts["layers"]),
            "ch3_layers_above_half": str(counts["above_half"]),
            "ch3_layer_range": "{:.2f} to {:.2f}".format(*counts["range"])}
     if counts["difference_range"] is None:
         out.update({"ch3_layers_positive": NOT_RUN, "ch3_difference_range": NOT_RUN})
     else:
+        low, high = counts["difference_range"]
         out.update({"ch3_layers_positive": str(counts["positive_difference"]),
-                    "ch3_difference_range": "{:+.2f} to {:+.2f}".format(*counts["difference_range"])})
+                    "ch3_difference_range": f"{low:+.2f} to {high:+.2f}"})
     return out
 
 
 def concentration_quotes(table: pd.DataFrame, result: ChapterResult) -> dict[str, str]:
-    """Figure 3.5's numbers from :func:`~dvdlib.chapters.attention_saturation.summary.last_step_concentration`:
-    the step, and each condition's concentration of the concept's and the object's maps."""
+    """Figure 3.5's numbers, from
+    :func:`~dvdlib.chapters.attention_saturation.summary.last_step_concentration`: the step, and
+    each condition's concentration of the concept's and the object's maps."""
     out = {"ch3_map_step": str(int(table["step"].iloc[0])) if len(table) else NOT_RUN}
     for role in ROLES:
         label = result.label(role)
