@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dvdlib.chapters.attention_saturation import experiment as sat
-from dvdlib.stats import bootstrap
-from dvdlib.attention.shares import concept_share
+from dvdlib.attention.image_shares import record_shares
 from dvdlib.attention.record import AttentionRecord
+from dvdlib.attention.shares import concept_share
+from dvdlib.chapters.attention_saturation import figures, quotes, run, summary as tables, verdict
+from dvdlib.generation.protocol import RECORD_FILE
+from dvdlib.stats import bootstrap
 
 
 # --------------------------------------------------------------------------------------------
@@ -22,7 +24,7 @@ def test_balanced_prompts_print_the_other_concepts_on_the_same_objects():
     from dvdlib.toyworld.world import World, prompt_table
 
     world = World(instances=1)
-    table = sat.balanced_prompt_table(world)
+    table = run.balanced_prompt_table(world)
     assert len(table) == 2 * len(world.objects)  # ocean and forest, on every object
     assert set(table["concept"]) == {"ocean", "forest"} and set(table["object"]) == set(world.objects)
     assert not table["prompt"].str.contains(world.limited).any()
@@ -30,21 +32,21 @@ def test_balanced_prompts_print_the_other_concepts_on_the_same_objects():
     assert table["prompt"].tolist()[:2] == ["ocean coaster", "forest coaster"]  # product titles, one order
     assert table["paired_in_training"].all() and set(table["arrangement"]) == {"pair"}
     assert list(table.columns) == list(prompt_table(world, controls=False).columns)
-    assert sat.balanced_prompt_table(world, ["hat"], ["forest"])["prompt"].tolist() == ["forest hat"]
+    assert run.balanced_prompt_table(world, ["hat"], ["forest"])["prompt"].tolist() == ["forest hat"]
     with pytest.raises(ValueError, match="other than 'sunset'.*got 'sunset'"):
-        sat.balanced_prompt_table(world, concepts=["sunset"])
+        run.balanced_prompt_table(world, concepts=["sunset"])
     with pytest.raises(ValueError, match="unknown object 'square'; accepted: coaster"):
-        sat.balanced_prompt_table(world, ["square"])
+        run.balanced_prompt_table(world, ["square"])
 
 
 def test_map_steps_and_early_window():
-    assert sat.map_steps_for(20) == [0, 1, 5, 10, 19]
-    assert sat.map_steps_for(50) == [0, 1, 12, 25, 49]
-    assert sat.map_steps_for(1) == [0]
-    assert sat.early_steps_for(20, 0.1) == 2
-    assert sat.early_steps_for(3, 0.1) == 1  # at least one step
+    assert run.map_steps_for(20) == [0, 1, 5, 10, 19]
+    assert run.map_steps_for(50) == [0, 1, 12, 25, 49]
+    assert run.map_steps_for(1) == [0]
+    assert tables.early_steps_for(20, 0.1) == 2
+    assert tables.early_steps_for(3, 0.1) == 1  # at least one step
     with pytest.raises(ValueError, match="early_fraction must be in"):
-        sat.early_steps_for(20, 0)
+        tables.early_steps_for(20, 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,24 +94,25 @@ def shares_table(series: dict[int, list[float]], condition="c") -> pd.DataFrame:
 
 def test_step_intervals_resample_whole_images():
     table = shares_table({0: [0.2, 0.8], 1: [0.4, 0.6], 2: [0.6, 0.4]})
-    out = sat.step_intervals(table, "pair_share", n_resamples=400)
+    out = bootstrap.step_intervals(table, "pair_share", ("condition",), n_resamples=400)
     assert out["step"].tolist() == [0, 1]
     assert np.allclose(out["mean"], [0.4, 0.6]) and (out["n_images"] == 3).all()
     assert (out["ci_low"] <= out["mean"]).all() and (out["mean"] <= out["ci_high"]).all()
     # Each resample draws whole images: the two steps of an image sum to 1, so do the means,
     # and the interval of one step mirrors the other's.
     assert np.allclose(out["ci_low"].iloc[0] + out["ci_high"].iloc[1], 1.0)
-    same = sat.step_intervals(shares_table({0: [0.7, 0.7], 1: [0.7, 0.7]}), "pair_share", n_resamples=50)
+    same = bootstrap.step_intervals(shares_table({0: [0.7, 0.7], 1: [0.7, 0.7]}), "pair_share",
+                                    n_resamples=50)
     assert np.allclose(same[["ci_low", "ci_high"]], 0.7)
     with pytest.raises(KeyError, match="'word_share'"):
-        sat.step_intervals(table, "word_share")
+        bootstrap.step_intervals(table, "word_share")
 
 
 def test_image_summary_counts_never_saturated_images_at_the_step_count():
     images = pd.DataFrame({"condition": pd.Categorical(["c"] * 3), "image": [0, 1, 2],
                            "dvd_score": [80.0, 40.0, 0.0]})
     shares = shares_table({0: [0.7, 0.8, 0.9, 0.9], 1: [0.5, 0.5, 0.7, 0.7], 2: [0.7, 0.7, 0.7, 0.3]})
-    summary = sat.image_summary(images, shares, early_steps=2, threshold=0.6).set_index("image")
+    summary = tables.image_summary(images, shares, early_steps=2, threshold=0.6).set_index("image")
     assert np.allclose(summary["early_share"], [0.75, 0.5, 0.7])
     assert np.allclose(summary["final_share"], [0.9, 0.7, 0.3])
     assert summary["saturation_step"].tolist() == [0, 2, 4]
@@ -117,12 +120,12 @@ def test_image_summary_counts_never_saturated_images_at_the_step_count():
     # The object's share is 1 - pair share: only image 2 ends with the object at 0.7 >= 0.6.
     assert summary["object_saturation_step"].tolist() == [4, 4, 3]
     assert summary["object_saturated"].tolist() == [False, False, True]
-    curve = sat.saturated_by_step(summary.reset_index())
+    curve = tables.saturated_by_step(summary.reset_index())
     concept = curve[curve["token"] == "concept"]
     assert np.allclose(concept["saturated"], [1 / 3, 1 / 3, 2 / 3, 2 / 3])
     obj = curve[curve["token"] == "object"]
     assert np.allclose(obj["saturated"], [0, 0, 0, 1 / 3])
-    overview = sat.saturation_overview(summary.reset_index()).loc[("c", "concept")]
+    overview = tables.saturation_overview(summary.reset_index()).loc[("c", "concept")]
     assert overview["images"] == 3 and overview["saturated from step 0"] == pytest.approx(1 / 3)
     assert overview["never saturated"] == pytest.approx(1 / 3) and overview["median saturation step"] == 2
 
@@ -130,11 +133,11 @@ def test_image_summary_counts_never_saturated_images_at_the_step_count():
 def test_between_prompt_share_of_variance():
     summary = pd.DataFrame({"condition": pd.Categorical(["c"] * 4), "prompt": ["a", "a", "b", "b"],
                             "early_share": [0.2, 0.2, 0.6, 0.6]})
-    assert sat.between_prompt_share(summary)["c"] == pytest.approx(1.0)  # seeds never differ
+    assert tables.between_prompt_share(summary)["c"] == pytest.approx(1.0)  # seeds never differ
     summary["early_share"] = [0.2, 0.6, 0.2, 0.6]
-    assert sat.between_prompt_share(summary)["c"] == pytest.approx(0.0)  # prompts never differ
+    assert tables.between_prompt_share(summary)["c"] == pytest.approx(0.0)  # prompts never differ
     summary["early_share"] = [0.1, 0.3, 0.5, 0.7]  # total variance 0.05, within 0.01
-    assert sat.between_prompt_share(summary)["c"] == pytest.approx(0.8)
+    assert tables.between_prompt_share(summary)["c"] == pytest.approx(0.8)
 
 
 def test_level_shares_pool_masses_before_taking_the_share():
@@ -142,7 +145,7 @@ def test_level_shares_pool_masses_before_taking_the_share():
     for layer, (c, o) in enumerate([(0.3, 0.1), (0.1, 0.1)]):  # shares 0.75 and 0.5 in one level
         rows.append({"condition": "c", "image": 0, "step": 0, "layer": layer, "level": "up 8x8",
                      "concept_mass": c, "object_mass": o})
-    out = sat.level_shares(pd.DataFrame(rows))
+    out = tables.level_shares(pd.DataFrame(rows))
     assert out["pair_share"].tolist() == [pytest.approx(0.4 / 0.6)]  # not (0.75 + 0.5) / 2
 
 
@@ -159,7 +162,7 @@ def toy():
 
     world = World(instances=1)
     prompts = pd.concat([prompt_table(world, ["coaster"], controls=False),
-                         sat.balanced_prompt_table(world, ["coaster"], ["ocean"])], ignore_index=True)
+                         run.balanced_prompt_table(world, ["coaster"], ["ocean"])], ignore_index=True)
     prompts["case_num"] = [1, 2]
     return new_pipeline(world.words, seed=0), ToyJudge(PresenceDetector().eval()), prompts
 
@@ -167,15 +170,15 @@ def toy():
 def test_a_condition_records_every_image_and_reads_its_shares_back(tmp_path, toy):
     pipe, judge, prompts = toy
     steps = 4
-    result = sat.run_condition("k1", pipe, prompts.head(2), [5, 6], judge, tmp_path, model="toy",
-                               steps=steps, guidance=4.0, map_steps=sat.map_steps_for(steps))
+    result = run.run_condition("k1", pipe, prompts.head(2), [5, 6], judge, tmp_path, model="toy",
+                               steps=steps, guidance=4.0, map_steps=run.map_steps_for(steps))
     images = result.images
     assert len(images) == 4 and images["record_dir"].nunique() == 2  # one call per prompt
     assert images["prompt"].drop_duplicates().tolist() == ["sunset coaster", "ocean coaster"]
     assert images["dvd_score"].notna().all() and (tmp_path / "dvd.csv").is_file()
     # The pooled shares are focus.concept_share of the record, image by image.
     row = images[(images["prompt"] == "ocean coaster") & (images["seed"] == 6)].iloc[0]
-    record = AttentionRecord.load(tmp_path / "images" / row["record_dir"] / sat.RECORD_FILE)
+    record = AttentionRecord.load(tmp_path / "images" / row["record_dir"] / RECORD_FILE)
     direct = concept_share(record, "ocean", "coaster", tokenizer=pipe.tokenizer)
     direct = direct[direct["image"] == row["record_image"]]["pair_share"].to_numpy()
     mine = result.shares[(result.shares["case_num"] == row["case_num"]) & (result.shares["seed"] == 6)]
@@ -192,12 +195,12 @@ def test_a_condition_records_every_image_and_reads_its_shares_back(tmp_path, toy
     assert np.allclose(pooled.loc[joined.index], joined, atol=1e-6)
     # Maps were kept for the concept and the object at the requested steps, and can be drawn.
     assert set(result.concentration["group"]) == {"concept", "object"}
-    assert sorted(result.concentration["step"].unique()) == sat.map_steps_for(steps)
-    example = sat.token_map_example(result, "sunset coaster", 5)
-    assert example["maps"]["concept"].shape == (len(sat.map_steps_for(steps)), 8, 8)
+    assert sorted(result.concentration["step"].unique()) == run.map_steps_for(steps)
+    example = figures.token_map_example(result, "sunset coaster", 5)
+    assert example["maps"]["concept"].shape == (len(run.map_steps_for(steps)), 8, 8)
     assert example["image"].size == (32, 32)
     with pytest.raises(ValueError, match="no image of prompt 'sunset'"):
-        sat.token_map_example(result, "sunset", 5)
+        figures.token_map_example(result, "sunset", 5)
 
 
 def test_records_that_mix_prompts_are_refused(tmp_path, toy):
@@ -205,24 +208,24 @@ def test_records_that_mix_prompts_are_refused(tmp_path, toy):
 
     pipe, judge, prompts = toy
     with pytest.raises(ValueError, match="positive divisor of the number of seeds \\(3\\)"):
-        sat.run_condition("k1", pipe, prompts, [1, 2, 3], judge, tmp_path, model="toy", steps=2,
+        run.run_condition("k1", pipe, prompts, [1, 2, 3], judge, tmp_path, model="toy", steps=2,
                           guidance=4.0, batch_size=2)
     manifest = generate(pipe, prompts.head(2), [1], tmp_path, model="toy", steps=2, guidance=1.0,
-                        batch_size=2, hook=sat.concept_hook(classifier_free_guidance=False), progress=False)
+                        batch_size=2, hook=run.concept_hook(classifier_free_guidance=False), progress=False)
     images = manifest.assign(condition="k1", dvd_score=0.0)
     with pytest.raises(ValueError, match="holds several prompts"):
-        sat.record_shares(images, tmp_path, pipe.tokenizer)
+        record_shares(images, tmp_path, RECORD_FILE, pipe.tokenizer, run.IMAGE_KEY)
 
 
 def test_conditions_combine_with_image_ids_unique_over_all(tmp_path, toy):
     pipe, judge, prompts = toy
-    results = [sat.run_condition(label, pipe, prompts.head(1), [1], judge, tmp_path / label,
+    results = [run.run_condition(label, pipe, prompts.head(1), [1], judge, tmp_path / label,
                                  model="toy", steps=2, guidance=4.0) for label in ("b", "a")]
-    images, shares, layer_shares, concentration = sat.combine(results)
+    images, shares, layer_shares, concentration = run.combine(results)
     assert images["image"].tolist() == [0, 1]
     assert list(images["condition"].cat.categories) == ["b", "a"]  # the order given
     assert sorted(shares["image"].unique()) == [0, 1] and concentration.empty
-    summary = sat.image_summary(images, shares, early_steps=1, threshold=0.5)
+    summary = tables.image_summary(images, shares, early_steps=1, threshold=0.5)
     assert summary["num_steps"].tolist() == [2, 2]
 
 
@@ -233,11 +236,11 @@ def test_the_stable_diffusion_path_runs_at_another_resolution(tmp_path):
     from dvdlib.models.random_weights import dummy_sd_pipeline
 
     pipe = dummy_sd_pipeline("sd1")  # latent 8x8 by default, 64 px images
-    assert sat.latent_size(pipe, None, None) is None
-    assert sat.latent_size(pipe, 128, 128) == (16, 16)
+    assert run.latent_size(pipe, None, None) is None
+    assert run.latent_size(pipe, 128, 128) == (16, 16)
     judge = QwenVLJudge(*random_qwen2vl("tiny", seed=0), questions_per_call=10)
     prompts = builtin_prompts().head(1)
-    result = sat.run_condition("sd", pipe, prompts, [1, 2], judge, tmp_path, model="dummy-sd1",
+    result = run.run_condition("sd", pipe, prompts, [1, 2], judge, tmp_path, model="dummy-sd1",
                                steps=2, guidance=7.5, height=128, width=128, map_steps=[0, 1])
     assert len(result.images) == 2 and result.images["dvd_score"].between(0, 100).all()
     layers = result.layer_shares
@@ -245,7 +248,7 @@ def test_the_stable_diffusion_path_runs_at_another_resolution(tmp_path):
     assert set(layers["level"]) == {"down 16x16", "down 8x8", "down 4x4", "mid 2x2", "up 4x4", "up 8x8",
                                     "up 16x16"}
     row = result.images.iloc[0]
-    example = sat.token_map_example(result, row["prompt"], row["seed"])
+    example = figures.token_map_example(result, row["prompt"], row["seed"])
     assert example["maps"]["concept"].shape == (2, 16, 16)  # the finest layers at 128 px
 
 
@@ -258,37 +261,37 @@ def test_within_prompt_correlation_ignores_differences_between_prompts():
                          "early_share": base + 0.01 * k, "dvd_score": 100 * base - 4.0 * k})
     summary = pd.DataFrame(rows)
     assert bootstrap.rank_correlation(summary["early_share"], summary["dvd_score"]) > 0.7
-    rho, low, high, used = sat.within_prompt_correlation(summary, n_resamples=200)
+    rho, low, high, used = tables.within_prompt_correlation(summary, n_resamples=200)
     assert rho == pytest.approx(-1.0) and used == 3 and low == high == pytest.approx(-1.0)
     summary.loc[summary["prompt"] == "p0", "dvd_score"] = 40.0  # constant: p0 has no rho
-    assert sat.within_prompt_correlation(summary, n_resamples=200)[3] == 2
-    table = sat.prompt_summary(summary.assign(final_share=0.5, saturation_step=0, concept="sunset",
+    assert tables.within_prompt_correlation(summary, n_resamples=200)[3] == 2
+    table = tables.prompt_summary(summary.assign(final_share=0.5, saturation_step=0, concept="sunset",
                                               object="coaster"))
     assert table["images"].tolist() == [4, 4, 4]
     assert table["early_share"].round(3).tolist() == [0.215, 0.515, 0.815]
 
 
 def test_early_bias_and_saturation_are_decided_apart():
-    from dvdlib.chapters.attention_saturation import experiment as sat_
-
     rng = np.random.default_rng(0)
     n = 40
     summary = pd.DataFrame({
         "condition": pd.Categorical(["k1"] * n), "early_share": rng.uniform(0.62, 0.72, n),
         "saturation_step": np.r_[np.zeros(8, int), np.full(n - 8, 20)], "dvd_score": rng.uniform(4, 12, n)})
-    found = sat_.finding_verdicts(summary, "k1", "the sunset", early_steps=2, saturation_window=5,
+    found = verdict.finding_verdicts(summary, "k1", "the sunset", early_steps=2, saturation_window=5,
                                   threshold=0.6, n_resamples=300)
     assert found["early_bias_verdict"].word == "supported"
     assert found["saturation_verdict"].word == "contradicted"  # 20 % saturate early, interval below 0.5
     none = summary.assign(dvd_score=0.0)
-    assert {v.word for v in sat_.finding_verdicts(none, "k1", "c", early_steps=2, saturation_window=5,
+    assert {v.word for v in verdict.finding_verdicts(none, "k1", "c", early_steps=2, saturation_window=5,
                                                   threshold=0.6, n_resamples=50).values()} == {"not testable"}
     with pytest.raises(ValueError, match=r"saturation_threshold \(tau\) must be in \(0, 1\], got 1.5"):
-        sat_.stated_tests(20, 0.1, 1.5, 0.25, 0.5, 0.0, 0.95)
+        verdict.check_criteria(0.1, 1.5, 0.25, 0.5, 0.0, 0.95)
     with pytest.raises(ValueError, match=r"majority must be in \(0, 1\), got 1"):
-        sat_.stated_tests(20, 0.1, 0.6, 0.25, 1, 0.0, 0.95)
+        verdict.check_criteria(0.1, 0.6, 0.25, 1, 0.0, 0.95)
+    with pytest.raises(ValueError, match=r"min_dvd must be in \[0, 100\), got 100"):
+        verdict.check_criteria(0.1, 0.6, 0.25, 0.5, 100, 0.95)
     with pytest.raises(ValueError, match="no images of condition 'kinf'"):
-        sat_.finding_verdicts(summary, "kinf", "c", early_steps=2, saturation_window=5, threshold=0.6)
+        verdict.finding_verdicts(summary, "kinf", "c", early_steps=2, saturation_window=5, threshold=0.6)
 
 
 def test_the_chapter_result_puts_presence_beside_every_dvd_and_claims_no_more_than_its_verdicts():
@@ -296,8 +299,8 @@ def test_the_chapter_result_puts_presence_beside_every_dvd_and_claims_no_more_th
     from dvdlib.toyworld.world import World, prompt_table
 
     world = World(instances=1)
-    conditions = [sat.ChapterCondition("main", "k1", "toy:k1", prompt_table(world, controls=False)),
-                  sat.ChapterCondition("balanced", "k1 others", "toy:k1", sat.balanced_prompt_table(world))]
+    conditions = [run.ChapterCondition("main", "k1", "toy:k1", prompt_table(world, controls=False)),
+                  run.ChapterCondition("balanced", "k1 others", "toy:k1", run.balanced_prompt_table(world))]
     rng = np.random.default_rng(0)
     rows = []
     for condition, share, dvd in (("k1", 0.7, 60.0), ("k1 others", 0.5, 5.0)):
@@ -310,18 +313,54 @@ def test_the_chapter_result_puts_presence_beside_every_dvd_and_claims_no_more_th
                          "concept_present": True, "object_present": i % 2 == 0})
     summary = pd.DataFrame(rows)
     summary["condition"] = pd.Categorical(summary["condition"], categories=["k1", "k1 others"])
-    result = sat.chapter_result(summary, conditions, steps=5, early_fraction=0.2, threshold=0.6,
+    result = verdict.chapter_result(summary, conditions, steps=5, early_fraction=0.2, threshold=0.6,
                                 saturation_by=0.4, majority=0.5, min_dvd=0.0, confidence=0.95,
                                 n_resamples=200)
     assert result.concept == "the sunset" and result.label("reference") is None
     assert result.verdicts["early_bias_verdict"].word == "supported"
     assert result.verdicts["saturation_verdict"].word == "supported"  # 80 % saturated from step 0
-    texts = result.texts()
-    assert "the sunset present in 100% [100, 100] and the object in 50%" in texts["ch3_fig1"]
-    assert texts["early_bias_verdict"] == "**supported**"
-    assert "sunset coaster" in texts["ch3_conditions"] and "ocean coaster" in texts["ch3_conditions"]
+    quoted = quotes.condition_quotes(result)
+    assert quoted["ch3_concept_present_main"] == "100 % [100 %, 100 %]"
+    assert quoted["ch3_object_present_main"].startswith("50 % [")
+    assert quoted["ch3_label_balanced"] == "k1 others" and quoted["ch3_early_reference"] == quotes.NOT_RUN
+    assert quoted["ch3_early_relation"] == quotes.NOT_RUN
+    assert quoted["early_bias_verdict"] == "**supported**"
+    assert quoted["ch3_early_bias_verdict"].startswith("**The data support finding 2 (early bias)")
+    prompts = run.conditions_table(conditions)["prompt texts"]
+    assert "sunset coaster" in prompts["k1"] and "ocean coaster" in prompts["k1 others"]
     values, saved = result.headline()
     assert values["object_present_main"] == pytest.approx(0.5) and "dvd_reference" not in values
     assert values["median_saturation_step_main"] == 0
     assert values["object_never_saturated_main"] == 1 and not any(k.startswith("other_") for k in values)
     assert verdicts.check_headline({"values": values, "texts": saved}) == []
+
+
+def test_the_numbers_quoted_beside_figures_3_2_3_3_and_3_5():
+    from dvdlib.stats.verdicts import Interval
+
+    levels = pd.DataFrame({"main": [0.4, 0.7, 0.5], "ref": [0.45, 0.3, 0.5]},
+                          index=pd.Index(["down 8x8", "mid 4x4", "up 8x8"], name="level"))
+    extremes = tables.level_extremes(levels, "main", "ref")
+    assert extremes["lowest"] == ("down 8x8", 0.4) and extremes["highest"] == ("mid 4x4", 0.7)
+    assert extremes["largest_gap"] == ("mid 4x4", 0.7, 0.3)
+    quoted = quotes.level_quotes(extremes)
+    assert quoted["ch3_gap_level"] == "mid 4x4" and quoted["ch3_gap_reference"] == "0.30"
+    assert quotes.level_quotes(tables.level_extremes(levels, "main", None))["ch3_gap_main"] == quotes.NOT_RUN
+    rows = [{"condition": c, "layer": layer, "layer_label": f"l{layer}", "level": "up 8x8", "step": step,
+             "pair_share": share + 0.1 * step}
+            for c, shares in (("main", [0.6, 0.4, 0.7]), ("ref", [0.5, 0.5, 0.5]))
+            for layer, share in enumerate(shares) for step in range(4)]
+    counts = tables.early_layer_counts(pd.DataFrame(rows), "main", "ref", early_steps=1)
+    assert counts["layers"] == 3 and counts["above_half"] == 2 and counts["positive_difference"] == 2
+    assert np.allclose(counts["range"], (0.4, 0.7)) and np.allclose(counts["difference_range"], (-0.1, 0.2))
+    assert quotes.layer_quotes(counts)["ch3_difference_range"] == "-0.10 to +0.20"
+    maps = pd.DataFrame({"condition": ["main"] * 4, "group": ["concept", "object"] * 2,
+                         "step": [0, 0, 5, 5], "entropy_concentration": [0.9, 0.9, 0.2, 0.4]})
+    last = tables.last_step_concentration(maps, ["main"])
+    assert last.loc["main", "concept"] == 0.2 and last.loc["main", "object"] == 0.4
+    assert (last["step"] == 5).all()
+    assert quotes.relation(Interval(0.6, 0.55, 0.65), Interval(0.4, 0.3, 0.5)) == "higher"
+    assert quotes.relation(Interval(0.4, 0.3, 0.5), Interval(0.6, 0.55, 0.65)) == "lower"
+    assert quotes.relation(Interval(0.5, 0.4, 0.6), Interval(0.55, 0.5, 0.65)) == "not separable"
+    assert quotes.sign(0.3, 0.1, 0.5) == "positive" and quotes.sign(-0.3, -0.5, 0.1).startswith("not")
+    assert quotes.sign(math.nan, math.nan, math.nan) == quotes.CONSTANT

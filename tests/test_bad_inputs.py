@@ -445,7 +445,7 @@ LIBRARY = [
      ["concept_yes", "got 6"]),
     ("bootstrap-nothing", lambda p: __import__("dvdlib.stats.bootstrap", fromlist=["_"]).bootstrap_ci([]), ValueError,
      ["non-empty"]),
-    ("probe-seed-count", lambda p: __import__("dvdlib.probe.experiment", fromlist=["_"]).probe_seeds(0), ValueError,
+    ("probe-seed-count", lambda p: __import__("dvdlib.probe.inputs", fromlist=["_"]).probe_seeds(0), ValueError,
      ["got 0"]),
 ]
 

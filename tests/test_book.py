@@ -110,29 +110,3 @@ def test_bad_smoke_metadata_is_named(tmp_path):
     nbformat.write(nb, tmp_path / nb_path)
     with pytest.raises(ValueError, match="dvdbook.smoke must be a mapping"):
         book.smoke_parameters(tmp_path, nb_path)
-
-
-# ----------------------------------------------------------------------------- the chapters' shape
-
-BOOK = Path(__file__).resolve().parents[1] / "book"
-THIN_CHAPTERS = ("04_head_ablation",)  # chapters whose code cells leave the work to dvdlib
-MAX_CELL_LINES = 20
-MAX_LINE = 100
-
-
-@pytest.mark.parametrize("chapter", THIN_CHAPTERS)
-def test_chapter_code_cells_are_thin_and_decide_nothing_by_model_kind(chapter):
-    notebook = nbformat.read(BOOK / f"{chapter}.ipynb", as_version=4)
-    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    for number, cell in enumerate(code):
-        lines = cell.source.splitlines()
-        where = f"{chapter}, code cell {number}"
-        assert "if toy" not in cell.source and "if world" not in cell.source, where
-        assert max(map(len, lines), default=0) <= MAX_LINE, where
-        if "parameters" not in cell.metadata.get("tags", []):  # one line per parameter
-            assert len(lines) <= MAX_CELL_LINES, where
-    # Every parameter the metadata names (rules, smoke values) is one of the chapter's.
-    (parameters,) = [c for c in code if "parameters" in c.metadata.get("tags", [])]
-    names = {line.split("=")[0].strip() for line in parameters.source.splitlines() if "=" in line}
-    rules = notebook.metadata["dvdbook"]
-    assert set(rules["parameters"]) <= names and set(rules["smoke"]) <= names

@@ -40,14 +40,14 @@ def test_no_command_imports_another():
 
 
 def test_probe_help_states_the_probe_default(capsys):
-    from dvdlib.probe import experiment
+    from dvdlib.probe import inputs
     from dvdlib.book.cli import main
 
     try:
         main(["probe", "--help"])
     except SystemExit:
         pass
-    assert f"(default: {experiment.DEFAULT_THRESHOLD})" in " ".join(capsys.readouterr().out.split())
+    assert f"(default: {inputs.DEFAULT_THRESHOLD})" in " ".join(capsys.readouterr().out.split())
 
 
 def test_toyworld_subcommands_are_declared_when_parsed():

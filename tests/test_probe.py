@@ -11,8 +11,10 @@ import pytest
 from dvdlib.prompts.prompt_sets import PAPER_SEEDS
 from dvdlib.book.cli import main
 from dvdlib.usage import seed_count, seed_list
-from dvdlib.probe.experiment import (ATTENTION, FIGURE, JUDGED, SUMMARY, ProbeInputError, infer_category, probe,
-                          probe_seeds, verdict)
+from dvdlib.probe.figure import FIGURE
+from dvdlib.probe.inputs import ProbeInputError, infer_category, probe_request, probe_seeds
+from dvdlib.probe.run import ATTENTION, JUDGED, probe
+from dvdlib.probe.summary import SUMMARY, verdict
 from dvdlib.models.random_weights import dummy_sd_pipeline
 
 # A model that cannot load: an input error must come first, or the message is about the model.
@@ -138,8 +140,10 @@ class ScriptedJudge:
 def test_the_summary_is_computed_from_the_judges_answers_and_the_records(tmp_path):
     pipe = dummy_sd_pipeline("sd1")
     counts = [(5, 0), (4, 1), (5, 2), (3, 0)]  # seeds 5, 6, 7, 8: the concept in all, the object in none
-    result = probe(pipe, ScriptedJudge(counts), PROMPT, "neuschwanstein castle", "coaster", [8, 5, 7, 6],
-                   tmp_path, model="dummy", category="landmark", steps=3, guidance=7.5)
+    request = probe_request(PROMPT, "Neuschwanstein Castle", "coaster", [8, 5, 7, 6], judge="scripted",
+                            tokenizer=pipe.tokenizer)
+    assert (request.concept, request.category, request.threshold) == ("neuschwanstein castle", "landmark", 0.6)
+    result = probe(pipe, ScriptedJudge(counts), request, tmp_path, model="dummy", steps=3, guidance=7.5)
     summary = result.summary
     assert list(result.images.seed) == [8, 5, 7, 6]  # the order given
     assert [image["dvd"] for image in summary["images"]] == [60.0, 100.0, 60.0, 64.0]  # 4 c (5 - n)

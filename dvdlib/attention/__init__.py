@@ -11,4 +11,6 @@
   per call.
 - ``shares``: our saturation measures: the concept's word and pair share per step, the saturation
   step, map concentration.
+- ``image_shares``: those measures read back from the records of a folder of generated images,
+  keyed by the images (chapter 3 and ``dvd probe``).
 """

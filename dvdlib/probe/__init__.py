@@ -1,4 +1,10 @@
 """``dvd probe``: one prompt, judged and traced, for a practitioner's "why did my object vanish?".
 
-- ``experiment``: the run, its summary, figure and report.
+- ``inputs``: what a probe is asked, checked once before any model loads
+  (:class:`~dvdlib.probe.inputs.ProbeRequest`), and the seeds.
+- ``run``: the probe itself: generate, judge, read the attention records.
+- ``summary``: its numbers (what ``--json`` prints) and the printed report.
+- ``figure``: the image grid beside the per-step shares.
+
+The command's arguments and its body are :mod:`dvdlib.book.commands.probe`.
 """

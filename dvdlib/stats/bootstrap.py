@@ -4,6 +4,8 @@
   :func:`mean_interval`: the mean with that interval.
 - :func:`estimate_with_interval`: an estimate with the percentile interval of its resamples.
 - :func:`nested_bootstrap_ci`: two-level bootstrap, clusters (prompts) then units (seeds).
+- :func:`step_intervals`: the mean per denoising step with an interval over images, resampling
+  whole images so that the steps of one image move together.
 - :func:`rank_correlation`: Spearman's rho (average ranks for ties); :func:`bootstrap_rank_correlation`:
   rho with a percentile bootstrap interval over pairs, vectorised.
 
@@ -15,7 +17,7 @@ their experiments.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -105,6 +107,46 @@ def nested_bootstrap_ci(table: pd.DataFrame, value: str, cluster: str = "case_nu
     tail = (1 - confidence) / 2
     low, high = np.quantile(stats, [tail, 1 - tail])
     return float(low), float(high)
+
+
+def step_intervals(table: pd.DataFrame, value: str, by: Sequence[str] = (), *,
+                   n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Mean of ``value`` per step (and ``by`` group), with a percentile bootstrap interval over images.
+
+    ``table`` holds one row per image and step (columns ``image``, ``step``, ``value`` and the
+    ``by`` columns). Each resample draws whole images with replacement, so the steps of one image
+    stay together; one generator, seeded once, serves the groups in sorted order. NaN values are
+    left out of every mean. One row per group and step: ``mean``, ``ci_low``, ``ci_high``,
+    ``n_images``.
+    """
+    if value not in table.columns:
+        raise KeyError(f"column {value!r} is not in the table; columns: {', '.join(table.columns)}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    by = list(by)
+    groups = table.groupby(by, observed=True, sort=True) if by else [((), table)]
+    rng = np.random.default_rng(seed)
+    tail = (1 - confidence) / 2
+    rows = []
+    for key, group in groups:
+        wide = group.pivot_table(index="image", columns="step", values=value)  # [image, step]
+        matrix = wide.to_numpy()
+        means = np.empty((n_resamples, matrix.shape[1]))  # [resample, step]
+        chunk = max(1, 2_000_000 // matrix.size)  # bounds the resampled values' memory
+        for start in range(0, n_resamples, chunk):
+            count = min(chunk, n_resamples - start)
+            picks = rng.integers(0, len(matrix), size=(count, len(matrix)))  # [resample, image]
+            means[start:start + count] = np.nanmean(matrix[picks], axis=1)
+        low, high = np.nanquantile(means, [tail, 1 - tail], axis=0)
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append(pd.DataFrame({**dict(zip(by, key)), "step": wide.columns.to_numpy(),
+                                  "mean": np.nanmean(matrix, axis=0), "ci_low": low,
+                                  "ci_high": high, "n_images": len(matrix)}))
+    out = pd.concat(rows, ignore_index=True)
+    for column in by:
+        if isinstance(table[column].dtype, pd.CategoricalDtype):
+            out[column] = pd.Categorical(out[column], categories=table[column].cat.categories)
+    return out
 
 
 def _average_ranks(codes: np.ndarray, n_values: int) -> np.ndarray:

@@ -1,8 +1,16 @@
-"""``dvd probe``: one prompt over many seeds, judged and traced (see :mod:`dvdlib.probe.experiment`)."""
+"""``dvd probe``: one prompt over many seeds, judged and traced (the probe is :mod:`dvdlib.probe`).
+
+- :func:`register`: the command's arguments and help.
+- :func:`run`: its body. It checks what the command line alone can tell (the request, with
+  :func:`dvdlib.probe.inputs.probe_request`, and the numbers), then loads the judge and the model,
+  probes (:func:`dvdlib.probe.run.probe`) and prints the report or the JSON summary. Its imports
+  of pandas, torch and the models sit inside it, so ``dvd --help`` loads none of them.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dvdlib.book.commands.options import add_seed_options
 
@@ -88,7 +96,85 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from dvdlib.probe.experiment import run_command  # pandas, torch and the models load here, not at --help
+def _check_numbers(args) -> None:
+    """Refuse a step count, batch size or image size that no pipeline call can take."""
+    from dvdlib.probe.inputs import ProbeInputError
 
-    return run_command(args)
+    for option, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise ProbeInputError(f"{option} must be at least 1, got {value}")
+    if args.size is not None and (args.size < 8 or args.size % 8):
+        raise ProbeInputError(f"--size {args.size}: must be a positive multiple of 8")
+
+
+def _call_default(pipe, name: str, fallback):
+    """The default of one of the pipeline's call arguments (its own steps and guidance)."""
+    import inspect
+
+    parameter = inspect.signature(type(pipe).__call__).parameters.get(name)
+    default = None if parameter is None else parameter.default
+    return default if isinstance(default, (int, float)) and not isinstance(default, bool) else fallback
+
+
+def run(args) -> int:
+    """``dvd probe`` once its arguments are parsed."""
+    import json
+    import shutil
+    import tempfile
+
+    from dvdlib.models.spec import parse_model
+    from dvdlib.probe.inputs import DEFAULT_THRESHOLD, probe_request, probe_seeds
+    from dvdlib.probe.summary import report
+    from dvdlib.store import StoreError, check_writable_dir, no_new_folders_on_error
+    from dvdlib.usage import UsageError, seed_count, seed_list
+
+    try:
+        is_toy = parse_model(args.model).is_toy
+    except ValueError as err:
+        raise UsageError(f"--model: {err}") from None
+    judge_kind = args.judge or ("toy" if is_toy else "vlm")
+    seeds = (seed_list(args.seed_list) if args.seed_list is not None
+             else probe_seeds(seed_count(args.seeds)))
+    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    request = probe_request(args.prompt, args.concept, args.object_word, seeds, judge=judge_kind,
+                            category=args.category, threshold=threshold)
+    _check_numbers(args)
+    out = check_writable_dir(args.out) if args.out else None  # before any model loads
+    work = out or Path(tempfile.mkdtemp(prefix="dvd-probe-"))
+    try:
+        with no_new_folders_on_error(work):
+            result = _probe_into(args, request, judge_kind, work, out)
+    except StoreError as err:
+        raise UsageError(str(err)) from None
+    finally:
+        if out is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result.summary, indent=1, ensure_ascii=False) if args.json
+          else report(result.summary))
+    return 0
+
+
+def _probe_into(args, request, judge_kind: str, work: Path, out: Path | None):
+    """Load the judge and the model, probe into ``work``, save the figure and summary in ``out``."""
+    from dvdlib.models.loading import PAPER_GUIDANCE, PAPER_STEPS, load_pipeline
+    from dvdlib.probe.figure import FIGURE, probe_figure, save_figure
+    from dvdlib.probe.run import ATTENTION, IMAGES, JUDGED, probe
+    from dvdlib.probe.summary import SUMMARY
+    from dvdlib.scoring.judges import load_judge
+    from dvdlib.store import atomic_write_json
+
+    judge = load_judge(judge_kind, args.judge_model, args.device, None)  # weights often missing: first
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    steps = args.steps or _call_default(pipe, "num_inference_steps", PAPER_STEPS)
+    guidance = args.guidance if args.guidance is not None else _call_default(
+        pipe, "guidance_scale", PAPER_GUIDANCE)
+    result = probe(pipe, judge, request, work, model=args.model, steps=steps, guidance=guidance,
+                   size=args.size, batch_size=args.batch_size, progress=not args.no_progress)
+    files = None
+    if out is not None:
+        save_figure(probe_figure(result), out / FIGURE)
+        files = {name: str(out / name) for name in (IMAGES, JUDGED, ATTENTION, FIGURE, SUMMARY)}
+    result.summary["files"] = files
+    if out is not None:
+        atomic_write_json(out / SUMMARY, result.summary)
+    return result
