@@ -128,8 +128,8 @@ class DiversityStudy:
         if step not in self._noted:
             self._noted.add(step)
             model = self.setup.model.text if self.setup.model else "toy"
-            print(f"Skipped, {step}: for {'the toy zoo' if kind == 'toy' else 'a real model'} "
-                  f"only; this run studies {model}.")
+            applies = "the toy zoo" if kind == "toy" else "real models (-p model sd1.4, ...)"
+            print(f"Skipped, {step}: it applies to {applies} only; this run's model is {model!r}.")
         return False
 
     # ---------------------------------------------------------------------------------------
