@@ -27,7 +27,7 @@ from dvdlib.chapters.setup import ChapterSetup, open_chapter
 from dvdlib.models.spec import parse_model
 from dvdlib.prompts.prompt_sets import prompt_set, seeds as paper_seeds
 from dvdlib.scoring.questions import Wording, chapter_wording
-from dvdlib.stats.verdicts import Interval, Test, Verdict
+from dvdlib.stats.verdicts import Test, Verdict
 
 CHAPTER = "02_data_diversity"
 # Settings left empty (None) take the default of the model's kind: the toy zoo's own, or the
@@ -243,13 +243,13 @@ class DiversityStudy:
                                          self._default_condition())
 
     def plot_conditions(self):
-        if self._applies("toy", "the causal test") and self._has_conditions():
+        if self._applies("toy", "the other conditions") and self._has_conditions():
             return figures.plot_conditions(self.summary, self.diffs, K1_GROUP,
                                            self.zoo["names"][-1])
 
     def condition_table(self) -> pd.DataFrame | None:
         """DvD(K = 1) - DvD(unlimited) and the object's presence in every other condition."""
-        if self._applies("toy", "the causal test") and self._has_conditions():
+        if self._applies("toy", "the other conditions") and self._has_conditions():
             return toy_summary.condition_table(self.summary, self.diffs, self._default_condition(),
                                                K1_GROUP, self.zoo["names"][-1]).round(2)
 
@@ -264,7 +264,7 @@ class DiversityStudy:
     def plot_samples(self):
         """One image per seed of the concept alone and with two objects (one met in training,
         one never), one row per compared model, at the chapter's setting."""
-        if self._applies("toy", "the causal test"):
+        if self._applies("toy", "the samples"):
             world = self.zoo["worlds"][self.zoo["names"][0]]
             shown = [world.limited, f"{world.limited} {world.paired_objects[0]}",
                      f"{world.limited} {world.unpaired[0]}"]
@@ -276,7 +276,7 @@ class DiversityStudy:
     def drawn_table(self) -> pd.DataFrame | None:
         """Our diversity of what each compared model draws for the concept alone (detector
         embedding, images in which the judge finds the concept; ``drawn_diversity.csv``)."""
-        if not self._applies("toy", "the causal test"):
+        if not self._applies("toy", "the samples"):
             return None
         drawn = toy_pictures.drawn_diversity(self.study, self.zoo["embedders"],
                                              self._default_condition())
@@ -333,7 +333,8 @@ class DiversityStudy:
 
     def numbers(self) -> dict[str, float | int | str]:
         """Every number the chapter's text quotes, by glue key: the settings, the toy study's
-        numbers and intervals or the real study's, the verdict word and the run time."""
+        numbers and intervals, the verdict word and the run time. (The real study's numbers are
+        in its figure, its table and the verdict's reason.)"""
         settings = self.settings
         quoted = {"ch2_n_seeds": settings.n_seeds, "ch2_steps": settings.steps,
                   "ch2_guidance": float(settings.guidance), "ch2_n_resamples": settings.n_resamples,
@@ -342,9 +343,6 @@ class DiversityStudy:
         if self.study is not None:
             quoted.update(self.quoted, ch2_n_images=len(self.study.images),
                           ch2_n_runs=self.n_runs, ch2_seconds=float(self.study.seconds))
-        if self.rho is not None:
-            quoted.update(ch2_rho=Interval.of(self.rho).text(2, signed=True),
-                          ch2_n_concepts=len(self.concepts))
         if self.verdict is not None:
             quoted["ch2_verdict"] = self.verdict.word
         quoted["ch2_runtime"] = time.perf_counter() - self.started
