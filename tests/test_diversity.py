@@ -379,6 +379,11 @@ def test_the_study_runs_end_to_end_on_untrained_models(tmp_path):
     # The images are the models' own: a different model draws different noise.
     other = study.pictures("k1", "sunset hat", "guidance 4, finished", seeds=[1])[0]
     assert np.asarray(images[1]).tolist() != np.asarray(other).tolist()
+    from dvdlib.chapters.data_diversity.figures import plot_samples
+
+    grid = plot_samples(study, ["k1", "kinf"], ["sunset coaster", "sunset hat"],
+                        "guidance 4, finished", [1, 2])
+    assert [ax.get_ylabel() for ax in grid.axes[::2]] == ["k1", "kinf"]
     embedders = toy_pictures.toy_embedders(judge.detector, worlds["k1"], n_reference=10)
     study.images["concept_present"] = True  # as if the judge found the sunset everywhere
     drawn = toy_pictures.drawn_diversity(study, embedders, "guidance 4, finished")

@@ -125,18 +125,15 @@ def plot_samples(study: Study, models: Sequence[str], prompts: Sequence[str], co
     """A grid of images: one row per model, one panel per prompt, one image per seed."""
     fig, axes = plt.subplots(len(models), len(prompts), squeeze=False,
                              figsize=(3.6 * len(prompts), 0.75 * len(models) + 0.6))
-    for r, model in enumerate(models):
-        for c, prompt in enumerate(prompts):
-            ax = axes[r, c]
+    for row, model in zip(axes, models):
+        for ax, prompt in zip(row, prompts):
             ax.imshow(image_grid(study.pictures(model, prompt, condition, seeds),
                                  columns=len(seeds), scale=2))
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
             ax.grid(False)
-            if r == 0:
-                ax.set_title(f'"{prompt}"', fontsize=10)
-            if c == 0:
-                ax.set_ylabel(model, rotation=0, ha="right", va="center")
+        row[0].set_ylabel(model, rotation=0, ha="right", va="center")
+    for ax, prompt in zip(axes[0], prompts):
+        ax.set_title(f'"{prompt}"', fontsize=10)
     fig.tight_layout()
     return fig
 
