@@ -9,14 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from dvdlib.chapters.data_diversity import toy_study as dd
 from dvdlib.chapters.data_diversity import measure as dv
 from dvdlib.chapters.data_diversity import real_study as px
+from dvdlib.chapters.data_diversity import toy_pictures, toy_runs, toy_summary, verdict
 from dvdlib.prompts.prompt_sets import builtin_prompts
 from dvdlib.scoring.questions import check_prompt_words
+from dvdlib.stats.bootstrap import two_level_interval
 from dvdlib.toyworld.detector import PresenceDetector
-from dvdlib.toyworld.world import (BACKGROUND, OBJECTS, ConceptInstance, Scene, World, draw_concept,
-                                   render)
+from dvdlib.toyworld.world import (BACKGROUND, CONCEPT_ALONE, OBJECT_ALONE, OBJECTS, PAIR,
+                                   ConceptInstance, Scene, World, draw_concept, render)
 
 
 # --- the measure ---------------------------------------------------------------------------------
@@ -72,28 +73,28 @@ def _distinct(images: torch.Tensor) -> int:
 
 def test_training_pictures_of_k_instances_show_at_most_k_distinct_images():
     for k in (1, 4):
-        images = dd.concept_appearances(World(instances=k), 40, seed=3)
+        images = toy_pictures.concept_appearances(World(instances=k), 40, seed=3)
         assert images.shape == (40, 3, 32, 32)
         assert _distinct(images) == k
     # Three instance seeds at K = 1: three different fixed pictures.
-    firsts = [dd.concept_appearances(World(instances=1, instance_seed=s), 2)[0] for s in range(3)]
+    firsts = [toy_pictures.concept_appearances(World(instances=1, instance_seed=s), 2)[0] for s in range(3)]
     assert _distinct(torch.stack(firsts)) == 3
-    assert _distinct(dd.concept_appearances(World(instances=None), 40, seed=3)) == 40
+    assert _distinct(toy_pictures.concept_appearances(World(instances=None), 40, seed=3)) == 40
     # The pictures are the whole concept picture, as training prints or shows it.
     rng = np.random.default_rng(3)
     world = World(instances=1)
     expected = render([Scene(concept=world.draw_concept("sunset", rng))])[0]
-    assert torch.equal(dd.concept_appearances(world, 2, seed=3)[0], expected)
+    assert torch.equal(toy_pictures.concept_appearances(world, 2, seed=3)[0], expected)
     with pytest.raises(ValueError, match="n must be an integer >= 2"):
-        dd.concept_appearances(World(), 1)
+        toy_pictures.concept_appearances(World(), 1)
 
 
 def test_training_diversity_rises_with_k_and_is_zero_at_one_instance():
     torch.manual_seed(0)
     detector = PresenceDetector()  # untrained: any fixed feature map gives 0 for identical images
-    embedders = dd.toy_embedders(detector, World(), n_reference=30)
+    embedders = toy_pictures.toy_embedders(detector, World(), n_reference=30)
     worlds = {"k1": World(instances=1), "k4": World(instances=4), "kinf": World(instances=None)}
-    table = dd.training_diversity(worlds, embedders, n=60, seed=1)
+    table = toy_pictures.training_diversity(worlds, embedders, n=60, seed=1)
     assert set(table["embedding"]) == {"detector", "pixels"} and len(table) == 6
     pixels = table[table["embedding"] == "pixels"].set_index("model")
     assert pixels.loc["k1", "diversity"] == pytest.approx(0.0, abs=1e-9)
@@ -107,7 +108,7 @@ def test_training_diversity_rises_with_k_and_is_zero_at_one_instance():
 
 def test_reference_renders_hold_the_concept_at_full_diversity():
     world = World(instances=1)
-    images = dd.reference_renders(world, 6, seed=0)
+    images = toy_pictures.reference_renders(world, 6, seed=0)
     rng = np.random.default_rng(0)
     expected = render([Scene(concept=ConceptInstance("sunset", draw_concept("sunset", rng)))
                        for _ in range(6)])
@@ -128,15 +129,15 @@ def test_detector_embeddings_read_tensors_and_pil_images_alike():
 # --- prompts, judging ---------------------------------------------------------------------------
 def test_study_prompts_pair_the_concept_with_every_object_and_hold_the_controls_once():
     world = World()
-    prompts = dd.study_prompts(world)
-    pairs = prompts[prompts["arrangement"] == dd.PAIR]
+    prompts = toy_runs.study_prompts(world)
+    pairs = prompts[prompts["arrangement"] == PAIR]
     assert pairs["prompt"].tolist() == [f"sunset {o}" for o in OBJECTS]
     assert pairs.set_index("object")["paired_in_training"].to_dict() == {
         "coaster": True, "shirt": True, "notebook": True, "hat": False, "kite": False}
-    concept = prompts[prompts["arrangement"] == dd.CONCEPT_ALONE]
+    concept = prompts[prompts["arrangement"] == CONCEPT_ALONE]
     # The concept alone names no object: its object column repeats the concept, for the checks.
     assert concept["prompt"].tolist() == ["sunset"] and concept["object"].tolist() == ["sunset"]
-    objects = prompts[prompts["arrangement"] == dd.OBJECT_ALONE]
+    objects = prompts[prompts["arrangement"] == OBJECT_ALONE]
     assert objects["prompt"].tolist() == list(OBJECTS)
     assert (objects["concept"] == objects["object"]).all()
     assert prompts["prompt"].is_unique and prompts["case_num"].tolist() == list(range(1, 12))
@@ -166,7 +167,7 @@ def _coded(counts: dict[str, int], fill=BACKGROUND) -> Image.Image:
 
 
 def test_images_are_judged_and_scored_with_the_papers_formula(tmp_path):
-    prompts = dd.study_prompts(World())
+    prompts = toy_runs.study_prompts(World())
     codes = {"sunset coaster": ({"sunset": 5, "coaster": 1}, (0.9, 0.4, 0.2)),  # the print fills the frame
              "sunset kite": ({"sunset": 4, "kite": 4}, BACKGROUND),
              "sunset": ({"sunset": 3}, (0.9, 0.4, 0.2)), "hat": ({"hat": 2, "sunset": 1}, BACKGROUND)}
@@ -176,7 +177,7 @@ def test_images_are_judged_and_scored_with_the_papers_formula(tmp_path):
         (tmp_path / file).parent.mkdir()
         _coded(*codes[row.prompt]).save(tmp_path / file)
         rows.append({"case_num": row.case_num, "seed": 7, "file": file})
-    table = dd.judge_images(tmp_path, pd.DataFrame(rows), prompts, YesCodeJudge(), "sunset")
+    table = toy_runs.judge_images(tmp_path, pd.DataFrame(rows), prompts, YesCodeJudge(), "sunset")
     table = table.set_index("prompt")
     coaster = table.loc["sunset coaster"]
     assert (coaster["concept_yes"], coaster["object_yes"]) == (5, 1)
@@ -195,7 +196,7 @@ def test_images_are_judged_and_scored_with_the_papers_formula(tmp_path):
 
 # --- the plan, the intervals, the summaries -------------------------------------------------------
 def test_the_plan_compares_k1_and_unlimited_at_every_other_setting():
-    plan = dd.plan_runs(["k1", "k1-i1", "k4", "kinf"], ["k1", "k1-i1", "kinf"], 4.0, [500],
+    plan = toy_runs.plan_runs(["k1", "k1-i1", "k4", "kinf"], ["k1", "k1-i1", "kinf"], 4.0, [500],
                         [1, 2, 3], [1], [1, 2], [1])
     default = [r for r in plan if r.guidance == 4.0 and r.snapshot is None]
     assert [r.model for r in default] == ["k1", "k1-i1", "k4", "kinf"]
@@ -206,37 +207,37 @@ def test_the_plan_compares_k1_and_unlimited_at_every_other_setting():
     assert {r.model for r in plan if r not in default} == {"k1", "k1-i1", "kinf"}
     snapshot = next(r for r in plan if r.snapshot == 500)
     assert snapshot.weights == f"{snapshot.model}@500" and snapshot.folder.endswith("_guidance4")
-    assert dd.plan_runs(["k1", "kinf"], ["k1", "kinf"], 4.0, [500], [1], [1], [], []) == \
-        [dd.Run("k1", 4.0, (1,), (1,)), dd.Run("kinf", 4.0, (1,), (1,))]
-    assert dd.condition_label(4.0, None) == "guidance 4, finished"
-    assert dd.condition_label(7.5, 500) == "guidance 7.5, 500 steps"
+    assert toy_runs.plan_runs(["k1", "kinf"], ["k1", "kinf"], 4.0, [500], [1], [1], [], []) == \
+        [toy_runs.Run("k1", 4.0, (1,), (1,)), toy_runs.Run("kinf", 4.0, (1,), (1,))]
+    assert toy_runs.condition_label(4.0, None) == "guidance 4, finished"
+    assert toy_runs.condition_label(7.5, 500) == "guidance 7.5, 500 steps"
 
 
 def test_two_level_interval_resamples_models_then_seeds():
     constant = np.full((3, 2, 5), 40.0)
-    assert dd.two_level_interval(constant, [0, 1, 2]) == (40.0, 40.0, 40.0)
+    assert two_level_interval(constant, [0, 1, 2]) == (40.0, 40.0, 40.0)
     # Models differ, seeds do not: only the first level gives the interval its width.
     models = np.stack([np.full((2, 6), v) for v in (10.0, 20.0, 60.0)])
-    estimate, low, high = dd.two_level_interval(models, [0, 1, 2], n_resamples=500)
+    estimate, low, high = two_level_interval(models, [0, 1, 2], n_resamples=500)
     assert estimate == pytest.approx(30.0) and 10.0 <= low < 30.0 < high <= 60.0
     # One model against another, the seeds shared: a constant paired difference has no width,
     # however much the seeds differ.
     seeds = np.tile(np.arange(8.0) * 10, (2, 1))  # [object, seed]
     paired = np.stack([seeds + 25.0, seeds])
-    assert dd.two_level_interval(paired, [0], [1], n_resamples=300) == (25.0, 25.0, 25.0)
-    unpaired_width = np.subtract(*dd.two_level_interval(paired, [0], n_resamples=300)[2:0:-1])
+    assert two_level_interval(paired, [0], [1], n_resamples=300) == (25.0, 25.0, 25.0)
+    unpaired_width = np.subtract(*two_level_interval(paired, [0], n_resamples=300)[2:0:-1])
     assert unpaired_width > 10
     # NaN images are left out; seeded.
     holes = models.copy()
     holes[0, 0, :3] = np.nan
-    assert dd.two_level_interval(holes, [0, 1, 2], n_resamples=100, seed=4) == \
-        dd.two_level_interval(holes, [0, 1, 2], n_resamples=100, seed=4)
+    assert two_level_interval(holes, [0, 1, 2], n_resamples=100, seed=4) == \
+        two_level_interval(holes, [0, 1, 2], n_resamples=100, seed=4)
     with pytest.raises(ValueError, match=r"\[model, object, seed\]"):
-        dd.two_level_interval(np.ones((2, 3)), [0])
+        two_level_interval(np.ones((2, 3)), [0])
     with pytest.raises(ValueError, match="non-empty lists of model indices below 3"):
-        dd.two_level_interval(constant, [0, 3])
+        two_level_interval(constant, [0, 3])
     with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\)"):
-        dd.two_level_interval(constant, [0], confidence=95)
+        two_level_interval(constant, [0], confidence=95)
 
 
 def _images(seeds=(1, 2, 3, 4)):
@@ -247,16 +248,16 @@ def _images(seeds=(1, 2, 3, 4)):
     for model, k, full in (("k1", 1, True), ("k1-i1", 1, True), ("kinf", None, False)):
         for seed in seeds:
             for obj in OBJECTS:
-                rows.append(dict(arrangement=dd.PAIR, object=obj, dvd_score=100.0 if full else 0.0,
+                rows.append(dict(arrangement=PAIR, object=obj, dvd_score=100.0 if full else 0.0,
                                  concept_present=True, object_present=not full,
                                  concept_only=full, frame_filled=full))
-                rows.append(dict(arrangement=dd.OBJECT_ALONE, object=obj, concept_present=False,
+                rows.append(dict(arrangement=OBJECT_ALONE, object=obj, concept_present=False,
                                  object_present=obj != "hat" or seed % 2 == 0))
-            rows.append(dict(arrangement=dd.CONCEPT_ALONE, object="", concept_present=True,
+            rows.append(dict(arrangement=CONCEPT_ALONE, object="", concept_present=True,
                              object_present=False))
             for row in rows[-2 * len(OBJECTS) - 1:]:
                 row.update(seed=seed, base_model=model, model=model, K=k, guidance=4.0,
-                           snapshot=None, condition=dd.condition_label(4.0, None))
+                           snapshot=None, condition=toy_runs.condition_label(4.0, None))
     return pd.DataFrame(rows)
 
 
@@ -266,9 +267,9 @@ SETS = {"all objects": list(OBJECTS), "seen in training": ["coaster", "shirt", "
 
 def test_summarise_reads_every_measure_per_model_and_pooled_group():
     groups = {"k1": ["k1"], "K = 1": ["k1", "k1-i1"], "kinf": ["kinf"], "k16": ["k16"]}
-    table = dd.summarise(_images(), groups, SETS, n_resamples=200)
+    table = toy_summary.summarise(_images(), groups, SETS, n_resamples=200)
     assert set(table["group"]) == {"k1", "K = 1", "kinf"}  # k16 has no images: left out
-    assert set(table["measure"]) == set(dd.MEASURES)
+    assert set(table["measure"]) == set(toy_summary.MEASURES)
     at = table.set_index(["group", "objects", "measure"])
     assert at.loc[("K = 1", "all objects", "dvd"), ["estimate", "ci_low", "ci_high"]].tolist() == \
         [100.0, 100.0, 100.0]
@@ -282,28 +283,28 @@ def test_summarise_reads_every_measure_per_model_and_pooled_group():
     spread = at.loc[("k1", "never seen", "object_alone")]
     assert spread["ci_low"] < 0.75 < spread["ci_high"]
     # A condition without controls: its found-alone rates are left out, not reported as NaN.
-    extra = _images().query("arrangement == @dd.PAIR").assign(condition="guidance 1, finished",
+    extra = _images().query("arrangement == @PAIR").assign(condition="guidance 1, finished",
                                                               guidance=1.0)
-    both = dd.summarise(pd.concat([_images(), extra]), groups, SETS, n_resamples=50)
+    both = toy_summary.summarise(pd.concat([_images(), extra]), groups, SETS, n_resamples=50)
     other = both[both["condition"] == "guidance 1, finished"]
-    assert set(other["measure"]) == set(dd.PAIR_MEASURES) and other["estimate"].notna().all()
+    assert set(other["measure"]) == set(toy_summary.PAIR_MEASURES) and other["estimate"].notna().all()
     assert at.loc[("kinf", "all objects", "dvd"), "K"] is None or np.isnan(
         at.loc[("kinf", "all objects", "dvd"), "K"])
 
 
 def test_differences_compare_the_groups_on_the_same_seeds():
-    table = dd.differences(_images(), ["k1", "k1-i1"], ["kinf"], SETS, n_resamples=200)
+    table = toy_summary.differences(_images(), ["k1", "k1-i1"], ["kinf"], SETS, n_resamples=200)
     at = table.set_index(["objects", "measure"])
     assert at.loc[("all objects", "dvd"), ["estimate", "ci_low", "ci_high", "width"]].tolist() == \
         [100.0, 100.0, 100.0, 0.0]
     assert at.loc[("never seen", "object_present"), "estimate"] == -1.0
     assert at.loc[("all objects", "dvd"), "width_seeds_only"] == 0.0
     assert at.loc[("all objects", "object_alone"), "estimate"] == 0.0
-    assert dd.differences(_images(), ["k1"], ["k4"], SETS).empty  # k4 has no images
+    assert toy_summary.differences(_images(), ["k1"], ["k4"], SETS).empty  # k4 has no images
     # The two K = 1 models disagree: the models' level widens the interval, the seeds do not.
     images = _images()
-    images.loc[(images["base_model"] == "k1-i1") & (images["arrangement"] == dd.PAIR), "dvd_score"] = 0.0
-    split = dd.differences(images, ["k1", "k1-i1"], ["kinf"], SETS, measures=["dvd"],
+    images.loc[(images["base_model"] == "k1-i1") & (images["arrangement"] == PAIR), "dvd_score"] = 0.0
+    split = toy_summary.differences(images, ["k1", "k1-i1"], ["kinf"], SETS, measures=["dvd"],
                            n_resamples=200).set_index("objects").loc["all objects"]
     assert split["estimate"] == 50.0 and split["width_seeds_only"] == 0.0
     assert split["ci_low"] == 0.0 and split["ci_high"] == 100.0
@@ -314,27 +315,40 @@ def test_chapter_numbers_and_summary_claim_no_more_than_the_verdict():
 
     images = _images()
     groups = {"k1": ["k1"], "k1-i1": ["k1-i1"], "K = 1": ["k1", "k1-i1"], "kinf": ["kinf"]}
-    summary = dd.summarise(images, groups, SETS, n_resamples=100)
-    diffs = dd.differences(images, ["k1", "k1-i1"], ["kinf"], SETS, n_resamples=100)
-    condition = dd.condition_label(4.0, None)
-    values, texts = dd.chapter_numbers(summary, diffs, condition, "K = 1", "kinf",
-                                       ["k1", "k1-i1", "kinf"])
+    summary = toy_summary.summarise(images, groups, SETS, n_resamples=100)
+    diffs = toy_summary.differences(images, ["k1", "k1-i1"], ["kinf"], SETS, n_resamples=100)
+    condition = toy_runs.condition_label(4.0, None)
+    values, quoted = toy_summary.chapter_numbers(summary, diffs, condition, "K = 1", "kinf",
+                                                 ["k1", "k1-i1", "kinf"])
     assert values["dvd_k1"] == 100.0 and values["dvd_unlimited"] == 0.0
     assert values["dvd_difference"] == 100.0 and values["dvd_difference_width"] == 0.0
     assert values["object_present_unlimited"] == 1.0 and values["object_alone_min"] == 0.9
-    assert values["concept_alone_min"] == 1.0 and texts["ch2_object_alone_range"] == "90% to 90%"
-    assert texts["ch2_dvd_k1"] == "100.0 [100.0, 100.0]"
-    assert texts["ch2_difference"] == "+100.0 [+100.0, +100.0]"
-    assert texts["ch2_object_present_unlimited"] == "100 % [100, 100]"
-    assert texts["ch2_conditions"] == "not run"
+    assert values["concept_alone_min"] == 1.0
+    assert quoted["ch2_object_alone_min"] == quoted["ch2_object_alone_max"] == 0.9
+    assert quoted["ch2_dvd_k1"] == "100.0 [100.0, 100.0]"
+    assert quoted["ch2_difference"] == "+100.0 [+100.0, +100.0]"
+    assert quoted["ch2_object_present_unlimited"] == "100 % [100 %, 100 %]"
+    assert quoted["ch2_width"] == 0.0 and quoted["ch2_dvd_model_max"] == 100.0
+    assert toy_summary.condition_table(summary, diffs, condition, "K = 1", "kinf").empty
     dvds = {m: (values["dvd_k1"], 100.0, 100.0) for m in ("k1", "k1-i1")}
-    verdict = dd.finding_verdict((100.0, 100.0, 100.0), dvds)
-    assert verdict.word == "supported"
-    text = dd.summary_sentence(values, verdict, "sunset", 4.0, 2)
-    assert "the 2 K = 1 models" in text
-    saved_values, saved_texts = verdict.headline()
+    found = verdict.toy_verdict((100.0, 100.0, 100.0), dvds)
+    assert found.word == "supported"
+    saved_values, saved_texts = found.headline()
     assert verdicts.check_headline({"values": {**values, **saved_values},
-                                    "texts": {**saved_texts, "summary": text}}) == []
+                                    "texts": {**saved_texts, "summary": found.plain()}}) == []
+
+
+def test_the_condition_table_holds_every_other_condition():
+    extra = _images().query("arrangement == @PAIR").assign(condition="guidance 1, finished",
+                                                           guidance=1.0)
+    images = pd.concat([_images(), extra], ignore_index=True)
+    groups = {"K = 1": ["k1", "k1-i1"], "kinf": ["kinf"]}
+    summary = toy_summary.summarise(images, groups, SETS, n_resamples=50)
+    diffs = toy_summary.differences(images, ["k1", "k1-i1"], ["kinf"], SETS, n_resamples=50)
+    table = toy_summary.condition_table(summary, diffs, "guidance 4, finished", "K = 1", "kinf")
+    assert table.to_dict("records") == [{
+        "condition": "guidance 1, finished", "DvD difference": "+100.0 [+100.0, +100.0]",
+        "object present, K = 1": 0.0, "object present, kinf": 1.0}]
 
 
 def test_the_study_runs_end_to_end_on_untrained_models(tmp_path):
@@ -350,11 +364,11 @@ def test_the_study_runs_end_to_end_on_untrained_models(tmp_path):
 
     torch.manual_seed(0)
     judge = ToyJudge(PresenceDetector())
-    plan = [dd.Run("k1", 4.0, (1, 2), (1,)), dd.Run("kinf", 4.0, (1, 2), (1,)),
-            dd.Run("k1", 1.0, (1,), ())]
-    study = dd.run_study(plan, load, worlds, judge, tmp_path, steps=1, batch_size=8)
+    plan = [toy_runs.Run("k1", 4.0, (1, 2), (1,)), toy_runs.Run("kinf", 4.0, (1, 2), (1,)),
+            toy_runs.Run("k1", 1.0, (1,), ())]
+    study = toy_runs.run_study(plan, load, worlds, judge, tmp_path, steps=1, batch_size=8)
     assert loaded == ["k1", "kinf"]  # each model loaded once, its runs together
-    pairs = study.images[study.images["arrangement"] == dd.PAIR]
+    pairs = study.images[study.images["arrangement"] == PAIR]
     assert len(study.images) == 2 * (5 * 2 + 6) + 5
     assert len(pairs) == 2 * 5 * 2 + 5 and pairs["dvd_score"].between(0, 100).all()
     assert set(study.images["condition"]) == {"guidance 4, finished", "guidance 1, finished"}
@@ -365,34 +379,41 @@ def test_the_study_runs_end_to_end_on_untrained_models(tmp_path):
     # The images are the models' own: a different model draws different noise.
     other = study.pictures("k1", "sunset hat", "guidance 4, finished", seeds=[1])[0]
     assert np.asarray(images[1]).tolist() != np.asarray(other).tolist()
-    embedders = dd.toy_embedders(judge.detector, worlds["k1"], n_reference=10)
+    from dvdlib.chapters.data_diversity.figures import plot_samples
+
+    grid = plot_samples(study, ["k1", "kinf"], ["sunset coaster", "sunset hat"],
+                        "guidance 4, finished", [1, 2])
+    assert [ax.get_ylabel() for ax in grid.axes[::2]] == ["k1", "kinf"]
+    embedders = toy_pictures.toy_embedders(judge.detector, worlds["k1"], n_reference=10)
     study.images["concept_present"] = True  # as if the judge found the sunset everywhere
-    drawn = dd.drawn_diversity(study, embedders, "guidance 4, finished")
+    drawn = toy_pictures.drawn_diversity(study, embedders, "guidance 4, finished")
     assert len(drawn) == 2 * 2 and (drawn["n"] == 1).all() and drawn["diversity"].isna().all()
     with pytest.raises(ValueError, match="must differ only in K"):
-        dd.run_study(plan, load, {"k1": worlds["k1"], "kinf": World(limited="ocean")}, judge,
+        toy_runs.run_study(plan, load, {"k1": worlds["k1"], "kinf": World(limited="ocean")}, judge,
                      tmp_path / "other", steps=1)
     with pytest.raises(ValueError, match="no world for model"):
-        dd.run_study([dd.Run("k4", 4.0, (1,))], load, worlds, judge, tmp_path / "x", steps=1)
+        toy_runs.run_study([toy_runs.Run("k4", 4.0, (1,))], load, worlds, judge, tmp_path / "x", steps=1)
 
 
 # --- the verdict ---------------------------------------------------------------------------------
 def test_finding_1_needs_a_positive_control_before_its_interval_counts():
     dvds = {"k1": (7.8, 3.9, 12.3), "kinf": (9.5, 5.0, 14.0)}
-    verdict = dd.finding_verdict((-1.7, -8.0, 4.5), dvds)
-    assert verdict.word == "not testable"
-    assert "DvD interval above 20, but the highest is kinf's 9.5 [5.0, 14.0]" in verdict.reason
+    found = verdict.toy_verdict((-1.7, -8.0, 4.5), dvds)
+    assert found.word == "not testable"
+    assert "DvD interval above 20, but the highest is kinf's 9.5 [5.0, 14.0]" in found.reason
     strong = {"k1": (60.0, 45.0, 75.0), "kinf": (20.0, 10.0, 30.0)}
-    assert dd.finding_verdict((40, 20, 60), strong).word == "supported"
-    assert dd.finding_verdict((-40, -60, -20), strong).word == "contradicted"
-    assert dd.finding_verdict((5, -10, 20), strong).word == "inconclusive"
-    assert "DvD(K = 1) - DvD(unlimited)" in dd.stated_test()
-    assert px.finding_verdict((-0.5, -0.8, -0.2), {"monet": (60.0, 45.0, 75.0)}).word == "supported"
-    assert "Spearman" in px.stated_test()
+    assert verdict.toy_verdict((40, 20, 60), strong).word == "supported"
+    assert verdict.toy_verdict((-40, -60, -20), strong).word == "contradicted"
+    assert verdict.toy_verdict((5, -10, 20), strong).word == "inconclusive"
+    assert "DvD(K = 1) - DvD(unlimited)" in verdict.toy_test().statement()
+    assert verdict.real_verdict((-0.5, -0.8, -0.2), {"monet": (60.0, 45.0, 75.0)}).word == "supported"
+    assert "Spearman" in verdict.real_test().statement()
     with pytest.raises(ValueError, match=r"positive_control_dvd must be in \[0, 100\), got 120"):
-        dd.stated_test(positive_control_dvd=120)
+        verdict.check_criteria(120, 0.95)
+    with pytest.raises(ValueError, match=r"positive_control_dvd must be a number in \[0, 100\)"):
+        verdict.check_criteria(float("nan"), 0.95)
     with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\), got 95"):
-        dd.finding_verdict((1, 0, 2), strong, confidence=95)
+        verdict.toy_verdict((1, 0, 2), strong, confidence=95)
 
 
 # --- real models ---------------------------------------------------------------------------------
@@ -489,3 +510,58 @@ def test_the_concept_study_scores_and_measures_every_concept(tmp_path):
     assert len(list((tmp_path / "solo").glob("case*/seed*.png"))) == 3 * 2
     expected = study.images.groupby("concept")["dvd_score"].mean()
     np.testing.assert_allclose(concepts.loc[expected.index, "dvd"], expected)
+
+
+# --- the chapter: one call opens it on a toy or a real model -----------------------------------
+def test_open_study_checks_the_criteria_before_it_writes_anything(tmp_path, monkeypatch):
+    from dvdlib.chapters.data_diversity.chapter import open_study
+
+    monkeypatch.setenv("DVD_BUILD_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match=r"positive_control_dvd must be in \[0, 100\), got 120"):
+        open_study(positive_control_dvd=120)
+    with pytest.raises(ValueError, match="is not a local folder"):
+        open_study("nomodel")
+    assert not (tmp_path / "chapters").exists()
+    study = open_study(n_seeds=3)
+    assert study.kind == "toy" and study.settings.steps == 20 and study.settings.n_seeds == 3
+    assert study.test.measure == "DvD(K = 1) - DvD(unlimited)"
+    assert study.setup.out == tmp_path / "chapters" / "02_data_diversity"
+
+
+def test_the_real_model_path_runs_on_random_weights(tmp_path, monkeypatch, capsys):
+    import json
+
+    import open_clip
+    from safetensors.torch import save_file
+
+    from dvdlib.chapters.data_diversity.chapter import open_study
+    from dvdlib.models.random_weights import dummy_sd_pipeline
+    from dvdlib.stats import verdicts
+
+    monkeypatch.setenv("DVD_BUILD_DIR", str(tmp_path / "build"))
+    dummy_sd_pipeline("sd1").save_pretrained(tmp_path / "sd")
+    clip_config = dict(embed_dim=16, vision_cfg=dict(image_size=32, layers=1, width=32,
+                                                     head_width=16, patch_size=8),
+                       text_cfg=dict(context_length=77, vocab_size=49408, width=32, heads=2,
+                                     layers=1))
+    torch.manual_seed(0)
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / "open_clip_config.json").write_text(json.dumps({"model_cfg": clip_config}))
+    save_file(open_clip.CLIP(**clip_config).state_dict(),
+              str(tmp_path / "clip" / "open_clip_model.safetensors"))
+
+    study = open_study(str(tmp_path / "sd"), device="cpu", n_seeds=2, steps=1, max_prompts=4,
+                       judge="clip", judge_model=str(tmp_path / "clip"),
+                       clip_model=str(tmp_path / "clip"), n_resamples=50)
+    assert study.kind == "real" and study.settings.guidance == 7.5 and len(study.prompts) == 4
+    study.measure_training(16)  # toy only: a note, nothing measured
+    assert study.plot_by_model() is None and study.training_table() is None
+    assert capsys.readouterr().out.count("Skipped") == 2  # one note per skipped part
+    study.run_real_study()
+    assert (study.setup.out / "sd" / "concepts.csv").is_file()
+    assert set(study.concept_table()["concept"]) == set(study.prompts["concept"])
+    assert study.plot_concepts() is not None
+    values, texts = study.headline()
+    assert values["n_concepts"] == len(study.concepts) and texts["verdict"] in verdicts.VERDICTS
+    assert verdicts.check_headline({"values": values, "texts": texts}) == []
+    assert study.numbers()["ch2_verdict"] == texts["verdict"]

@@ -8,19 +8,22 @@
   whole images so that the steps of one image move together.
 - :func:`rank_correlation`: Spearman's rho (average ranks for ties); :func:`bootstrap_rank_correlation`:
   rho with a percentile bootstrap interval over pairs, vectorised.
-
-Chapter 2's two-level interval over instance-seed models (:func:`dvdlib.chapters.data_diversity.toy_study.two_level_interval`)
-and the crossed bootstrap of its real-model proxy resample designs of their own and stay beside
-their experiments.
+- :func:`two_level_interval`: a group mean, or a difference of two, over ``[model, object, seed]``
+  values, resampling models within each group, then seeds shared by every model (chapter 2's toy
+  zoo); :func:`fixed_models_interval`: the same with each group's models held fixed.
+- :func:`crossed_bootstrap`: a statistic of ``[group, seed]`` arrays, resampling groups and seeds
+  independently and keeping their cross product (chapter 2's real-model study).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from dvdlib.stats.verdicts import check_confidence
 
 
 def bootstrap_ci(values, statistic: Callable = np.mean, *, n_resamples: int = 10_000,
@@ -215,3 +218,110 @@ def bootstrap_rank_correlation(x, y, *, n_resamples: int = 2000, confidence: flo
     tail = (1 - confidence) / 2
     low, high = np.nanquantile(stats, [tail, 1 - tail])
     return rho, float(low), float(high)
+
+
+# --------------------------------------------------------------------------------------------
+# Designs of chapter 2: models within groups with shared seeds, and crossed groups and seeds
+
+
+def two_level_interval(cube: np.ndarray, first: Sequence[int], second: Sequence[int] = (), *,
+                       n_resamples: int = 2000, confidence: float = 0.95,
+                       seed: int = 0) -> tuple[float, float, float]:
+    """Estimate and percentile interval of a group mean, or of a difference of two group means.
+
+    ``cube`` is ``[model, object, seed]`` (NaN where an image is missing). A group's value is the
+    mean over its models (indices ``first``) of each model's mean over objects and seeds; with
+    ``second``, the value is first's minus second's. One resample draws, with replacement, the
+    models of each group among its own models (level 1: the replication unit, e.g. the K = 1
+    instance seeds), then the seeds (level 2: one draw shared by every model, because the same
+    seeds made every model's images, so the comparison stays paired). Objects are not resampled:
+    they are the world's whole set. Returns (estimate, low, high); the interval is NaN when fewer
+    than half of the resamples give a finite value.
+    """
+    cube = np.asarray(cube, dtype=float)
+    if cube.ndim != 3:
+        raise ValueError(f"cube must be [model, object, seed], got shape {cube.shape}")
+    groups = [np.asarray(list(g), dtype=int) for g in (first, second) if len(g)]
+    if not len(first) or any(((g < 0) | (g >= cube.shape[0])).any() for g in groups):
+        raise ValueError(f"groups must be non-empty lists of model indices below {cube.shape[0]}, "
+                         f"got {list(first)} and {list(second)}")
+    check_confidence(confidence)
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    _, n_objects, n_seeds = cube.shape
+    rng = np.random.default_rng(seed)
+    seeds = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))  # [resample, seed]
+    objects = np.arange(n_objects)[None, None, :, None]
+    with np.errstate(invalid="ignore"), _quiet_nanmean():
+        sides, estimates = [], []
+        for group in groups:
+            estimates.append(np.nanmean(cube[group], axis=(1, 2)).mean())
+            models = group[rng.integers(0, len(group), size=(n_resamples, len(group)))]
+            picked = cube[models[:, :, None, None], objects, seeds[:, None, None, :]]
+            sides.append(np.nanmean(picked, axis=(2, 3)).mean(axis=1))  # [resample]
+        values = sides[0] - sides[1] if len(sides) == 2 else sides[0]
+        estimate = float(estimates[0] - estimates[1] if len(estimates) == 2 else estimates[0])
+    return estimate_with_interval(estimate, values, confidence)
+
+
+def fixed_models_interval(cube: np.ndarray, first: Sequence[int], second: Sequence[int], *,
+                          n_resamples: int = 2000, confidence: float = 0.95,
+                          seed: int = 0) -> tuple[float, float, float]:
+    """:func:`two_level_interval` of first's minus second's mean with each group's models
+    averaged into one fixed model, so that only the seeds are resampled: how wide the interval
+    would be if the models were not a sample."""
+    cube = np.asarray(cube, dtype=float)
+    with _quiet_nanmean():
+        fixed = np.stack([np.nanmean(cube[list(first)], axis=0),
+                          np.nanmean(cube[list(second)], axis=0)])  # [2, object, seed]
+    return two_level_interval(fixed, [0], [1], n_resamples=n_resamples, confidence=confidence,
+                              seed=seed)
+
+
+class _quiet_nanmean:
+    """Silence numpy's "mean of empty slice" warning (an all-NaN slice gives NaN, as wanted)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._catch.__exit__(*exc)
+
+
+def crossed_bootstrap(arrays: Mapping[str, np.ndarray], statistic: Callable[[dict], np.ndarray],
+                      *, n_resamples: int = 2000, confidence: float = 0.95,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """Estimate and percentile interval of ``statistic`` under a bootstrap of a crossed design.
+
+    Every array is ``[group, seed]`` over the same groups (prompts, objects, concepts) and the
+    same seeds, as when every prompt is generated with the same seeds. A resample draws groups
+    and seeds with replacement, independently, and keeps their cross product, so the interval
+    counts both the spread between prompts and the spread between seeds (a bootstrap of images
+    alone ignores that images of one prompt, or of one seed, are alike). ``statistic`` maps a dict
+    of arrays ``[resample, group, seed]`` to one value per resample ``[resample]``; NaN entries are
+    ignored by the ``np.nan*`` reductions it may use. Returns (estimate, low, high); the interval
+    is NaN when fewer than half of the resamples give a finite value (e.g. a ratio over zeros).
+    """
+    if not arrays:
+        raise ValueError("no arrays to resample")
+    shapes = {name: np.shape(a) for name, a in arrays.items()}
+    first = next(iter(shapes.values()))
+    if len(first) != 2 or any(s != first for s in shapes.values()):
+        raise ValueError(f"arrays must all be [group, seed] of one shape, got {shapes}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    data = {name: np.asarray(a, dtype=float) for name, a in arrays.items()}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimate = float(np.asarray(statistic({k: v[None] for k, v in data.items()}))[0])
+        rng = np.random.default_rng(seed)
+        groups = rng.integers(0, first[0], size=(n_resamples, first[0]))  # [resample, group]
+        seeds = rng.integers(0, first[1], size=(n_resamples, first[1]))  # [resample, seed]
+        rows, columns = groups[:, :, None], seeds[:, None, :]
+        values = np.asarray(statistic({k: v[rows, columns] for k, v in data.items()}), dtype=float)
+    return estimate_with_interval(estimate, values, confidence)

@@ -21,8 +21,8 @@ Embeddings: plain pixels (:func:`pixel_embeddings`), the toy detector's convolut
 (:func:`detector_embeddings`), a CLIP image encoder (:func:`clip_image_embeddings`).
 :func:`diversity_by_label` measures several groups of precomputed embeddings at once. What is
 embedded, and against which reference, is the experiment's choice: the toy world's training
-pictures in :mod:`dvdlib.chapters.data_diversity.toy_study`, a real model's concept-only generations in
-:mod:`dvdlib.chapters.data_diversity.real_study`.
+pictures in :mod:`dvdlib.chapters.data_diversity.toy_pictures`, a real model's concept-only
+generations in :mod:`dvdlib.chapters.data_diversity.real_study`.
 """
 
 from __future__ import annotations
