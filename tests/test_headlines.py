@@ -160,13 +160,16 @@ def test_staged_pages_get_numbers_tables_and_rerun_box(tmp_path):
 
 def test_value_differences_names_every_changed_missing_or_new_number(tmp_path):
     reference = tmp_path / "reference"
-    headlines.save("ch", {"a": 1.0, "c": 3}, texts={"t": "old words"}, folder=reference)
+    headlines.save("ch", {"a": 1.0, "c": 3, "run_seconds": 7.0}, texts={"t": "old words"},
+                   folder=reference)
     (reference / "headlines" / "ch.json").rename(reference / "ch.json")
-    headlines.save("ch", {"a": 1.0, "c": 3}, texts={"t": "new words"}, folder=tmp_path / "same")
-    assert headlines.value_differences(reference, tmp_path / "same") == []  # texts may change
+    headlines.save("ch", {"a": 1.0, "c": 3, "run_seconds": 9.5}, texts={"t": "new words"},
+                   folder=tmp_path / "same")
+    assert headlines.value_differences(reference, tmp_path / "same") == []  # texts, run times
     headlines.save("ch", {"a": 1.5, "d": 4}, folder=tmp_path / "moved")
     assert headlines.value_differences(reference, tmp_path / "moved") == [
-        "ch:a: 1.0 -> 1.5", "ch:c: missing (was 3)", "ch:d: new (4)"]
+        "ch:a: 1.0 -> 1.5", "ch:c: missing (was 3)", "ch:d: new (4)",
+        "ch:run_seconds: missing (was 7.0)"]
     assert headlines.value_differences(reference, tmp_path / "empty") == ["ch: not built"]
     with pytest.raises(ValueError, match="no headline files"):
         headlines.value_differences(tmp_path / "empty", tmp_path / "same")

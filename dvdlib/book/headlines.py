@@ -25,6 +25,7 @@ from dvdlib.store import atomic_write_bytes
 
 FOLDER = "headlines"  # <build folder>/headlines/<chapter>.json
 NOT_COMPUTED = "(not computed in this build)"
+RUN_TIME_SUFFIX = "_seconds"  # a headline that times the run (e.g. generation_seconds)
 
 # A chapter or key name: letters, digits, "_", "-" and "." (it is a file stem and a CSV column).
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
@@ -184,7 +185,8 @@ def value_differences(reference: str | Path, folder: str | Path | None = None) -
     earlier build's ``headlines/``); ``folder`` the build or run folder to check (its
     ``headlines/``). Every chapter and every number of the reference must be there with the same
     value; numbers the reference lacks count too. Texts are not compared: their
-    wording may change while the numbers stay.
+    wording may change while the numbers stay. Run times (names ending in ``_seconds``) are
+    wall-clock measurements, never the same twice: only their presence is compared.
     """
     stored = {path.stem: json.loads(path.read_text(encoding="utf-8"))["values"]
               for path in sorted(Path(reference).glob("*.json"))}
@@ -202,6 +204,6 @@ def value_differences(reference: str | Path, folder: str | Path | None = None) -
                 lines.append(f"{chapter}:{key}: missing (was {values[key]!r})")
             elif key not in values:
                 lines.append(f"{chapter}:{key}: new ({now[key]!r})")
-            elif now[key] != values[key]:
+            elif now[key] != values[key] and not key.endswith(RUN_TIME_SUFFIX):
                 lines.append(f"{chapter}:{key}: {values[key]!r} -> {now[key]!r}")
     return lines
