@@ -13,7 +13,7 @@ from dvdlib.attention.record import AttentionRecord
 from dvdlib.attention.recorder import attention_instruments
 from dvdlib.attention.shares import concept_share
 from dvdlib.attention.token_positions import tokenize_prompt
-from dvdlib.chapters.head_ablation import conditions, model_choice, report, run, summaries, verdict
+from dvdlib.chapters.head_ablation import conditions, model_choice, quotes, run, summaries, verdict
 from dvdlib.chapters.head_ablation import prompts as chapter_prompts
 from dvdlib.models.random_weights import dummy_sd_pipeline
 from dvdlib.models.spec import parse_model
@@ -338,13 +338,13 @@ def test_findings_report_effects_in_both_directions():
     values, texts = verdict.headline(found)
     assert (values["heads_raising_dvd"], values["heads_lowering_dvd"]) == (1, 1)
     assert values["largest_single_head_change"] == pytest.approx(35) and texts["verdict"] == "supported"
-    largest = report.effect_numbers(summary.set_index("condition").loc[found.largest], "largest")
+    largest = quotes.effect_numbers(summary.set_index("condition").loc[found.largest], "largest")
     assert largest == {"largest_dvd": "95.0 [95.0, 95.0]", "largest_change": "+35.0 [+35.0, +35.0]",
                        "largest_direction": "raises", "largest_concept_present": 1.0,
                        "largest_object_present": 0.0}
-    assert report.head_list(found.heads_raising) == "head_x_1"
-    assert report.head_list(()) == "none"
-    assert report.head_list([f"h{i}" for i in range(9)]) == "h0, h1, h2, h3, h4, h5 and 3 more"
+    assert quotes.head_list(found.heads_raising) == "head_x_1"
+    assert quotes.head_list(()) == "none"
+    assert quotes.head_list([f"h{i}" for i in range(9)]) == "h0, h1, h2, h3, h4, h5 and 3 more"
     page = found.verdict.plain()  # the least a landing-page summary states
     assert verdicts.check_headline({"values": values, "texts": {**texts, "summary": page}}) == []
 
@@ -358,7 +358,7 @@ def test_the_chapter_numbers_quote_the_findings():
     attention = pd.DataFrame({"layer": [0, 0, 1], "layer_label": ["a", "a", "b"], "head": [0, 1, 0],
                               "concept_mass": [0.1, 0.3, 0.2], "word_mass": [0.5, 0.5, 0.8],
                               "pair_share": [0.4, 0.9, 0.6]})
-    numbers = report.chapter_numbers(found, summary, attention, fresh, rank_by="concept_mass")
+    numbers = quotes.chapter_numbers(found, summary, attention, fresh, rank_by="concept_mass")
     assert numbers["top_head"] == "a:1" and numbers["top_head_value"] == pytest.approx(0.3)
     assert (numbers["pair_share_low"], numbers["pair_share_high"]) == (0.4, 0.9)
     assert numbers["concept_mass"] == pytest.approx(0.2) and numbers["other_mass"] == pytest.approx(0.35)
@@ -415,8 +415,8 @@ def test_the_chapter_prompts_and_the_rule_that_picks_its_model():
     assert means.loc[("k1", "seen"), "dvd_score"] == 50.0
     assert means.loc[("kinf", "unseen"), "K"] == "unlimited"
     assert model_choice.survey_means(None) is None
-    assert report.survey_numbers(survey, "seen") == {"chosen": "k1", "enough": 40.0, "objects": "seen"}
-    assert report.survey_numbers(None, "seen")["chosen"] == "not run"
+    assert quotes.survey_numbers(survey, "seen") == {"chosen": "k1", "enough": 40.0, "objects": "seen"}
+    assert quotes.survey_numbers(None, "seen")["chosen"] == "not run"
 
 
 def test_the_chapter_decides_its_prompts_and_seeds_from_the_model():

@@ -163,8 +163,8 @@ class TokenValueAblation:
             bad = [p for p in chosen if isinstance(p, bool) or not isinstance(p, (int, np.integer))
                    or not 0 <= p < num_tokens]
             if bad:
-                raise ValueError(f"image {image}: token positions {bad} are not whole numbers in "
-                                 f"0..{num_tokens - 1}")
+                raise ValueError(f"image {image}: token positions {bad} are outside "
+                                 f"0..{num_tokens - 1} or not whole numbers")
             self.keep[image, [int(p) for p in chosen]] = 0.0
 
     def scale_values(self, layer: CrossAttentionLayer, value: torch.Tensor) -> torch.Tensor:

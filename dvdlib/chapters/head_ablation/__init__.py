@@ -10,6 +10,6 @@
 - ``summaries``: per condition, means with two-level bootstrap intervals and paired changes;
   curves, effects, the strongest single head.
 - ``verdict``: the test of finding 3, its criteria and :class:`Findings`; the headline values.
-- ``report``: the numbers the chapter's text quotes.
+- ``quotes``: the numbers the chapter's Markdown quotes, one glue key each.
 - ``figures``: Figures 4.1 to 4.6 and the styled tables.
 """
