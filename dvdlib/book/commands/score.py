@@ -1,11 +1,13 @@
-"""``dvd score``: a judge answers the questions about a folder of images; the DvD table."""
+"""``dvd score``: a judge answers the questions about a folder of images; the DvD table.
+
+The work, and every check of its arguments, is :func:`dvdlib.scoring.benchmark.score_benchmark`;
+this module declares the options, hands them over and prints the categories' scores.
+"""
 
 from __future__ import annotations
 
-from dvdlib.book.commands.options import SCALE_OUT
-from dvdlib.scoring.judges import DEFAULT_QUESTIONS_PER_CALL, JUDGES
-
-DEFAULT_IMAGES_PER_CALL = 4
+from dvdlib.book.commands.options import SCALE_OUT, note, refusals
+from dvdlib.scoring.judges import DEFAULT_IMAGES_PER_CALL, DEFAULT_QUESTIONS_PER_CALL, JUDGES
 
 
 def register(subparsers) -> None:
@@ -56,6 +58,20 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dvdlib.pipeline_cli import run_score  # the judge's libraries load here, not at --help
+    # pandas, torch and the judge's libraries load here, not at --help
+    from dvdlib.scoring.benchmark import score_benchmark
+    from dvdlib.scoring.dvd import category_scores
 
-    return run_score(args)
+    with refusals():
+        table = score_benchmark(
+            args.images, args.out, prompts=args.prompts, cases=args.cases, judge=args.judge,
+            judge_model=args.judge_model, questions=args.questions,
+            images_per_call=args.images_per_call, questions_per_call=args.questions_per_call,
+            per_question=args.per_question, device=args.device, progress=not args.no_progress,
+            report=note("score"))
+    if table is None:  # another process than the main one: the main one reports
+        return 0
+    judges = ", ".join(map(str, table["judge"].unique())) or args.judge
+    print(f"{len(table)} images judged by {judges}; table: {args.out}")
+    print(category_scores(table).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return 0
