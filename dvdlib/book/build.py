@@ -31,7 +31,8 @@ from dvdlib.book.chapter_cache import chapter_key, library_fingerprint
 from dvdlib.book.chapters import chapter_notebooks
 from dvdlib.book.execute import (RECORD, NotebookFailed, execute_notebook, finished_record,
                                  platform_info)
-from dvdlib.book.runs import notebook_parameters, rerun_command
+from dvdlib.book.parameters import notebook_parameters
+from dvdlib.book.runs import rerun_command
 from dvdlib.book.sphinx_extension import BOOK_CSS, BOOK_CSS_TEXT
 from dvdlib.paths import build_dir, project_root
 
@@ -376,17 +377,3 @@ def build_book(root: Path | None = None, force: bool = False, only: list[str] | 
     html = render(stage, out.parent) if out.name == "_build" else render(stage, out)
     log(f"[book] done: {html / 'index.html'}")
     return html
-
-
-def build_command(args) -> int:
-    """``dvd book`` once its arguments are parsed (:mod:`dvdlib.book.commands.book`)."""
-    if args.write_smoke_notebooks:
-        for path in write_smoke_notebooks(Path.cwd(), args.write_smoke_notebooks):
-            print(f"[book] smoke copy: {path}")
-        return 0
-    try:
-        build_book(force=args.force, only=args.only, smoke=args.smoke, out=args.out)
-    except NotebookFailed as err:
-        print(f"dvd book: error: {err}", file=sys.stderr)
-        return 1
-    return 0
