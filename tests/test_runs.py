@@ -33,7 +33,7 @@ print(x * 2)
 """
 
 
-def make_project(root: Path, body: str = BODY) -> Path:
+def make_project(root: Path, body: str = BODY, parameters: str = PARAMETERS) -> Path:
     """A checkout with one chapter, ``book/tiny.ipynb``; returns the notebook's path."""
     (root / "dvdlib").mkdir(parents=True)
     (root / "dvdlib" / "__init__.py").write_text("")
@@ -42,7 +42,7 @@ def make_project(root: Path, body: str = BODY) -> Path:
                                    "  - file: book/tiny\n")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# Tiny"),
-                nbformat.v4.new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
@@ -145,6 +145,47 @@ def test_bad_input_on_the_command_line_runs_nothing(tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert "no notebook 'nosuch'" in err and "chapters: book/tiny.ipynb" in err
     assert not (tmp_path / "results").exists()
+
+
+# A chapter that declares the shared names which replaced num_inference_steps, guidance_scale,
+# guidance_scales and bootstrap_resamples.
+SHARED_NAMES = """\
+steps = 20
+guidance = 4.0
+guidance_sweep = "1,4"
+n_resamples = 1000
+"""
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["run", "tiny", "-p", "bootstrap_resamples", "50"],
+     "dvd run: error: -p bootstrap_resamples: renamed; use -p n_resamples"),
+    (["run", "tiny", "-p", "steps", "5", "-p", "num_inference_steps", "5"],
+     "dvd run: error: -p num_inference_steps: renamed; use -p steps"),
+    (["run", "tiny", "-r", "guidance_scales", "1,2"],
+     "dvd run: error: -p guidance_scales: renamed; use -p guidance_sweep"),
+    (["sweep", "tiny", "--grid", "guidance_scale=1,4"],
+     "dvd sweep: error: --grid guidance_scale: renamed; use --grid guidance"),
+    (["sweep", "tiny", "--grid", "steps=5,10", "-p", "bootstrap_resamples", "50"],
+     "dvd sweep: error: -p bootstrap_resamples: renamed; use -p n_resamples"),
+])
+def test_an_old_parameter_name_is_refused_with_its_new_one(tmp_path, monkeypatch, capsys, argv,
+                                                           line):
+    make_project(tmp_path, parameters=SHARED_NAMES)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+    assert not (tmp_path / "results").exists()  # refused before anything ran
+
+
+def test_a_notebook_that_declares_an_old_name_itself_keeps_it(tmp_path):
+    notebook = make_project(tmp_path, parameters="guidance_scale = 7.5\n")
+    assert parameters.check_parameters(notebook, {"guidance_scale": 2}) == {"guidance_scale": 2.0}
+    with pytest.raises(parameters.ParameterError, match="unknown parameter 'n_resamples'"):
+        parameters.check_parameters(notebook, {"n_resamples": 2})
+    # Neither name declared: the old one is unknown like any other.
+    with pytest.raises(parameters.ParameterError, match="unknown parameter 'bootstrap_resamples'"):
+        parameters.check_parameters(notebook, {"bootstrap_resamples": 2})
 
 
 def test_the_project_kernel_is_this_environment():
