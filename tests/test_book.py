@@ -110,3 +110,19 @@ def test_bad_smoke_metadata_is_named(tmp_path):
     nbformat.write(nb, tmp_path / nb_path)
     with pytest.raises(ValueError, match="dvdbook.smoke must be a mapping"):
         book.smoke_parameters(tmp_path, nb_path)
+
+
+def test_chapter_code_cells_are_short_and_leave_toy_or_real_to_the_library():
+    """Every chapter's code cells hold at most 20 lines and none asks ``if toy``: the library
+    decides from the model what a toy or a real model needs."""
+    root = Path(__file__).resolve().parents[1]
+    problems = []
+    for notebook in chapters.chapter_notebooks(root):
+        cells = nbformat.read(root / notebook, as_version=4).cells
+        for number, cell in enumerate(cells, start=1):
+            lines = cell.source.splitlines()
+            if cell.cell_type == "code" and len(lines) > 20:
+                problems.append(f"{notebook} cell {number}: {len(lines)} lines")
+            if cell.cell_type == "code" and "if toy" in cell.source:
+                problems.append(f"{notebook} cell {number}: if toy")
+    assert problems == []
