@@ -41,8 +41,8 @@ PAPER_SEED_COUNT = 10  # the paper draws ten seeds per prompt
 
 
 def seed_count(text: str) -> int:
-    """The value of ``--seeds``: a whole number of at least 1. A list, the meaning ``--seeds`` had in
-    ``dvd generate``, is refused with the option that takes one now."""
+    """The value of ``--seeds``: a whole number of at least 1. A list, the meaning ``--seeds``
+    had in ``dvd generate``, is refused with the option that takes one now."""
     text = str(text).strip()
     if "," in text:
         raise UsageError(f"--seeds {text!r}: --seeds is a number of seeds in every command (e.g. "
@@ -52,7 +52,8 @@ def seed_count(text: str) -> int:
         raise UsageError(f"--seeds {text!r}: give a number of seeds (e.g. 10), or the seeds "
                          f"themselves as --seed-list 1825,410")
     if int(text) == 0:
-        raise UsageError("--seeds 0: zero seeds make no images; give a number of seeds of at least 1")
+        raise UsageError("--seeds 0: zero seeds make no images; give a number of seeds of at "
+                         "least 1")
     return int(text)
 
 

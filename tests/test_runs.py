@@ -245,7 +245,8 @@ def test_sweep_runs_every_combination_once_and_resumes(tmp_path):
         ("reused", "2"), ("reused", "4"), ("failed", "")]
 
     # A change in dvdlib keeps finished runs (a sweep resumes) but flags them.
-    (tmp_path / "dvdlib" / "__init__.py").write_text("# a change in the library the chapter imports\n")
+    (tmp_path / "dvdlib" / "__init__.py").write_text("# a change in the library the chapter "
+                                                     "imports\n")
     kept = runs.run_notebook(notebook, {"x": 1, "label": "s"}, root=tmp_path, log=logged.append)
     assert kept.reused and kept.earlier_library
     assert (folder / "output.ipynb").stat().st_mtime_ns == mtime
@@ -287,7 +288,8 @@ def test_a_declaration_with_an_unknown_key_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_works_from_any_folder_with_results_in_the_working_directory(tmp_path, monkeypatch, capsys):
+def test_run_works_from_any_folder_with_results_in_the_working_directory(tmp_path, monkeypatch,
+                                                                           capsys):
     notebook = make_project(tmp_path / "checkout")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

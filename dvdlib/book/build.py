@@ -299,7 +299,8 @@ def fill_pages(root: Path, executed_dir: Path, stage: Path, headlines_parent: Pa
 
 
 def render(stage: Path, output_parent: Path) -> Path:
-    """Run ``jupyter-book build`` on the staged book; the HTML lands in ``output_parent/_build/html``."""
+    """Run ``jupyter-book build`` on the staged book; the HTML lands in
+    ``output_parent/_build/html``."""
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(stage),
                "--path-output", str(output_parent)]
     result = subprocess.run(command, capture_output=True, text=True)

@@ -7,7 +7,8 @@ both before anything runs: an unknown name, a value whose type does not fit the 
 one outside its declaration is a :class:`ParameterError` naming the parameter and what it
 accepts; a name the chapters have renamed is refused with its new one (:data:`RENAMED`).
 
-- the declarations: :func:`notebook_parameters`, :func:`parameter_rules`, :class:`NotebookParameter`;
+- the declarations: :func:`notebook_parameters`, :func:`parameter_rules`,
+  :class:`NotebookParameter`;
 - the checks: :func:`check_parameters`, :func:`check_renamed`;
 - values as the command line gives them: :func:`parse_value` (papermill's ``-p``),
   :func:`pairs_to_dict` (``-p``/``-r``), :func:`parse_grid` and :func:`combinations` (``--grid``).
@@ -32,7 +33,8 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class NotebookParameter:
-    """One assignment of a notebook's ``parameters`` cell, and what the notebook declares it accepts."""
+    """One assignment of a notebook's ``parameters`` cell, and what the notebook declares it
+    accepts."""
 
     name: str
     source: str  # the default as written, e.g. '""' or '8'
@@ -275,7 +277,8 @@ def _check_applies(notebook, parameter: NotebookParameter, value, values: dict) 
                 where = f"{other} is {values.get(other)!r} ({what}); it applies to {need} only"
             else:
                 options = ", ".join(map(repr, wanted if isinstance(wanted, list) else [wanted]))
-                where = f"{other} is {values.get(other)!r}; it applies only when {other} is {options}"
+                where = (f"{other} is {values.get(other)!r}; it applies only when {other} is "
+                         f"{options}")
             why = f" ({parameter.rule['why']})" if parameter.rule.get("why") else ""
             raise ParameterError(
                 f"parameter {parameter.name!r} of {notebook} does not apply here: {where}{why}; "

@@ -21,8 +21,8 @@ from typing import Callable, Iterator
 from dvdlib.usage import PAPER_SEED_COUNT
 
 SCALE_OUT = (
-    "Scale out: `accelerate launch --multi_gpu --num_processes N -m dvdlib.book.cli` followed by the "
-    "same arguments runs N processes (one per GPU; on a machine without GPUs, N on the CPU), "
+    "Scale out: `accelerate launch --multi_gpu --num_processes N -m dvdlib.book.cli` followed by "
+    "the same arguments runs N processes (one per GPU; on a machine without GPUs, N on the CPU), "
     "each on every N-th batch, and leaves the manifest or table one process would write."
 )
 
@@ -52,13 +52,15 @@ def given_parameters(args) -> dict:
 
 
 def add_seed_options(parser: argparse.ArgumentParser) -> None:
-    """``--seeds N`` (a count, as in every command) or ``--seed-list 0,1,5`` (the seeds themselves)."""
+    """``--seeds N`` (a count, as in every command) or ``--seed-list 0,1,5`` (the seeds
+    themselves)."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--seeds", default=str(PAPER_SEED_COUNT), metavar="N",
                        help=f"a number of seeds: the paper's ten first, then 10001, 10002, ... as "
                        f"every chapter takes them (default: {PAPER_SEED_COUNT}, the paper's seeds)")
     group.add_argument("--seed-list", metavar="LIST",
-                       help="the seeds themselves, comma-separated, e.g. 0,1,5 (instead of --seeds)")
+                       help="the seeds themselves, comma-separated, e.g. 0,1,5 (instead of "
+                       "--seeds)")
 
 
 def option(argument: str) -> str:

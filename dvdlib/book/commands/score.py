@@ -23,9 +23,9 @@ def register(subparsers) -> None:
         "default the vlm judge asks one question per generate call, as the authors' scorer does "
         "(--questions-per-call batches them).",
         epilog="Judges: vlm is the paper's (Qwen2-VL-2B-Instruct, greedy, 5 new tokens); clip is "
-        "ours (open_clip zero-shot presence, see dvdlib.scoring.judges.clip); toy is the toy world's "
-        "concept and object detector. Weights are read from a local folder or the Hugging Face cache, never "
-        "downloaded. " + SCALE_OUT,
+        "ours (open_clip zero-shot presence, see dvdlib.scoring.judges.clip); toy is the toy "
+        "world's concept and object detector. Weights are read from a local folder or the Hugging "
+        "Face cache, never downloaded. " + SCALE_OUT,
     )
     parser.add_argument("--images", required=True, metavar="DIR", help="the image folder")
     parser.add_argument("--out", required=True, metavar="TABLE",
@@ -36,19 +36,21 @@ def register(subparsers) -> None:
     parser.add_argument("--cases", metavar="LIST", help="only these case numbers, e.g. 1-100")
     parser.add_argument("--judge", choices=JUDGES, default="vlm", help="the judge (default: vlm)")
     parser.add_argument("--judge-model", metavar="PATH_OR_ID",
-                        help="the judge's weights: a folder or a Hugging Face id in the local cache "
-                        "(default: Qwen/Qwen2-VL-2B-Instruct for vlm, the CLIP ViT-L/14 of "
+                        help="the judge's weights: a folder or a Hugging Face id in the local "
+                        "cache (default: Qwen/Qwen2-VL-2B-Instruct for vlm, the CLIP ViT-L/14 of "
                         "dvdlib.scoring.judges.clip for clip, the shipped detector for toy)")
     parser.add_argument("--questions", metavar="JSON",
-                        help="the question wording (format: see dvdlib.scoring.questions; default: ours)")
-    parser.add_argument("--images-per-call", type=int, default=DEFAULT_IMAGES_PER_CALL, metavar="N",
+                        help="the question wording (format: see dvdlib.scoring.questions; "
+                        "default: ours)")
+    parser.add_argument("--images-per-call", type=int, default=DEFAULT_IMAGES_PER_CALL,
+                        metavar="N",
                         help=f"images judged together (default: {DEFAULT_IMAGES_PER_CALL})")
     parser.add_argument("--questions-per-call", type=int, metavar="N",
                         help=f"vlm only: questions per generate call (default: "
                         f"{DEFAULT_QUESTIONS_PER_CALL}, the authors' one-question-per-call loop); "
                         "larger values, e.g. 10, answer an image's questions in one batched call: "
-                        "faster, and equal to the loop on a random-weight model in float32, but not "
-                        "yet checked on the real judge in bfloat16 on a GPU")
+                        "faster, and equal to the loop on a random-weight model in float32, but "
+                        "not yet checked on the real judge in bfloat16 on a GPU")
     parser.add_argument("--per-question", metavar="TABLE",
                         help="also write one row per image and question (.csv or .parquet)")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu; "

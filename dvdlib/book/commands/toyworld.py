@@ -97,8 +97,8 @@ def _declare(parser: argparse.ArgumentParser) -> None:
 
     detector = commands.add_parser(
         "detector", parents=[common], help="train the detector",
-        description="Train the multi-label concept and object detector into OUT and measure its held-out "
-        "accuracy.")
+        description="Train the multi-label concept and object detector into OUT and measure its "
+        "held-out accuracy.")
     detector.add_argument("--out", required=True, type=Path, help="output folder")
     detector.add_argument("--steps", type=int, default=1500)
     detector.add_argument("--checkpoint-every", type=int, default=250)
