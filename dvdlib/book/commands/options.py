@@ -3,7 +3,7 @@
 - :func:`add_chapter_options`, :func:`add_seed_options`, :data:`SCALE_OUT`: declarations and help;
   :func:`given_parameters`: the values of the chapter options ``-p`` and ``-r``.
 - :func:`refusals`: the library's refusals as :class:`~dvdlib.usage.UsageError` (one line, exit
-  code 2), naming the option a refused argument came from.
+  code 2), naming the option a refused argument came from (:func:`option`).
 - :func:`note`: a reporter of notes on stderr.
 
 The values of the seed options (a seed count, a seed list) are parsed by :mod:`dvdlib.usage`,
