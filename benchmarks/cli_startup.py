@@ -1,14 +1,15 @@
 """How long the ``dvd`` command takes to answer ``--help``, against a Python that does nothing.
 
-Each repetition starts ``python -c pass``, ``dvd --help`` and ``dvd run --help`` once, as
-subprocesses, in an order that rotates from one repetition to the next (so slow phases of a shared
-machine hit all cases alike). It prints each case's median wall time, its ratio to ``python -c
-pass``, and the largest resident memory any of its runs reached (``ru_maxrss`` of the child, from
-``os.wait4``). The goal: ``dvd --help`` under 1 s on two CPU cores, which holds only while the
-commands import torch, diffusers, transformers and pandas when they run, not when they are declared
-(see :mod:`dvdlib.book.commands`).
+Each repetition starts ``python -c pass``, ``dvd --help``, ``dvd run --help`` and ``dvd generate
+--help`` once, as subprocesses, in an order that rotates from one repetition to the next (so slow
+phases of a shared machine hit all cases alike). It prints each case's median wall time, its ratio
+to ``python -c pass``, and the largest resident memory any of its runs reached (``ru_maxrss`` of
+the child, from ``os.wait4``). The goal: every ``dvd`` case under 0.5 s on two CPU cores (the exit
+status is 1 when a median is over ``--limit``), which holds only while the commands import torch,
+diffusers, transformers and pandas when they run, not when they are declared (see
+:mod:`dvdlib.book.commands`).
 
-    python benchmarks/cli_startup.py [--reps N] [--dvd PATH]
+    python benchmarks/cli_startup.py [--reps N] [--dvd PATH] [--limit SECONDS]
 """
 
 from __future__ import annotations
@@ -50,12 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=7, help="runs of each case (default: 7)")
     parser.add_argument("--dvd", metavar="PATH", help="the dvd program (default: the one beside "
                         "this Python, else python -m dvdlib.book.cli)")
+    parser.add_argument("--limit", type=float, default=0.5, metavar="SECONDS",
+                        help="the longest median a dvd case may take (default: 0.5)")
     args = parser.parse_args(argv)
     dvd = _dvd_command(args.dvd)
     cases = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "dvd --help": [*dvd, "--help"],
         "dvd run --help": [*dvd, "run", "--help"],
+        "dvd generate --help": [*dvd, "generate", "--help"],
     }
     names = list(cases)
     times: dict[str, list[float]] = {name: [] for name in names}
@@ -67,12 +71,17 @@ def main(argv: list[str] | None = None) -> int:
             memory[name] = max(memory[name], peak)
     base = statistics.median(times["python -c pass"])
     print(f"{args.reps} runs each, median wall time; {os.cpu_count()} CPUs; dvd = {' '.join(dvd)}")
-    print(f"{'case':<16} {'median s':>9} {'min s':>7} {'x python':>9} {'peak MiB':>9}")
+    print(f"{'case':<20} {'median s':>9} {'min s':>7} {'x python':>9} {'peak MiB':>9}")
+    slow = []
     for name in names:
         median = statistics.median(times[name])
-        print(f"{name:<16} {median:>9.3f} {min(times[name]):>7.3f} {median / base:>9.1f} "
+        print(f"{name:<20} {median:>9.3f} {min(times[name]):>7.3f} {median / base:>9.1f} "
               f"{memory[name] / 1024:>9.1f}")
-    return 0
+        if name.startswith("dvd") and median > args.limit:
+            slow.append(name)
+    if slow:
+        print(f"over the limit of {args.limit} s: {', '.join(slow)}")
+    return 1 if slow else 0
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ before it (``tests/test_import_graph.py`` checks it from the source, with no cir
   (crash-safe logs, tables, JSON, checkpoints, folders); one command over the processes of
   ``accelerate launch``.
 - ``prompts/``: prompt sets, phrases, seeds, the CLIP tokenizer. ``stats/``: every bootstrap
-  interval and the verdicts. ``usage``: :class:`~dvdlib.usage.UsageError`, the error for bad
-  command-line input, and the seed options.
+  interval and the verdicts. ``usage``: bad input: :class:`~dvdlib.usage.ArgumentError` (one
+  argument of a library call refused), :class:`~dvdlib.usage.UsageError` (bad command-line
+  input), and the seed options.
 - ``toyworld/``: the embedded toy world (world, pipeline, training, zoo, detector).
 - ``models/``: what a ``model`` argument names (parsed once), loading, random-weight test models.
 - ``attention/``: locating cross-attention, token positions, the recorder and its record, head

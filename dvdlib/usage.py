@@ -1,13 +1,36 @@
-"""Bad input from the command line: the one error every ``dvd`` command raises for it, and the
-option values that several commands read (``--seeds``, ``--seed-list``).
+"""Bad input: the error a library call raises for one bad argument, the error every ``dvd``
+command raises, and the values of the seed options that several commands read.
 
-It sits in the science package, not in :mod:`dvdlib.book.commands`, because the commands'
-implementations here (:mod:`dvdlib.pipeline_cli`, :mod:`dvdlib.probe.experiment`) raise it and parse those
-values, and no module of ``dvdlib`` imports :mod:`dvdlib.book`. No command imports another to
-raise it.
+- :class:`ArgumentError`: a library call refused one of its arguments; its message opens with the
+  argument's name, so that a command can put in its place the option the user typed.
+- :class:`UsageError`: bad input from the command line, printed as one line with exit code 2.
+- :func:`seed_count`, :func:`seed_list`: the values of ``--seeds`` and ``--seed-list``.
+
+It sits at the bottom of the science package, not in :mod:`dvdlib.book.commands`, because the
+library raises :class:`ArgumentError` and the commands' implementations here
+(:mod:`dvdlib.probe.experiment`) raise :class:`UsageError` and parse those values, and no module of
+``dvdlib`` imports :mod:`dvdlib.book`.
 """
 
 from __future__ import annotations
+
+
+class ArgumentError(ValueError):
+    """A library call refused one of its arguments.
+
+    The message is the argument's name as the call spells it followed by ``rest``, e.g.
+    ``ArgumentError("batch_size", " must be at least 1, got 0")``; :meth:`naming` puts another
+    name in its place, such as the option a command reads it from (``--batch-size``).
+    """
+
+    def __init__(self, argument: str, rest: str):
+        super().__init__(argument + rest)
+        self.argument = argument
+        self.rest = rest
+
+    def naming(self, option: str) -> str:
+        """The message with ``option`` in place of the argument's name."""
+        return option + self.rest
 
 
 class UsageError(Exception):
@@ -18,8 +41,8 @@ PAPER_SEED_COUNT = 10  # the paper draws ten seeds per prompt
 
 
 def seed_count(text: str) -> int:
-    """The value of ``--seeds``: a whole number of at least 1. A list, the meaning ``--seeds`` had in
-    ``dvd generate``, is refused with the option that takes one now."""
+    """The value of ``--seeds``: a whole number of at least 1. A list, the meaning ``--seeds``
+    had in ``dvd generate``, is refused with the option that takes one now."""
     text = str(text).strip()
     if "," in text:
         raise UsageError(f"--seeds {text!r}: --seeds is a number of seeds in every command (e.g. "
@@ -29,7 +52,8 @@ def seed_count(text: str) -> int:
         raise UsageError(f"--seeds {text!r}: give a number of seeds (e.g. 10), or the seeds "
                          f"themselves as --seed-list 1825,410")
     if int(text) == 0:
-        raise UsageError("--seeds 0: zero seeds make no images; give a number of seeds of at least 1")
+        raise UsageError("--seeds 0: zero seeds make no images; give a number of seeds of at "
+                         "least 1")
     return int(text)
 
 

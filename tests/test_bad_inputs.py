@@ -376,7 +376,7 @@ def _generate_with_toy(prompts):
 
 def _parameters(chapter, **given):
     def call(p):
-        from dvdlib.book.runs import check_parameters
+        from dvdlib.book.parameters import check_parameters
 
         check_parameters(BOOK / chapter, {k: str(p[v[1:]]) if isinstance(v, str) and v.startswith("@")
                                           else v for k, v in given.items()})

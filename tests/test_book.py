@@ -111,24 +111,3 @@ def test_bad_smoke_metadata_is_named(tmp_path):
     nbformat.write(nb, tmp_path / nb_path)
     with pytest.raises(ValueError, match="dvdbook.smoke must be a mapping"):
         book.smoke_parameters(tmp_path, nb_path)
-
-
-# The chapters whose code cells are thin: the model's kind is the library's business, and a cell
-# is short enough to read at a glance. Every chapter belongs here once its code has moved.
-THIN_CHAPTERS = ("01_dominancebench", "02_data_diversity", "toy_world")
-MAX_CELL_LINES = 20
-MAX_LINE_LENGTH = 100
-
-
-@pytest.mark.parametrize("chapter", THIN_CHAPTERS)
-def test_chapter_code_cells_are_thin(chapter):
-    notebook = nbformat.read(Path(__file__).resolve().parents[1] / "book" / f"{chapter}.ipynb",
-                             as_version=4)
-    for number, cell in enumerate(notebook.cells):
-        if cell.cell_type != "code":
-            continue
-        lines = cell.source.splitlines()
-        assert "if toy" not in cell.source, f"{chapter} cell {number} asks `if toy`"
-        assert len(lines) <= MAX_CELL_LINES, f"{chapter} cell {number} has {len(lines)} lines"
-        long = [len(line) for line in lines if len(line) > MAX_LINE_LENGTH]
-        assert not long, f"{chapter} cell {number} has lines of {long} characters"

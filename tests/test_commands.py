@@ -73,3 +73,17 @@ def test_seeds_is_a_count_in_every_command_and_seed_list_gives_the_seeds():
         assert seed_list(parser.parse_args([*argv, "--seed-list", "0,1,5"]).seed_list) == [0, 1, 5]
     with pytest.raises(UsageError, match="give the seeds themselves as --seed-list 1825,410"):
         seed_count("1825,410")
+
+
+def test_a_refused_argument_is_named_by_the_option_it_came_from():
+    import pytest
+
+    from dvdlib.book.commands.options import refusals
+    from dvdlib.usage import ArgumentError, UsageError
+
+    refused = ArgumentError("batch_size", " must be at least 1, got 0")
+    assert isinstance(refused, ValueError)
+    assert str(refused) == "batch_size must be at least 1, got 0"
+    with pytest.raises(UsageError, match="^--batch-size must be at least 1, got 0$"):
+        with refusals():
+            raise refused

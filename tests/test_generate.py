@@ -207,3 +207,52 @@ def test_the_toy_world_plugs_in_generation_recording_and_judging(tmp_path):
     scores = score_folder(tmp_path / "images", prints, judge, tmp_path / "scores.csv", progress=False)
     assert len(scores) == 4 and set(scores.judge) == {"toy-detector"}
     assert set(scores.dvd_score) <= {4.0 * c * (5 - n) for c in range(6) for n in range(6)}
+
+
+def test_generate_benchmark_checks_each_argument_once_before_the_model_loads(tmp_path,
+                                                                            monkeypatch):
+    """The prompt file is read and its words checked once, the seeds and the token limit once,
+    all before the model loads (``dvd generate``'s path through the library)."""
+    from dvdlib.generation import benchmark, protocol
+    from dvdlib.prompts import prompt_sets, selection
+    from dvdlib.toyworld.prompt_set import toy_prompts
+
+    calls = []
+
+    def count(module, name):
+        original = getattr(module, name)
+
+        def counted(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+
+    for module, name in ((selection, "load_prompts"), (prompt_sets, "phrase_problems"),
+                         (selection, "check_seeds"), (protocol, "check_alignment"),
+                         (benchmark, "load_pipeline")):
+        count(module, name)
+    prompt_file = tmp_path / "toy.csv"
+    prompt_sets.save_prompts(toy_prompts().head(2), prompt_file)
+    manifest = benchmark.generate_benchmark("toy", tmp_path / "images", prompts=prompt_file,
+                                            cases="2", seeds=[3], steps=1, progress=False)
+    assert manifest["prompt"].tolist() == ["sunset shirt"]
+    assert sorted(calls) == ["check_alignment", "check_seeds", "load_pipeline", "load_prompts",
+                             "phrase_problems"]
+    assert calls[-1] == "load_pipeline"
+
+
+def test_generate_benchmark_refuses_before_the_model_loads_and_leaves_no_folder(tmp_path,
+                                                                                monkeypatch):
+    from dvdlib.generation import benchmark
+    from dvdlib.usage import ArgumentError
+
+    monkeypatch.setattr(benchmark, "load_pipeline", lambda *a, **k: pytest.fail("model loaded"))
+    out = tmp_path / "a" / "images"
+    for bad, message in (({"size": 12}, "size 12: must be a positive multiple of 8"),
+                         ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+                         ({"cases": "7"}, "cases 7: none of these cases is in the toy world's"),
+                         ({"seeds": [1, 1]}, "seeds: seeds repeat: [1, 1]")):
+        with pytest.raises(ArgumentError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            benchmark.generate_benchmark("toy", out, progress=False, **bad)
+    assert not (tmp_path / "a").exists()

@@ -223,7 +223,7 @@ def test_scoring_killed_mid_run_resumes_to_the_uninterrupted_table(tmp_path, ima
 
 
 def test_toy_prompts_are_the_print_worlds_pairs_in_one_word_order():
-    from dvdlib.pipeline_cli import check_toy_words, toy_prompts
+    from dvdlib.toyworld.prompt_set import check_toy_words, toy_prompts
 
     prompts = toy_prompts()
     assert prompts["prompt"].tolist() == ["sunset coaster", "sunset shirt", "sunset notebook", "sunset hat",
@@ -233,14 +233,14 @@ def test_toy_prompts_are_the_print_worlds_pairs_in_one_word_order():
 
 
 def test_toy_words_refuse_every_row_that_names_something_else():
-    from dvdlib.usage import UsageError
-    from dvdlib.pipeline_cli import check_toy_words
+    from dvdlib.prompts.prompt_sets import PromptSetError
+    from dvdlib.toyworld.prompt_set import check_toy_words
 
     rows = pd.DataFrame([(1, "print", "sunset", "coaster", "sunset coaster"),
                          (2, "print", "coaster", "sunset", "coaster sunset"),
                          (3, "artist", "monet", "mug", "Monet Mug")],
                         columns=["case_num", "category", "concept", "object", "prompt"])
-    with pytest.raises(UsageError) as err:
+    with pytest.raises(PromptSetError) as err:
         check_toy_words(rows, "prompts.csv")
     message = str(err.value)
     assert "case 1" not in message  # a concept printed on an object is the toy world's own

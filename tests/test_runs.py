@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from papermill.cli import _resolve_type
 
-from dvdlib.book import cli, runs
+from dvdlib.book import cli, parameters, runs
 
 PARAMETERS = """\
 x = 1  # the number to double
@@ -33,7 +33,7 @@ print(x * 2)
 """
 
 
-def make_project(root: Path, body: str = BODY) -> Path:
+def make_project(root: Path, body: str = BODY, parameters: str = PARAMETERS) -> Path:
     """A checkout with one chapter, ``book/tiny.ipynb``; returns the notebook's path."""
     (root / "dvdlib").mkdir(parents=True)
     (root / "dvdlib" / "__init__.py").write_text("")
@@ -42,7 +42,7 @@ def make_project(root: Path, body: str = BODY) -> Path:
                                    "  - file: book/tiny\n")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# Tiny"),
-                nbformat.v4.new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
@@ -53,11 +53,11 @@ def make_project(root: Path, body: str = BODY) -> Path:
 @pytest.mark.parametrize("text", ["True", "False", "None", "12", "-3", "1.5", "1e3", "nan",
                                   "abc", "", "12abc", "1,2"])
 def test_values_are_read_like_papermill(text):
-    assert repr(runs.parse_value(text)) == repr(_resolve_type(text))
+    assert repr(parameters.parse_value(text)) == repr(_resolve_type(text))
 
 
 def test_parameters_and_their_types_come_from_the_parameters_cell(tmp_path):
-    declared = runs.notebook_parameters(make_project(tmp_path))
+    declared = parameters.notebook_parameters(make_project(tmp_path))
     assert {name: p.type_name for name, p in declared.items()} == {
         "x": "int", "scale": "float", "label": "str", "flag": "bool", "anything": "any",
         "start": "any"}
@@ -67,8 +67,8 @@ def test_parameters_and_their_types_come_from_the_parameters_cell(tmp_path):
 
 def test_values_of_the_right_type_pass(tmp_path):
     notebook = make_project(tmp_path)
-    checked = runs.check_parameters(notebook, {"x": 5, "scale": 2, "label": "a/b", "flag": True,
-                                               "anything": [1], "start": "s"})
+    checked = parameters.check_parameters(notebook, {"x": 5, "scale": 2, "label": "a/b",
+                                                     "flag": True, "anything": [1], "start": "s"})
     assert checked == {"x": 5, "scale": 2.0, "label": "a/b", "flag": True, "anything": [1],
                        "start": "s"}
     assert isinstance(checked["scale"], float)  # an int given for a float becomes a float
@@ -85,8 +85,8 @@ def test_values_of_the_right_type_pass(tmp_path):
     ({"flag": 1}, r"parameter 'flag' of .* takes bool \(its default is False\), got int 1"),
 ])
 def test_bad_parameters_are_named_with_what_is_accepted(tmp_path, given, message):
-    with pytest.raises(runs.ParameterError, match=message):
-        runs.check_parameters(make_project(tmp_path), given)
+    with pytest.raises(parameters.ParameterError, match=message):
+        parameters.check_parameters(make_project(tmp_path), given)
 
 
 def test_a_notebook_without_parameters_cell_takes_none(tmp_path):
@@ -94,8 +94,8 @@ def test_a_notebook_without_parameters_cell_takes_none(tmp_path):
     nb = nbformat.read(notebook, as_version=4)
     nb.cells[1].metadata = {}
     nbformat.write(nb, notebook)
-    with pytest.raises(runs.ParameterError, match="has no cell tagged 'parameters'"):
-        runs.check_parameters(notebook, {"x": 1})
+    with pytest.raises(parameters.ParameterError, match="has no cell tagged 'parameters'"):
+        parameters.check_parameters(notebook, {"x": 1})
 
 
 def test_run_names():
@@ -108,16 +108,16 @@ def test_run_names():
 
 
 def test_grids():
-    grid = runs.parse_grid(["x=1,2", "label=a,b", "x=3"])
+    grid = parameters.parse_grid(["x=1,2", "label=a,b", "x=3"])
     assert grid == {"x": [1, 2, 3], "label": ["a", "b"]}
-    assert runs.combinations({"x": [1, 2], "label": ["a", "b"]}) == [
+    assert parameters.combinations({"x": [1, 2], "label": ["a", "b"]}) == [
         {"x": 1, "label": "a"}, {"x": 1, "label": "b"}, {"x": 2, "label": "a"},
         {"x": 2, "label": "b"}]
     for bad, message in [("x", "bad --grid 'x'"), ("x=", "bad --grid 'x='"),
                          ("=1,2", "bad --grid '=1,2'"), ("x=1,1", "lists the value 1 twice")]:
-        with pytest.raises(runs.ParameterError, match=message):
-            runs.parse_grid([bad])
-    assert runs.parse_grid(["x=1,1.0"]) == {"x": [1, 1.0]}  # an int and a float differ
+        with pytest.raises(parameters.ParameterError, match=message):
+            parameters.parse_grid([bad])
+    assert parameters.parse_grid(["x=1,1.0"]) == {"x": [1, 1.0]}  # an int and a float differ
 
 
 def test_rerun_commands_give_back_the_same_values():
@@ -145,6 +145,47 @@ def test_bad_input_on_the_command_line_runs_nothing(tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert "no notebook 'nosuch'" in err and "chapters: book/tiny.ipynb" in err
     assert not (tmp_path / "results").exists()
+
+
+# A chapter that declares the shared names which replaced num_inference_steps, guidance_scale,
+# guidance_scales and bootstrap_resamples.
+SHARED_NAMES = """\
+steps = 20
+guidance = 4.0
+guidance_sweep = "1,4"
+n_resamples = 1000
+"""
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["run", "tiny", "-p", "bootstrap_resamples", "50"],
+     "dvd run: error: -p bootstrap_resamples: renamed; use -p n_resamples"),
+    (["run", "tiny", "-p", "steps", "5", "-p", "num_inference_steps", "5"],
+     "dvd run: error: -p num_inference_steps: renamed; use -p steps"),
+    (["run", "tiny", "-r", "guidance_scales", "1,2"],
+     "dvd run: error: -p guidance_scales: renamed; use -p guidance_sweep"),
+    (["sweep", "tiny", "--grid", "guidance_scale=1,4"],
+     "dvd sweep: error: --grid guidance_scale: renamed; use --grid guidance"),
+    (["sweep", "tiny", "--grid", "steps=5,10", "-p", "bootstrap_resamples", "50"],
+     "dvd sweep: error: -p bootstrap_resamples: renamed; use -p n_resamples"),
+])
+def test_an_old_parameter_name_is_refused_with_its_new_one(tmp_path, monkeypatch, capsys, argv,
+                                                           line):
+    make_project(tmp_path, parameters=SHARED_NAMES)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+    assert not (tmp_path / "results").exists()  # refused before anything ran
+
+
+def test_a_notebook_that_declares_an_old_name_itself_keeps_it(tmp_path):
+    notebook = make_project(tmp_path, parameters="guidance_scale = 7.5\n")
+    assert parameters.check_parameters(notebook, {"guidance_scale": 2}) == {"guidance_scale": 2.0}
+    with pytest.raises(parameters.ParameterError, match="unknown parameter 'n_resamples'"):
+        parameters.check_parameters(notebook, {"n_resamples": 2})
+    # Neither name declared: the old one is unknown like any other.
+    with pytest.raises(parameters.ParameterError, match="unknown parameter 'bootstrap_resamples'"):
+        parameters.check_parameters(notebook, {"bootstrap_resamples": 2})
 
 
 def test_the_project_kernel_is_this_environment():
@@ -192,8 +233,8 @@ def test_sweep_runs_every_combination_once_and_resumes(tmp_path):
     assert [r.reused for r in second.runs] == [True, True]
     assert (folder / "output.ipynb").stat().st_mtime_ns == mtime
     assert len(second.failures) == 1
-    parameters, error = second.failures[0]
-    assert parameters == {"x": 3, "label": "s"}
+    given, error = second.failures[0]
+    assert given == {"x": 3, "label": "s"}
     assert "book/tiny.ipynb failed in cell 3 of 3 ('from dvdlib.book import headlines')" in error
     assert "ValueError: x may not be 3" in error and "\n" not in error
     assert any(": 1/" in line and "cells done" in line for line in logged)  # progress while running
@@ -204,7 +245,8 @@ def test_sweep_runs_every_combination_once_and_resumes(tmp_path):
         ("reused", "2"), ("reused", "4"), ("failed", "")]
 
     # A change in dvdlib keeps finished runs (a sweep resumes) but flags them.
-    (tmp_path / "dvdlib" / "__init__.py").write_text("# a change in the library the chapter imports\n")
+    (tmp_path / "dvdlib" / "__init__.py").write_text("# a change in the library the chapter "
+                                                     "imports\n")
     kept = runs.run_notebook(notebook, {"x": 1, "label": "s"}, root=tmp_path, log=logged.append)
     assert kept.reused and kept.earlier_library
     assert (folder / "output.ipynb").stat().st_mtime_ns == mtime
@@ -228,10 +270,10 @@ def test_every_chapter_declares_ranges_that_its_defaults_meet():
     root = Path(__file__).resolve().parents[1]
     declared_somewhere = 0
     for notebook in chapter_notebooks(root):
-        declared = runs.notebook_parameters(root / notebook)
+        declared = parameters.notebook_parameters(root / notebook)
         declared_somewhere += sum(bool(p.rule) for p in declared.values())
         defaults = {name: p.default for name, p in declared.items() if p.literal}
-        assert runs.check_parameters(notebook, defaults, declared) == defaults
+        assert parameters.check_parameters(notebook, defaults, declared) == defaults
     assert declared_somewhere >= 40
 
 
@@ -240,12 +282,14 @@ def test_a_declaration_with_an_unknown_key_is_refused(tmp_path):
     nb = nbformat.read(notebook, as_version=4)
     nb.metadata["dvdbook"] = {"parameters": {"x": {"minimum": 1}}}
     nbformat.write(nb, notebook)
-    with pytest.raises(runs.ParameterError, match="dvdbook.parameters.x: unknown key.*minimum"):
-        runs.notebook_parameters(notebook)
+    with pytest.raises(parameters.ParameterError,
+                       match="dvdbook.parameters.x: unknown key.*minimum"):
+        parameters.notebook_parameters(notebook)
 
 
 @pytest.mark.slow
-def test_run_works_from_any_folder_with_results_in_the_working_directory(tmp_path, monkeypatch, capsys):
+def test_run_works_from_any_folder_with_results_in_the_working_directory(tmp_path, monkeypatch,
+                                                                           capsys):
     notebook = make_project(tmp_path / "checkout")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

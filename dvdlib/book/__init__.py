@@ -18,9 +18,10 @@ By concern:
   the dvdlib code it can read).
 - the book: ``build`` (execute every chapter, cached; fill the pages; render with Jupyter Book),
   ``sphinx_extension`` (loaded by Jupyter Book from ``_config.yml``).
-- runs and sweeps: ``runs`` (a chapter's declared parameters and their checks, ``dvd run`` and
-  ``dvd sweep`` into results folders).
+- runs and sweeps: ``parameters`` (a notebook's declared parameters and their checks, renamed
+  parameters refused with their new names), ``runs`` (run folders named by their parameters; a
+  chapter run into one, a sweep over a grid with its summary).
 - the ``dvd`` command: ``cli`` (the entry point, where every command is registered) and
-  ``commands`` (one module per command: its arguments, and a run function that imports the work
+  ``commands`` (one module per command: its arguments, and a thin body that imports the work
   only when the command runs).
 """

@@ -31,7 +31,8 @@ from dvdlib.book.chapter_cache import chapter_key, library_fingerprint
 from dvdlib.book.chapters import chapter_notebooks
 from dvdlib.book.execute import (RECORD, NotebookFailed, execute_notebook, finished_record,
                                  platform_info)
-from dvdlib.book.runs import notebook_parameters, rerun_command
+from dvdlib.book.parameters import notebook_parameters
+from dvdlib.book.runs import rerun_command
 from dvdlib.book.sphinx_extension import BOOK_CSS, BOOK_CSS_TEXT
 from dvdlib.paths import build_dir, project_root
 
@@ -298,7 +299,8 @@ def fill_pages(root: Path, executed_dir: Path, stage: Path, headlines_parent: Pa
 
 
 def render(stage: Path, output_parent: Path) -> Path:
-    """Run ``jupyter-book build`` on the staged book; the HTML lands in ``output_parent/_build/html``."""
+    """Run ``jupyter-book build`` on the staged book; the HTML lands in
+    ``output_parent/_build/html``."""
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(stage),
                "--path-output", str(output_parent)]
     result = subprocess.run(command, capture_output=True, text=True)
@@ -376,17 +378,3 @@ def build_book(root: Path | None = None, force: bool = False, only: list[str] | 
     html = render(stage, out.parent) if out.name == "_build" else render(stage, out)
     log(f"[book] done: {html / 'index.html'}")
     return html
-
-
-def build_command(args) -> int:
-    """``dvd book`` once its arguments are parsed (:mod:`dvdlib.book.commands.book`)."""
-    if args.write_smoke_notebooks:
-        for path in write_smoke_notebooks(Path.cwd(), args.write_smoke_notebooks):
-            print(f"[book] smoke copy: {path}")
-        return 0
-    try:
-        build_book(force=args.force, only=args.only, smoke=args.smoke, out=args.out)
-    except NotebookFailed as err:
-        print(f"dvd book: error: {err}", file=sys.stderr)
-        return 1
-    return 0

@@ -9,10 +9,11 @@ where "can read" is every dvdlib module the notebook's code imports, every modul
 turn (at the top or inside a function, or named as a string such as
 ``importlib.import_module("dvdlib.toyworld.zoo")``), the packages above them, and the data dvdlib
 ships (``dvdlib/data/``). The tools that build the book (:mod:`dvdlib.book.build`,
-:mod:`dvdlib.book.runs`, :mod:`dvdlib.book.cli`, :mod:`dvdlib.book.commands`, this module) and the
-book's pages are not imported by a chapter, so editing them re-executes nothing; editing a science
-module a chapter uses re-executes it. (A chapter that saves headline numbers imports
-:mod:`dvdlib.book.headlines`, and so reads that module and ``dvdlib/book/__init__.py``.)
+:mod:`dvdlib.book.runs`, :mod:`dvdlib.book.parameters`, :mod:`dvdlib.book.cli`,
+:mod:`dvdlib.book.commands`, this module) and the book's pages are not imported by a chapter, so
+editing them re-executes nothing; editing a science module a chapter uses re-executes it. (A
+chapter that saves headline numbers imports :mod:`dvdlib.book.headlines`, and so reads that
+module and ``dvdlib/book/__init__.py``.)
 
 A notebook whose code cannot be parsed keys on every file of dvdlib instead (never a stale copy).
 """

@@ -18,6 +18,10 @@ device, whatever else shares the batch. Batches are cut from the full list of (p
 in order, so a rerun forms the same batches: a run killed at any point and run again ends with a
 manifest identical to an uninterrupted run's (on a deterministic device such as the CPU).
 
+Checks: :func:`generate` checks its arguments (:func:`check_generation`) before it writes
+anything, then makes the images with :func:`make_images`, which a caller that checked them once
+already, before loading its model (:mod:`dvdlib.generation.benchmark`), calls directly.
+
 Sharding: with ``shard`` (a :class:`dvdlib.sharding.Shard`), a process makes only every n-th batch
 of the run and logs its rows apart; the run's main process then calls :func:`generate` without a
 shard, which merges the shards' rows into the manifest (see :mod:`dvdlib.sharding`). ``dvd
@@ -49,13 +53,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from dvdlib.prompts.prompt_sets import (case_folder, check_seeds, concept_phrase, object_phrase,
-                                        validate_prompts)
+from dvdlib.prompts.prompt_sets import case_folder, concept_phrase, object_phrase, validate_prompts
+from dvdlib.prompts.selection import choose_seeds
 from dvdlib.scoring.questions import check_prompt_words
 from dvdlib.sharding import Shard, done_keys, key_order, merge_shard_logs, reading_main_log
 from dvdlib.store import (ResultLog, StoreError, atomic_write_bytes, check_run_settings,
                           ensure_writable_dir, remove_temporaries, save_table)
 from dvdlib.attention.token_positions import check_alignment
+from dvdlib.usage import ArgumentError
 
 MANIFEST_LOG = "manifest.log"
 MANIFEST = "manifest.csv"
@@ -151,21 +156,46 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
     call; ``hook`` wraps every call (see the module notes). Returns the manifest rows of this
     run's (prompt, seed) pairs, made now or before. With ``shard``, makes only that shard's
     batches, writes no manifest table and returns the rows its shard log holds (see the module
-    notes).
+    notes). Every argument is checked before anything is written (:func:`check_generation`).
     """
     categories = prompts["category"].unique() if "category" in prompts else ()
     prompts = validate_prompts(prompts, categories=categories, source="prompts")
-    if prompts.empty:
-        raise ValueError("the prompt table has no rows: there is nothing to generate")
     check_prompt_words(prompts)
     tokenizer = getattr(pipe, "tokenizer", None)
-    if tokenizer is not None:  # a word cut off by the text encoder's limit can never be drawn
-        check_alignment(tokenizer, prompts, f"prompts for {model}")
-    seeds = check_seeds(seeds)
+    seeds = check_generation(prompts, seeds, steps=steps, batch_size=batch_size,
+                             tokenizer=tokenizer, source=f"prompts for {model}")
+    return make_images(pipe, prompts, seeds, ensure_writable_dir(out_dir), model=model,
+                       steps=steps, guidance=guidance, height=height, width=width,
+                       batch_size=batch_size, cross_attention_kwargs=cross_attention_kwargs,
+                       hook=hook, progress=progress, shard=shard)
+
+
+def check_generation(prompts: pd.DataFrame, seeds: Sequence[int], *, steps: int, batch_size: int,
+                     tokenizer=None, source: str = "prompts") -> list[int]:
+    """The checks of a generation run that need no folder and no model; returns the seeds.
+
+    ``prompts`` is a validated prompt table with rows; ``steps`` and ``batch_size`` are whole
+    numbers of at least 1 (an :class:`~dvdlib.usage.ArgumentError` naming the argument); with
+    ``tokenizer``, every concept and object lies among the tokens its text encoder reads (a word
+    cut off by the limit can never be drawn).
+    """
+    if prompts.empty:
+        raise ValueError("the prompt table has no rows: there is nothing to generate")
     for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    out_dir = ensure_writable_dir(out_dir)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ArgumentError(name, f" must be at least 1, got {value!r}")
+    if tokenizer is not None:
+        check_alignment(tokenizer, prompts, source)
+    return choose_seeds(seeds)
+
+
+def make_images(pipe, prompts: pd.DataFrame, seeds: list[int], out_dir: Path, *, model: str,
+                steps: int, guidance: float, height: int | None, width: int | None,
+                batch_size: int, cross_attention_kwargs: dict | None, hook: BatchHook | None,
+                progress: bool, shard: Shard | None) -> pd.DataFrame:
+    """:func:`generate` once its arguments are checked (:func:`check_generation`, and ``out_dir``
+    writable: it is made if missing), for a caller that checked them before loading the model."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     settings = {"model": model, "steps": steps, "guidance": float(guidance), "height": height,
                 "width": width, "scheduler": type(getattr(pipe, "scheduler", None)).__name__}
     main_log = ResultLog(out_dir / MANIFEST_LOG, KEY)

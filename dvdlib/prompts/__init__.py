@@ -4,5 +4,7 @@
   their column names) and our built-in set, in one table shape (case, category, concept, object,
   prompt); the concept's and the object's phrase in each prompt; the paper's ten seeds and the
   ones after them; seed checks; case folder names.
+- ``selection``: what a run draws from: a prompt file, the built-in set or the caller's
+  default, the cases chosen (``1-10,201``), and the seeds (a count or the seeds themselves).
 - ``tokenizer``: CLIP's BPE tokenizer, built offline from the merges open_clip ships.
 """

@@ -4,4 +4,7 @@
 - ``judges``: the paper's VLM, our CLIP judge and the toy world's detector judge, behind one
   ``Judge`` protocol; :func:`~dvdlib.scoring.judges.load_judge` loads any of them.
 - ``dvd``: judging a folder of images and the DvD formula per image, prompt and category.
+- ``benchmark``: :func:`~dvdlib.scoring.benchmark.score_benchmark`, ``dvd score``'s work: a judge
+  by kind, a chosen prompt set and a folder of images, every argument checked once before the
+  judge loads, sharded under ``accelerate launch``.
 """

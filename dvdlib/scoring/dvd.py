@@ -19,6 +19,9 @@ given), so tables made on different machines compare equal. Answers are committe
 run resumes where it stopped and ends with the table an uninterrupted run gives. With ``shard``
 (a :class:`dvdlib.sharding.Shard`) a process judges every n-th chunk of images and logs apart;
 the main process's call without a shard merges the shards (see :mod:`dvdlib.sharding`).
+:func:`score_folder` checks its arguments (:func:`check_scoring`) and judges with
+:func:`judge_folder`, which a caller that checked them once already, before loading its judge
+(:mod:`dvdlib.scoring.benchmark`), calls directly.
 """
 
 from __future__ import annotations
@@ -35,11 +38,13 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from dvdlib.prompts.prompt_sets import COLUMNS, parse_case_folder
+from dvdlib.scoring.judges import DEFAULT_IMAGES_PER_CALL
 from dvdlib.scoring.judges.base import QUESTIONS_PER_SIDE, Judge
 from dvdlib.scoring.questions import OUR_WORDING, Wording, check_prompt_words, questions_for
 from dvdlib.sharding import Shard, done_keys, key_order, merge_shard_logs, reading_main_log
 from dvdlib.stats.bootstrap import bootstrap_ci
 from dvdlib.store import ResultLog, check_run_settings
+from dvdlib.usage import ArgumentError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 KEY = ("case_num", "image_name")
@@ -256,7 +261,7 @@ def answers_log(results: str | Path) -> ResultLog:
 
 
 def score_folder(image_dir: str | Path, prompts: pd.DataFrame, judge: Judge, results: str | Path, *,
-                 wording: Wording = OUR_WORDING, images_per_call: int = 4,
+                 wording: Wording = OUR_WORDING, images_per_call: int = DEFAULT_IMAGES_PER_CALL,
                  progress: bool = True, shard: Shard | None = None) -> pd.DataFrame:
     """Judge every image of ``image_dir`` whose case is in ``prompts``; the per-image table.
 
@@ -264,16 +269,36 @@ def score_folder(image_dir: str | Path, prompts: pd.DataFrame, judge: Judge, res
     are committed together to the log beside ``results`` (see :func:`answers_log`), so a rerun
     skips the images already judged. Writing the table to ``results`` is the caller's step
     (``dvdlib.store.save_table``). With ``shard``, judges that shard's chunks of the image list
-    and returns the rows of its own log (see the module notes).
+    and returns the rows of its own log (see the module notes). The arguments are checked
+    (:func:`check_scoring`) before anything is written.
     """
-    if not isinstance(images_per_call, int) or images_per_call < 1:
-        raise ValueError(f"images_per_call must be a positive integer, got {images_per_call!r}")
     check_prompt_words(prompts)
+    images = check_scoring(image_dir, prompts, images_per_call)
+    return judge_folder(image_dir, images, prompts, judge, results, wording=wording,
+                        images_per_call=images_per_call, progress=progress, shard=shard)
+
+
+def check_scoring(image_dir: str | Path, prompts: pd.DataFrame,
+                  images_per_call: int) -> pd.DataFrame:
+    """The checks of a scoring run that need no judge; returns the images to judge
+    (:func:`find_images`). ``images_per_call`` must be a whole number of at least 1 (an
+    :class:`~dvdlib.usage.ArgumentError` naming it)."""
+    per_call = images_per_call
+    if isinstance(per_call, bool) or not isinstance(per_call, int) or per_call < 1:
+        raise ArgumentError("images_per_call", f" must be at least 1, got {images_per_call!r}")
+    return find_images(image_dir, prompts)
+
+
+def judge_folder(image_dir: str | Path, images: pd.DataFrame, prompts: pd.DataFrame, judge: Judge,
+                 results: str | Path, *, wording: Wording, images_per_call: int, progress: bool,
+                 shard: Shard | None) -> pd.DataFrame:
+    """:func:`score_folder` once its arguments are checked (``images`` from :func:`check_scoring`),
+    for a caller that checked them before loading its judge. A judge that cannot answer some
+    question refuses here, before any file is written."""
     image_dir = Path(image_dir)
-    images = find_images(image_dir, prompts)
     rows_by_case = {int(r.case_num): r for r in prompts.itertuples(index=False)}
     check = getattr(judge, "check_questions", None)
-    if check is not None:  # a judge that cannot answer some question refuses before any file is written
+    if check is not None:
         check([q for case in sorted(set(images["case_num"])) for q in questions_for(
             rows_by_case[case].category, rows_by_case[case].concept, rows_by_case[case].object,
             wording)])

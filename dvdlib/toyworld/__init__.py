@@ -12,7 +12,10 @@ causally: models that differ only in one concept's instance diversity.
   :mod:`dvdlib.scoring.judges.toy`).
 - ``zoo``: the models of every K; training, export, and loading the shipped copy.
 - ``evaluate``: presence and dominance of generated images.
-- ``cli``: ``dvd toyworld train | detector | zoo``.
+- ``prompt_set``: the world's pair prompts as a prompt set (a toy model's default) and the
+  check that a prompt file names only the world's concepts and objects.
+
+``dvd toyworld train | detector | zoo`` is :mod:`dvdlib.book.commands.toyworld`.
 """
 
 from dvdlib.toyworld.pipeline import ToyDiffusionPipeline

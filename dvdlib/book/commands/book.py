@@ -1,7 +1,12 @@
-"""``dvd book``: execute every chapter (cached) and render the HTML book."""
+"""``dvd book``: execute every chapter (cached) and render the HTML book.
+
+The work is :func:`dvdlib.book.build.build_book` (or, with ``--write-smoke-notebooks``,
+:func:`dvdlib.book.build.write_smoke_notebooks`).
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -31,6 +36,17 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dvdlib.book.build import build_command  # papermill and Jupyter Book load here, not at --help
+    # papermill and Jupyter Book load here, not at --help
+    from dvdlib.book.build import build_book, write_smoke_notebooks
+    from dvdlib.book.execute import NotebookFailed
 
-    return build_command(args)
+    if args.write_smoke_notebooks:
+        for path in write_smoke_notebooks(Path.cwd(), args.write_smoke_notebooks):
+            print(f"[book] smoke copy: {path}")
+        return 0
+    try:
+        build_book(force=args.force, only=args.only, smoke=args.smoke, out=args.out)
+    except NotebookFailed as err:
+        print(f"dvd book: error: {err}", file=sys.stderr)
+        return 1
+    return 0

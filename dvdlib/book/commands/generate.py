@@ -1,8 +1,15 @@
-"""``dvd generate``: one image per prompt and seed, in the folders the DvD scorer reads."""
+"""``dvd generate``: one image per prompt and seed, in the folders the DvD scorer reads.
+
+The work, and every check of its arguments, is
+:func:`dvdlib.generation.benchmark.generate_benchmark`; this module declares the options and
+hands them over.
+"""
 
 from __future__ import annotations
 
-from dvdlib.book.commands.options import SCALE_OUT, add_seed_options
+from pathlib import Path
+
+from dvdlib.book.commands.options import SCALE_OUT, add_seed_options, note, refusals
 
 
 def register(subparsers) -> None:
@@ -52,6 +59,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dvdlib.pipeline_cli import run_generate  # torch and diffusers load here, not at --help
+    # torch, diffusers and the model load here, not at --help
+    from dvdlib.generation.benchmark import generate_benchmark
+    from dvdlib.usage import seed_count, seed_list
 
-    return run_generate(args)
+    seeds = seed_list(args.seed_list) if args.seed_list is not None else seed_count(args.seeds)
+    with refusals():
+        manifest = generate_benchmark(
+            args.model, args.out, prompts=args.prompts, cases=args.cases, seeds=seeds,
+            steps=args.steps, guidance=args.guidance, size=args.size, batch_size=args.batch_size,
+            device=args.device, dtype=args.dtype, record_attention=args.record_attention,
+            progress=not args.no_progress, report=note("generate"))
+    if manifest is not None:  # the main process (or the only one)
+        out = Path(args.out)
+        print(f"{len(manifest)} images in {out} (manifest: {out / 'manifest.csv'})")
+    return 0

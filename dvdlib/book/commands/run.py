@@ -1,10 +1,15 @@
-"""``dvd run``: execute one chapter with parameters into a results folder of its own."""
+"""``dvd run``: execute one chapter with parameters into a results folder of its own.
+
+The work is :func:`dvdlib.book.runs.run_notebook`, which checks the parameters against the
+notebook's declarations (:mod:`dvdlib.book.parameters`) before anything runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from dvdlib.book.commands.options import add_chapter_options
+from dvdlib.book.commands.options import add_chapter_options, given_parameters
 
 _EPILOG = """\
 values are read like papermill's -p: True, False, None, integers and decimals become those
@@ -34,6 +39,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dvdlib.book.runs import run_command
+    # the runner and what it reads (pandas, yaml) load here, not at --help
+    from dvdlib.book.execute import NotebookFailed
+    from dvdlib.book.runs import OUTPUT, RESULTS, chapter_root, resolve_notebook, run_notebook
 
-    return run_command(args)
+    notebook = resolve_notebook(args.notebook, chapter_root())
+    try:
+        done = run_notebook(notebook, given_parameters(args), results=args.results or RESULTS,
+                            force=args.force)
+    except NotebookFailed as err:
+        print(f"dvd run: error: {err}", file=sys.stderr)
+        return 1
+    if done.reused:
+        changed = "; dvdlib has changed since" if done.earlier_library else ""
+        print(f"[run] finished earlier: {done.folder / OUTPUT}{changed} (--force reruns it)")
+    return 0

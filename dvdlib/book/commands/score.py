@@ -1,11 +1,13 @@
-"""``dvd score``: a judge answers the questions about a folder of images; the DvD table."""
+"""``dvd score``: a judge answers the questions about a folder of images; the DvD table.
+
+The work, and every check of its arguments, is :func:`dvdlib.scoring.benchmark.score_benchmark`;
+this module declares the options, hands them over and prints the categories' scores.
+"""
 
 from __future__ import annotations
 
-from dvdlib.book.commands.options import SCALE_OUT
-from dvdlib.scoring.judges import DEFAULT_QUESTIONS_PER_CALL, JUDGES
-
-DEFAULT_IMAGES_PER_CALL = 4
+from dvdlib.book.commands.options import SCALE_OUT, note, refusals
+from dvdlib.scoring.judges import DEFAULT_IMAGES_PER_CALL, DEFAULT_QUESTIONS_PER_CALL, JUDGES
 
 
 def register(subparsers) -> None:
@@ -21,9 +23,9 @@ def register(subparsers) -> None:
         "default the vlm judge asks one question per generate call, as the authors' scorer does "
         "(--questions-per-call batches them).",
         epilog="Judges: vlm is the paper's (Qwen2-VL-2B-Instruct, greedy, 5 new tokens); clip is "
-        "ours (open_clip zero-shot presence, see dvdlib.scoring.judges.clip); toy is the toy world's "
-        "concept and object detector. Weights are read from a local folder or the Hugging Face cache, never "
-        "downloaded. " + SCALE_OUT,
+        "ours (open_clip zero-shot presence, see dvdlib.scoring.judges.clip); toy is the toy "
+        "world's concept and object detector. Weights are read from a local folder or the Hugging "
+        "Face cache, never downloaded. " + SCALE_OUT,
     )
     parser.add_argument("--images", required=True, metavar="DIR", help="the image folder")
     parser.add_argument("--out", required=True, metavar="TABLE",
@@ -34,19 +36,21 @@ def register(subparsers) -> None:
     parser.add_argument("--cases", metavar="LIST", help="only these case numbers, e.g. 1-100")
     parser.add_argument("--judge", choices=JUDGES, default="vlm", help="the judge (default: vlm)")
     parser.add_argument("--judge-model", metavar="PATH_OR_ID",
-                        help="the judge's weights: a folder or a Hugging Face id in the local cache "
-                        "(default: Qwen/Qwen2-VL-2B-Instruct for vlm, the CLIP ViT-L/14 of "
+                        help="the judge's weights: a folder or a Hugging Face id in the local "
+                        "cache (default: Qwen/Qwen2-VL-2B-Instruct for vlm, the CLIP ViT-L/14 of "
                         "dvdlib.scoring.judges.clip for clip, the shipped detector for toy)")
     parser.add_argument("--questions", metavar="JSON",
-                        help="the question wording (format: see dvdlib.scoring.questions; default: ours)")
-    parser.add_argument("--images-per-call", type=int, default=DEFAULT_IMAGES_PER_CALL, metavar="N",
+                        help="the question wording (format: see dvdlib.scoring.questions; "
+                        "default: ours)")
+    parser.add_argument("--images-per-call", type=int, default=DEFAULT_IMAGES_PER_CALL,
+                        metavar="N",
                         help=f"images judged together (default: {DEFAULT_IMAGES_PER_CALL})")
     parser.add_argument("--questions-per-call", type=int, metavar="N",
                         help=f"vlm only: questions per generate call (default: "
                         f"{DEFAULT_QUESTIONS_PER_CALL}, the authors' one-question-per-call loop); "
                         "larger values, e.g. 10, answer an image's questions in one batched call: "
-                        "faster, and equal to the loop on a random-weight model in float32, but not "
-                        "yet checked on the real judge in bfloat16 on a GPU")
+                        "faster, and equal to the loop on a random-weight model in float32, but "
+                        "not yet checked on the real judge in bfloat16 on a GPU")
     parser.add_argument("--per-question", metavar="TABLE",
                         help="also write one row per image and question (.csv or .parquet)")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu; "
@@ -56,6 +60,20 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dvdlib.pipeline_cli import run_score  # the judge's libraries load here, not at --help
+    # pandas, torch and the judge's libraries load here, not at --help
+    from dvdlib.scoring.benchmark import score_benchmark
+    from dvdlib.scoring.dvd import category_scores
 
-    return run_score(args)
+    with refusals():
+        table = score_benchmark(
+            args.images, args.out, prompts=args.prompts, cases=args.cases, judge=args.judge,
+            judge_model=args.judge_model, questions=args.questions,
+            images_per_call=args.images_per_call, questions_per_call=args.questions_per_call,
+            per_question=args.per_question, device=args.device, progress=not args.no_progress,
+            report=note("score"))
+    if table is None:  # another process than the main one: the main one reports
+        return 0
+    judges = ", ".join(map(str, table["judge"].unique())) or args.judge
+    print(f"{len(table)} images judged by {judges}; table: {args.out}")
+    print(category_scores(table).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return 0

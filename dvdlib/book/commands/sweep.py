@@ -1,11 +1,15 @@
-"""``dvd sweep``: run one chapter over a grid of parameters (resumable), with a summary table."""
+"""``dvd sweep``: run one chapter over a grid of parameters (resumable), with a summary table.
+
+The work is :func:`dvdlib.book.runs.sweep`, which checks every combination of parameters against
+the notebook's declarations (:mod:`dvdlib.book.parameters`) before the first run.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from dvdlib.book.commands.options import add_chapter_options
+from dvdlib.book.commands.options import add_chapter_options, given_parameters
 
 _EPILOG = """\
 Every combination of the --grid values runs, each in its own folder as with `dvd run`
@@ -44,6 +48,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from dvdlib.book.runs import sweep_command
+    # the runner and what it reads (pandas, yaml) load here, not at --help
+    from dvdlib.book.parameters import parse_grid
+    from dvdlib.book.runs import RESULTS, chapter_root, resolve_notebook, sweep
 
-    return sweep_command(args)
+    notebook = resolve_notebook(args.notebook, chapter_root())
+    outcome = sweep(notebook, parse_grid(args.grid), fixed=given_parameters(args),
+                    results=args.results or RESULTS, summary=args.summary, force=args.force)
+    return 1 if outcome.failures else 0

@@ -1,0 +1,391 @@
+"""A notebook's declared parameters, and the checks a value passes before a run starts.
+
+A chapter declares its parameters in its cell tagged ``parameters`` (name, default, help in a
+trailing comment) and, in its metadata ``dvdbook.parameters``, the ranges, choices and kinds of
+value each accepts (:data:`RULE_KEYS`). :func:`check_parameters` checks given values against
+both before anything runs: an unknown name, a value whose type does not fit the default's, or
+one outside its declaration is a :class:`ParameterError` naming the parameter and what it
+accepts; a name the chapters have renamed is refused with its new one (:data:`RENAMED`).
+
+- the declarations: :func:`notebook_parameters`, :func:`parameter_rules`,
+  :class:`NotebookParameter`;
+- the checks: :func:`check_parameters`, :func:`check_renamed`;
+- values as the command line gives them: :func:`parse_value` (papermill's ``-p``),
+  :func:`pairs_to_dict` (``-p``/``-r``), :func:`parse_grid` and :func:`combinations` (``--grid``).
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The types a parameter accepts, given its default's type. A float also takes an int (3 means
+# 3.0); bool is listed before int because bool is a subclass of int and must not pass as one.
+_ACCEPTED = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
+
+
+class ParameterError(ValueError):
+    """A parameter that the notebook does not declare, or a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class NotebookParameter:
+    """One assignment of a notebook's ``parameters`` cell, and what the notebook declares it
+    accepts."""
+
+    name: str
+    source: str  # the default as written, e.g. '""' or '8'
+    default: object  # the default's value; None also when it is not a literal
+    literal: bool  # False when the default is an expression (any value is then accepted)
+    help: str
+    rule: dict = field(default_factory=dict)  # metadata dvdbook.parameters.<name> (see RULE_KEYS)
+
+    def accepted(self) -> str:
+        """The values the declaration accepts, in words ("" when it declares nothing)."""
+        return _rule_text(self.rule)
+
+    @property
+    def type_name(self) -> str:
+        if not self.literal or self.default is None:
+            return "any"
+        return type(self.default).__name__
+
+    def accepts(self, value) -> bool:
+        if not self.literal or self.default is None:
+            return True
+        accepted = _ACCEPTED.get(type(self.default), (type(self.default),))
+        if isinstance(value, bool) and bool not in accepted:
+            return False
+        return isinstance(value, accepted)
+
+
+# ----------------------------------------------------------------------------- parameters
+
+def parse_value(text: str):
+    """A value as papermill's ``-p`` reads it: True/False/None, int, float, else str."""
+    if text == "True":
+        return True
+    if text == "False":
+        return False
+    if text == "None":
+        return None
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    return text
+
+
+def notebook_parameters(notebook: str | Path) -> dict[str, NotebookParameter]:
+    """The parameters declared in the notebook's cell tagged ``parameters``, in order, with the
+    ranges and choices its metadata declares for them (``dvdbook.parameters``, see
+    :data:`RULE_KEYS`)."""
+    import papermill
+
+    declared = papermill.inspect_notebook(str(notebook))
+    rules = parameter_rules(notebook)
+    unknown = sorted(set(rules) - set(declared))
+    if unknown:
+        raise ParameterError(f"{notebook}: metadata dvdbook.parameters names {', '.join(unknown)}, "
+                             f"which the parameters cell does not assign")
+    parameters = {}
+    for name, info in declared.items():
+        source = str(info.get("default", ""))
+        try:
+            default, literal = ast.literal_eval(source), True
+        except (ValueError, SyntaxError):
+            default, literal = None, False
+        parameters[name] = NotebookParameter(name, source, default, literal,
+                                             str(info.get("help", "") or ""), rules.get(name, {}))
+    return parameters
+
+# ----------------------------------------------------------------------------- declared ranges
+
+# What a notebook may declare for a parameter, in its metadata beside the smoke parameters:
+#
+#     "dvdbook": {"smoke": {...}, "parameters": {"top_n": {"min": 1},
+#                 "operator": {"choices": ["zero", "mean", "scale"]},
+#                 "bench_csv": {"kind": "prompt_file", "applies": {"model": "real"},
+#                               "why": "a toy model draws the toy world's own prompts"}}}
+#
+# min / max: inclusive bounds; above / below: exclusive bounds (numbers; None passes when the
+# default is None). choices: the accepted values. kind: a value that must name something usable
+# (KINDS; "" passes: it means the default). applies: the parameter may differ from its default
+# only when another parameter has one of the given values ("toy" / "real" for a model
+# parameter: a toy model or any other); why: the reason, quoted in the error.
+RULE_KEYS = ("min", "max", "above", "below", "choices", "kind", "applies", "why")
+KINDS = {
+    "prompt_file": "a prompt CSV in the authors' format",
+    "zoo": "a folder written by `dvd toyworld zoo --export`",
+    "model": "a toy model (toy, toy:NAME), sd1.4, sd2.1, a pipeline folder or a Hugging Face id",
+    "fractions": "comma-separated fractions in (0, 1], e.g. 0.1,0.5",
+}
+PATH_KINDS = ("prompt_file", "zoo")  # values resolved from the working directory, given absolute
+
+
+def parameter_rules(notebook: str | Path) -> dict[str, dict]:
+    """The notebook's declared ranges and choices (metadata ``dvdbook.parameters``), checked."""
+    try:
+        nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ParameterError(f"cannot read notebook {notebook}: {err}") from None
+    rules = nb.get("metadata", {}).get("dvdbook", {}).get("parameters", {})
+    if not isinstance(rules, dict):
+        raise ParameterError(f"{notebook}: metadata dvdbook.parameters must map parameter names "
+                             f"to declarations, got {rules!r}")
+    for name, rule in rules.items():
+        where = f"{notebook}: metadata dvdbook.parameters.{name}"
+        if not isinstance(rule, dict):
+            raise ParameterError(f"{where} must be a mapping, got {rule!r}")
+        bad = sorted(set(rule) - set(RULE_KEYS))
+        if bad:
+            raise ParameterError(f"{where}: unknown key(s) {', '.join(bad)}; accepted: "
+                                 f"{', '.join(RULE_KEYS)}")
+        if "kind" in rule and rule["kind"] not in KINDS:
+            raise ParameterError(f"{where}: unknown kind {rule['kind']!r}; accepted: "
+                                 f"{', '.join(KINDS)}")
+        if "applies" in rule and not (isinstance(rule["applies"], dict) and rule["applies"]):
+            raise ParameterError(f"{where}: applies must map a parameter to its values")
+    return rules
+
+
+def _rule_text(rule: dict) -> str:
+    parts = []
+    if "choices" in rule:
+        parts.append("one of " + ", ".join(repr(c) for c in rule["choices"]))
+    bounds = [f"{word} {rule[key]}" for key, word in
+              (("min", ">="), ("above", ">"), ("max", "<="), ("below", "<")) if key in rule]
+    if bounds:
+        parts.append(" and ".join(bounds))
+    if "kind" in rule:
+        parts.append(KINDS[rule["kind"]])
+    return "; ".join(parts)
+
+
+def _is_toy_model(value) -> bool:
+    from dvdlib.models.spec import parse_model
+
+    try:
+        return parse_model(value).is_toy
+    except ValueError:
+        return False
+
+
+def _condition_holds(wanted, value) -> bool:
+    if wanted == "toy":
+        return _is_toy_model(value)
+    if wanted == "real":
+        return isinstance(value, str) and bool(value) and not _is_toy_model(value)
+    return value in (wanted if isinstance(wanted, list) else [wanted])
+
+
+def _check_kind(kind: str, value, values: dict, declared: dict) -> object:
+    """The value to inject (a path made absolute) if ``value`` is usable as ``kind``."""
+    if value == "" or value is None:
+        return value
+    if kind in PATH_KINDS:
+        path = Path(value).expanduser()
+        if kind == "prompt_file":
+            from dvdlib.prompts.prompt_sets import load_prompts
+
+            load_prompts(path, report=lambda _note: None)
+        else:
+            from dvdlib.toyworld.zoo import check_zoo
+
+            check_zoo(path)
+        return str(path.absolute())
+    if kind == "fractions":
+        parts = [p.strip() for p in str(value).split(",")]
+        for part in parts:
+            try:
+                fraction = float(part)
+            except ValueError:
+                fraction = None
+            if fraction is None or not 0 < fraction <= 1:
+                raise ValueError(f"{part!r} is not a fraction in (0, 1]")
+        return value
+    if kind == "model":
+        _check_model(str(value), values, declared)
+    return value
+
+
+def _check_model(model: str, values: dict, declared: dict) -> None:
+    """Refuse a model name that cannot be loaded, without loading it."""
+    from dvdlib.models.spec import parse_model
+
+    spec = parse_model(model)  # a ValueError naming the model if it names none
+    if spec.is_toy:
+        if not spec.zoo_name:
+            return
+        from dvdlib.toyworld.zoo import model_names
+
+        zoos = [n for n, p in declared.items() if p.rule.get("kind") == "zoo" and values.get(n)]
+        folder = values[zoos[0]] if zoos else None
+        names = model_names(folder)
+        if spec.zoo_name not in names:
+            raise ValueError(f"the zoo{' ' + str(folder) if folder else ''} has no model "
+                             f"{spec.zoo_name!r}; its models: {', '.join(names)}")
+    elif spec.kind == "folder":
+        if not spec.folder.is_dir():
+            raise ValueError(f"model folder {model!r} does not exist")
+        if not (spec.folder / "model_index.json").is_file():
+            raise ValueError(f"folder {model!r} is not a diffusers pipeline folder (no "
+                             f"model_index.json)")
+
+
+def _check_rule(notebook, parameter: NotebookParameter, value, values: dict,
+                declared: dict) -> object:
+    """``value`` checked against the parameter's declaration; returns the value to inject."""
+    rule = parameter.rule
+    if not rule:
+        return value
+
+    def refuse(reason: str) -> ParameterError:
+        return ParameterError(f"parameter {parameter.name!r} of {notebook}: {value!r} {reason}; "
+                              f"accepted: {_rule_text(rule) or 'see the parameters cell'}")
+
+    if "choices" in rule and value not in rule["choices"]:
+        raise refuse("is not one of the choices")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        for key, fails in (("min", lambda v, b: v < b), ("max", lambda v, b: v > b),
+                           ("above", lambda v, b: v <= b), ("below", lambda v, b: v >= b)):
+            if key in rule and fails(value, rule[key]):
+                raise refuse("is out of range")
+    if "kind" in rule:
+        try:
+            value = _check_kind(rule["kind"], value, values, declared)
+        except (ValueError, FileNotFoundError) as err:
+            raise ParameterError(f"parameter {parameter.name!r} of {notebook}: "
+                                 f"{' '.join(str(err).split())}") from None
+    return value
+
+
+def _check_applies(notebook, parameter: NotebookParameter, value, values: dict) -> None:
+    """Refuse a parameter set away from its default where it does not apply."""
+    applies = parameter.rule.get("applies")
+    if not applies or (parameter.literal and value == parameter.default):
+        return
+    for other, wanted in applies.items():
+        if not _condition_holds(wanted, values.get(other)):
+            if wanted in ("toy", "real"):
+                what = "a toy model" if _is_toy_model(values.get(other)) else "not a toy model"
+                need = "toy models" if wanted == "toy" else "real (non-toy) models"
+                where = f"{other} is {values.get(other)!r} ({what}); it applies to {need} only"
+            else:
+                options = ", ".join(map(repr, wanted if isinstance(wanted, list) else [wanted]))
+                where = (f"{other} is {values.get(other)!r}; it applies only when {other} is "
+                         f"{options}")
+            why = f" ({parameter.rule['why']})" if parameter.rule.get("why") else ""
+            raise ParameterError(
+                f"parameter {parameter.name!r} of {notebook} does not apply here: {where}{why}; "
+                f"leave it at its default {parameter.source}"
+            )
+
+
+def _accepted_list(declared: dict[str, NotebookParameter]) -> str:
+    return ", ".join(f"{p.name} ({p.type_name})" for p in declared.values()) or "none"
+
+
+def check_parameters(notebook: str | Path, given: dict,
+                     declared: dict[str, NotebookParameter] | None = None) -> dict:
+    """``given`` checked against the notebook's parameters cell; returns the values to inject.
+
+    Raises :class:`ParameterError` naming the bad parameter and the accepted names, type, range
+    or choices (declared in the notebook's metadata, see :data:`RULE_KEYS`), or the new name of
+    a renamed one (:data:`RENAMED`). An int given for a float parameter is converted to float; a
+    relative path of a path parameter (a prompt file, a zoo folder) is made absolute from the
+    working directory, since the notebook runs elsewhere.
+    """
+    declared = notebook_parameters(notebook) if declared is None else declared
+    check_renamed(given, declared)
+    checked = {}
+    for name, value in given.items():
+        if name not in declared:
+            if not declared:
+                raise ParameterError(f"{notebook} has no cell tagged 'parameters', so it takes no "
+                                     f"parameter (got {name!r})")
+            raise ParameterError(f"unknown parameter {name!r} for {notebook}; accepted: "
+                                 f"{_accepted_list(declared)}")
+        parameter = declared[name]
+        if not parameter.accepts(value):
+            accepted = " or ".join(t.__name__ for t in _ACCEPTED.get(type(parameter.default),
+                                                                      (type(parameter.default),)))
+            raise ParameterError(
+                f"parameter {name!r} of {notebook} takes {accepted} (its default is "
+                f"{parameter.source}), got {type(value).__name__} {value!r}"
+                + ("; give a string that looks like a number or True/False/None with -r"
+                   if parameter.type_name == "str" else "")
+            )
+        if parameter.type_name == "float" and isinstance(value, int):
+            value = float(value)
+        checked[name] = value
+    # The declared ranges, choices and kinds, with every other parameter's value at hand.
+    values = {name: p.default for name, p in declared.items()}
+    values.update(checked)
+    for name in list(checked):
+        checked[name] = _check_rule(notebook, declared[name], checked[name], values, declared)
+    for name in checked:
+        _check_applies(notebook, declared[name], checked[name], values)
+    return checked
+
+
+def pairs_to_dict(pairs, raw: bool = False, into: dict | None = None) -> dict:
+    """``[[name, value], ...]`` from ``-p``/``-r`` into a dict; a name given twice is an error."""
+    result = {} if into is None else into
+    for name, text in pairs or []:
+        if name in result:
+            raise ParameterError(f"parameter {name!r} given more than once")
+        result[name] = text if raw else parse_value(text)
+    return result
+
+
+def parse_grid(specs: list[str]) -> dict[str, list]:
+    """``["name=v1,v2", ...]`` into ``{name: [v1, v2]}``; values are parsed like ``-p``.
+
+    A name given in several ``--grid`` options collects the values of all of them (the way to
+    sweep over values that contain a comma).
+    """
+    grid: dict[str, list] = {}
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        name = name.strip()
+        if not sep or not name or values == "":
+            raise ParameterError(f"bad --grid {spec!r}: write name=value1,value2,...")
+        grid.setdefault(name, []).extend(parse_value(v) for v in values.split(","))
+    for name, values in grid.items():
+        seen = set()
+        for value in values:
+            identity = (type(value).__name__, repr(value))  # 1, 1.0 and True differ here
+            if identity in seen:
+                raise ParameterError(f"--grid {name} lists the value {value!r} twice")
+            seen.add(identity)
+    return grid
+
+
+def combinations(grid: dict[str, list]) -> list[dict]:
+    """Every combination of the grid, the first name varying slowest."""
+    names = list(grid)
+    return [dict(zip(names, values)) for values in itertools.product(*grid.values())]
+
+
+# The chapters' parameters that now carry the names every chapter shares. An old name is refused
+# with its new one wherever a notebook declares the new name and not the old.
+RENAMED = {
+    "num_inference_steps": "steps",
+    "guidance_scale": "guidance",
+    "guidance_scales": "guidance_sweep",
+    "bootstrap_resamples": "n_resamples",
+}
+
+
+def check_renamed(names, declared: dict[str, NotebookParameter], option: str = "-p") -> None:
+    """Refuse a renamed parameter (:data:`RENAMED`) given under its old name, naming the new one
+    as ``option`` takes it: ``-p bootstrap_resamples: renamed; use -p n_resamples``."""
+    for name in names:
+        new = RENAMED.get(name)
+        if new is not None and name not in declared and new in declared:
+            raise ParameterError(f"{option} {name}: renamed; use {option} {new}")

@@ -1,0 +1,73 @@
+"""A prompt set's images for a model named by its argument, as ``dvd generate`` makes them.
+
+:func:`generate_benchmark` is the one call: it reads what the model argument names, chooses the
+prompt set (a file, the built-in set, or the toy world's pairs for a toy model), checks every
+argument once, before any model loads, then loads the model and makes the images with
+:func:`~dvdlib.generation.protocol.make_images`. Started by ``accelerate launch`` with several
+processes, each process makes its share and the main process merges the shares into the one
+manifest (:mod:`dvdlib.sharding`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import pandas as pd
+
+from dvdlib.generation.protocol import attention_hook, check_generation, make_images
+from dvdlib.models.loading import load_pipeline
+from dvdlib.models.spec import ModelSpec, parse_model
+from dvdlib.prompts.tokenizer import clip_tokenizer
+from dvdlib.scoring.questions import OUR_WORDING
+from dvdlib.sharding import join_launch, run_sharded
+from dvdlib.store import check_writable_dir, no_new_folders_on_error
+from dvdlib.toyworld.prompt_set import run_prompts
+from dvdlib.usage import PAPER_SEED_COUNT, ArgumentError
+
+
+def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | None = None,
+                       cases: str | Iterable[int] | None = None,
+                       seeds: int | Sequence[int] = PAPER_SEED_COUNT, steps: int = 50,
+                       guidance: float = 7.5, size: int | None = None, batch_size: int = 1,
+                       device: str | None = None, dtype: str = "float32",
+                       record_attention: bool = False, progress: bool = True,
+                       report: Callable[[str], None] | None = None) -> pd.DataFrame | None:
+    """Make one image per prompt and seed into ``out`` (resumable); returns the manifest, or None
+    in a process of ``accelerate launch`` other than the main one.
+
+    ``model`` is anything :func:`~dvdlib.models.spec.parse_model` reads. ``prompts`` is a prompt
+    file (default: the built-in set; for a toy model, the toy world's prompts), ``cases`` the
+    cases to make (text such as ``1-10,201``, or numbers; default: all), ``seeds`` a number of
+    seeds or the seeds themselves. ``size`` is the side in pixels (default: the paper's for its
+    models, else the model's own). ``record_attention`` also records cross-attention per image
+    (:func:`~dvdlib.generation.protocol.attention_hook`); ``report`` takes notes on the prompt
+    file. Bad arguments raise before any model loads and before ``out`` is made.
+    """
+    spec = parse_model(model)
+    table, source = run_prompts(prompts, OUR_WORDING.categories, cases, toy=spec.is_toy,
+                                report=report)
+    size = size if size is not None else (spec.paper.resolution if spec.paper else None)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8
+                             or size % 8):
+        raise ArgumentError("size", f" {size}: must be a positive multiple of 8")
+    seeds = check_generation(table, seeds, steps=steps, batch_size=batch_size,
+                             tokenizer=_text_tokenizer(spec), source=source)
+    out = check_writable_dir(out)
+    launch = join_launch(device)  # None unless started by accelerate with several processes
+    with no_new_folders_on_error(out):
+        pipe = load_pipeline(model, device=launch.device if launch else device, dtype=dtype)
+        return run_sharded(launch, lambda shard: make_images(
+            pipe, table, seeds, out, model=model, steps=steps, guidance=guidance, height=size,
+            width=size, batch_size=batch_size, cross_attention_kwargs=None,
+            hook=attention_hook() if record_attention else None, progress=progress, shard=shard))
+
+
+def _text_tokenizer(spec: ModelSpec):
+    """The tokenizer the model's text encoder reads prompts with, known without loading it: CLIP's
+    BPE, with 77 positions for Stable Diffusion 1.x and 2.x and 8 for the toy world."""
+    if spec.is_toy:
+        from dvdlib.toyworld.pipeline import TEXT_POSITIONS
+
+        return clip_tokenizer(TEXT_POSITIONS)
+    return clip_tokenizer()
