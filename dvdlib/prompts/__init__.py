@@ -6,5 +6,7 @@
   ones after them; seed checks; case folder names.
 - ``selection``: what a run draws from: a prompt file, the built-in set or the caller's
   default, the cases chosen (``1-10,201``), and the seeds (a count or the seeds themselves).
+- ``targets``: prompt files that name three targets in one prompt (the authors' pilot and
+  factorial sets), each target aligned to its own occurrence in its prompt.
 - ``tokenizer``: CLIP's BPE tokenizer, built offline from the merges open_clip ships.
 """
