@@ -12,7 +12,7 @@ import pytest
 
 import dvdlib
 
-from dvdlib.prompts import prompt_sets
+from dvdlib.prompts import describe, prompt_sets
 from dvdlib.prompts.prompt_sets import PromptSetError
 
 HEADER = "case_num,content_type,content,nm_word,prompt\n"
@@ -37,7 +37,7 @@ def test_authors_file_loads_with_its_quirks(authors_csv):
     assert row.loc[87, "prompt"] == "雪中虎図, 北斎 Tiger in the Snow, Hokusai T-Shirt"
     assert row.loc[3, "prompt"] == "Claude Monet, Lily Pond at Giverny Coaster"
     assert table["concept"].nunique() == 64 and table["object"].nunique() == 34
-    assert len(prompt_sets.duplicate_prompts(table)) > 0
+    assert len(describe.duplicate_prompts(table)) > 0
 
 
 def test_quoting_and_unicode_round_trip(tmp_path):
@@ -82,7 +82,7 @@ def test_builtin_set_has_the_benchmark_shape():
     assert list(table.columns) == [*prompt_sets.COLUMNS, "concept_phrase", "object_phrase"]
     assert table["category"].value_counts().to_dict() == {c: 100 for c in prompt_sets.CATEGORIES}
     assert table["case_num"].is_unique
-    assert prompt_sets.duplicate_prompts(table).empty
+    assert describe.duplicate_prompts(table).empty
     for category in prompt_sets.CATEGORIES:
         assert set(table.loc[table.category == category, "concept"]) == set(
             prompt_sets.VOCABULARY[category])
@@ -111,9 +111,9 @@ def test_token_lengths_count_bpe_pieces(tokenizer):
     table = prompt_sets.validate_prompts(
         prompt_sets.builtin_prompts().head(1).assign(prompt="Neuschwanstein Castle Coaster"))
     # "neuschwanstein" is several BPE tokens; start and end tokens are not counted.
-    assert prompt_sets.token_lengths(table, tokenizer).iloc[0] == len(
+    assert describe.token_lengths(table, tokenizer).iloc[0] == len(
         tokenizer.tokenize("Neuschwanstein Castle Coaster"))
-    assert prompt_sets.token_lengths(table, tokenizer).iloc[0] > 3
+    assert describe.token_lengths(table, tokenizer).iloc[0] > 3
 
 
 def test_seeds_start_with_the_papers_and_never_repeat():
@@ -232,10 +232,10 @@ def test_no_module_but_the_boundary_names_the_authors_columns():
     reads and writes their files, says them; the rest of dvdlib and the chapters' code say object
     and category."""
     package = Path(dvdlib.__file__).parent
-    boundary = package / "prompts" / "prompt_sets.py"
+    boundary = {package / "prompts" / "prompt_sets.py", package / "prompts" / "targets.py"}
     pattern = re.compile(r"\b(nm_word|content_type)\b")
     found = [f"{path.relative_to(package.parent)}:{number}" for path in sorted(package.rglob("*.py"))
-             if path != boundary
+             if path not in boundary
              for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
              if pattern.search(line)]
     book = package.parent / "book"

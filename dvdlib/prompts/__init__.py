@@ -8,5 +8,6 @@
   default, the cases chosen (``1-10,201``), and the seeds (a count or the seeds themselves).
 - ``targets``: prompt files that name three targets in one prompt (the authors' pilot and
   factorial sets), each target aligned to its own occurrence in its prompt.
+- ``describe``: what chapter 1 counts: prompt lengths in tokens, prompts per concept, repeats.
 - ``tokenizer``: CLIP's BPE tokenizer, built offline from the merges open_clip ships.
 """

@@ -167,7 +167,7 @@ def object_phrase(row) -> str:
     return value if _is_text(value) else row.object
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     """The header and the rows of a CSV file, refusing text that is not UTF-8 and ragged rows."""
     data = path.read_bytes()
     try:
@@ -220,7 +220,7 @@ def load_prompts(path: str | Path, categories: Iterable[str] = CATEGORIES, *,
                          f"{', '.join(EXPECTATIONS)} (or None)")
     if not path.is_file():
         raise FileNotFoundError(f"prompt file not found: {path}")
-    header, rows = _read_rows(path)
+    header, rows = read_rows(path)
     missing = [c for c in AUTHORS_COLUMNS if c not in header]
     if missing:
         raise PromptSetError(
@@ -241,6 +241,7 @@ def load_prompts(path: str | Path, categories: Iterable[str] = CATEGORIES, *,
     columns = [*AUTHORS_COLUMNS, *(c for c in header if c not in AUTHORS_COLUMNS)]
     table = pd.DataFrame(rows, columns=header)[columns].rename(columns=FROM_AUTHORS)
     table = validate_prompts(table, categories, source=str(path), names=TO_AUTHORS)
+    _check_pairs(table, str(path))
     problems, matches = phrase_problems(table, TO_AUTHORS)
     if problems:
         raise PromptSetError(f"{path}: the concept and object must appear in the prompt text; "
@@ -354,15 +355,20 @@ def validate_prompts(table: pd.DataFrame, categories: Iterable[str] = CATEGORIES
             value = getattr(row, column)
             if not _present(value) or not str(value).strip():
                 raise PromptSetError(f"{where}, column {names.get(column, column)}: empty value")
-        if " ".join(str(row.concept).split()).casefold() == " ".join(str(row.object).split()).casefold():
-            raise PromptSetError(
-                f"{where}: the concept and the object are both {str(row.concept).strip()!r} "
-                f"(columns {names.get('concept', 'concept')}, {names.get('object', 'object')}); a "
-                f"pair names two different things")
     table["case_num"] = case_nums
     for column in ("category", "concept", "object", "prompt"):
         table[column] = [str(v).strip() for v in table[column]]
     return with_phrases(table.reset_index(drop=True))
+
+
+def _check_pairs(table: pd.DataFrame, source: str) -> None:
+    """Refuse a row of a prompt file whose concept is its object: a DvD pair names two things.
+    (Tables built in code may hold one-word controls, the concept prompted alone.)"""
+    for i, row in enumerate(table.itertuples(index=False)):
+        if " ".join(row.concept.split()).casefold() == " ".join(row.object.split()).casefold():
+            raise PromptSetError(f"{source}, row {i + 2}: {TO_AUTHORS['concept']} and "
+                                 f"{TO_AUTHORS['object']} are both {row.concept!r}; a pair names "
+                                 f"two different things")
 
 
 def _present(value) -> bool:
@@ -469,28 +475,3 @@ def prompt_set(bench_csv: str | Path | None = None) -> pd.DataFrame:
 
 
 # --- Describing a prompt set (chapter 1) -------------------------------------------------------
-
-
-def token_lengths(table: pd.DataFrame, tokenizer) -> pd.Series:
-    """Each prompt's length in the tokenizer's tokens, start and end tokens excluded, untruncated."""
-    ids = tokenizer(list(table["prompt"]), add_special_tokens=False, truncation=False)["input_ids"]
-    return pd.Series([len(x) for x in ids], index=table.index, name="tokens")
-
-
-def concept_counts(table: pd.DataFrame, column: str = "concept") -> pd.DataFrame:
-    """Prompts per (category, concept), most frequent first, with each concept's share of its
-    category and its rank."""
-    counts = (table.groupby(["category", column]).size().rename("prompts").reset_index()
-              .sort_values(["category", "prompts", column], ascending=[True, False, True]))
-    totals = counts.groupby("category")["prompts"].transform("sum")
-    counts["share"] = counts["prompts"] / totals
-    counts["rank"] = counts.groupby("category").cumcount() + 1
-    return counts.reset_index(drop=True)
-
-
-def duplicate_prompts(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose prompt text repeats another row's, compared case- and space-insensitively."""
-    key = table["prompt"].str.lower().str.split().str.join(" ")
-    repeated = key.duplicated(keep=False)
-    dup = table[repeated].assign(normalised=key[repeated])
-    return dup.sort_values(["normalised", "case_num"]).reset_index(drop=True)

@@ -44,7 +44,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from dvdlib.prompts.prompt_sets import (CATEGORIES, MAX_CASE_NUM, PhraseMatchWarning,
-                                        PromptSetError, _read_rows, find_in_prompt, prompt_tokens)
+                                        PromptSetError, find_in_prompt, prompt_tokens, read_rows)
 
 LAYOUTS = ("pilot", "factorial")
 GENERIC_TYPE = "object"  # a generic slot's type; the strong types are the benchmark's CATEGORIES
@@ -265,7 +265,7 @@ def load_targets(path: str | Path, *, with_carrier: bool = False,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"prompt file not found: {path}")
-    header, lines = _read_rows(path)
+    header, lines = read_rows(path)
     layout, n_targets = _check_header(header, str(path))
     if with_carrier and "carrier" not in header:
         raise PromptSetError(f"{path}: with_carrier needs a carrier column, which the {layout} "

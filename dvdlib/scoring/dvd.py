@@ -81,7 +81,7 @@ def dvd_image_score(concept_yes: int, object_yes: int) -> float:
 
 
 
-def _answers_text(answers: Sequence[bool]) -> str:
+def answers_text(answers: Sequence[bool]) -> str:
     return str([int(a) for a in answers])  # the authors' form: "[1, 0, 1, 1, 0]"
 
 
@@ -95,8 +95,8 @@ def image_table(rows: Sequence[dict], prompts: pd.DataFrame) -> pd.DataFrame:
     n = QUESTIONS_PER_SIDE
     concept = table["answers"].map(lambda a: a[:n])
     objects = table["answers"].map(lambda a: a[n:])
-    table["concept_answers"] = concept.map(_answers_text)
-    table["object_answers"] = objects.map(_answers_text)
+    table["concept_answers"] = concept.map(answers_text)
+    table["object_answers"] = objects.map(answers_text)
     table["concept_yes"] = concept.map(sum).astype(int)
     table["object_yes"] = objects.map(sum).astype(int)
     table["dvd_score"] = [dvd_image_score(c, o) for c, o in zip(table["concept_yes"], table["object_yes"])]

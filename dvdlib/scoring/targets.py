@@ -24,7 +24,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from dvdlib.prompts.targets import GENERIC_TYPE, TargetSet
-from dvdlib.scoring.dvd import PRESENT_YES, _answers_text, answers_log, find_images, load_image
+from dvdlib.scoring.dvd import PRESENT_YES, answers_text, answers_log, find_images, load_image
 from dvdlib.scoring.judges.base import QUESTIONS_PER_SIDE, Judge, Question
 from dvdlib.scoring.questions import OUR_WORDING, SUBJECT_FIELDS, Wording
 from dvdlib.store import check_run_settings
@@ -69,7 +69,7 @@ def judged_table(rows: Sequence[dict], targets: pd.DataFrame) -> pd.DataFrame:
                 **{key: row[key] for key in ("case_num", "image_name", "image_path", "seed")},
                 "slot": target.slot, "role": target.role, "type": target.type,
                 "word": target.word, "strong": bool(target.strong),
-                "answers": _answers_text(answers), "yes": int(sum(answers)),
+                "answers": answers_text(answers), "yes": int(sum(answers)),
                 "present": int(sum(answers)) >= PRESENT_YES, "judge": row["judge"]})
     table = pd.DataFrame(records, columns=list(JUDGED_COLUMNS))
     table["seed"] = table["seed"].astype("Int64")
