@@ -7,9 +7,8 @@ command raises, and the values of the seed options that several commands read.
 - :func:`seed_count`, :func:`seed_list`: the values of ``--seeds`` and ``--seed-list``.
 
 It sits at the bottom of the science package, not in :mod:`dvdlib.book.commands`, because the
-library raises :class:`ArgumentError` and the commands' implementations here
-(:mod:`dvdlib.probe.experiment`) raise :class:`UsageError` and parse those values, and no module of
-``dvdlib`` imports :mod:`dvdlib.book`.
+library raises :class:`ArgumentError` and parses the seed options' values, and no module of
+``dvdlib`` imports :mod:`dvdlib.book`; the commands turn both errors into their one-line refusal.
 """
 
 from __future__ import annotations

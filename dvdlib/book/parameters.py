@@ -379,6 +379,7 @@ RENAMED = {
     "guidance_scale": "guidance",
     "guidance_scales": "guidance_sweep",
     "bootstrap_resamples": "n_resamples",
+    "seeds_per_prompt": "n_seeds",
 }
 
 

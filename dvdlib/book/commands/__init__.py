@@ -12,7 +12,7 @@ them once. Its imports of the work happen only in ``run``, so ``dvd --help`` and
   :mod:`dvdlib.toyworld.detector`, :mod:`dvdlib.toyworld.zoo`).
 - ``generate``, ``score``: images for a prompt set and their DvD table
   (:mod:`dvdlib.generation.benchmark`, :mod:`dvdlib.scoring.benchmark`).
-- ``probe``: one prompt over many seeds, judged and traced (:mod:`dvdlib.probe.experiment`).
+- ``probe``: one prompt over many seeds, judged and traced (:mod:`dvdlib.probe`).
 - ``options``: what several commands share: argument declarations and help text, the library's
   refusals as one-line errors naming the option, notes on stderr. The error every command
   raises for bad input, :class:`~dvdlib.usage.UsageError`, the error the library raises for one
