@@ -37,6 +37,7 @@ class UsageError(Exception):
 
 
 PAPER_SEED_COUNT = 10  # the paper draws ten seeds per prompt
+MAX_SEED_COUNT = 100_000  # per prompt: more is a typing slip, not a study (each seed is an image)
 
 
 def seed_count(text: str) -> int:
@@ -53,6 +54,8 @@ def seed_count(text: str) -> int:
     if int(text) == 0:
         raise UsageError("--seeds 0: zero seeds make no images; give a number of seeds of at "
                          "least 1")
+    if int(text) > MAX_SEED_COUNT:
+        raise UsageError(f"--seeds {text}: at most {MAX_SEED_COUNT:,} seeds per prompt")
     return int(text)
 
 

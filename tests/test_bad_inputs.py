@@ -7,7 +7,6 @@ The numbered items of issue 14 are marked ``#N`` in the case ids.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -59,6 +58,9 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     p["short_row"] = _csv(folder, "short_row.csv", HEADER + "1,artist,rembrandt\n")
     p["long_row"] = _csv(folder, "long_row.csv", HEADER + "1,artist,monet,mug,Monet Mug,extra\n")
     p["painter"] = _csv(folder, "painter.csv", HEADER + "1,painter,monet,mug,Monet Mug\n")
+    p["same_word"] = _csv(folder, "same_word.csv", HEADER + "1,artist,monet,monet,Monet\n")
+    p["huge_case"] = _csv(folder, "huge_case.csv",
+                          HEADER + "99999999999999999999,artist,monet,mug,Monet Mug\n")
     p["no_nm_word"] = _csv(folder, "no_nm_word.csv", "case_num,content_type,content,prompt\n"
                                                      "1,artist,monet,Monet Mug\n")
     p["duplicate"] = _csv(folder, "duplicate.csv", HEADER + "7,artist,monet,mug,Monet Mug\n"
@@ -260,6 +262,27 @@ CLI = [
      ["lists the value 4 twice"]),
     ("sweep-grid-and-fixed", "sweep {book}/01_dominancebench.ipynb --grid top_n=4 -p top_n 5 "
      "--results {out}", ["both with -p and --grid: top_n"]),
+    # issue 25: values that passed silently
+    ("generate-guidance-nan-25.1", "generate --model toy --out {out} --guidance nan --seeds 1",
+     ["--guidance nan", "a finite number of at least 0"]),
+    ("generate-guidance-inf-25.2", "generate --model toy --out {out} --guidance inf --seeds 1",
+     ["--guidance inf", "a finite number"]),
+    ("probe-guidance-nan-25.1", "probe 'sunset coaster' --concept sunset --object coaster "
+     "--guidance nan", ["--guidance nan", "a finite number"]),
+    ("generate-empty-out-25.5", "generate --model toy --out '' --seeds 1",
+     ["output folder '' is empty"]),
+    ("generate-empty-cases-25.6", "generate --model toy --out {out} --cases '' --seeds 1",
+     ["--cases ''"]),
+    ("generate-huge-case-range-25.6", "generate --model toy --out {out} --cases 1-3000000000",
+     ["--cases '1-3000000000'", "999,999,999"]),
+    ("generate-huge-seed-count-25.6", "generate --model toy --out {out} --seeds 3000000000",
+     ["--seeds 3000000000", "at most 100,000"]),
+    ("generate-huge-case-number-25.7", "generate --model sd1.4 --out {out} --prompts {huge_case}",
+     ["99999999999999999999", "999,999,999"]),
+    ("generate-concept-is-object-25.8", "generate --model sd1.4 --out {out} --prompts {same_word}",
+     ["both 'monet'", "two different things"]),
+    ("probe-model-unknown-25.15", "probe 'castle mug' --concept castle --object mug --model sd9",
+     ["model 'sd9'"]),
 ]
 
 
@@ -447,6 +470,15 @@ LIBRARY = [
      ["non-empty"]),
     ("probe-seed-count", lambda p: __import__("dvdlib.probe.inputs", fromlist=["_"]).probe_seeds(0), ValueError,
      ["got 0"]),
+    ("prompts-categories-string-25.13", lambda p: __import__(
+        "dvdlib.prompts.prompt_sets", fromlist=["_"]).load_prompts(p["good"], categories="print"),
+     ValueError, ["categories='print' is one string"]),
+    ("ablation-factor-nan-25.13", lambda p: __import__(
+        "dvdlib.attention.ablation", fromlist=["_"]).HeadAblation([], {}, "scale", float("nan")),
+     ValueError, ["factor", "finite"]),
+    ("token-position-not-whole-25.13", lambda p: __import__(
+        "dvdlib.attention.ablation", fromlist=["_"]).TokenValueAblation([[1.7]], 8), ValueError,
+     ["[1.7]", "not whole numbers"]),
 ]
 
 

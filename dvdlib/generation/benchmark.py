@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Sequence
 import pandas as pd
 
 from dvdlib.generation.protocol import attention_hook, check_generation, make_images
-from dvdlib.models.loading import load_pipeline
+from dvdlib.models.loading import check_device, load_pipeline
 from dvdlib.models.spec import ModelSpec, parse_model
 from dvdlib.prompts.tokenizer import clip_tokenizer
 from dvdlib.scoring.questions import OUR_WORDING
@@ -51,7 +51,8 @@ def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | Non
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8
                              or size % 8):
         raise ArgumentError("size", f" {size}: must be a positive multiple of 8")
-    seeds = check_generation(table, seeds, steps=steps, batch_size=batch_size,
+    check_device(device)
+    seeds = check_generation(table, seeds, steps=steps, batch_size=batch_size, guidance=guidance,
                              tokenizer=_text_tokenizer(spec), source=source)
     out = check_writable_dir(out)
     launch = join_launch(device)  # None unless started by accelerate with several processes

@@ -40,6 +40,7 @@ ablation or their own reduction of the record through its arguments, never a hoo
 from __future__ import annotations
 
 import hashlib
+import math
 import io
 import os
 import shutil
@@ -162,7 +163,7 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
     prompts = validate_prompts(prompts, categories=categories, source="prompts")
     check_prompt_words(prompts)
     tokenizer = getattr(pipe, "tokenizer", None)
-    seeds = check_generation(prompts, seeds, steps=steps, batch_size=batch_size,
+    seeds = check_generation(prompts, seeds, steps=steps, batch_size=batch_size, guidance=guidance,
                              tokenizer=tokenizer, source=f"prompts for {model}")
     return make_images(pipe, prompts, seeds, ensure_writable_dir(out_dir), model=model,
                        steps=steps, guidance=guidance, height=height, width=width,
@@ -171,11 +172,12 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
 
 
 def check_generation(prompts: pd.DataFrame, seeds: Sequence[int], *, steps: int, batch_size: int,
-                     tokenizer=None, source: str = "prompts") -> list[int]:
+                     guidance: float = 7.5, tokenizer=None, source: str = "prompts") -> list[int]:
     """The checks of a generation run that need no folder and no model; returns the seeds.
 
     ``prompts`` is a validated prompt table with rows; ``steps`` and ``batch_size`` are whole
-    numbers of at least 1 (an :class:`~dvdlib.usage.ArgumentError` naming the argument); with
+    numbers of at least 1 and ``guidance`` a finite number of at least 0 (NaN and infinity would
+    make no guidance or black images; an :class:`~dvdlib.usage.ArgumentError` naming the argument); with
     ``tokenizer``, every concept and object lies among the tokens its text encoder reads (a word
     cut off by the limit can never be drawn).
     """
@@ -184,6 +186,10 @@ def check_generation(prompts: pd.DataFrame, seeds: Sequence[int], *, steps: int,
     for name, value in (("steps", steps), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ArgumentError(name, f" must be at least 1, got {value!r}")
+    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) \
+            or not math.isfinite(guidance) or guidance < 0:
+        raise ArgumentError("guidance", f" {guidance!r}: accepted: a finite number of at least 0 "
+                                        f"(1 or less: no classifier-free guidance)")
     if tokenizer is not None:
         check_alignment(tokenizer, prompts, source)
     return choose_seeds(seeds)

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from dvdlib.models.spec import ACCEPTED, ModelSpec, parse_model
+from dvdlib.usage import ArgumentError
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 PAPER_STEPS = 50
@@ -38,6 +39,27 @@ class ModelNotFoundError(FileNotFoundError):
 
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device(name: str | None) -> None:
+    """Refuse a device torch does not know or this machine does not have, before anything loads
+    (an :class:`~dvdlib.usage.ArgumentError` naming ``device``). Empty or None: the default."""
+    if not name:
+        return
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ArgumentError("device", f" {name!r} is not a device; accepted: cpu, cuda, cuda:N, "
+                                      f"mps") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": torch.backends.mps.is_available()}
+    if not available.get(device.type, False):
+        raise ArgumentError("device", f" {name!r}: this machine has no {device.type} device; "
+                                      f"accepted here: {', '.join(k for k, v in available.items() if v)}")
+    if device.type == "cuda" and device.index is not None \
+            and device.index >= torch.cuda.device_count():
+        raise ArgumentError("device", f" {name!r}: this machine has {torch.cuda.device_count()} "
+                                      f"cuda devices (0 to {torch.cuda.device_count() - 1})")
 
 
 def parse_dtype(name: str) -> torch.dtype:

@@ -17,8 +17,8 @@ from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
-from dvdlib.prompts.prompt_sets import (CATEGORIES, PromptSetError, builtin_prompts, check_seeds,
-                                        load_prompts, seeds as paper_seeds)
+from dvdlib.prompts.prompt_sets import (CATEGORIES, MAX_CASE_NUM, PromptSetError, builtin_prompts,
+                                        check_seeds, load_prompts, seeds as paper_seeds)
 from dvdlib.usage import ArgumentError
 
 BUILTIN = "built-in prompts"  # how messages name our built-in set
@@ -32,8 +32,11 @@ def parse_cases(text: str) -> set[int]:
         if not match or (match.group(2) and int(match.group(2)) < int(match.group(1))):
             raise ArgumentError("cases", f" {part.strip()!r} is not a case number or a range such "
                                          f"as 1-10")
-        first = int(match.group(1))
-        cases.update(range(first, int(match.group(2) or first) + 1))
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        if last > MAX_CASE_NUM:  # before a range of billions is built
+            raise ArgumentError("cases", f" {part.strip()!r}: case numbers go up to "
+                                         f"{MAX_CASE_NUM:,}")
+        cases.update(range(first, last + 1))
     return cases
 
 

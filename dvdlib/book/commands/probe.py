@@ -98,13 +98,22 @@ def register(subparsers) -> None:
 
 def _check_numbers(args) -> None:
     """Refuse a step count, batch size or image size that no pipeline call can take."""
+    from dvdlib.models.loading import check_device
     from dvdlib.probe.inputs import ProbeInputError
+    from dvdlib.usage import ArgumentError
 
     for option, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise ProbeInputError(f"{option} must be at least 1, got {value}")
     if args.size is not None and (args.size < 8 or args.size % 8):
         raise ProbeInputError(f"--size {args.size}: must be a positive multiple of 8")
+    if args.guidance is not None and not 0 <= args.guidance < float("inf"):  # NaN fails too
+        raise ProbeInputError(f"--guidance {args.guidance}: accepted: a finite number of at "
+                              f"least 0")
+    try:
+        check_device(args.device)
+    except ArgumentError as err:
+        raise ProbeInputError(err.naming("--device")) from None
 
 
 def _call_default(pipe, name: str, fallback):

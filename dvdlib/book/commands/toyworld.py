@@ -139,32 +139,18 @@ def _check_out(path: Path) -> None:
                          f"write in")
 
 
-def _check_device(name: str) -> None:
-    """Refuse a device torch does not know or this machine does not have, before training."""
-    import torch
-
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"--device {name!r} is not a device; accepted: cpu, cuda, cuda:N, "
-                         f"mps") from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": torch.backends.mps.is_available()}
-    if not available.get(device.type, False):
-        raise ValueError(f"--device {name!r}: this machine has no {device.type} device; "
-                         f"accepted here: {', '.join(k for k, v in available.items() if v)}")
-    if device.type == "cuda" and device.index is not None \
-            and device.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {name!r}: this machine has {torch.cuda.device_count()} "
-                         f"cuda devices (0 to {torch.cuda.device_count() - 1})")
-
-
 def _setup(args) -> None:
     import torch  # here, not at the top: `dvd --help` should not wait for torch
 
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    _check_device(args.device)
+    from dvdlib.models.loading import check_device
+    from dvdlib.usage import ArgumentError
+
+    try:
+        check_device(args.device)
+    except ArgumentError as err:
+        raise ValueError(err.naming("--device")) from None
     _check_out(args.out)
     if getattr(args, "export", None) is not None:
         _check_out(args.export)
