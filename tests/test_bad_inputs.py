@@ -283,6 +283,12 @@ CLI = [
      ["both 'monet'", "two different things"]),
     ("probe-model-unknown-25.15", "probe 'castle mug' --concept castle --object mug --model sd9",
      ["model 'sd9'"]),
+    ("sweep-summary-not-csv-25.10", "sweep {book}/01_dominancebench.ipynb --grid top_n=3 "
+     "--summary {out}/s.parquet", ["'", "s.parquet'", "ending in .csv"]),
+    ("run-guidance-inf-25.2", "run {book}/03_attention_saturation.ipynb -p guidance inf "
+     "--results {out}", ["'guidance'", "inf is not a finite number"]),
+    ("run-threshold-nan-25.14", "run {book}/03_attention_saturation.ipynb -p saturation_threshold "
+     "nan --results {out}", ["'saturation_threshold'", "nan is not a finite number"]),
 ]
 
 
@@ -343,6 +349,8 @@ TOYWORLD_CLI = [
      ["--device 'tpu9' is not a device", "accepted: cpu, cuda, cuda:N, mps"]),
     ("toyworld-missing-cuda-index", "toyworld zoo --out {out} --device cuda:64",
      ["--device 'cuda:64'"]),
+    ("toyworld-negative-seed-25.12", "toyworld train --out {out} --seed -1",
+     ["--seed -1", ">= 0"]),
 ]
 
 

@@ -16,6 +16,8 @@ accepts; a name the chapters have renamed is refused with its new one (:data:`RE
 
 from __future__ import annotations
 
+import math
+
 import ast
 import itertools
 import json
@@ -250,6 +252,9 @@ def _check_rule(notebook, parameter: NotebookParameter, value, values: dict,
 
     if "choices" in rule and value not in rule["choices"]:
         raise refuse("is not one of the choices")
+    if isinstance(value, float) and not math.isfinite(value) and any(
+            key in rule for key in ("min", "max", "above", "below")):
+        raise refuse("is not a finite number")  # NaN passes every comparison; inf passes min
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         for key, fails in (("min", lambda v, b: v < b), ("max", lambda v, b: v > b),
                            ("above", lambda v, b: v <= b), ("below", lambda v, b: v >= b)):

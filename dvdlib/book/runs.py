@@ -235,6 +235,9 @@ def sweep(notebook: str | Path, grid: dict[str, list], fixed: dict | None = None
     status, seconds, parameters, and every headline number the run saved, as
     ``<chapter>:<name>`` columns. It is rewritten after each run.
     """
+    if summary is not None and Path(summary).suffix.lower() != ".csv":
+        raise ValueError(f"summary {str(summary)!r}: the summary is written as CSV; name a file "
+                         f"ending in .csv")
     notebook = Path(notebook).resolve()
     root = notebook_root(notebook, root)
     shown = _display_path(notebook, root)

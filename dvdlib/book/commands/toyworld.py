@@ -144,6 +144,8 @@ def _setup(args) -> None:
 
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if args.seed < 0:  # numpy's seeding would refuse it only once training starts
+        raise ValueError(f"--seed {args.seed}: accepted: a whole number >= 0")
     from dvdlib.models.loading import check_device
     from dvdlib.usage import ArgumentError
 
