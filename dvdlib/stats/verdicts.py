@@ -255,7 +255,9 @@ class Verdict:
         ``key``, its sentence, the rule's side, and the interval and bound it was decided from,
         so that :func:`check_headline` can decide again from the saved numbers."""
         texts = {key: self.word, f"{key}_sentence": self.sentence, f"{key}_reason": self.reason,
-                 f"{key}_side": self.test.side,
+                 f"{key}_side": self.test.side, f"{key}_finding": self.test.finding,
+                 f"{key}_claim": self.test.claim, f"{key}_measure": self.test.measure,
+                 f"{key}_interval": self.interval.text(self.test.digits, signed=True),
                  f"{key}_unmet": "; ".join(r.description for r in self.unmet)}
         values = {f"{key}_bound": self.test.bound, f"{key}_confidence": self.test.confidence}
         if self.interval.finite:
