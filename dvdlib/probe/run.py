@@ -11,7 +11,7 @@ and judge, and runs the project's own steps in order:
    (:func:`dvdlib.chapters.attention_saturation.run.image_rows`);
 3. :func:`dvdlib.attention.image_shares.record_shares` reads the records back, and
    :func:`dvdlib.stats.bootstrap.step_intervals` gives each share's mean per step with an
-   interval over images;
+   interval over seeds (one image per seed, as in chapter 3 the seed is the unit);
 4. :func:`dvdlib.probe.summary.summarise` condenses it.
 
 Files in the output folder: ``images/`` (the images, manifest and attention records),
@@ -107,8 +107,8 @@ def probe_images(manifest: pd.DataFrame, judged: pd.DataFrame, prompts: pd.DataF
 
 def share_intervals(shares: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
     """Per step and quantity (:data:`SHARE_QUANTITIES`): the mean over images and its interval
-    (:func:`dvdlib.stats.bootstrap.step_intervals`: whole images resampled)."""
-    tables = [step_intervals(shares, quantity, n_resamples=N_RESAMPLES,
+    (:func:`dvdlib.stats.bootstrap.step_intervals`: whole seeds resampled, one image each)."""
+    tables = [step_intervals(shares, quantity, unit="seed", n_resamples=N_RESAMPLES,
                              confidence=confidence).assign(quantity=quantity)
               for quantity in SHARE_QUANTITIES]
     table = pd.concat(tables, ignore_index=True).sort_values("step", kind="stable")

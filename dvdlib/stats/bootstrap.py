@@ -15,6 +15,9 @@
   zoo); :func:`fixed_models_interval`: the same with each group's models held fixed.
 - :func:`crossed_bootstrap`: a statistic of ``[group, seed]`` arrays, resampling groups and seeds
   independently and keeping their cross product (chapter 2's real-model study).
+- :func:`cluster_mean_interval`: the mean of per-image values, or a paired difference of two
+  arms' means, resampling whole seeds; :func:`cluster_rank_correlation`: Spearman's rho (over
+  all images, or its mean within prompts) resampling whole seeds (chapter 3).
 """
 
 from __future__ import annotations
@@ -391,3 +394,87 @@ def crossed_bootstrap(arrays: Mapping[str, np.ndarray], statistic: Callable[[dic
         rows, columns = groups[:, :, None], seeds[:, None, :]
         values = np.asarray(statistic({k: v[rows, columns] for k, v in data.items()}), dtype=float)
     return estimate_with_interval(estimate, values, confidence)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-image values clustered by seed: means, paired differences, rank correlations
+
+
+def _unit_picks(units, n_resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sorted unit labels, each item's code among them, and ``[resample, unit]`` draws."""
+    labels, codes = np.unique(np.asarray(units), return_inverse=True)
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    rng = np.random.default_rng(seed)
+    return labels, codes.reshape(-1), rng.integers(0, len(labels), size=(n_resamples, len(labels)))
+
+
+def _finite(values, name: str) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or values.size == 0 or not np.isfinite(values).all():
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of finite numbers")
+    return values
+
+
+def cluster_mean_interval(values, units, minus=None, minus_units=None, *, n_resamples: int = 2000,
+                          confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """The mean of ``values`` (one per image) with a percentile interval that resamples whole
+    clusters: every image of a drawn ``unit`` (seed) together, as :func:`step_intervals` does.
+
+    With ``minus`` (another arm's values, clustered by ``minus_units`` over the same labels) it
+    is the difference of the two means, each resample drawing the unit labels once for both
+    arms: a comparison paired by seed. Returns (estimate, low, high).
+    """
+    check_confidence(confidence)
+    arms = [(_finite(values, "values"), np.asarray(units))]
+    if minus is not None:
+        arms.append((_finite(minus, "minus"), np.asarray(minus_units)))
+    for arm_values, arm_units in arms:
+        if arm_units.shape != arm_values.shape:
+            raise ValueError(f"one unit per value: {arm_units.shape} units, "
+                             f"{arm_values.shape} values")
+    labels, _, picks = _unit_picks(np.concatenate([u for _, u in arms]), n_resamples, seed)
+    means, estimates = [], []
+    for arm_values, arm_units in arms:
+        codes = np.searchsorted(labels, arm_units)
+        sums = np.bincount(codes, arm_values, minlength=len(labels))  # [unit]
+        counts = np.bincount(codes, minlength=len(labels)).astype(float)  # [unit]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means.append(sums[picks].sum(axis=1) / counts[picks].sum(axis=1))  # [resample]
+        estimates.append(arm_values.mean())
+    if minus is not None:
+        return estimate_with_interval(estimates[0] - estimates[1], means[0] - means[1], confidence)
+    return estimate_with_interval(estimates[0], means[0], confidence)
+
+
+def cluster_rank_correlation(x, y, units, within=None, *, n_resamples: int = 2000,
+                             confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """Spearman's rho of ``x`` and ``y`` with a percentile interval resampling whole ``units``.
+
+    With ``within`` (a group per item, e.g. the prompt), the statistic is the mean over groups of
+    the rho within each group (groups whose x or y is constant left out), and one draw of the
+    units serves every group. Returns (rho, low, high), NaN where rho is undefined; resamples with
+    no defined rho are left out of the interval.
+    """
+    check_confidence(confidence)
+    (xc, nx), (yc, ny) = _codes(x), _codes(y)
+    units = np.asarray(units)
+    if not len(xc) == len(yc) == len(units):
+        raise ValueError(f"x, y and units differ in length: {len(xc)}, {len(yc)}, {len(units)}")
+    groups = np.zeros(len(xc), dtype=int) if within is None else pd.factorize(
+        np.asarray(within), sort=True)[0]
+    _, codes, picks = _unit_picks(units, n_resamples, seed)
+    members = [np.flatnonzero(codes == u) for u in range(codes.max() + 1)]  # items of each unit
+
+    def statistic(items: np.ndarray) -> float:
+        rhos = [_rank_rho(xc[None, part], nx, yc[None, part], ny)[0]
+                for part in (items[groups[items] == g] for g in np.unique(groups[items]))
+                if len(part) >= 2]
+        with _quiet_nanmean():
+            return float(np.nanmean(rhos)) if rhos else math.nan
+
+    estimate = statistic(np.arange(len(xc)))
+    if math.isnan(estimate):
+        return estimate, math.nan, math.nan
+    resampled = [statistic(np.concatenate([members[u] for u in row])) for row in picks]
+    return estimate_with_interval(estimate, resampled, confidence)
