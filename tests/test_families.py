@@ -173,6 +173,12 @@ def test_how_a_run_differs_from_the_papers_protocol():
     assert PAPER.steps == 50 and PAPER.guidance == 7.5
 
 
+def test_guidance_batches_unconditional_rows_except_in_flux():
+    pipe = dummy_sd_pipeline("sd1")
+    assert families.guidance_batch(pipe, 7.5) and not families.guidance_batch(pipe, 1.0)
+    assert {name for name, family in FAMILIES.items() if not family.batched_guidance} == {"flux"}
+
+
 def test_only_unet_families_sample_with_ddim():
     assert {name for name, family in FAMILIES.items() if family.ddim} == {"toy", "sd", "sdxl"}
     assert {name: family.attention_kwargs for name, family in FAMILIES.items()} == {

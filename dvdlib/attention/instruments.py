@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Sequence
 
 from dvdlib.attention.layers import CrossAttentionLayer, cross_attention_layers, describe_layers
@@ -37,11 +38,17 @@ from dvdlib.models.families import Family, family_of, model_family
 
 @dataclass(frozen=True)
 class PipelineInstruments:
-    """The instruments of one pipeline: where they go and how its text keys are placed."""
+    """The instruments of one pipeline: where they go and how its text keys are placed.
+
+    A family's builder (:data:`INSTRUMENTS`) fills the fields; callers use the methods.
+    """
 
     family: Family
-    denoiser: object  # the module whose attention processors are replaced (a UNet)
+    denoiser: object  # the module whose attention processors are replaced
     tokenizers: tuple  # every tokenizer feeding the text keys' positions (they agree)
+    locate: Callable[..., tuple]  # locate(sample_size) -> the layers, in forward order
+    installer: Callable[..., AbstractContextManager]  # installer(sample_size) -> installs them
+    tokenize: Callable[[Sequence, str], PromptTokens] = tokenize_for_keys  # (tokenizers, prompt)
 
     @property
     def tokenizer(self):
@@ -50,17 +57,18 @@ class PipelineInstruments:
 
     def prompt_tokens(self, prompt: str) -> PromptTokens:
         """``prompt`` as the text keys hold it, checked against every tokenizer."""
-        return tokenize_for_keys(self.tokenizers, prompt)
+        return self.tokenize(self.tokenizers, prompt)
 
     def layers(self, sample_size: int | Sequence[int] | None = None
                ) -> tuple[CrossAttentionLayer, ...]:
         """The located layers (query resolutions at latent size ``sample_size``)."""
-        return cross_attention_layers(self.denoiser, sample_size)
+        return self.locate(sample_size)
 
     def install(self, sample_size: int | Sequence[int] | None = None
                 ) -> AbstractContextManager[tuple[CrossAttentionLayer, ...]]:
-        """Install the processors for a ``with`` block (:func:`.recorder.attention_instruments`)."""
-        return attention_instruments(self.denoiser, sample_size)
+        """Install the processors for a ``with`` block, which yields the layers; the previous
+        processors come back on exit, error or not."""
+        return self.installer(sample_size)
 
     def describe(self, sample_size: int | Sequence[int] | None = None) -> str:
         """The located layers and heads in one line, with the family and its text keys."""
@@ -69,14 +77,18 @@ class PipelineInstruments:
 
 
 def _unet_instruments(pipe, family: Family) -> PipelineInstruments:
+    """The UNet's ``attn2`` layers (:mod:`.layers`) with the processors of :mod:`.recorder`."""
     tokenizers = tuple(t for t in (getattr(pipe, "tokenizer", None),
                                    getattr(pipe, "tokenizer_2", None)) if t is not None)
     if not tokenizers:
         raise ValueError(f"{type(pipe).__name__} has no tokenizer to place the prompt's tokens")
-    return PipelineInstruments(family, pipe.unet, tokenizers)
+    return PipelineInstruments(family, pipe.unet, tokenizers,
+                               locate=partial(cross_attention_layers, pipe.unet),
+                               installer=partial(attention_instruments, pipe.unet))
 
 
-# The dispatch: family -> the builder of its instruments; None where there are none yet.
+# The dispatch: family -> the builder of its instruments; None where there are none yet. A
+# builder takes the pipeline and its family and returns PipelineInstruments.
 INSTRUMENTS: dict[str, Callable[[object, Family], PipelineInstruments] | None] = {
     "toy": _unet_instruments,
     "sd": _unet_instruments,

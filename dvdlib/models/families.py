@@ -27,6 +27,7 @@ come from.
 - :func:`model_defaults` (a model argument) and :func:`pipeline_defaults` (a loaded pipeline):
   the steps, guidance and resolution a model runs with by default;
 - :func:`native_resolution`, :func:`latent_size`: image and latent sizes of a pipeline;
+- :func:`guidance_batch`: whether a call's denoiser batch holds unconditional rows;
 - :func:`protocol_differences`: how a run's settings differ from the paper's protocol.
 
 A pipeline of any other kind (Kandinsky, PixArt, ...) is refused with one line naming its class
@@ -78,6 +79,8 @@ class Family:
     defaults: Defaults
     attention_kwargs: str = "cross_attention_kwargs"  # the call argument carrying per-call
     # attention options to the processors
+    batched_guidance: bool = True  # guidance > 1 runs the denoiser on [unconditional; conditional]
+    # rows of one batch (Flux: guidance is an input; true CFG is a separate call)
 
     @property
     def sampler(self) -> str:
@@ -109,7 +112,7 @@ FAMILIES = {family.name: family for family in (
            Defaults(28, 3.5, None, "embedded",
                     "diffusers' FluxPipeline call defaults (FLUX.1-dev is guidance-distilled); "
                     "the published models' own size is 1024 px"),
-           "joint_attention_kwargs"),
+           "joint_attention_kwargs", batched_guidance=False),
 )}
 
 # Named models whose publishers give other steps or guidance than their family's (their size is
@@ -244,6 +247,12 @@ def model_defaults(model: str | ModelSpec, pipe=None) -> Defaults:
                 "guidance_embeds", True):
             return NO_GUIDANCE_FLUX
     return family.defaults
+
+
+def guidance_batch(pipe, guidance: float) -> bool:
+    """Whether ``pipe`` at guidance ``guidance`` runs its denoiser on a classifier-free-guidance
+    batch, ``[unconditional; conditional]`` (guidance above 1, in families that batch it)."""
+    return family_of(pipe).batched_guidance and guidance > 1
 
 
 def latent_factor(pipe) -> int:

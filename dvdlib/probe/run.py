@@ -31,6 +31,7 @@ from dvdlib.attention.instruments import instruments_for
 from dvdlib.attention.token_positions import token_groups
 from dvdlib.chapters.attention_saturation.run import image_rows
 from dvdlib.generation.protocol import RECORD_FILE, attention_hook, generate
+from dvdlib.models.families import guidance_batch
 from dvdlib.probe.inputs import ProbeRequest
 from dvdlib.probe.summary import CONFIDENCE, N_RESAMPLES, summarise
 from dvdlib.scoring.dvd import score_folder
@@ -69,7 +70,7 @@ def probe(pipe, judge, request: ProbeRequest, out_dir: str | Path, *, model: str
                            columns=["case_num", "category", "concept", "object", "prompt"])
     seeds = list(request.seeds)
     image_dir = out_dir / IMAGES
-    hook = attention_hook(classifier_free_guidance=guidance > 1)
+    hook = attention_hook(classifier_free_guidance=guidance_batch(pipe, guidance))
     manifest = generate(pipe, prompts, seeds, image_dir, model=model, steps=steps,
                         guidance=guidance, height=size, width=size, batch_size=batch_size,
                         hook=hook, progress=progress)

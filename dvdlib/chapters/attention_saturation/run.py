@@ -32,7 +32,7 @@ from dvdlib.attention.record import MapRequest
 from dvdlib.attention.token_positions import token_groups
 from dvdlib.generation.protocol import RECORD_FILE, BatchHook, PipelineCall, attention_hook, generate
 from dvdlib.models import spec
-from dvdlib.models.families import latent_size
+from dvdlib.models.families import guidance_batch, latent_size
 from dvdlib.models.loading import load_model
 from dvdlib.prompts.prompt_sets import prompt_set
 from dvdlib.scoring.dvd import PRESENT_YES, score_folder
@@ -240,7 +240,7 @@ def run_condition(label: str, pipe, prompts: pd.DataFrame, seeds: Sequence[int],
     image_dir = out_dir / "images"
     instruments = instruments_for(pipe)  # the family's: a ValueError where none exist yet
     sample_size = latent_size(pipe, height, width)
-    hook = concept_hook(guidance > 1, map_steps, sample_size)
+    hook = concept_hook(guidance_batch(pipe, guidance), map_steps, sample_size)
     manifest = generate(pipe, prompts, seeds, image_dir, model=model, steps=steps, guidance=guidance,
                         height=height, width=width, batch_size=batch_size, hook=hook, progress=progress)
     results = out_dir / "dvd.csv"

@@ -44,7 +44,7 @@ from dvdlib.attention.recorder import ABLATION_KWARG
 from dvdlib.attention.token_positions import token_groups
 from dvdlib.chapters.head_ablation.conditions import Condition
 from dvdlib.generation.protocol import PipelineCall, attention_hook, generate
-from dvdlib.models.families import latent_size
+from dvdlib.models.families import guidance_batch, latent_size
 from dvdlib.prompts.prompt_sets import PAPER_SEEDS, concept_phrase, object_phrase
 from dvdlib.scoring.dvd import PRESENT_YES, score_folder
 from dvdlib.scoring.questions import OUR_WORDING, Wording
@@ -210,7 +210,8 @@ class HeadSweep:
                                                                        words)
 
         return attention_hook(extra_kwargs=ablate, keep=keep,
-                              classifier_free_guidance=self.generation["guidance"] > 1)
+                              classifier_free_guidance=guidance_batch(
+                                  self.pipe, self.generation["guidance"]))
 
     def _call_groups(self, call: PipelineCall) -> list[tuple]:
         """The token groups of each image of a pipeline call, in batch order."""
