@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from pathlib import Path
 
 import pytest
 from diffusers import (FluxPipeline, StableDiffusion3Pipeline, StableDiffusionPipeline,
@@ -196,10 +197,12 @@ def test_only_unet_families_sample_with_ddim():
 def test_families_without_instruments_are_refused_before_anything_loads(tmp_path, capsys):
     assert sorted(name for name, build in INSTRUMENTS.items() if build is None) == ["flux", "sd3"]
     assert set(INSTRUMENTS) == set(FAMILIES)
-    for model in ("sd3", "sd3.5-large", "flux-dev", str(pipeline_folder(tmp_path / "f", "FluxPipeline"))):
+    flux_folder = pipeline_folder(tmp_path / "f", "FluxPipeline")
+    for model in ("sd3", "sd3.5-large", "flux-dev", str(flux_folder)):
         with pytest.raises(ValueError, match="attention instruments for it are not yet supported"):
             check_instruments(model)
-    for model in ("sdxl", "sd1.4", "toy:k1", str(pipeline_folder(tmp_path / "x", "StableDiffusionXLPipeline"))):
+    sdxl_folder = pipeline_folder(tmp_path / "x", "StableDiffusionXLPipeline")
+    for model in ("sdxl", "sd1.4", "toy:k1", str(sdxl_folder)):
         check_instruments(model)  # no error
     assert main(["probe", "a sunset coaster", "--concept", "sunset", "--object", "coaster",
                  "--model", "flux-dev", "--judge", "vlm"]) == 2
@@ -227,3 +230,16 @@ def test_help_texts_list_every_familys_defaults():
     assert families.defaults_text("steps") == ("toy 20, sd 50, sdxl 50, sd3 28, flux 28, "
                                                "sd3.5-medium 40, sd3.5-large 28, flux-schnell 4")
     assert families.defaults_text("resolution").startswith("sd1.4 512, sd2.1 768, sdxl 1024")
+
+
+@pytest.mark.parametrize("chapter", ["03_attention_saturation.ipynb", "04_head_ablation.ipynb"])
+def test_chapters_three_and_four_take_sdxl_by_name_and_refuse_an_unsupported_folder(tmp_path,
+                                                                                   chapter):
+    from dvdlib.book.parameters import check_parameters
+
+    book = Path(__file__).resolve().parents[1] / "book"
+    assert check_parameters(book / chapter, {"model": "sdxl", "judge": "vlm"})["model"] == "sdxl"
+    folder = pipeline_folder(tmp_path / "kandinsky", "KandinskyV22Pipeline")
+    with pytest.raises(ValueError, match="is a KandinskyV22Pipeline, which dvdlib does not support"):
+        check_parameters(book / chapter, {"model": str(folder), "judge": "vlm"})
+

@@ -272,7 +272,7 @@ def test_sdxl_dvd_generate_records_the_family_and_its_attention(folder, tmp_path
 
 def test_sdxl_dvd_probe_runs_end_to_end_and_writes_its_table_and_figure(folder, tmp_path, capsys):
     out = tmp_path / "probe"
-    args = ["probe", "sunset coaster", "--concept", "sunset", "--object", "coaster", "--model",
+    args = ["probe", "sunset coaster", "--concept", "sunset", "--object", "coaster", "-m",
             str(folder), "--judge", "toy", "--seeds", "2", "--steps", "2", "--device", "cpu",
             "--out", str(out), "--json", "--no-progress"]
     assert main(args) == 0

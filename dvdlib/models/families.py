@@ -62,6 +62,11 @@ class Defaults:
     # guidance-distilled model, one pass), none
     source: str  # where these numbers come from
 
+    def __post_init__(self):
+        if self.guidance_kind not in GUIDANCE_KINDS:
+            raise ValueError(f"guidance_kind {self.guidance_kind!r}; accepted: "
+                             f"{', '.join(GUIDANCE_KINDS)}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -33,7 +33,7 @@ def register(subparsers) -> None:
         "(which draw the toy world's concepts and objects: their default prompts are the toy "
         "world's pair prompts). " + SCALE_OUT,
     )
-    parser.add_argument("--model", required=True, metavar="MODEL",
+    parser.add_argument("-m", "--model", required=True, metavar="MODEL",
                         help="the text-to-image model (see below)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the output folder")
     parser.add_argument("--prompts", metavar="CSV",

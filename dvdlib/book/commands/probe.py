@@ -66,7 +66,7 @@ def register(subparsers) -> None:
     parser.add_argument("--object", dest="object_word", required=True, metavar="WORD",
                         help="the object that may vanish: a word or phrase of PROMPT")
     add_seed_options(parser)
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL",
+    parser.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="MODEL",
                         help=f"the text-to-image model (default: {DEFAULT_MODEL}; see below)")
     parser.add_argument("--judge", choices=JUDGES,
                         help="the judge: toy (the toy world's detector), clip or vlm (the "
