@@ -123,7 +123,8 @@ RULE_KEYS = ("min", "max", "above", "below", "choices", "kind", "applies", "why"
 KINDS = {
     "prompt_file": "a prompt CSV in the authors' format",
     "zoo": "a folder written by `dvd toyworld zoo --export`",
-    "model": "a toy model (toy, toy:NAME), sd1.4, sd2.1, a pipeline folder or a Hugging Face id",
+    "model": "a toy model (toy, toy:NAME), sd1.4, sd2.1, a named model such as sdxl, a pipeline "
+             "folder or a Hugging Face id",
     "fractions": "comma-separated fractions in (0, 1], e.g. 0.1,0.5",
 }
 PATH_KINDS = ("prompt_file", "zoo")  # values resolved from the working directory, given absolute
@@ -237,6 +238,9 @@ def _check_model(model: str, values: dict, declared: dict) -> None:
         if not (spec.folder / "model_index.json").is_file():
             raise ValueError(f"folder {model!r} is not a diffusers pipeline folder (no "
                              f"model_index.json)")
+        from dvdlib.models.families import folder_family
+
+        folder_family(spec.folder)  # a pipeline of a kind dvdlib does not support is refused
 
 
 def _check_rule(notebook, parameter: NotebookParameter, value, values: dict,
