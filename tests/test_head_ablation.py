@@ -6,17 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from transformers import CLIPTextConfig, CLIPTextModel
 
-from dvdlib.attention.ablation import TokenValueAblation
+from dvdlib.attention.ablation import ScaledTokenValueAblation, TokenValueAblation
 from dvdlib.attention.layers import cross_attention_layers
 from dvdlib.attention.record import AttentionRecord
 from dvdlib.attention.recorder import attention_instruments
 from dvdlib.attention.shares import concept_share
 from dvdlib.attention.token_positions import tokenize_prompt
-from dvdlib.chapters.head_ablation import conditions, model_choice, quotes, run, summaries, verdict
+from dvdlib.chapters.head_ablation import (conditions, leakage, model_choice, quotes, rescue,
+                                          run, summaries, verdict)
 from dvdlib.chapters.head_ablation import prompts as chapter_prompts
 from dvdlib.models.random_weights import dummy_sd_pipeline
 from dvdlib.models.spec import parse_model
+from dvdlib.prompts.tokenizer import clip_tokenizer
 from dvdlib.prompts.prompt_sets import PAPER_SEEDS, builtin_prompts
 from dvdlib.scoring.judges.toy import ToyJudge
 from dvdlib.stats import verdicts
@@ -82,6 +85,28 @@ def test_head_counts_and_condition_checks():
         conditions.Condition("x", "ranked", (("a", 0), ("a", 0)))
     with pytest.raises(ValueError, match="outside 1..2"):
         conditions.cumulative([("a", 0), ("a", 1)], [3])
+    routes = conditions.concept_routes([0.0, 0.5])
+    assert [(c.name, c.scale, c.describe()) for c in routes] == [
+        ("route_x0.00", 0.0, "concept, end and padding tokens x0"),
+        ("route_x0.50", 0.5, "concept, end and padding tokens x0.5")]
+    for bad in ([1.5], [0.5, 0.5], [], [float("nan")]):
+        with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+            conditions.concept_routes(bad)
+    with pytest.raises(ValueError, match="a scale is given with a 'concept route' condition only"):
+        conditions.Condition("x", "concept tokens", scale=0.5)
+    with pytest.raises(ValueError, match="comma-separated numbers"):
+        conditions.parse_fractions("0.5,nan")
+
+
+def test_a_whole_layer(toy_pipe):
+    layers = cross_attention_layers(toy_pipe.unet)
+    layer = conditions.whole_layer(layers, layers[3].label)
+    assert layer.heads == tuple((layers[3].label, h) for h in range(4))
+    assert layer.describe() == f"layer {layers[3].label} (all 4 heads)"
+    assert conditions.layer_sets(layers, None) == [] and conditions.layer_sets(
+        layers, layers[3].label) == [layer]
+    with pytest.raises(ValueError, match="no layer 'up.9'"):
+        conditions.whole_layer(layers, "up.9")
 
 
 def test_spread_prompts_takes_categories_in_turn():
@@ -95,11 +120,12 @@ def test_spread_prompts_takes_categories_in_turn():
 
 
 # --- the concept-token ablation --------------------------------------------------------------------
-def _reference_output(attn, hidden, text, zero_rows):
-    """Cross-attention with diffusers' own maths, the value rows in ``zero_rows`` set to zero."""
+def _reference_output(attn, hidden, text, zero_rows, scale=0.0):
+    """Cross-attention with diffusers' own maths, the value rows in ``zero_rows`` multiplied by
+    ``scale`` (zero by default)."""
     value = attn.to_v(text)
     for row, positions in zero_rows.items():
-        value[row, positions] = 0
+        value[row, positions] = value[row, positions] * scale
     query, key = attn.head_to_batch_dim(attn.to_q(hidden)), attn.head_to_batch_dim(attn.to_k(text))
     out = torch.bmm(attn.get_attention_scores(query, key), attn.head_to_batch_dim(value))
     return attn.to_out[0](attn.batch_to_head_dim(out))
@@ -127,6 +153,67 @@ def test_token_value_ablation_matches_a_reference_and_spares_the_unconditional_r
     assert torch.allclose(alone, ablated[2:], atol=1e-6)
     with pytest.raises(ValueError, match="outside 0..76"):
         TokenValueAblation([[77]], num_tokens=77)
+
+
+def test_scaled_token_value_ablation_scales_the_chosen_rows(toy_pipe):
+    unet = toy_pipe.unet
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad(), attention_instruments(unet) as layers:
+        attn = unet.get_submodule(layers[2].module_path)
+        hidden = torch.randn(2, layers[2].query_positions, attn.to_q.in_features, generator=g)
+        text = torch.randn(2, 8, attn.to_k.in_features, generator=g)
+
+        def out(ablation):
+            return attn(hidden, encoder_hidden_states=text, head_ablation=ablation)
+
+        halved = out(ScaledTokenValueAblation([[1, 3]], num_tokens=8, factor=0.5))
+        removed = out(ScaledTokenValueAblation([[1, 3]], num_tokens=8, factor=0.0))
+        kept = out(ScaledTokenValueAblation([[1, 3]], num_tokens=8, factor=1.0))
+        expected = _reference_output(attn, hidden, text, {1: [1, 3]}, scale=0.5)
+        zeroed = out(TokenValueAblation([[1, 3]], num_tokens=8))
+        plain = attn(hidden, encoder_hidden_states=text)
+    assert torch.allclose(halved, expected, atol=1e-5)
+    assert torch.equal(removed, zeroed) and torch.equal(kept, plain)
+    assert torch.equal(halved[:1], plain[:1])  # the unconditional row is untouched
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match="factor must be a finite number"):
+            ScaledTokenValueAblation([[1]], num_tokens=8, factor=bad)
+
+
+def _tiny_text_encoder():
+    config = CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=37,
+                            num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=8,
+                            bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    torch.manual_seed(0)
+    return CLIPTextModel(config).eval()
+
+
+def test_the_concept_imprint_follows_the_causal_text_encoder():
+    encoder, tokenizer = _tiny_text_encoder(), clip_tokenizer(8)
+    # Positions: start, sunset, coaster, end, 4 x padding.
+    imprint = leakage.concept_imprint(encoder, tokenizer, "sunset coaster", [1])
+    assert imprint.shape == (8,) and imprint[0] == 0.0  # the start token never reads the concept
+    assert (imprint[1:] > 0.01).all()  # the object, end and padding tokens carry it
+    later = leakage.concept_imprint(encoder, tokenizer, "sunset coaster", [2])
+    assert (later[:2] == 0.0).all() and (later[2:] > 0.01).all()
+    assert not encoder.get_input_embeddings()._forward_hooks  # the hook is gone
+    ids = torch.tensor([tokenize_prompt(tokenizer, "sunset coaster").ids])
+    with pytest.raises(ValueError, match="2 position list"), torch.no_grad():
+        with leakage.blanked_tokens(encoder, [[1], [1]]):
+            encoder(ids)
+    assert not encoder.get_input_embeddings()._forward_hooks  # gone after an error too
+    for bad in ([8], [], [True]):
+        with pytest.raises(ValueError, match=r"positions must be a non-empty list .* 0..7"):
+            leakage.concept_imprint(encoder, tokenizer, "sunset coaster", bad)
+
+
+def test_the_imprint_table_labels_every_position(toy_pipe):
+    prompts = prompt_table(World(), ["coaster", "shirt"], controls=False)
+    table = leakage.imprint_table(toy_pipe, prompts)
+    assert len(table) == 2 * 8
+    first = table[table["case_num"] == prompts["case_num"].iloc[0]]
+    assert list(first["kind"]) == ["start", "concept", "object", "end"] + ["padding"] * 4
+    assert (first["imprint"].iloc[0] == 0.0) and (first["imprint"].iloc[1:] > 0).all()
 
 
 # --- statistics --------------------------------------------------------------------------------
@@ -161,28 +248,6 @@ def _images(condition, family, dvd, concept=True, obj=False, share=0.6, n_heads=
                         concept_present=concept, object_present=obj, concept_share=share)
 
 
-def test_summarise_pairs_each_image_with_its_baseline():
-    rng = np.random.default_rng(1)
-    base = rng.uniform(20, 80, size=(6, 4))
-    images = pd.concat([
-        _images("baseline", "baseline", base),
-        _images("same", "single head", base, n_heads=1),
-        _images("lower", "single head", base - 30, obj=True, n_heads=1),
-    ])
-    summary = summaries.summarise(images, n_resamples=500).set_index("condition")
-    assert summary.loc["same", "dvd_score_change"] == 0
-    assert tuple(summary.loc["same", ["dvd_score_change_low", "dvd_score_change_high"]]) == (0, 0)
-    assert summary.loc["lower", "dvd_score_change"] == pytest.approx(-30)
-    assert summary.loc["lower", "dvd_score_change_high"] == pytest.approx(-30)  # every image moved by 30
-    assert summary.loc["lower", "object_present_change"] == 1.0
-    assert summary.loc["lower", "dvd_outside"] and summary.loc["lower", "dvd_change_excludes_zero"]
-    assert not summary.loc["same", "dvd_outside"] and not summary.loc["same", "dvd_change_excludes_zero"]
-    low, high = summary.loc["baseline", ["dvd_score_low", "dvd_score_high"]]
-    assert low < base.mean() < high
-    with pytest.raises(ValueError, match="no baseline condition 'baseline'"):
-        summaries.summarise(images[images["condition"] != "baseline"])
-
-
 def test_curve_and_heads_to_halve():
     base = np.full((2, 2), 60.0)
     images = pd.concat([
@@ -204,12 +269,17 @@ def test_sweep_on_the_toy_model(toy_pipe, judge, tmp_path):
                           guidance=4.0)
     layers = sweep.layers
     tried = [conditions.baseline(), conditions.single_heads(layers)[5], conditions.all_heads(layers),
-             conditions.concept_tokens()]
+             conditions.concept_tokens(), *conditions.concept_routes([0.0, 1.0])]
     result = sweep.run(tried)
     images, heads = result.images, result.heads
-    assert len(images) == 4 * 4 and len(heads) == 4 * 4 * 28
+    assert len(images) == 6 * 4 and len(heads) == 6 * 4 * 28
     assert images["dvd_score"].between(0, 100).all() and images["concept_share"].between(0, 1).all()
-    assert heads["concept_mass"].between(0, 1).all()
+    assert heads["concept_mass"].between(0, 1).all() and heads["padding_mass"].between(0, 1).all()
+    kinds = leakage.attention_by_kind(heads, ["baseline", "concept_tokens"])
+    assert kinds.groupby("condition")["attention"].sum().to_numpy() == pytest.approx([1, 1])
+    assert (kinds["attention"] >= -1e-6).all()
+    leak = leakage.leak_table(heads, leakage.imprint_table(toy_pipe, prompts))
+    assert list(leak["kind"]) == ["start", "concept", "object", "end", "padding"]
 
     def files(condition):
         rows = images[images["condition"] == condition].sort_values(["seed", "case_num"])
@@ -221,6 +291,8 @@ def test_sweep_on_the_toy_model(toy_pipe, judge, tmp_path):
     baseline_files = files("baseline")
     assert baseline_files[0] != baseline_files[1]
     assert files("concept_tokens") != baseline_files
+    assert files("route_x1.00") == baseline_files  # values x1: nothing changes
+    assert files("route_x0.00") != baseline_files
     assert files(tried[1].name) != baseline_files
     assert result.condition(tried[1].name) == tried[1]
     with pytest.raises(KeyError, match="no condition 'head_x'"):
@@ -269,123 +341,255 @@ def test_sweep_on_a_stable_diffusion_layout(judge, tmp_path):
     assert grid.shape == (16, 20) and grid.notna().sum().sum() == sweep.total_heads
 
 
-def _summary(single_dvds, ranked, all_heads, tokens, baseline=60.0):
-    """A summary of one baseline, single heads, a ranked order {n: dvd}, all heads and the tokens."""
-    base = np.full((3, 2), baseline)
-    parts = [_images("baseline", "baseline", base),
-             _images("all_heads", "all heads", base * 0 + all_heads, n_heads=28),
-             _images("concept_tokens", "concept tokens", base * 0 + tokens)]
-    parts += [_images(f"head_x_{i}", "single head", base * 0 + d, n_heads=1)
-              for i, d in enumerate(single_dvds)]
-    parts += [_images(f"ranked_{n:03d}", "ranked", base * 0 + d, n_heads=n) for n, d in ranked.items()]
-    return summaries.summarise(pd.concat(parts), n_resamples=50)
+def _side(condition, family, concept, obj, dvd=None, n_heads=0, seeds=4, prompts=3):
+    """Images of one condition whose presence is ``concept`` / ``obj`` ([prompt, seed] arrays or
+    fractions of the seeds, first seeds present) and whose DvD follows them."""
+    def grid(value):
+        if np.ndim(value) == 2:
+            return np.asarray(value, dtype=bool)
+        return np.tile(np.arange(seeds) < round(value * seeds), (prompts, 1))
+    c, o = grid(concept), grid(obj)
+    table = _images(condition, family, np.where(c & ~o, 100.0, 0.0) if dvd is None else
+                    np.full(c.shape, float(dvd)), n_heads=n_heads)
+    return table.assign(concept_present=c.ravel(), object_present=o.ravel())
 
 
-def test_strongest_head_ties_go_to_the_first_head_everywhere():
-    # Heads 1, 2 and 3 tie (DvD moves in steps with few images); an unstable sort may pick any.
-    summary = _summary([58, 50, 50, 50] + [59] * 20, {7: 40}, all_heads=10, tokens=5)
-    strongest = summaries.strongest_single_head(summary)
-    assert strongest["condition"] == "head_x_1"
-    assert verdict.findings(summary, total_heads=28).strongest == "head_x_1"
-    with pytest.raises(ValueError, match="no single-head conditions"):
-        summaries.strongest_single_head(summary[summary["family"] != "single head"])
+def _rescue_summary(singles, sets=(), controls=None, baseline=(1.0, 0.0), seeds=4):
+    """A summary: the baseline (concept, object presence), single heads, head sets, every head,
+    the concept's tokens and one concept route per ``controls`` entry, each given as (concept,
+    object) presence (fractions of the seeds)."""
+    controls = {"route_x0.00": (0.0, 1.0), "route_x0.50": (1.0, 1.0)} if controls is None \
+        else controls
+    parts = [_side("baseline", "baseline", *baseline, seeds=seeds),
+             _side("all_heads", "all heads", 0.0, 0.0, n_heads=28, seeds=seeds),
+             _side("concept_tokens", "concept tokens", *baseline, seeds=seeds)]
+    parts += [_side(f"head_x_{i}", "single head", *sides, n_heads=1, seeds=seeds)
+              for i, sides in enumerate(singles)]
+    parts += [_side(f"ranked_{i + 2:03d}", "ranked", *sides, n_heads=i + 2, seeds=seeds)
+              for i, sides in enumerate(sets)]
+    parts += [_side(name, "concept route", *sides, seeds=seeds) for name, sides in controls.items()]
+    images = pd.concat(parts)
+    images["label"] = [f"head l{c[-1]}:0" if f == "single head" else c
+                       for c, f in zip(images["condition"], images["family"])]
+    return summaries.summarise(images, n_resamples=300)
+
+
+def test_seed_intervals_draw_every_image_of_a_seed_together():
+    # The seed decides the outcome for every prompt: 10 prompts x 4 seeds are 4 units, not 40.
+    by_seed = np.array([0.0, 0.0, 1.0, 1.0])
+    table = _grid(np.tile(by_seed, (10, 1)))
+    low, high = summaries.seed_interval(table, "v", n_resamples=4000)
+    ref_low, ref_high = bootstrap_ci(by_seed, n_resamples=4000)
+    assert (low, high) == pytest.approx((ref_low, ref_high), abs=0.03)
+    images_low, images_high = bootstrap_ci(table["v"].to_numpy(), n_resamples=4000)
+    assert high - low > 2 * (images_high - images_low)  # resampling images is far too narrow
+    assert np.isnan(summaries.seed_interval(table[table["seed"] == 0], "v")).all()  # one seed
+
+
+def test_summarise_pairs_each_image_with_its_baseline():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(20, 80, size=(6, 4))
+    images = pd.concat([
+        _images("baseline", "baseline", base),
+        _images("same", "single head", base, n_heads=1),
+        _images("lower", "single head", base - 30, obj=True, n_heads=1),
+    ])
+    summary = summaries.summarise(images, n_resamples=500).set_index("condition")
+    assert summary.loc["same", "dvd_score_change"] == 0
+    assert tuple(summary.loc["same", ["dvd_score_change_low", "dvd_score_change_high"]]) == (0, 0)
+    assert summary.loc["lower", "dvd_score_change"] == pytest.approx(-30)
+    assert summary.loc["lower", "dvd_score_change_high"] == pytest.approx(-30)  # every image moved
+    assert summary.loc["lower", "object_present_change"] == 1.0
+    assert summary.loc["lower", "dvd_outside"] and summary.loc["lower", "dvd_change_excludes_zero"]
+    assert not summary.loc["same", "dvd_outside"]
+    assert not summary.loc["same", "dvd_change_excludes_zero"]
+    assert (summary["n_seeds"] == 4).all() and (summary["n_images"] == 24).all()
+    low, high = summary.loc["baseline", ["dvd_score_low", "dvd_score_high"]]
+    assert low < base.mean() < high
+    with pytest.raises(ValueError, match="no baseline condition 'baseline'"):
+        summaries.summarise(images[images["condition"] != "baseline"])
+
+
+def test_rescue_outcomes_on_a_synthetic_table():
+    # Baseline: concept in every image, object in none; the bound is half of the missing 100 %.
+    summary = _rescue_summary([(1.0, 1.0), (1.0, 0.25), (0.0, 1.0), (1.0, 0.0),
+                               ([[1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 1]], 1.0)])
+    table = rescue.classify(summary, "baseline", 0.5, 0.1).set_index("condition")
+    assert set(table["rescue_bound"]) == {0.5} and "baseline" not in table.index
+    assert list(table.loc[[f"head_x_{i}" for i in range(5)], "outcome"]) == [
+        "rescues", "no rescue", "deletes the concept", "no rescue", "object up, concept unclear"]
+    assert table.loc["head_x_4", "concept_kept"] == "unclear"  # one prompt loses it
+    assert table.loc["route_x0.50", "outcome"] == "rescues"
+    assert table.loc["route_x0.00", "outcome"] == "deletes the concept"  # the DvD drop is no rescue
+    assert table.loc["all_heads", "outcome"] == "deletes the concept"
+    # Short of a rescue: one prompt of three gets its object back, for every seed: a gain of a
+    # third, sure to be above 0 and sure to be below the bound of one half.
+    short = _rescue_summary([(1.0, [[1, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]]),
+                             (1.0, [[0, 1, 0, 0]] * 3)])
+    short_table = rescue.classify(short, "baseline", 0.5, 0.1).set_index("condition")
+    assert short_table.loc["head_x_0", "outcome"] == "object up, short of a rescue"
+    assert short_table.loc["head_x_1", "outcome"] == "no rescue"  # one seed of four: low end 0
+    # The bound uses the baseline of the table it classifies: the same seeds.
+    assert rescue.rescue_bound(0.25, 0.5) == pytest.approx(0.375)
+    with pytest.raises(ValueError, match=r"concept_margin must be in \[0, 1\), got 1.5"):
+        rescue.classify(summary, "baseline", 0.5, 1.5)
+    with pytest.raises(ValueError, match="no baseline 'base'"):
+        rescue.classify(summary, "base", 0.5, 0.1)
+
+
+def test_the_candidate_head_and_the_positive_control_are_chosen_by_rescue():
+    summary = _rescue_summary([(1.0, 0.5), (0.0, 1.0), (1.0, 0.75)])
+    table = rescue.classify(summary, "baseline", 0.5, 0.1)
+    # Head 1 brings back the most objects but deletes the concept: head 2 is the candidate.
+    assert rescue.candidate_head(table)["condition"] == "head_x_2"
+    assert rescue.positive_control(table, ("concept route",))["condition"] == "route_x0.50"
+    none = rescue.classify(_rescue_summary([(1.0, 0.0)], controls={"route_x0.00": (0.0, 1.0),
+                                                                   "route_x0.50": (1.0, 0.25)}),
+                           "baseline", 0.5, 0.1)
+    # No control rescues: the largest gain with the concept kept.
+    assert rescue.positive_control(none, ("concept route",))["condition"] == "route_x0.50"
+    with pytest.raises(ValueError, match="no condition of layer"):
+        rescue.positive_control(none, ("layer",))
+
+
+def test_the_largest_drops_and_their_layer():
+    summary = _rescue_summary([(1.0, 0.0)] * 3)
+    summary.loc[summary["condition"] == "head_x_1", ["dvd_score_change", "label"]] = [-20, "head up.1:0"]
+    summary.loc[summary["condition"] == "head_x_2", ["dvd_score_change", "label"]] = [-10, "head up.1:2"]
+    top, layer = rescue.largest_effects(summary)
+    assert list(top["condition"]) == ["head_x_1", "head_x_2"] and layer == "up.1"
+    summary.loc[summary["condition"] == "head_x_2", "label"] = "head down.0:1"
+    assert rescue.largest_effects(summary)[1] is None
+    summary.loc[summary["condition"] == "head_x_2", "dvd_score_change"] = 0.0  # not a drop
+    top, layer = rescue.largest_effects(summary)
+    assert list(top["condition"]) == ["head_x_1"] and layer is None
+
+
+def _fresh(candidate="head_x_2", control="route_x0.50", head=(1.0, 0.0), route=(1.0, 1.0),
+           baseline=(1.0, 0.0)):
+    images = pd.concat([_side("baseline", "baseline", *baseline),
+                        _side(candidate, "single head", *head, n_heads=1),
+                        _side(control, "concept route", *route)])
+    return summaries.summarise(images, n_resamples=300)
 
 
 def test_findings_verdicts():
-    found = verdict.findings(_summary([58, 50], {7: 40, 14: 25}, all_heads=10, tokens=5), total_heads=28)
-    assert found.verdict.word == "supported" and found.heads_to_halve_ranked == 14
-    assert found.strongest == "head_x_1" and found.strongest_change == pytest.approx(-10)
-    assert found.verdict.test.bound == pytest.approx(-30)  # half the baseline of 60
-    assert found.outside_interval == 2 and found.heads_lowering == ("head_x_0", "head_x_1")
-    assert found.heads_raising == () and (found.sets_lowering, found.sets_raising) == (4, 0)
-    # One head removes more than half of the dominance: contradicted.
-    assert verdict.findings(_summary([25], {7: 40}, 10, 5), 28).verdict.word == "contradicted"
-    # Re-measured on fresh seeds, the strongest head decides: here its drop does not hold up.
-    fresh = summaries.summarise(pd.concat([_images("baseline", "baseline", np.full((3, 2), 50.0)),
-                                    _images("head_x_0", "single head", np.full((3, 2), 45.0), n_heads=1)]),
-                         n_resamples=50)
-    found = verdict.findings(_summary([25], {7: 40}, 10, 5), 28, confirmation=fresh)
-    assert found.verdict.word == "supported" and "on fresh seeds" in found.verdict.test.measure
-    assert (found.confirmed_baseline_dvd, found.confirmed_dvd, found.confirmed_change) == (50, 45, -5)
-    # One prompt of three goes the other way on fresh seeds: the interval contains the bound.
-    mixed = summaries.summarise(pd.concat([
-        _images("baseline", "baseline", np.full((3, 2), 50.0)),
-        _images("head_x_0", "single head", np.array([[0.0, 0.0], [0.0, 0.0], [60.0, 60.0]]), n_heads=1)]),
-        n_resamples=500)
-    found = verdict.findings(_summary([25], {7: 40}, 10, 5), 28, confirmation=mixed)
-    assert found.verdict.word == "inconclusive"
-    with pytest.raises(ValueError, match="strongest head 'head_x_1'"):
-        verdict.findings(_summary([58, 50], {7: 40}, 10, 5), 28, confirmation=fresh)
-    # No upper bound lowers DvD: the test could not see a removal.
-    found = verdict.findings(_summary([58], {7: 50}, 60, 60), 28)
-    assert found.verdict.word == "not testable" and "upper bound" in found.verdict.reason
-    # No dominance in the baseline: nothing to remove, whatever the heads do.
-    found = verdict.findings(_summary([0], {7: 0}, 0, 0, baseline=0.0), 28)
-    assert found.verdict.word == "not testable" and "baseline's DvD is 0.0 [0.0, 0.0]" in found.verdict.reason
-    with pytest.raises(ValueError, match="missing: concept_tokens"):
-        summary = _summary([58], {7: 50}, 40, 45)
-        verdict.findings(summary[summary["condition"] != "concept_tokens"], 28)
-
-
-def test_findings_report_effects_in_both_directions():
-    summary = _summary([58, 95, 60], {3: 80, 7: 40}, all_heads=10, tokens=5)
-    found = verdict.findings(summary, 28)
-    assert found.heads_raising == ("head_x_1",) and found.heads_lowering == ("head_x_0",)
-    assert found.largest_label == "head_x_1" and found.largest_change == pytest.approx(35)  # signed
-    assert found.strongest_label == "head_x_0" and found.verdict.word == "supported"
-    assert (found.sets_raising, found.sets_lowering) == (1, 3)
-    assert list(found.sets["direction"]) == ["lowers", "lowers", "raises", "lowers"]
-    values, texts = verdict.headline(found)
-    assert (values["heads_raising_dvd"], values["heads_lowering_dvd"]) == (1, 1)
-    assert values["largest_single_head_change"] == pytest.approx(35) and texts["verdict"] == "supported"
-    largest = quotes.effect_numbers(summary.set_index("condition").loc[found.largest], "largest")
-    assert largest == {"largest_dvd": "95.0 [95.0, 95.0]", "largest_change": "+35.0 [+35.0, +35.0]",
-                       "largest_direction": "raises", "largest_concept_present": 1.0,
-                       "largest_object_present": 0.0}
-    assert quotes.head_list(found.heads_raising) == "head_x_1"
-    assert quotes.head_list(()) == "none"
-    assert quotes.head_list([f"h{i}" for i in range(9)]) == "h0, h1, h2, h3, h4, h5 and 3 more"
-    page = found.verdict.plain()  # the least a landing-page summary states
-    assert verdicts.check_headline({"values": values, "texts": {**texts, "summary": page}}) == []
-
-
-def test_the_chapter_numbers_quote_the_findings():
-    summary = _summary([58, 95, 60], {3: 80, 7: 40}, all_heads=10, tokens=5)
-    fresh = summaries.summarise(pd.concat([
-        _images("baseline", "baseline", np.full((3, 2), 50.0)),
-        _images("head_x_0", "single head", np.full((3, 2), 45.0), n_heads=1)]), n_resamples=50)
+    summary = _rescue_summary([(1.0, 0.0), (0.0, 1.0), (1.0, 0.25)], sets=[(1.0, 1.0), (1.0, 0.0)])
+    found = verdict.findings(summary, 28, confirmation=_fresh())
+    assert found.candidate == "head_x_2" and found.control == "route_x0.50" and found.confirmed
+    assert found.verdict.word == "supported" and found.verdict.test.side == "below"
+    assert found.verdict.test.bound == pytest.approx(50)  # half the fresh baseline's missing 100 %
+    assert "on fresh seeds" in found.verdict.test.measure
+    assert found.single_heads_where(["rescues"]) == () and found.sets_where(["rescues"]) == 1
+    assert found.single_heads_where(["deletes the concept"]) == ("l1:0",)
+    # The head rescues on the fresh seeds: contradicted.
+    found = verdict.findings(summary, 28, confirmation=_fresh(head=(1.0, 1.0)))
+    assert found.verdict.word == "contradicted"
+    # The bound comes from the seeds of the change: a fresh baseline that lacks the object in one
+    # prompt of three has a bound of a sixth (not the chapter baseline's half), and a head that
+    # brings back that prompt's object on every fresh seed rescues it.
+    two_of_three = [[1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 0]]
+    fresh = _fresh(head=(1.0, 1.0), baseline=(1.0, two_of_three))
     found = verdict.findings(summary, 28, confirmation=fresh)
+    assert found.verdict.test.bound == pytest.approx(100 / 6)
+    assert found.verdict.word == "contradicted"
+    # Half the seeds bring the object back, half do not: the interval contains the bound.
+    mixed = _fresh(head=(1.0, [[1, 1, 0, 0]] * 3))
+    assert verdict.findings(summary, 28, confirmation=mixed).verdict.word == "inconclusive"
+    # No positive control rescues on the fresh seeds: the test could not see a rescue.
+    found = verdict.findings(summary, 28, confirmation=_fresh(route=(0.0, 1.0)))
+    assert found.verdict.word == "not testable" and "positive control" in found.verdict.reason
+    assert not found.control_rescues and not found.control_concept_kept
+    # The head deletes the concept on the fresh seeds: its gain is no rescue.
+    found = verdict.findings(summary, 28, confirmation=_fresh(head=(0.0, 1.0)))
+    assert found.verdict.word == "not testable" and "keep the concept" in found.verdict.reason
+    # Every object present in the fresh baseline: nothing to bring back.
+    found = verdict.findings(summary, 28, confirmation=_fresh(baseline=(1.0, 1.0)))
+    assert found.verdict.word == "not testable" and "objects to bring back" in found.verdict.reason
+    # No dominance in the baseline.
+    found = verdict.findings(_rescue_summary([(1.0, 0.0)], baseline=(0.0, 0.0)), 28)
+    assert found.verdict.word == "not testable" and "dominance to undo" in found.verdict.reason
+    # Without a confirmation, the chapter's own seeds decide, against their own bound.
+    found = verdict.findings(summary, 28)
+    assert not found.confirmed and "on the same seeds" in found.verdict.test.measure
+    with pytest.raises(ValueError, match="lacks 'route_x0.50'"):
+        verdict.findings(summary, 28, confirmation=_fresh(control="route_x0.00"))
+    with pytest.raises(ValueError, match="missing: concept_tokens"):
+        verdict.findings(summary[summary["condition"] != "concept_tokens"], 28)
+    with pytest.raises(ValueError, match="missing: concept route"):
+        verdict.findings(summary[summary["family"] != "concept route"], 28)
+
+
+def test_one_seed_gives_no_interval_and_no_verdict():
+    summary = _rescue_summary([(1.0, 0.0), (1.0, 1.0)], seeds=1)
+    assert summary["dvd_score_low"].isna().all()
+    found = verdict.findings(summary, 28)
+    assert found.verdict.word == "not testable"
+
+
+def test_headline_and_text_counts_agree():
+    summary = _rescue_summary([(1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (1.0, 0.5)],
+                              sets=[(1.0, 1.0), (0.0, 1.0), (1.0, 0.0)])
+    found = verdict.findings(summary, 28, confirmation=_fresh())
+    values, texts = verdict.headline(found)
     attention = pd.DataFrame({"layer": [0, 0, 1], "layer_label": ["a", "a", "b"], "head": [0, 1, 0],
                               "concept_mass": [0.1, 0.3, 0.2], "word_mass": [0.5, 0.5, 0.8],
                               "pair_share": [0.4, 0.9, 0.6]})
-    numbers = quotes.chapter_numbers(found, summary, attention, fresh, rank_by="concept_mass")
-    assert numbers["top_head"] == "a:1" and numbers["top_head_value"] == pytest.approx(0.3)
-    assert (numbers["pair_share_low"], numbers["pair_share_high"]) == (0.4, 0.9)
-    assert numbers["concept_mass"] == pytest.approx(0.2) and numbers["other_mass"] == pytest.approx(0.35)
-    assert (numbers["raising"], numbers["lowering"], numbers["changed"]) == (1, 1, 2)
-    assert numbers["strongest_change"] == "-2.0 [-2.0, -2.0]"
-    assert numbers["fresh_change"] == "-5.0 [-5.0, -5.0]" and numbers["fresh_images"] == 6
-    assert numbers["fresh_baseline_dvd"] == "50.0 [50.0, 50.0]" and "fresh_baseline_change" not in numbers
-    assert (numbers["halve_ranked"], numbers["halve_random"]) == ("28", "none")  # all heads halve it
-    assert (numbers["sets"], numbers["sets_raising"], numbers["sets_lowering"]) == (2, 1, 1)
-    assert numbers["all_heads_direction"] == "lowers" and numbers["verdict"] == "supported"
-    assert numbers["chance_flags"] == pytest.approx(0.15) and numbers["level"] == "95 %"
-    # Glued values are plain Python numbers and strings: the page formats them itself.
+    numbers = quotes.chapter_numbers(found, attention, {"route_attention": 0.3},
+                                     rank_by="concept_mass")
+    assert quotes.count_disagreements(numbers, values) == []
+    # The sets the text counts are the sets the headline counts: head sets, not the controls.
+    assert (numbers["sets"], numbers["sets_lowering"], values["sets_lowering_dvd"]) == (3, 2, 2)
+    assert values["heads_rescuing_object"] == numbers["rescuing"] == 1
+    assert values["heads_deleting_concept"] == 1 and values["sets_rescuing_object"] == 1
+    assert texts["interval_unit"] == "seed" and texts["candidate_head"] == "l2:0"
+    assert values["positive_control_concept_kept"] == 1 and values["positive_control_rescues"] == 1
+    wrong = {**values, "sets_lowering_dvd": 3}
+    assert quotes.count_disagreements(numbers, wrong) == [
+        "the text quotes sets_lowering = 2, the headline saves sets_lowering_dvd = 3"]
+    assert quotes.count_disagreements({}, values)[0].endswith("missing from the text")
+    page = quotes.landing_summary({**numbers, "route_imprint": 1.0}, "toy:k1", "sunset",
+                                  found.verdict.plain())
+    assert "Single heads that rescue it: 1;" in page and "that lower DvD: 2 of 3" in page
+    assert verdicts.check_headline({"values": values, "texts": {**texts, "summary": page}}) == []
     assert all(type(value) in (int, float, str) for value in numbers.values())
 
 
+def test_the_chapter_numbers_quote_the_findings():
+    summary = _rescue_summary([(1.0, 0.0), (1.0, 0.5)])
+    found = verdict.findings(summary, 28, confirmation=_fresh(candidate="head_x_1",
+                                                               head=(1.0, 0.25)))
+    attention = pd.DataFrame({"layer": [0, 0, 1], "layer_label": ["a", "a", "b"], "head": [0, 1, 0],
+                              "concept_mass": [0.1, 0.3, 0.2], "word_mass": [0.5, 0.5, 0.8],
+                              "pair_share": [0.4, 0.9, 0.6]})
+    numbers = quotes.chapter_numbers(found, attention, {}, rank_by="concept_mass")
+    assert numbers["top_head"] == "a:1" and numbers["top_head_value"] == pytest.approx(0.3)
+    assert (numbers["pair_share_low"], numbers["pair_share_high"]) == (0.4, 0.9)
+    assert numbers["concept_mass"] == pytest.approx(0.2) and numbers["other_mass"] == pytest.approx(0.35)
+    assert numbers["candidate_head"] == "l1:0" and numbers["candidate_object_gain"].startswith("+50")
+    assert numbers["fresh_object_gain"].startswith("+25") and numbers["fresh_images"] == 12
+    assert numbers["fresh_baseline_dvd"] == "100.0 [100.0, 100.0]"
+    assert "fresh_baseline_change" not in numbers
+    assert numbers["rescue_bound"] == pytest.approx(50) and numbers["fresh_bound"] == pytest.approx(50)
+    assert numbers["control_found"] == "found" and numbers["interval_unit"] == "seed"
+    assert numbers["all_heads_outcome"] == "deletes the concept"
+    assert numbers["chance_flags"] == pytest.approx(0.1) and numbers["level"] == "95 %"
+    assert numbers["drops"].startswith("fewer than two heads lower DvD")
+
+
 @pytest.mark.parametrize("criteria, message", [
-    (dict(removal_fraction=0), r"removal_fraction must be in \(0, 1\], got 0"),
-    (dict(removal_fraction=1.5), r"removal_fraction must be in \(0, 1\], got 1.5"),
+    (dict(rescue_fraction=0), r"rescue_fraction must be in \(0, 1\], got 0"),
+    (dict(rescue_fraction=1.5), r"rescue_fraction must be in \(0, 1\], got 1.5"),
+    (dict(concept_margin=-0.1), r"concept_margin must be in \[0, 1\), got -0.1"),
     (dict(confidence=1), r"confidence must be in \(0, 1\), got 1"),
     (dict(min_baseline_dvd=-5), r"min_baseline_dvd must be in \[0, 100\), got -5"),
 ])
 def test_findings_criteria_are_checked(criteria, message):
     with pytest.raises(ValueError, match=message):
-        verdict.findings(_summary([58], {7: 50}, 10, 5), 28, **criteria)
+        verdict.findings(_rescue_summary([(1.0, 0.0)]), 28, **criteria)
     with pytest.raises(ValueError, match=message):
-        verdict.check_criteria(**{"removal_fraction": 0.5, "min_baseline_dvd": 0.0, "confidence": 0.95,
-                                  **criteria})
+        verdict.check_criteria(**{"rescue_fraction": 0.5, "concept_margin": 0.1,
+                                  "min_baseline_dvd": 0.0, "confidence": 0.95, **criteria})
 
 
 def test_the_chapter_prompts_and_the_rule_that_picks_its_model():

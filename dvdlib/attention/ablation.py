@@ -24,7 +24,8 @@ attention probabilities are unchanged by an ablation of the same layer, so a rec
 same call shows the ablated layer's probabilities as they were (later layers see the change).
 
 :class:`TokenValueAblation` travels the same way and removes tokens rather than heads: the value
-vectors of given token positions (a concept's) are zeroed in every head of every layer.
+vectors of given token positions (a concept's) are zeroed in every head of every layer;
+:class:`ScaledTokenValueAblation` multiplies them by a factor instead.
 """
 
 from __future__ import annotations
@@ -185,3 +186,20 @@ class TokenValueAblation:
 
     def replace_by_query_mean(self, layer: CrossAttentionLayer, out: torch.Tensor) -> torch.Tensor:
         return out  # only the values change
+
+
+class ScaledTokenValueAblation(TokenValueAblation):
+    """:class:`TokenValueAblation` that multiplies the chosen tokens' value vectors by ``factor``
+    instead of zeroing them: ``factor=0`` removes them, ``0.5`` halves what they pass on.
+
+    Used to turn a route of a concept down by degrees (its own tokens and the positions that
+    carry it, such as the end and padding tokens of a causal text encoder) rather than only
+    cutting it.
+    """
+
+    def __init__(self, positions: Sequence[Sequence[int]], num_tokens: int, factor: float):
+        super().__init__(positions, num_tokens)
+        self.factor = check_bound(factor, "factor")
+        if self.factor < 0:
+            raise ValueError(f"factor must be a finite number >= 0, got {factor!r}")
+        self.keep = torch.where(self.keep == 0, torch.tensor(self.factor), self.keep)  # [image, token]

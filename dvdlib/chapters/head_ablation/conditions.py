@@ -11,7 +11,13 @@ Condition families (:data:`FAMILIES`):
 - ``all heads``: every cross-attention head ablated, so the text reaches the UNet nowhere;
 - ``concept tokens``: the dominant concept's token positions removed from every head of every
   layer (their value vectors zeroed; :class:`dvdlib.attention.ablation.TokenValueAblation`),
-  everything else intact.
+  everything else intact;
+- ``concept route``: the concept's tokens and the end and padding positions, which a causal text
+  encoder writes the concept into (:mod:`.leakage`), their value vectors multiplied by a
+  ``scale`` in every head (:class:`dvdlib.attention.ablation.ScaledTokenValueAblation`;
+  :func:`concept_routes`): the chapter's positive controls;
+- ``layer``: every head of one layer (:func:`whole_layer`), the layer that holds the largest
+  single-head effects.
 
 Heads are ablated with :class:`dvdlib.attention.ablation.HeadAblation` (operators zero, mean,
 scale; ours, the paper publishes none). :func:`head_counts` turns fractions of all heads (a
@@ -29,7 +35,10 @@ import pandas as pd
 
 from dvdlib.attention.layers import CrossAttentionLayer
 
-FAMILIES = ("baseline", "single head", "ranked", "random", "all heads", "concept tokens")
+FAMILIES = ("baseline", "single head", "ranked", "random", "all heads", "concept tokens",
+            "concept route", "layer")
+HEAD_FAMILIES = ("single head", "ranked", "random", "all heads", "layer")  # they ablate heads
+TOKEN_FAMILIES = ("concept tokens", "concept route")  # they scale token values in every head
 BASELINE = "baseline"
 ALL_HEADS = "all_heads"
 CONCEPT_TOKENS = "concept_tokens"
@@ -44,6 +53,7 @@ class Condition:
     family: str  # one of FAMILIES
     heads: tuple[tuple[str, int], ...] = ()  # (layer label, head index) pairs ablated together
     draw: int | None = None  # which random order (family "random")
+    scale: float | None = None  # what the token values are multiplied by (family "concept route")
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -55,10 +65,15 @@ class Condition:
         object.__setattr__(self, "heads", tuple((str(label), int(h)) for label, h in self.heads))
         if len(set(self.heads)) != len(self.heads):
             raise ValueError(f"condition {self.name!r} names a head twice: {self.heads}")
-        if self.family in ("baseline", "concept tokens") and self.heads:
+        if self.family not in HEAD_FAMILIES and self.heads:
             raise ValueError(f"a {self.family!r} condition ablates no heads; got {self.heads}")
-        if self.family in ("single head", "ranked", "random", "all heads") and not self.heads:
+        if self.family in HEAD_FAMILIES and not self.heads:
             raise ValueError(f"a {self.family!r} condition needs heads to ablate")
+        if (self.family == "concept route") != (self.scale is not None):
+            raise ValueError(f"a scale is given with a 'concept route' condition only (got family "
+                             f"{self.family!r}, scale {self.scale!r})")
+        if self.scale is not None:
+            object.__setattr__(self, "scale", check_scale(self.scale))
 
     @property
     def n_heads(self) -> int:
@@ -75,8 +90,12 @@ class Condition:
         """The condition as tables and figures label it (``head down.1.0.0:3``, ...)."""
         if self.family in ("baseline", "concept tokens", "all heads"):
             return self.family
+        if self.family == "concept route":
+            return f"concept, end and padding tokens x{self.scale:g}"
         if self.family == "single head":
             return f"head {self.heads[0][0]}:{self.heads[0][1]}"
+        if self.family == "layer":
+            return f"layer {self.heads[0][0]} (all {self.n_heads} heads)"
         order = "random order " + str(self.draw) if self.family == "random" else "ranked order"
         return f"first {self.n_heads} heads, {order}"
 
@@ -104,13 +123,46 @@ def concept_tokens() -> Condition:
     return Condition(CONCEPT_TOKENS, "concept tokens")
 
 
+def check_scale(value) -> float:
+    """A factor for token values: a finite number in [0, 1] (0 removes them, 1 keeps them)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 <= float(value) <= 1:
+        raise ValueError(f"a token scale must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def concept_routes(scales: Sequence[float]) -> list[Condition]:
+    """The positive controls: the concept's tokens and the end and padding positions, their
+    values multiplied by each of ``scales`` (each in [0, 1], no repeats)."""
+    checked = [check_scale(s) for s in scales]
+    if not checked or len(set(checked)) != len(checked):
+        raise ValueError(f"scales must be a non-empty list of distinct numbers in [0, 1], got "
+                         f"{list(scales)}")
+    return [Condition(f"route_x{s:.2f}", "concept route", scale=s) for s in checked]
+
+
+def whole_layer(layers: Sequence[CrossAttentionLayer], label: str) -> Condition:
+    """Every head of the layer ``label`` ablated together."""
+    for layer in layers:
+        if layer.label == label:
+            return Condition(f"layer_{label}", "layer",
+                             tuple((label, h) for h in range(layer.heads)))
+    raise ValueError(f"no layer {label!r}; layers: {', '.join(l.label for l in layers)}")
+
+
+def layer_sets(layers: Sequence[CrossAttentionLayer], label: str | None) -> list[Condition]:
+    """``[whole_layer(layers, label)]``, or no condition when ``label`` is None (the largest
+    single-head effects do not share a layer)."""
+    return [] if label is None else [whole_layer(layers, label)]
+
+
 def parse_fractions(text: str) -> list[float]:
     """Comma-separated fractions ("0.1,0.25,0.5") as floats: a parameter that ``-p`` can set."""
     try:
         values = [float(part) for part in str(text).split(",") if part.strip()]
     except ValueError:
         values = []
-    if not values:
+    if not values or not all(np.isfinite(values)):
         raise ValueError(f"expected comma-separated numbers such as '0.1,0.25,0.5', got {text!r}")
     return values
 

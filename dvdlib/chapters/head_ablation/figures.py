@@ -2,11 +2,15 @@
 
 - Figure 4.1 :func:`figure_head_attention`: each head's baseline attention to the concept.
 - Figure 4.2 :func:`figure_single_changes`: per head ablated alone, the paired changes.
-- Figure 4.3 :func:`figure_single_dvd`: DvD per head ablated alone, against the baseline.
+- Figure 4.3 :func:`figure_single_rescue`: per head ablated alone, the object's gain against
+  the rescue bound, and the DvD change beside it.
 - Figure 4.4 :func:`figure_cumulative`: DvD and object presence as more heads are ablated.
-- Figure 4.5 :func:`figure_bounds` and Figure 4.6 :func:`figure_examples`: the conditions of
+- Figure 4.5 :func:`figure_leak`: where the concept travels: attention and imprint per kind of
+  token position.
+- Figure 4.6 :func:`figure_bounds` and Figure 4.7 :func:`figure_examples`: the conditions of
   :func:`shown_conditions` side by side, as numbers and as images.
-- Tables 4.0 and 4.1, styled: :func:`survey_view` (None when no survey ran) and :func:`sets_view`.
+- Tables 4.0 to 4.2, styled: :func:`survey_view` (None when no survey ran), :func:`sets_view`
+  (head sets, and the controls).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from PIL import Image
 
 from dvdlib.attention.layers import CrossAttentionLayer
 from dvdlib.chapters.head_ablation.conditions import ALL_HEADS, BASELINE, CONCEPT_TOKENS
-from dvdlib.chapters.head_ablation.summaries import head_grid, strongest_single_head
+from dvdlib.chapters.head_ablation.rescue import OUTCOMES
+from dvdlib.chapters.head_ablation.summaries import head_grid
 from dvdlib.toyworld.evaluate import image_grid
 
 def _heatmap(grid: pd.DataFrame, ax, annotate: bool, fmt: str, **style) -> None:
@@ -72,25 +77,35 @@ def figure_single_changes(summary: pd.DataFrame, layers: Sequence[CrossAttention
     return fig
 
 
-def figure_single_dvd(summary: pd.DataFrame):
-    """Figure 4.3: DvD with each head ablated alone, sorted, against the baseline's interval."""
-    base = summary.set_index("condition").loc[BASELINE]
-    singles = summary[summary["family"] == "single head"]
-    singles = singles.sort_values("dvd_score").reset_index(drop=True)
+OUTCOME_COLOURS = dict(zip(OUTCOMES, ("C7", "C3", "C1", "C4", "C0")))
+
+
+def figure_single_rescue(classified: pd.DataFrame, concept: str):
+    """Figure 4.3: per head ablated alone (sorted by the object's gain), the paired gain in
+    object presence with its interval against the rescue bound, coloured by outcome, and the
+    paired DvD change below it."""
+    singles = classified[classified["family"] == "single head"]
+    singles = singles.sort_values("object_present_change", kind="stable").reset_index(drop=True)
     x = np.arange(len(singles))
-    fig, ax = plt.subplots(figsize=(12, 3.8))
-    ax.axhspan(base["dvd_score_low"], base["dvd_score_high"], color="C0", alpha=0.15,
-               label="baseline 95 % interval")
-    ax.axhline(base["dvd_score"], color="C0", lw=1)
-    ax.axhline(base["dvd_score"] / 2, color="C3", lw=1, ls="--", label="half the baseline")
-    ax.errorbar(x, singles["dvd_score"], yerr=[singles["dvd_score"] - singles["dvd_score_low"],
-                                               singles["dvd_score_high"] - singles["dvd_score"]],
-                fmt="none", ecolor="C7", elinewidth=1)
-    ax.scatter(x, singles["dvd_score"], c=np.where(singles["dvd_outside"], "C3", "C7"), zorder=3)
-    ax.set_xticks(x, singles["label"].str.removeprefix("head "), rotation=90, fontsize=8)
-    ax.set_ylabel("DvD")
-    ax.set_xlabel("ablated head (layer:head), sorted by DvD")
-    ax.legend(loc="upper left", fontsize=8)
+    fig, axes = plt.subplots(2, 1, figsize=(12, 6), sharex=True)
+    panels = ((axes[0], "object_present_change", 100.0, "object present, gain (points)"),
+              (axes[1], "dvd_score_change", 1.0, "DvD change (points)"))
+    colours = [OUTCOME_COLOURS[o] for o in singles["outcome"]]
+    for ax, column, scale, label in panels:
+        middle = scale * singles[column]
+        ax.errorbar(x, middle, yerr=[middle - scale * singles[f"{column}_low"],
+                                     scale * singles[f"{column}_high"] - middle],
+                    fmt="none", ecolor="C7", elinewidth=1)
+        ax.scatter(x, middle, c=colours, zorder=3)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_ylabel(label)
+    axes[0].axhline(100 * singles["rescue_bound"].iloc[0], color="C3", ls="--", lw=1,
+                    label=f"rescue bound (object back, {concept} kept)")
+    for name in dict.fromkeys(singles["outcome"]):
+        axes[0].scatter([], [], c=OUTCOME_COLOURS[name], label=name)
+    axes[0].legend(loc="upper left", fontsize=8)
+    axes[1].set_xticks(x, singles["label"].str.removeprefix("head "), rotation=90, fontsize=8)
+    axes[1].set_xlabel("ablated head (layer:head), sorted by the object's gain")
     fig.tight_layout()
     return fig
 
@@ -118,8 +133,27 @@ def figure_cumulative(curves: pd.DataFrame, baseline_dvd: float, rank_by: str):
     return fig
 
 
+def figure_leak(leak: pd.DataFrame, concept: str):
+    """Figure 4.5: per kind of token position, the cross-attention it draws (baseline, and the
+    concept's tokens removed) and its imprint (how much its text state holds the concept)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
+    y = np.arange(len(leak))
+    axes[0].barh(y - 0.2, leak["attention_baseline"], height=0.4, label="baseline")
+    axes[0].barh(y + 0.2, leak["attention_concept_removed"], height=0.4,
+                 label=f"{concept}'s tokens removed")
+    axes[0].set_xlabel("share of cross-attention")
+    axes[0].legend(fontsize=8)
+    axes[1].barh(y, leak["imprint"], color="C2")
+    axes[1].set_xlabel(f"imprint: change of the text state when the {concept} is blanked")
+    for ax in axes:
+        ax.set_yticks(y, leak["kind"])
+        ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
 def figure_bounds(summary: pd.DataFrame, shown: dict[str, str], concept: str):
-    """Figure 4.5: DvD and both sides' presence under the ``shown`` conditions (name -> label)."""
+    """Figure 4.6: DvD and both sides' presence under the ``shown`` conditions (name -> label)."""
     bars = summary.set_index("condition").loc[list(shown)].reset_index()
     bars["label"] = list(shown.values())
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6), sharey=True)
@@ -136,7 +170,7 @@ def figure_bounds(summary: pd.DataFrame, shown: dict[str, str], concept: str):
 
 
 def figure_examples(images: pd.DataFrame, folder: str | Path, shown: dict[str, str], seed: int):
-    """Figure 4.6: one image per prompt (columns) under each ``shown`` condition (rows)."""
+    """Figure 4.7: one image per prompt (columns) under each ``shown`` condition (rows)."""
     examples = images[images["seed"] == seed]
     prompts = examples.drop_duplicates("case_num").sort_values("case_num")["prompt"].tolist()
     pictures = []
@@ -157,17 +191,23 @@ def figure_examples(images: pd.DataFrame, folder: str | Path, shown: dict[str, s
     return fig
 
 
-def shown_conditions(summary: pd.DataFrame, counts: Sequence[int], total_heads: int,
-                     concept: str) -> dict[str, str]:
-    """The conditions of Figures 4.5 and 4.6: baseline, the strongest single head, the ranked
-    set nearest half the heads, every head, and the concept's tokens removed."""
-    strongest = strongest_single_head(summary)
+def shown_conditions(summary: pd.DataFrame, candidate: str, counts: Sequence[int],
+                     total_heads: int, concept: str) -> dict[str, str]:
+    """The conditions of Figures 4.6 and 4.7: baseline, the ``candidate`` single head, a layer
+    ablated whole (if run), the ranked set nearest half the heads, every head, the concept's
+    tokens removed and each concept-route control."""
+    table = summary.set_index("condition")
     half = min(counts, key=lambda n: abs(n - total_heads / 2))
-    head = strongest["label"].removeprefix("head ")
-    return {BASELINE: "baseline", strongest["condition"]: f"strongest single head ({head})",
-            f"ranked_{half:03d}": f"top {half} ranked heads",
-            ALL_HEADS: f"all {total_heads} heads", CONCEPT_TOKENS: f"{concept} tokens removed"}
-
+    shown = {BASELINE: "baseline",
+             candidate: f"head {table.loc[candidate, 'label'].removeprefix('head ')}"}
+    shown.update({name: row["label"] for name, row in table.iterrows()
+                  if row["family"] == "layer"})
+    routes = {name: row["label"].replace("concept,", f"{concept},")
+              for name, row in table.iterrows() if row["family"] == "concept route"}
+    shown.update({f"ranked_{half:03d}": f"top {half} ranked heads",
+                  ALL_HEADS: f"all {total_heads} heads", CONCEPT_TOKENS: f"{concept} tokens removed"})
+    shown.update(routes)
+    return {name: label for name, label in shown.items() if name in table.index}
 
 
 PERCENT = "{:.0%}"
@@ -181,13 +221,20 @@ def survey_view(survey: pd.DataFrame | None):
                                 "object_present": PERCENT})
 
 
-def sets_view(sets: pd.DataFrame):
-    """Table 4.1, the head sets and upper bounds of
-    :attr:`dvdlib.chapters.head_ablation.verdict.Findings.sets`, styled, one row per label."""
-    percent = {column: PERCENT for column in ("concept_present", "object_present",
-                                               "concept_present_change", "object_present_change")}
+def sets_view(rows: pd.DataFrame):
+    """Tables 4.1 and 4.2: classified rows (:func:`~.rescue.classify`), styled, one per label:
+    DvD and its paired change, both sides' presence, their paired changes, and the outcome."""
+    percent = {column: PERCENT for column in ("concept_present", "object_present")}
     points = {column: "{:.1f}" for column in ("dvd_score", "dvd_score_low", "dvd_score_high")}
     changes = {column: "{:+.1f}" for column in ("dvd_score_change", "dvd_score_change_low",
                                                 "dvd_score_change_high")}
-    table = sets.drop(columns=["condition", "family", "draw"]).set_index("label")
-    return table.style.format({**points, **changes, **percent})
+    gains = {column: "{:+.0%}" for column in (
+        "object_present_change", "object_present_change_low", "object_present_change_high",
+        "concept_present_change", "concept_present_change_low", "concept_present_change_high")}
+    columns = ["label", "n_heads", "dvd_score", "dvd_score_change", "dvd_score_change_low",
+               "dvd_score_change_high", "concept_present", "concept_present_change",
+               "concept_present_change_low", "concept_present_change_high", "object_present",
+               "object_present_change", "object_present_change_low",
+               "object_present_change_high", "outcome"]
+    table = rows[columns].set_index("label")
+    return table.style.format({**points, **changes, **percent, **gains})

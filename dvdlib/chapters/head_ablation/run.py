@@ -17,7 +17,8 @@ the baseline (paired differences). Tables (one row per ...):
   dominant concept's pair share of cross-attention (pooled over layers and heads as in
   ``book/definitions_attention.md``, mean over the steps; :func:`reduce_attention`);
 - ``heads``: condition, image, layer and head: the attention mass on the concept's tokens, on
-  the object's and on all word tokens (means over the steps).
+  the object's, on all word tokens, on the end token and on the padding (means over the steps;
+  the start token takes the rest).
 
 The cache: a finished condition's tables are kept in its folder (``images.csv``,
 ``heads.parquet``, and ``condition.json`` last, with the settings they were made with); a later
@@ -38,11 +39,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dvdlib.attention.ablation import HeadAblation, TokenValueAblation
+from dvdlib.attention.ablation import HeadAblation, ScaledTokenValueAblation, TokenValueAblation
 from dvdlib.attention.instruments import instruments_for
 from dvdlib.attention.recorder import ABLATION_KWARG
 from dvdlib.attention.token_positions import token_groups
 from dvdlib.chapters.head_ablation.conditions import Condition
+from dvdlib.chapters.head_ablation.summaries import MASS_COLUMNS
 from dvdlib.generation.protocol import PipelineCall, attention_hook, generate
 from dvdlib.models.families import guidance_batch, latent_size
 from dvdlib.prompts.prompt_sets import PAPER_SEEDS, concept_phrase, object_phrase
@@ -55,8 +57,7 @@ IMAGE_COLUMNS = (
     "seed", "concept_yes", "object_yes", "dvd_score", "concept_present", "object_present",
     "concept_share", "file",
 )
-HEAD_COLUMNS = ("condition", "case_num", "seed", "layer", "layer_label", "head", "concept_mass",
-                "object_mass", "word_mass")
+HEAD_COLUMNS = ("condition", "case_num", "seed", "layer", "layer_label", "head", *MASS_COLUMNS)
 _DONE = "condition.json"  # written last in a condition's folder: its tables are complete
 
 
@@ -158,7 +159,7 @@ class HeadSweep:
             judge=getattr(self.judge, "name", type(self.judge).__name__),
             wording=self.wording.to_dict(),
             prompts=self.prompts[["case_num", "concept", "object", "prompt"]].values.tolist(),
-            seeds=self.seeds, columns=IMAGE_COLUMNS)))  # a table kept under older names is redone
+            seeds=self.seeds, columns=[IMAGE_COLUMNS, HEAD_COLUMNS])))  # older tables: redone
 
     def run(self, conditions: Sequence[Condition]) -> SweepResult:
         """Every condition's images, judged and recorded; kept results are loaded, not redone."""
@@ -205,9 +206,10 @@ class HeadSweep:
         def keep(call: PipelineCall, record) -> None:
             mass = record.mass()  # [image, step, layer, head, token]; NaN for padded heads
             groups = self._call_groups(call)
-            for job, (concept, obj, words, _), image_mass in zip(call.jobs, groups, mass):
-                attention[(job.case_num, job.seed)] = reduce_attention(image_mass, concept, obj,
-                                                                       words)
+            for job, (concept, obj, words, tokens), image_mass in zip(call.jobs, groups, mass):
+                attention[(job.case_num, job.seed)] = reduce_attention(
+                    image_mass, concept, obj, words, _optional(tokens.end_position),
+                    tokens.padding_positions)
 
         return attention_hook(extra_kwargs=ablate, keep=keep,
                               classifier_free_guidance=guidance_batch(
@@ -220,6 +222,9 @@ class HeadSweep:
     def _ablation(self, condition: Condition, layers, groups):
         if condition.family == "concept tokens":
             return TokenValueAblation([g[0] for g in groups], num_tokens=groups[0][3].length)
+        if condition.family == "concept route":
+            return ScaledTokenValueAblation([route_positions(g[0], g[3]) for g in groups],
+                                            groups[0][3].length, condition.scale)
         if condition.heads:
             return HeadAblation(layers, condition.head_mask(), self.operator, self.factor)
         return None
@@ -245,23 +250,36 @@ class HeadSweep:
         for (case_num, seed), (_, per_head) in sorted(attention.items()):
             for layer in self.layers:
                 for head in range(layer.heads):
-                    concept, obj, words = per_head[layer.index, head]
                     rows.append((condition.name, case_num, seed, layer.index, layer.label, head,
-                                 concept, obj, words))
+                                 *per_head[layer.index, head]))
         return pd.DataFrame(rows, columns=list(HEAD_COLUMNS))
 
 
+def _optional(position: int | None) -> list[int]:
+    return [] if position is None else [position]
+
+
+def route_positions(concept: Sequence[int], tokens) -> list[int]:
+    """The positions a ``concept route`` condition scales: the concept's own tokens, the end
+    token and the padding (:class:`~dvdlib.attention.token_positions.PromptTokens` ``tokens``),
+    the positions a causal text encoder writes the concept into without being the object."""
+    return sorted({*concept, *_optional(tokens.end_position), *tokens.padding_positions})
+
+
 def reduce_attention(mass: torch.Tensor, concept: Sequence[int], obj: Sequence[int],
-                     words: Sequence[int]) -> tuple[float, np.ndarray]:
+                     words: Sequence[int], end: Sequence[int] = (), padding: Sequence[int] = ()
+                     ) -> tuple[float, np.ndarray]:
     """One image's record ``[step, layer, head, token]`` reduced to what the sweep keeps.
 
     Returns the concept's pair share pooled over heads (per layer), then layers, mean over the
-    steps; and ``[layer, head, 3]``: the mass on the concept's, the object's and all word tokens,
-    mean over the steps (NaN for padded heads).
+    steps; and ``[layer, head, 5]``: the mass on the concept's, the object's, all word tokens,
+    the end token and the padding (the order of :data:`MASS_COLUMNS`), mean over the steps (NaN
+    for padded heads).
     """
-    sums = torch.stack([mass[..., list(concept)].sum(-1), mass[..., list(obj)].sum(-1),
-                        mass[..., list(words)].sum(-1)], dim=-1)  # [step, layer, head, 3]
-    pooled = sums.nanmean(dim=2).mean(dim=1)  # [step, 3]: mean over each layer's heads, then layers
+    sums = torch.stack([mass[..., list(group)].sum(-1)
+                        for group in (concept, obj, words, end, padding)],
+                       dim=-1)  # [step, layer, head, 5]
+    pooled = sums.nanmean(dim=2).mean(dim=1)  # [step, 5]: mean over each layer's heads, then layers
     share = pooled[:, 0] / (pooled[:, 0] + pooled[:, 1])  # [step]
     return float(share.mean()), sums.mean(dim=0).numpy()
 

@@ -2,12 +2,15 @@
 
 - :func:`head_attention`: per head, its attention to the concept in one condition;
   :func:`head_grid`: a per-head column as a layer x head grid (for the heatmaps).
-- :func:`summarise`: one row per condition: means with a two-level bootstrap interval over
-  prompts and seeds (:func:`dvdlib.stats.bootstrap.nested_bootstrap_ci`) and paired changes
+- :func:`summarise`: one row per condition: means with a cluster bootstrap interval over seeds
+  (:func:`seed_interval`: every image of a drawn seed, across the prompts, is drawn together,
+  because one seed's starting noise decides the outcome across prompts) and paired changes
   against the baseline.
 - :func:`curve` and :func:`heads_to_halve`: the cumulative conditions as curves from 0 heads to
   all, and the fewest heads that halve the baseline's DvD.
-- :func:`direction` and :func:`effects`: whether a change raises or lowers DvD, per condition.
+- :func:`direction`: whether a change raises or lowers DvD; :data:`SET_FAMILIES` are the head
+  sets the chapter counts, :data:`CONTROL_FAMILIES` the conditions that change what every head
+  passes on.
 - :func:`strongest_single_head` (the largest drop) and :func:`largest_single_head` (the largest
   change either way).
 - :func:`save_tables`: the tables into the chapter's folder.
@@ -22,23 +25,29 @@ import pandas as pd
 
 from dvdlib.attention.layers import CrossAttentionLayer
 from dvdlib.chapters.head_ablation.conditions import ALL_HEADS, BASELINE, single_heads
-from dvdlib.stats.bootstrap import nested_bootstrap_ci
+from dvdlib.stats.bootstrap import step_intervals
 from dvdlib.store import save_table
+
+INTERVAL_UNIT = "seed"  # what every interval of the chapter resamples
+
+MASS_COLUMNS = ("concept_mass", "object_mass", "word_mass", "end_mass", "padding_mass")
+
 
 def head_attention(heads: pd.DataFrame, condition: str = BASELINE) -> pd.DataFrame:
     """Per head, its attention to the concept in ``condition`` (means over images and steps).
 
-    Columns: ``layer``, ``layer_label``, ``head``, ``concept_mass``, ``object_mass`` and
-    ``word_mass`` (shares of all 77 positions; the rest goes to the start, end and padding
-    positions), ``pair_share`` = concept / (concept + object) and ``word_share`` = concept / all
-    word tokens, both ratios of the means.
+    Columns: ``layer``, ``layer_label``, ``head``, the :data:`MASS_COLUMNS` the table holds
+    (shares of all token positions: the concept's, the object's, all word tokens', the end
+    token's and the padding's; the start token takes the rest), ``pair_share`` = concept /
+    (concept + object) and ``word_share`` = concept / all word tokens, both ratios of the means.
     """
     chosen = heads[heads["condition"] == condition]
     if chosen.empty:
         raise ValueError(f"no attention rows for condition {condition!r}; conditions: "
                          f"{', '.join(map(str, heads['condition'].unique())) or 'none'}")
-    table = (chosen.groupby(["layer", "layer_label", "head"], sort=True)
-             [["concept_mass", "object_mass", "word_mass"]].mean().reset_index())
+    masses = [column for column in MASS_COLUMNS if column in chosen.columns]
+    table = chosen.groupby(["layer", "layer_label", "head"], sort=True)[masses].mean()
+    table = table.reset_index()
     table["pair_share"] = table["concept_mass"] / (table["concept_mass"] + table["object_mass"])
     table["word_share"] = table["concept_mass"] / table["word_mass"]
     return table
@@ -47,15 +56,37 @@ def head_attention(heads: pd.DataFrame, condition: str = BASELINE) -> pd.DataFra
 SUMMARY_VALUES = ("dvd_score", "concept_present", "object_present", "concept_share")
 
 
+def seed_interval(table: pd.DataFrame, value: str, unit: str = INTERVAL_UNIT, *,
+                  n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+                  ) -> tuple[float, float]:
+    """Percentile interval of the mean of ``value`` under a cluster bootstrap over ``unit``.
+
+    A resample draws whole ``unit`` clusters with replacement (every image of a drawn seed,
+    whatever its prompt), so images that share a seed's starting noise move together; the
+    prompts are the study's fixed set, not a sample. One row per image. NaN ends with fewer
+    than two seeds: one seed is no sample of seeds.
+    """
+    if table[unit].nunique() < 2:
+        return float("nan"), float("nan")
+    frame = pd.DataFrame({"image": range(len(table)), "step": 0,
+                          value: table[value].astype(float).to_numpy(),
+                          unit: table[unit].to_numpy()})
+    row = step_intervals(frame, value, unit=unit, n_resamples=n_resamples,
+                         confidence=confidence, seed=seed).iloc[0]
+    return float(row["ci_low"]), float(row["ci_high"])
+
+
 def summarise(images: pd.DataFrame, baseline_name: str = BASELINE, *, n_resamples: int = 2000,
               confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """One row per condition: means, bootstrap intervals, and paired changes against the baseline.
+    """One row per condition: means, seed-cluster intervals, and paired changes against the
+    baseline.
 
-    For each of :data:`SUMMARY_VALUES`: the mean, ``<value>_low``/``_high`` (two-level bootstrap
-    over prompts and seeds), ``<value>_change`` (condition minus baseline, image by image, then
-    averaged) and its interval ``<value>_change_low``/``_high``. ``dvd_outside`` says whether the
-    condition's DvD lies outside the baseline's interval; ``dvd_change_excludes_zero`` whether
-    the paired interval of its change excludes 0.
+    For each of :data:`SUMMARY_VALUES`: the mean, ``<value>_low``/``_high`` (:func:`seed_interval`),
+    ``<value>_change`` (condition minus baseline, image by image, then averaged) and its interval
+    ``<value>_change_low``/``_high`` (the same bootstrap over the paired differences).
+    ``dvd_outside`` says whether the condition's DvD lies outside the baseline's interval;
+    ``dvd_change_excludes_zero`` whether the paired interval of its change excludes 0.
+    ``n_images`` and ``n_seeds`` count what the intervals rest on.
     """
     if baseline_name not in set(images["condition"]):
         raise ValueError(f"no baseline condition {baseline_name!r} among "
@@ -67,21 +98,20 @@ def summarise(images: pd.DataFrame, baseline_name: str = BASELINE, *, n_resample
     for name, group in images.groupby("condition", sort=False):
         row = {"condition": name, "family": group["family"].iloc[0],
                "label": group["label"].iloc[0], "n_heads": int(group["n_heads"].iloc[0]),
-               "draw": int(group["draw"].iloc[0]), "n_images": len(group)}
+               "draw": int(group["draw"].iloc[0]), "n_images": len(group),
+               "n_seeds": int(group["seed"].nunique())}
         paired = group.set_index(key)
         missing = paired.index.difference(base.index)
         if len(missing):
             raise ValueError(f"condition {name!r} has images the baseline lacks: "
                              f"{list(missing)[:5]}")
         for value in SUMMARY_VALUES:
-            numbers = group.assign(**{value: group[value].astype(float)})
-            row[value] = numbers[value].mean()
-            row[f"{value}_low"], row[f"{value}_high"] = nested_bootstrap_ci(numbers, value,
-                                                                             **options)
+            row[value] = group[value].astype(float).mean()
+            row[f"{value}_low"], row[f"{value}_high"] = seed_interval(group, value, **options)
             change = (paired[value].astype(float) - base.loc[paired.index, value].astype(float))
             change = change.rename("change").reset_index()
             row[f"{value}_change"] = change["change"].mean()
-            row[f"{value}_change_low"], row[f"{value}_change_high"] = nested_bootstrap_ci(
+            row[f"{value}_change_low"], row[f"{value}_change_high"] = seed_interval(
                 change, "change", **options)
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -141,7 +171,8 @@ def heads_to_halve(curve_table: pd.DataFrame, baseline_dvd: float, order: str) -
     return None if rows.empty else int(rows["n_heads"].min())
 
 
-SET_FAMILIES = ("ranked", "random", "all heads", "concept tokens")
+SET_FAMILIES = ("ranked", "random", "layer")  # head sets smaller than every head
+CONTROL_FAMILIES = ("all heads", "concept tokens", "concept route")  # every head changed
 
 
 def direction(low: float, high: float) -> str:
@@ -152,19 +183,6 @@ def direction(low: float, high: float) -> str:
     if high < 0:
         return "lowers"
     return "no clear change"
-
-
-def effects(summary: pd.DataFrame, families: Sequence[str]) -> pd.DataFrame:
-    """The rows of ``families`` in a :func:`summarise` table, with each DvD change's ``direction``
-    and the presence of both sides next to it (so a drop that deletes the concept shows)."""
-    rows = summary[summary["family"].isin(families)].copy()
-    rows["direction"] = [direction(lo, hi) for lo, hi in
-                         zip(rows["dvd_score_change_low"], rows["dvd_score_change_high"])]
-    columns = ["condition", "family", "label", "n_heads", "draw", "n_images", "dvd_score",
-               "dvd_score_low", "dvd_score_high", "dvd_score_change", "dvd_score_change_low",
-               "dvd_score_change_high", "direction", "concept_present", "object_present",
-               "concept_present_change", "object_present_change"]
-    return rows[columns].reset_index(drop=True)
 
 
 def strongest_single_head(summary: pd.DataFrame) -> pd.Series:

@@ -1,0 +1,163 @@
+"""Where the concept travels: the token positions that carry it to the UNet besides its own.
+
+Removing the concept's own tokens from every head (the ``concept tokens`` condition) leaves the
+rest of the text as it was. A causal text encoder (CLIP's) has written the concept into every
+position after it by then: the object's token when it comes later, the end token and the
+padding. Two measurements say how much of the concept takes those routes:
+
+- :func:`concept_imprint`: how much each position's text state changes when the concept's token
+  embeddings are blanked at the input (:func:`blanked_tokens`), relative to its size: 0 for a
+  position that holds nothing of the concept (the start token, every position before it), about
+  1 or more for one that is mostly the concept. :func:`imprint_table` does it for every prompt,
+  by position kind.
+- :func:`attention_by_kind`: the cross-attention each kind of position draws (pooled over layers
+  and heads as everywhere in the book), from a sweep's ``heads`` table, per condition.
+
+:func:`leak_table` puts both side by side, one row per position kind (:data:`KINDS`).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dvdlib.attention.token_positions import PromptTokens, token_groups, tokenize_prompt
+from dvdlib.chapters.head_ablation.conditions import BASELINE, CONCEPT_TOKENS
+from dvdlib.prompts.prompt_sets import concept_phrase, object_phrase
+
+KINDS = ("start", "concept", "object", "other words", "end", "padding")
+
+
+def position_kinds(tokens: PromptTokens, concept: Sequence[int], obj: Sequence[int]) -> list[str]:
+    """Each position's kind (:data:`KINDS`): the concept's and the object's tokens by their
+    positions, the other word tokens as "other words", the rest as the tokenizer labels them."""
+    kinds = []
+    for position, kind in enumerate(tokens.kinds):
+        if position in concept:
+            kinds.append("concept")
+        elif position in obj:
+            kinds.append("object")
+        else:
+            kinds.append("other words" if kind == "word" else kind)
+    return kinds
+
+
+@contextmanager
+def blanked_tokens(text_encoder, positions: Sequence[Sequence[int]]) -> Iterator[None]:
+    """Within the block, the token embeddings at ``positions`` (one list per prompt of the batch)
+    are zero when ``text_encoder`` reads its input; position embeddings are left alone.
+
+    A forward hook on the encoder's input embedding, removed on exit, error or not.
+    """
+    embedding = text_encoder.get_input_embeddings()
+
+    def blank(module, inputs, output):  # output: [prompt, token, dim]
+        if output.shape[0] != len(positions):
+            raise ValueError(f"blanked_tokens was given {len(positions)} position list(s) for a "
+                             f"batch of {output.shape[0]} prompt(s)")
+        keep = torch.ones(output.shape[:2], dtype=output.dtype, device=output.device)
+        for row, chosen in enumerate(positions):
+            keep[row, list(chosen)] = 0.0
+        return output * keep.unsqueeze(-1)
+
+    handle = embedding.register_forward_hook(blank)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def concept_imprint(text_encoder, tokenizer, prompt: str, positions: Sequence[int]) -> np.ndarray:
+    """``[token]``: for each position of ``prompt``, ``|h - h'| / |h|``, where ``h`` is the
+    encoder's output state (what the UNet's cross-attention reads) and ``h'`` the same with the
+    token embeddings at ``positions`` blanked (:func:`blanked_tokens`)."""
+    tokens = tokenize_prompt(tokenizer, prompt)
+    bad = [p for p in positions if isinstance(p, bool) or not isinstance(p, (int, np.integer))
+           or not 0 <= p < tokens.length]
+    if bad or not len(positions):
+        raise ValueError(f"positions must be a non-empty list of token positions in "
+                         f"0..{tokens.length - 1}, got {list(positions)}")
+    device = next(text_encoder.parameters()).device
+    ids = torch.tensor([tokens.ids], device=device)  # [1, token]
+    with torch.no_grad():
+        full = text_encoder(ids)[0][0].float()  # [token, dim]
+        with blanked_tokens(text_encoder, [list(positions)]):
+            blanked = text_encoder(ids)[0][0].float()  # [token, dim]
+    change = (full - blanked).norm(dim=-1) / full.norm(dim=-1).clamp_min(1e-12)
+    return change.cpu().numpy()
+
+
+def imprint_table(pipe, prompts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`concept_imprint` of every prompt's concept, one row per prompt and position:
+    ``case_num``, ``position``, ``kind`` (:func:`position_kinds`) and ``imprint``."""
+    rows = []
+    for row in prompts.itertuples(index=False):
+        tokens = tokenize_prompt(pipe.tokenizer, row.prompt)
+        groups = token_groups(pipe.tokenizer, tokens, {"concept": concept_phrase(row),
+                                                       "object": object_phrase(row)})
+        imprint = concept_imprint(pipe.text_encoder, pipe.tokenizer, row.prompt,
+                                  groups["concept"])
+        kinds = position_kinds(tokens, groups["concept"], groups["object"])
+        rows += [(row.case_num, position, kind, float(value))
+                 for position, (kind, value) in enumerate(zip(kinds, imprint))]
+    return pd.DataFrame(rows, columns=["case_num", "position", "kind", "imprint"])
+
+
+def attention_by_kind(heads: pd.DataFrame, conditions: Sequence[str]) -> pd.DataFrame:
+    """The share of cross-attention each position kind draws under each of ``conditions``, pooled
+    as everywhere in the book (mean over each layer's heads, then over layers), mean over images.
+
+    One row per condition and kind (:data:`KINDS`): ``attention``. "start" is what the word,
+    end and padding positions leave of 1.
+    """
+    missing = [c for c in conditions if c not in set(heads["condition"])]
+    if missing:
+        raise ValueError(f"no attention rows for {missing}; conditions: "
+                         f"{', '.join(map(str, heads['condition'].unique()))}")
+    rows = []
+    for condition in conditions:
+        chosen = heads[heads["condition"] == condition]
+        columns = ["concept_mass", "object_mass", "word_mass", "end_mass", "padding_mass"]
+        pooled = chosen.groupby("layer")[columns].mean().mean()
+        shares = {"start": 1 - pooled["word_mass"] - pooled["end_mass"] - pooled["padding_mass"],
+                  "concept": pooled["concept_mass"], "object": pooled["object_mass"],
+                  "other words": pooled["word_mass"] - pooled["concept_mass"]
+                  - pooled["object_mass"], "end": pooled["end_mass"],
+                  "padding": pooled["padding_mass"]}
+        rows += [(condition, kind, float(shares[kind])) for kind in KINDS]
+    return pd.DataFrame(rows, columns=["condition", "kind", "attention"])
+
+
+def leak_table(heads: pd.DataFrame, imprints: pd.DataFrame, baseline: str = BASELINE,
+               removed: str = CONCEPT_TOKENS) -> pd.DataFrame:
+    """One row per position kind present in the prompts: the attention it draws in ``baseline``
+    and with the concept's tokens ``removed``, and its mean imprint (NaN for a kind no prompt
+    has, whose row is left out)."""
+    attention = attention_by_kind(heads, [baseline, removed]).pivot(
+        index="kind", columns="condition", values="attention")
+    imprint = imprints.groupby("kind")["imprint"].mean()
+    present = [kind for kind in KINDS if kind in imprint.index]
+    return pd.DataFrame({"kind": present,
+                         "attention_baseline": attention.loc[present, baseline].to_numpy(),
+                         "attention_concept_removed": attention.loc[present, removed].to_numpy(),
+                         "imprint": imprint.loc[present].to_numpy()})
+
+
+def leak_numbers(table: pd.DataFrame, route: Sequence[str] = ("end", "padding")) -> dict:
+    """What the text quotes of a :func:`leak_table`: the attention on the ``route`` kinds and on
+    the object (baseline, and with the concept's tokens removed), and their mean imprints."""
+    rows = table.set_index("kind")
+    taken = [kind for kind in route if kind in rows.index]
+    return {
+        "route_attention": float(rows.loc[taken, "attention_baseline"].sum()),
+        "route_attention_removed": float(rows.loc[taken, "attention_concept_removed"].sum()),
+        "route_imprint": float(rows.loc[taken, "imprint"].mean()) if taken else float("nan"),
+        "object_attention": float(rows.loc["object", "attention_baseline"]),
+        "object_imprint": float(rows.loc["object", "imprint"]),
+        "start_imprint": float(rows.loc["start", "imprint"]) if "start" in rows.index else 0.0,
+        "leak_attention": float(rows.loc[[*taken, "object"], "attention_concept_removed"].sum()),
+    }
