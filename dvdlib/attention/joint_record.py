@@ -12,9 +12,9 @@ of the image-query x text-key block of the joint attention, reduced on the devic
 - ``max``, ``max_all_keys``: the largest of those probabilities over the image queries.
 
 The full attention matrix is never built: the image queries are taken in chunks (at most
-``chunk_bytes`` of float32 scores each), scored against all keys, and the text columns are
-normalised with the log-sum-exp over all keys (``mass_all_keys``) or over the text keys
-(``mass``). Spatial maps (``mass_all_keys`` per image token, averaged over heads) are kept only
+``chunk_bytes`` of float32 scores and probabilities each), scored against all keys, and only the
+text columns are kept, normalised over all keys (``mass_all_keys``: a softmax, i.e. divided by the
+exponential of the log-sum-exp of the whole row) or over the text keys (``mass``). Spatial maps (``mass_all_keys`` per image token, averaged over heads) are kept only
 for the layers, steps and tokens of a :class:`~dvdlib.attention.record.MapRequest`, and a request
 above ``map_budget_bytes`` is refused.
 
@@ -65,7 +65,8 @@ def text_statistics(query: torch.Tensor, key: torch.Tensor, text: slice, scale: 
     batch, heads, n_query, _ = query.shape
     n_keys = key.shape[2]
     n_text = len(range(n_keys)[text])
-    chunk = max(1, min(n_query, chunk_bytes // (4 * batch * heads * n_keys)))
+    # Two float32 tensors of [batch, head, chunk, key] live at once: the scores and their softmax.
+    chunk = max(1, min(n_query, chunk_bytes // (8 * batch * heads * n_keys)))
     key_t = key.float().transpose(-1, -2) * scale  # [batch, head, dim, key]
     stats = torch.zeros(4, batch, heads, n_text, dtype=torch.float32, device=query.device)
     maps = None
@@ -73,9 +74,10 @@ def text_statistics(query: torch.Tensor, key: torch.Tensor, text: slice, scale: 
         maps = torch.empty(batch, n_query, len(map_tokens), dtype=torch.float32, device=query.device)
     for start in range(0, n_query, chunk):
         scores = torch.matmul(query[:, :, start:start + chunk].float(), key_t)  # [batch, head, chunk, key]
-        text_scores = scores[..., text]  # [batch, head, chunk, text token]
-        share_all = (text_scores - scores.logsumexp(-1, keepdim=True)).exp_()
-        share_text = (text_scores - text_scores.logsumexp(-1, keepdim=True)).exp_()
+        # The softmax over all keys normalises by their log-sum-exp; only the text columns are kept.
+        share_all = scores.softmax(-1)[..., text]  # [batch, head, chunk, text token]
+        share_text = scores[..., text].softmax(-1)
+        del scores
         for k, share in ((0, share_text), (2, share_all)):
             stats[k] += share.sum(2)
             torch.maximum(stats[k + 1], share.amax(2), out=stats[k + 1])

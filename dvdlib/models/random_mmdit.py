@@ -142,6 +142,59 @@ def tiny_flux_transformer(num_layers: int = 2, num_single_layers: int = 2, heads
         axes_dims_rope=(4, 6, 6)).eval()
 
 
+# The real transformers' configs (the fields that shape the attention), from the published
+# model configs: depth = heads for SD3 (head dim 64); Flux.1: 19 double + 38 single blocks of 24
+# heads (head dim 128). ``max_sequence_length`` is the pipelines' default text length.
+MMDIT_LAYOUTS = {
+    "sd3-medium": dict(family="sd3", num_layers=24, heads=24, head_dim=64, text_length=77 + 256),
+    "sd3.5-medium": dict(family="sd3", num_layers=24, heads=24, head_dim=64, text_length=77 + 256,
+                         dual_attention_layers=tuple(range(13)), qk_norm="rms_norm"),
+    "sd3.5-large": dict(family="sd3", num_layers=38, heads=38, head_dim=64, text_length=77 + 256,
+                        qk_norm="rms_norm"),
+    "flux-dev": dict(family="flux", num_layers=19, num_single_layers=38, heads=24, head_dim=128,
+                     text_length=512),
+}
+
+
+def layout_transformer(layout: str, head_dim: int | None = None, num_layers: int | None = None,
+                       num_single_layers: int | None = None, seed: int = 0):
+    """A random transformer with a real model's head layout (:data:`MMDIT_LAYOUTS`).
+
+    ``head_dim`` narrows every head (the head counts stay real: a CPU-sized model); ``num_layers``
+    and ``num_single_layers`` keep only the first blocks. Text features are 4096 wide as in the real
+    models (T5-XXL); SD3 latents have 16 channels and patch size 2, Flux's 64 packed channels.
+    """
+    if layout not in MMDIT_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; accepted: {', '.join(MMDIT_LAYOUTS)}")
+    spec = dict(MMDIT_LAYOUTS[layout])
+    head_dim = spec["head_dim"] if head_dim is None else head_dim
+    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < 8 or head_dim % 8:
+        raise ValueError(f"head_dim must be a multiple of 8, got {head_dim!r}")
+    layers = spec["num_layers"] if num_layers is None else num_layers
+    width = spec["heads"] * head_dim
+    torch.manual_seed(seed)
+    if spec["family"] == "sd3":
+        dual = tuple(i for i in spec.get("dual_attention_layers", ()) if i < layers)
+        return SD3Transformer2DModel(
+            sample_size=128, patch_size=2, in_channels=16, out_channels=16, num_layers=layers,
+            attention_head_dim=head_dim, num_attention_heads=spec["heads"], joint_attention_dim=4096,
+            caption_projection_dim=width, pooled_projection_dim=2048, pos_embed_max_size=192,
+            dual_attention_layers=dual, qk_norm=spec.get("qk_norm")).eval()
+    single = spec["num_single_layers"] if num_single_layers is None else num_single_layers
+    return FluxTransformer2DModel(
+        patch_size=1, in_channels=64, num_layers=layers, num_single_layers=single,
+        attention_head_dim=head_dim, num_attention_heads=spec["heads"], joint_attention_dim=4096,
+        pooled_projection_dim=768, guidance_embeds=True,
+        axes_dims_rope=_rope_axes(head_dim)).eval()
+
+
+def _rope_axes(head_dim: int) -> tuple[int, int, int]:
+    """Flux's rotary split of a head (16, 56, 56 at 128), scaled to ``head_dim``; even parts."""
+    first = max(2, 2 * (head_dim // 16))
+    second = 2 * ((head_dim - first) // 4)
+    return first, second, head_dim - first - second
+
+
 def tiny_sd3_components(variant: str = "sd3", num_layers: int = 2, heads: int = 4,
                         seed: int = 0) -> dict:
     """Components of a random ``StableDiffusion3Pipeline`` (``variant`` "sd3" or "sd3.5")."""
