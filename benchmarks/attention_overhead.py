@@ -223,7 +223,8 @@ def measure_joint(name: str, layout: str, transformer, latent: int, reps: int, l
             "plain (fused)": (plain_processors, None),
             "installed, idle": (instrumented, None),
             "recording": (instrumented, {"attention_record": record(), **extra}),
-            "ablating (zero)": (instrumented, {"head_ablation": JointHeadAblation(layers, one_head), **extra}),
+            "ablating (zero)": (instrumented, {
+                "head_ablation": JointHeadAblation(layers, one_head), **extra}),
             "ablating (mask)": (instrumented, {
                 "head_ablation": JointHeadAblation(layers, one_head, "mask"), **extra}),
             "recording + ablating": (instrumented, {

@@ -13,7 +13,8 @@ from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 from dvdlib.attention.joint import joint_attention_instruments
 from dvdlib.attention.joint_ablation import JointHeadAblation
 from dvdlib.attention.joint_layers import select_joint_layers
-from dvdlib.attention.joint_record import STATISTICS, JointAttentionRecord
+from dvdlib.attention.joint_record import JointAttentionRecord
+from dvdlib.attention.joint_statistics import STATISTICS
 from dvdlib.attention.joint_tokens import find_words, flux_text_keys, pipeline_text_keys
 from dvdlib.attention.record import MapRequest
 from dvdlib.models.random_mmdit import TINY_T5_LENGTH, save_tiny_mmdit_pipeline, tiny_mmdit_pipeline
@@ -113,8 +114,9 @@ def test_flux_text_length_is_needed_by_single_stream_blocks_and_checked_by_doubl
     inputs = transformer_inputs(1)
     with torch.no_grad(), joint_attention_instruments(transformer, sample_size=16) as layers:
         record = JointAttentionRecord(layers, 2, num_images=1)
-        with pytest.raises(ValueError, match=r"single\.0 is a single-stream block .* pass "
-                                             r"joint_attention_kwargs=\{'text_length': max_sequence_length\}"):
+        missing = (r"single\.0 is a single-stream block .* pass "
+                   r"joint_attention_kwargs=\{'text_length': max_sequence_length\}")
+        with pytest.raises(ValueError, match=missing):
             transformer(**inputs, joint_attention_kwargs={"attention_record": record})
         with pytest.raises(ValueError, match=r"double\.0: text_length=20 but the call has 32 text tokens"):
             transformer(**inputs, joint_attention_kwargs={"attention_record": record, "text_length": 20})
@@ -145,6 +147,12 @@ def test_flux_true_cfg_records_each_call_under_its_own_name(pipe):
     torch.testing.assert_close(both.mass("negative")[:, 0], records["negative_only"].mass()[:, 0])
     assert not torch.allclose(both.mass("positive")[:, 0], both.mass("negative")[:, 0])
     groups = both.group_frame(None, {"blur": "blurry"}, call="negative")
+    with joint_attention_instruments(pipe.transformer, sample_size=16) as layers:  # true CFG left off
+        odd = JointAttentionRecord(layers, 2, prompts=keys, guidance="separate")
+        pipe(PROMPT, generator=torch.manual_seed(0), **RUN,
+             joint_attention_kwargs={"attention_record": odd, "text_length": TEXT})
+    with pytest.raises(RuntimeError, match=r"expects 4 calls of each layer and saw 2: was true CFG on"):
+        odd.mass()
     blur = len(find_words(negative_keys, "blurry"))  # the negative prompt's own keys label that call
     assert blur and groups.query("group == 'blur'")["n_tokens"].tolist() == [blur, blur]
 
@@ -179,7 +187,8 @@ def test_flux_ablation_changes_only_the_ablated_head(pipe, operator, block):
     g = torch.Generator().manual_seed(3)
     image_states = torch.randn(1, 64, 32, generator=g)
     text_states = torch.randn(1, TEXT, 32, generator=g)
-    ids = torch.cat([torch.zeros(TEXT, 3), FluxPipeline._prepare_latent_image_ids(1, 8, 8, "cpu", torch.float32)])
+    image_ids = FluxPipeline._prepare_latent_image_ids(1, 8, 8, "cpu", torch.float32)
+    ids = torch.cat([torch.zeros(TEXT, 3), image_ids])
     rotary = transformer.pos_embed(ids)
     if block == "double":
         args = dict(hidden_states=image_states, encoder_hidden_states=text_states)
@@ -234,7 +243,8 @@ def test_flux_bad_inputs_stop_with_one_line(pipe):
                 make()
             assert "\n" not in str(err.value)
         record = JointAttentionRecord(layers, 2, num_images=1, guidance="separate")
-        with pytest.raises(ValueError, match=r"has 2 rows; a record for 1 image\(s\) with guidance='separate'"):
+        wrong_batch = r"has 2 rows; a record for 1 image\(s\) with guidance='separate'"
+        with pytest.raises(ValueError, match=wrong_batch):
             pipe.transformer(**transformer_inputs(2), joint_attention_kwargs={
                 "attention_record": record, "text_length": TEXT})
 

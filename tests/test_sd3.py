@@ -11,7 +11,8 @@ from diffusers.models.attention_processor import JointAttnProcessor2_0
 from dvdlib.attention.joint import joint_attention_instruments
 from dvdlib.attention.joint_ablation import JointHeadAblation
 from dvdlib.attention.joint_layers import joint_attention_layers
-from dvdlib.attention.joint_record import STATISTICS, JointAttentionRecord
+from dvdlib.attention.joint_record import JointAttentionRecord
+from dvdlib.attention.joint_statistics import STATISTICS
 from dvdlib.attention.joint_tokens import find_words, pipeline_text_keys
 from dvdlib.attention.record import MapRequest
 from dvdlib.attention.token_positions import PhraseNotFoundError
@@ -63,9 +64,11 @@ def explicit_statistics(module, hidden, text) -> dict[str, torch.Tensor]:
 def capture_attention_inputs(transformer, run) -> dict[int, list[tuple]]:
     """The (image, text) states each block's joint attention gets, per call, in ``run()``."""
     seen: dict[int, list[tuple]] = {}
-    handles = [block.attn.register_forward_pre_hook(
-        lambda m, a, kw, i=i: seen.setdefault(i, []).append((kw["hidden_states"], kw["encoder_hidden_states"])),
-        with_kwargs=True) for i, block in enumerate(transformer.transformer_blocks)]
+    def keep(index, kwargs):
+        seen.setdefault(index, []).append((kwargs["hidden_states"], kwargs["encoder_hidden_states"]))
+
+    handles = [block.attn.register_forward_pre_hook(lambda m, a, kw, i=i: keep(i, kw), with_kwargs=True)
+               for i, block in enumerate(transformer.transformer_blocks)]
     try:
         run()
     finally:
@@ -217,8 +220,9 @@ def test_sd3_bad_inputs_stop_with_one_line(pipes):
     errors.append(err)
     # Full maps at every step of SD3-Medium at 1024 px: 24 layers, 64 x 64 image tokens, 333 keys.
     medium = joint_attention_layers(tiny_sd3_transformer(num_layers=24), sample_size=128)
-    with pytest.raises(ValueError, match=r"maps of 24 layers x 28 steps x 4096 image tokens x 333 text "
-                                         r"tokens x 1 image\(s\) would hold 3\.67 GB .* limit of 2\.15 GB") as err:
+    cost = (r"maps of 24 layers x 28 steps x 4096 image tokens x 333 text tokens x 1 image\(s\) "
+            r"would hold 3\.67 GB .* limit of 2\.15 GB")
+    with pytest.raises(ValueError, match=cost) as err:
         JointAttentionRecord(medium, 28, num_images=1, maps=MapRequest("all", tokens=range(333)))
     errors.append(err)
     with pytest.raises(ValueError, match="not a joint-attention transformer") as err:

@@ -21,7 +21,7 @@ Each processor repeats the maths of the diffusers processor it replaces (``Joint
 for SD3, ``FluxAttnProcessor`` for Flux, using diffusers' own projection, rotary and dispatch
 helpers) and keeps its fused attention for the output; installed and idle, it gives the same
 output. With a record it also computes the image-query x text-key statistics in chunks
-(:func:`~dvdlib.attention.joint_record.text_statistics`). SD3.5's image-only ``attn2`` keeps its own
+(:func:`~dvdlib.attention.joint_statistics.text_statistics`). SD3.5's image-only ``attn2`` keeps its own
 processor behind :class:`ImageOnlyPassThrough`, which accepts and ignores our keywords (diffusers
 drops, with a warning, keywords a processor does not declare).
 """
@@ -62,9 +62,9 @@ class SD3JointProcessor:
                  attention_record=None, head_ablation=None) -> tuple[torch.Tensor, torch.Tensor]:
         # attention_mask is accepted and unused, as by diffusers' JointAttnProcessor2_0.
         if hidden_states.ndim != 3 or encoder_hidden_states is None:
+            text = None if encoder_hidden_states is None else tuple(encoder_hidden_states.shape)
             raise ValueError(f"{self.layer.label}: expected image states [batch, token, channel] and "
-                             f"text states, got {tuple(hidden_states.shape)} and "
-                             f"{None if encoder_hidden_states is None else tuple(encoder_hidden_states.shape)}")
+                             f"text states, got {tuple(hidden_states.shape)} and {text}")
         batch, n_image = hidden_states.shape[:2]
         heads, head_dim = attn.heads, self.layer.head_dim
 
@@ -176,7 +176,8 @@ class FluxJointProcessor:
         return image_out, attn.to_add_out(text_out.contiguous())
 
     def _text_length(self, text_length, sequence: int) -> int:
-        if isinstance(text_length, bool) or not isinstance(text_length, int) or not 0 < text_length < sequence:
+        if isinstance(text_length, bool) or not isinstance(text_length, int) \
+                or not 0 < text_length < sequence:
             raise ValueError(
                 f"{self.layer.label} is a single-stream block ([text; image] in one sequence of {sequence}): "
                 f"pass joint_attention_kwargs={{{TEXT_LENGTH_KWARG!r}: max_sequence_length}} (an int in "

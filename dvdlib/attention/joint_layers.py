@@ -67,7 +67,8 @@ def joint_attention_layers(transformer, sample_size: int | Sequence[int] | None 
     """
     family = transformer_family(transformer)
     height, width = _grid(transformer, family, sample_size)
-    blocks = [("joint" if family == "sd3" else "double", "transformer_blocks", transformer.transformer_blocks)]
+    first = "joint" if family == "sd3" else "double"
+    blocks = [(first, "transformer_blocks", transformer.transformer_blocks)]
     if family == "flux":
         blocks.append(("single", "single_transformer_blocks", transformer.single_transformer_blocks))
     layers = []

@@ -13,17 +13,18 @@ of the image-query x text-key block of the joint attention, reduced on the devic
 
 The full attention matrix is never built: the image queries are taken in chunks (at most
 ``chunk_bytes`` of float32 scores and probabilities each), scored against all keys, and only the
-text columns are kept, normalised over all keys (``mass_all_keys``: a softmax, i.e. divided by the
-exponential of the log-sum-exp of the whole row) or over the text keys (``mass``). Spatial maps (``mass_all_keys`` per image token, averaged over heads) are kept only
-for the layers, steps and tokens of a :class:`~dvdlib.attention.record.MapRequest`, and a request
-above ``map_budget_bytes`` is refused.
+text columns are kept (:func:`~dvdlib.attention.joint_statistics.text_statistics`). Spatial maps
+(``mass_all_keys`` per image token, averaged over heads) are kept only for the layers, steps and
+text keys of a :class:`~dvdlib.attention.record.MapRequest` (positions among the text keys), and a
+request above ``map_budget_bytes`` is refused.
 
 **Calls.** Each layer counts its own calls. ``guidance`` says how the transformer is called:
 ``"none"`` (one call per step, every row conditional: Flux.1-dev's guidance-distilled single
 pass, SD3 at guidance scale <= 1), ``"batched"`` (SD3's classifier-free guidance: one call per
 step on ``[negative; positive]`` rows; a call with half the rows, SD3's skip-layer-guidance pass,
 is not recorded) or ``"separate"`` (Flux true CFG: a positive call then a negative call per step,
-each with its own rows). ``calls`` says which are recorded, by call and not by batch half.
+each with its own rows; such a record is read only once it saw both calls of every step).
+``calls`` says which are recorded, by call and not by batch half.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import pandas as pd
 import torch
 
 from dvdlib.attention.joint_layers import find_joint_layer, select_joint_layers
+from dvdlib.attention.joint_statistics import DEFAULT_CHUNK_BYTES, STATISTICS, text_statistics
 from dvdlib.attention.joint_tokens import TextKeys, word_groups
 from dvdlib.attention.layers import CrossAttentionLayer
 from dvdlib.attention.record import GROUP_AXES, MapRequest, RecordFullError
@@ -44,48 +46,9 @@ from dvdlib.store import atomic_write
 
 GUIDANCE = ("none", "batched", "separate")
 CALLS = ("positive", "negative")
-STATISTICS = ("mass", "max", "mass_all_keys", "max_all_keys")
-DEFAULT_CHUNK_BYTES = 256 * 2**20
 DEFAULT_MAP_BUDGET = 2 * 2**30
 _ADDED_GROUPS = ("ungrouped_words", "start", "end", "padding")
 _FORMAT = "dvdlib.JointAttentionRecord/1"
-
-
-def text_statistics(query: torch.Tensor, key: torch.Tensor, text: slice, scale: float, *,
-                    map_tokens: torch.Tensor | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES
-                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The :data:`STATISTICS` of image queries on text keys, without the full attention matrix.
-
-    ``query`` ``[batch, head, image query, dim]``, ``key`` ``[batch, head, key, dim]`` (all keys),
-    ``text`` the text keys' slice, ``scale`` the attention's (``1 / sqrt(dim)``). Scores are
-    computed in float32, whatever the model's dtype. Returns
-    ``[statistic, batch, head, text token]`` and, with ``map_tokens`` (positions within the text
-    keys), ``[batch, image query, map token]`` of ``mass_all_keys`` averaged over heads.
-    """
-    batch, heads, n_query, _ = query.shape
-    n_keys = key.shape[2]
-    n_text = len(range(n_keys)[text])
-    # Two float32 tensors of [batch, head, chunk, key] live at once: the scores and their softmax.
-    chunk = max(1, min(n_query, chunk_bytes // (8 * batch * heads * n_keys)))
-    key_t = key.float().transpose(-1, -2) * scale  # [batch, head, dim, key]
-    stats = torch.zeros(4, batch, heads, n_text, dtype=torch.float32, device=query.device)
-    maps = None
-    if map_tokens is not None:
-        maps = torch.empty(batch, n_query, len(map_tokens), dtype=torch.float32, device=query.device)
-    for start in range(0, n_query, chunk):
-        scores = torch.matmul(query[:, :, start:start + chunk].float(), key_t)  # [batch, head, chunk, key]
-        # The softmax over all keys normalises by their log-sum-exp; only the text columns are kept.
-        share_all = scores.softmax(-1)[..., text]  # [batch, head, chunk, text token]
-        share_text = scores[..., text].softmax(-1)
-        del scores
-        for k, share in ((0, share_text), (2, share_all)):
-            stats[k] += share.sum(2)
-            torch.maximum(stats[k + 1], share.amax(2), out=stats[k + 1])
-        if maps is not None:
-            maps[:, start:start + chunk] = share_all.index_select(-1, map_tokens).mean(1)
-    stats[0] /= n_query
-    stats[2] /= n_query
-    return stats, maps
 
 
 class JointAttentionRecord:
@@ -129,7 +92,8 @@ class JointAttentionRecord:
         self.guidance, self.calls, self.chunk_bytes = guidance, calls, chunk_bytes
         self._slot = {layer.name: i for i, layer in enumerate(self.layers)}
         self._counts = [0] * len(self.layers)  # calls each layer has seen (recordable ones)
-        self._stats: list[torch.Tensor | None] = [None] * len(self.layers)  # [step, call, stat, image, head, token]
+        # per layer: [step, call, stat, image, head, token]
+        self._stats: list[torch.Tensor | None] = [None] * len(self.layers)
         self.maps = maps
         self._map_layers: dict[int, int] = {}  # slot -> index into _maps
         self._map_steps: dict[int, int] = {}
@@ -149,6 +113,8 @@ class JointAttentionRecord:
         self._map_tokens = [int(t) for t in maps.tokens]
         if not self._map_tokens:
             raise ValueError("a MapRequest needs at least one token position")
+        if self.prompts is not None:
+            self._check_map_tokens(self.prompts[0].length)
         queries = max(layer.query_positions for layer in chosen)
         cost = 4 * len(chosen) * len(self._map_steps) * self.num_images * queries * len(self._map_tokens)
         if cost > budget:
@@ -158,6 +124,11 @@ class JointAttentionRecord:
                 f"{cost / 1e9:.2f} GB (float32) on the device, over the limit of {budget / 1e9:.2f} GB: "
                 f"keep maps for fewer layers, steps or tokens, or raise map_budget_bytes")
         self._maps = [None] * len(chosen)
+
+    def _check_map_tokens(self, text_length: int) -> None:
+        bad = [t for t in self._map_tokens if not 0 <= t < text_length]
+        if bad:
+            raise ValueError(f"map tokens {bad} are outside the text keys 0..{text_length - 1}")
 
     # -- filled by the processors --------------------------------------------------------------
 
@@ -187,7 +158,8 @@ class JointAttentionRecord:
         if step >= self.num_steps:
             raise RecordFullError(
                 f"layer {layer.label} was called a {count + 1}th time but the record has room for "
-                f"{self.num_steps} steps x {per_step} call(s): make one record per pipeline call")
+                f"{self.num_steps} steps x {per_step} call(s): make one record per pipeline call (Flux's "
+                f"true CFG calls the transformer twice per step: guidance='separate')")
         self._counts[slot] = count + 1
         if self.guidance == "batched":
             todo = {"negative": slice(0, n), "positive": slice(n, None)}
@@ -198,6 +170,8 @@ class JointAttentionRecord:
             raise ValueError(f"layer {layer.label}: the call has {text_length} text keys, the record's "
                              f"prompts {self.prompts[0].length}: make them with the call's "
                              "max_sequence_length")
+        if self._map_tokens:
+            self._check_map_tokens(text_length)
         for call, rows in todo.items():
             if call not in self.calls:
                 continue
@@ -239,7 +213,12 @@ class JointAttentionRecord:
                 "nothing was recorded: call the pipeline inside joint_attention_instruments(transformer) "
                 "with joint_attention_kwargs={'attention_record': record} (a record with "
                 "guidance='batched' skips calls of one row per image: was guidance off?)")
-        return -(-self._counts[0] // (2 if self.guidance == "separate" else 1))
+        if self.guidance == "separate" and self._counts[0] != 2 * self.num_steps:
+            raise RuntimeError(
+                f"with guidance='separate' (a positive and a negative call per step) the record "
+                f"expects {2 * self.num_steps} calls of each layer and saw {self._counts[0]}: was true "
+                "CFG on (true_cfg_scale > 1 and a negative prompt)? Otherwise use guidance='none'")
+        return self._counts[0] // (2 if self.guidance == "separate" else 1)
 
     @property
     def classifier_free_guidance(self) -> bool:
@@ -266,7 +245,8 @@ class JointAttentionRecord:
         out = torch.full((self.num_images, steps, len(self.layers), heads, self.num_tokens),
                          float("nan"))  # [image, step, layer, head, token]
         for slot, (layer, buffer) in enumerate(zip(self.layers, self._stats)):
-            values = buffer[:steps, self.calls.index(call), STATISTICS.index(name)]  # [step, image, head, token]
+            values = buffer[:steps, self.calls.index(call), STATISTICS.index(name)]
+            # values: [step, image, head, token]
             out[:, :, slot, : layer.heads] = values.transpose(0, 1).float().cpu()
         return out
 
@@ -458,7 +438,8 @@ class JointAttentionRecord:
                      maps=request, map_budget_bytes=2**62)
         per_step = 2 if record.guidance == "separate" else 1
         for slot, layer in enumerate(layers):  # [call, stat, image, step, head, token] -> [step, call, ...]
-            record._stats[slot] = stats[:, :, :, :, slot, : layer.heads].permute(3, 0, 1, 2, 4, 5).contiguous()
+            layer_stats = stats[:, :, :, :, slot, : layer.heads]
+            record._stats[slot] = layer_stats.permute(3, 0, 1, 2, 4, 5).contiguous()
             record._counts[slot] = steps * per_step
         for slot, layer_maps in maps.items():  # [image, map step, token, height, width]
             record._maps[record._map_layers[slot]] = layer_maps.flatten(3).permute(1, 0, 3, 2).contiguous()

@@ -5,4 +5,6 @@
 - ``loading``: :func:`~dvdlib.models.loading.load_pipeline` (any of them, DDIM, no download) and
   :func:`~dvdlib.models.loading.load_model` (the chapters' call, with an exported zoo folder).
 - ``random_weights``: tiny Stable-Diffusion-shaped pipelines with random weights, built in code.
+- ``random_mmdit``: tiny SD3, SD3.5 and Flux pipelines (and the real transformers' layouts) with
+  random weights, tokenizers included, built in code; a saved pipeline folder.
 """
