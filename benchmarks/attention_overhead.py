@@ -16,7 +16,8 @@ Cases:
 - cuda (when available): the SD 1.x layout at 512 px (64x64 latent), batch 2 with guidance, fp16.
 - SD3 and Flux (:mod:`dvdlib.attention.joint`), the same variants plus the ``mask`` ablation: on
   the CPU the SD3-Medium layout (24 heads; 4 of its 24 blocks) and the Flux.1-dev layout (24 heads;
-  2 of 19 double- and 4 of 38 single-stream blocks), heads narrowed to 8 channels, a 32x32
+  2 of 19 double- and 4 of 38 single-stream blocks), heads narrowed to 8 channels (narrow heads
+  make the attention a larger share of the call than at the real widths), a 32x32
   latent (256 image tokens) and the real text lengths (333 keys for SD3, 512 for Flux), SD3 with
   its guidance batch of 2, Flux in one pass. With CUDA the whole real layouts at 1024 px
   (128x128 latent: 4096 image tokens) in bf16, with the peak memory of each variant. The joint
@@ -26,6 +27,7 @@ Also prints the size of a record per image: 50 steps of SD 1.x, 28 steps of SD3-
 Flux.1-dev at every layer, head and text key, on the device and as a file.
 
     python benchmarks/attention_overhead.py [--reps N] [--sd1-width 1.0] [--sd1-latent 16]
+                                            [--mmdit-head-dim 64]
 """
 
 from __future__ import annotations
@@ -322,6 +324,8 @@ def main() -> None:
     parser.add_argument("--sd1-width", type=float, default=0.5,
                         help="SD 1.x channel scale on the CPU (1 = real widths: ~3 s a call on one core)")
     parser.add_argument("--sd1-latent", type=int, default=16, help="SD 1.x latent size on the CPU")
+    parser.add_argument("--mmdit-head-dim", type=int, default=8,
+                        help="SD3 and Flux head dimension on the CPU (the real 64 and 128: slow)")
     args = parser.parse_args()
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -338,9 +342,10 @@ def main() -> None:
                 latent=args.sd1_latent, reps=reps, layer_reps=5 * reps)
         for name, layout, blocks in (("SD3-Medium layout, 4 of 24 blocks", "sd3-medium", (4, 0)),
                                      ("Flux.1-dev layout, 2+4 of 19+38 blocks", "flux-dev", (2, 4))):
-            model = layout_transformer(layout, head_dim=8, num_layers=blocks[0], num_single_layers=blocks[1])
-            measure_joint(f"{name}, head dim 8 (cpu, fp32)", layout, model, latent=32, reps=reps,
-                          layer_reps=2 * reps)
+            model = layout_transformer(layout, head_dim=args.mmdit_head_dim, num_layers=blocks[0],
+                                       num_single_layers=blocks[1])
+            measure_joint(f"{name}, head dim {args.mmdit_head_dim} (cpu, fp32)", layout, model, latent=32,
+                          reps=reps, layer_reps=2 * reps)
     else:
         reps = args.reps or 100
         torch.manual_seed(0)

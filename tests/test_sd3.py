@@ -267,3 +267,14 @@ def test_sd3_saved_pipeline_folder_loads_runs_and_records(pipes, tmp_path):
     torch.testing.assert_close(back.mass(), record.mass(), atol=2e-3, rtol=2e-3)  # float16 file
     assert back.prompts == record.prompts and back.map_steps == [0, 1]
     torch.testing.assert_close(back.token_maps(0), record.token_maps(0), atol=1e-3, rtol=1e-2)
+
+
+def test_sd3_and_flux_calls_name_their_record_guidance(pipes):
+    from dvdlib.attention.joint import call_guidance
+    from dvdlib.models.random_mmdit import tiny_flux_transformer
+
+    sd3, flux = pipes["sd3"].transformer, tiny_flux_transformer()
+    assert [call_guidance(sd3, g) for g in (1.0, 7.0)] == ["none", "batched"]
+    assert call_guidance(flux, 3.5) == "none"
+    assert call_guidance(flux, 3.5, true_cfg_scale=4.0) == "none"  # no negative prompt: one pass
+    assert call_guidance(flux, 3.5, true_cfg_scale=4.0, negative_prompt=True) == "separate"

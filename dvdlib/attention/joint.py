@@ -202,6 +202,19 @@ class ImageOnlyPassThrough:
 _OURS = (SD3JointProcessor, FluxJointProcessor, ImageOnlyPassThrough)
 
 
+def call_guidance(transformer, guidance_scale: float, true_cfg_scale: float = 1.0,
+                  negative_prompt: bool = False) -> str:
+    """How a pipeline call with these settings calls ``transformer``: the record's ``guidance``.
+
+    SD3's pipeline batches ``[negative; positive]`` when ``guidance_scale > 1`` ("batched"). Flux's
+    ``guidance_scale`` is an embedding (one pass, "none"); it adds a separate negative call when
+    ``true_cfg_scale > 1`` and a negative prompt is given ("separate").
+    """
+    if transformer_family(transformer) == "sd3":
+        return "batched" if guidance_scale > 1 else "none"
+    return "separate" if true_cfg_scale > 1 and negative_prompt else "none"
+
+
 @contextmanager
 def joint_attention_instruments(transformer, sample_size: int | Sequence[int] | None = None
                                 ) -> Iterator[tuple[CrossAttentionLayer, ...]]:

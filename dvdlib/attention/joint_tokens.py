@@ -160,7 +160,11 @@ def flux_text_keys(tokenizer_2, prompt: str, max_sequence_length: int = FLUX_T5_
 
 def pipeline_text_keys(pipe, prompt: str, max_sequence_length: int | None = None) -> TextKeys:
     """The text keys of ``prompt`` in an SD3 (has ``tokenizer_3``) or Flux pipeline's transformer,
-    with the pipeline's default ``max_sequence_length`` (256 for SD3, 512 for Flux) unless given."""
+    with the pipeline's default ``max_sequence_length`` (256 for SD3, 512 for Flux) unless given.
+
+    Every text encoder reads ``prompt`` (the pipelines' default when ``prompt_2``/``prompt_3``
+    are not given); calls with another prompt per encoder are not labelled by these keys.
+    """
     if hasattr(pipe, "tokenizer_3"):
         return sd3_text_keys(pipe.tokenizer, pipe.tokenizer_3, prompt,
                              max_sequence_length or SD3_T5_LENGTH, tokenizer_2=pipe.tokenizer_2)
