@@ -14,10 +14,20 @@ Cases:
 - cpu: the toy world's UNet (7 cross-attention layers x 4 heads, 16x16x12 latent, batch 2 x 32)
   and the SD 1.x layout (16 layers x 8 heads) at a small latent, batch 2 (guidance on).
 - cuda (when available): the SD 1.x layout at 512 px (64x64 latent), batch 2 with guidance, fp16.
+- SD3 and Flux (:mod:`dvdlib.attention.joint`), the same variants plus the ``mask`` ablation: on
+  the CPU the SD3-Medium layout (24 heads; 4 of its 24 blocks) and the Flux.1-dev layout (24 heads;
+  2 of 19 double- and 4 of 38 single-stream blocks), heads narrowed to 8 channels (narrow heads
+  make the attention a larger share of the call than at the real widths), a 32x32
+  latent (256 image tokens) and the real text lengths (333 keys for SD3, 512 for Flux), SD3 with
+  its guidance batch of 2, Flux in one pass. With CUDA the whole real layouts at 1024 px
+  (128x128 latent: 4096 image tokens) in bf16, with the peak memory of each variant. The joint
+  attentions timed alone are the ``attn`` modules of the blocks.
 
-Also prints the size of a 50-step SD 1.x record per image, on the device and as a file.
+Also prints the size of a record per image: 50 steps of SD 1.x, 28 steps of SD3-Medium and of
+Flux.1-dev at every layer, head and text key, on the device and as a file.
 
     python benchmarks/attention_overhead.py [--reps N] [--sd1-width 1.0] [--sd1-latent 16]
+                                            [--mmdit-head-dim 64]
 """
 
 from __future__ import annotations
@@ -29,11 +39,16 @@ import time
 from pathlib import Path
 
 import torch
-from diffusers import UNet2DConditionModel
+from diffusers import FluxPipeline, UNet2DConditionModel
 
 from dvdlib.attention.ablation import HeadAblation
+from dvdlib.attention.joint import joint_attention_instruments
+from dvdlib.attention.joint_ablation import JointHeadAblation
+from dvdlib.attention.joint_layers import transformer_family
+from dvdlib.attention.joint_record import JointAttentionRecord
 from dvdlib.attention.recorder import attention_instruments
 from dvdlib.attention.record import AttentionRecord
+from dvdlib.models.random_mmdit import MMDIT_LAYOUTS, layout_transformer
 from dvdlib.models.random_weights import unet_config
 
 TOY_UNET = dict(
@@ -151,6 +166,140 @@ def measure(name: str, unet, images: int, latent: int, reps: int, layer_reps: in
     print(f"  (plain cross-attention layers: {100 * plain_layers / plain_unet:.1f}% of the plain UNet call)")
 
 
+def joint_inputs(transformer, latent: int, rows: int, text_length: int) -> dict:
+    """Random inputs of one SD3 or Flux transformer call with ``rows`` rows at latent size ``latent``."""
+    device, dtype = transformer.device, transformer.dtype
+    g = torch.Generator(device="cpu").manual_seed(0)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g).to(device, dtype)
+
+    common = dict(encoder_hidden_states=randn(rows, text_length, transformer.config.joint_attention_dim),
+                  pooled_projections=randn(rows, transformer.config.pooled_projection_dim))
+    if transformer_family(transformer) == "sd3":
+        return dict(hidden_states=randn(rows, transformer.config.in_channels, latent, latent),
+                    timestep=torch.full((rows,), 500.0, device=device, dtype=dtype), **common)
+    grid = latent // 2
+    return dict(hidden_states=randn(rows, grid * grid, transformer.config.in_channels),
+                timestep=torch.full((rows,), 0.5, device=device, dtype=dtype),
+                guidance=torch.full((rows,), 3.5, device=device, dtype=dtype),
+                img_ids=FluxPipeline._prepare_latent_image_ids(rows, grid, grid, device, dtype),
+                txt_ids=torch.zeros(text_length, 3, device=device, dtype=dtype), **common)
+
+
+def capture_joint_attention_inputs(transformer, layers, inputs) -> list[tuple]:
+    """``(module, kwargs)`` of each joint attention in one plain transformer call (pre-hooks, removed)."""
+    captured = []
+    modules = [transformer.get_submodule(layer.module_path) for layer in layers]
+    handles = [module.register_forward_pre_hook(
+        lambda mod, args, kwargs: captured.append((mod, dict(kwargs))), with_kwargs=True)
+        for module in modules]
+    try:
+        transformer(**inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured
+
+
+def measure_joint(name: str, layout: str, transformer, latent: int, reps: int, layer_reps: int) -> None:
+    """Plain / instrumented variants of one SD3 (guidance batch of 2) or Flux (one pass) call."""
+    device = transformer.device
+    clock = time.perf_counter if device.type == "cuda" else time.thread_time
+    family = transformer_family(transformer)
+    text_length = MMDIT_LAYOUTS[layout]["text_length"]
+    rows, guidance = (2, "batched") if family == "sd3" else (1, "none")
+    inputs = joint_inputs(transformer, latent, rows, text_length)
+    extra = {"text_length": text_length} if family == "flux" else {}
+    plain_processors = transformer.attn_processors
+
+    def variants(calls: int) -> dict:
+        with joint_attention_instruments(transformer, sample_size=latent) as layers:
+            instrumented = transformer.attn_processors
+        one_head = {layer.name: [0] for layer in layers}  # one head in every layer: the worst case
+
+        def record():
+            return JointAttentionRecord(layers, calls, num_images=1, guidance=guidance)
+
+        return {
+            "plain (fused)": (plain_processors, None),
+            "installed, idle": (instrumented, None),
+            "recording": (instrumented, {"attention_record": record(), **extra}),
+            "ablating (zero)": (instrumented, {
+                "head_ablation": JointHeadAblation(layers, one_head), **extra}),
+            "ablating (mask)": (instrumented, {
+                "head_ablation": JointHeadAblation(layers, one_head, "mask"), **extra}),
+            "recording + ablating": (instrumented, {
+                "attention_record": record(), "head_ablation": JointHeadAblation(layers, one_head), **extra}),
+        }
+
+    def whole_call(kwargs):
+        transformer(**inputs, joint_attention_kwargs=kwargs)
+
+    peaks = {}
+    try:
+        with torch.inference_mode():
+            call_times = interleaved(variants(reps + 1), transformer, whole_call, reps, clock, device)
+            if device.type == "cuda":
+                for key, (processors, kwargs) in variants(1).items():
+                    transformer.set_attn_processor(dict(processors))
+                    torch.cuda.reset_peak_memory_stats(device)
+                    whole_call(kwargs)
+                    peaks[key] = torch.cuda.max_memory_allocated(device)
+            transformer.set_attn_processor(dict(plain_processors))
+            with joint_attention_instruments(transformer, sample_size=latent) as layers:
+                pass
+            captured = capture_joint_attention_inputs(transformer, layers, inputs)
+
+            def attention_only(kwargs):
+                for module, module_kwargs in captured:
+                    module(**module_kwargs, **(kwargs or {}))
+
+            layer_times = interleaved(variants(layer_reps + 1), transformer, attention_only, layer_reps,
+                                      clock, device)
+    finally:
+        transformer.set_attn_processor(dict(plain_processors))
+
+    plain_call = statistics.median(call_times["plain (fused)"])
+    plain_layers = statistics.median(layer_times["plain (fused)"])
+    image_tokens = (latent // 2) ** 2
+    print(f"\n{name}: {len(layers)} joint attentions x {layers[0].heads} heads, batch {rows}, "
+          f"{image_tokens} image + {text_length} text tokens, {transformer.dtype}, {device}; "
+          f"{'wall' if device.type == 'cuda' else 'thread CPU'} time")
+    print(f"  whole call: {reps} interleaved reps; joint attentions alone: {layer_reps} reps")
+    print(f"  {'variant':<22} {'call ms':>9} {'call ratio':>11} {'attn ms':>9} "
+          f"{'attn added, % of call':>22}" + (f" {'peak GB':>8}" if peaks else ""))
+    for key in call_times:
+        ratio = statistics.median([t / p for t, p in zip(call_times[key], call_times["plain (fused)"])])
+        added = statistics.median([t - p for t, p in zip(layer_times[key], layer_times["plain (fused)"])])
+        print(f"  {key:<22} {1000 * statistics.median(call_times[key]):>9.2f} {ratio:>11.3f} "
+              f"{1000 * statistics.median(layer_times[key]):>9.3f} {100 * added / plain_call:>+21.2f}%"
+              + (f" {peaks[key] / 1e9:>8.2f}" if peaks else ""))
+    print(f"  (plain joint attentions: {100 * plain_layers / plain_call:.1f}% of the plain call)")
+
+
+def joint_record_size(layout: str, steps: int = 28) -> None:
+    """Bytes of a ``steps``-step record of one image at every layer, head and text key of ``layout``
+    (the four statistics; no maps): on the device (fp32) and as a file (fp16 .npz)."""
+    spec = MMDIT_LAYOUTS[layout]
+    transformer = layout_transformer(layout, head_dim=8)
+    with joint_attention_instruments(transformer) as layers:
+        pass
+    family, text = transformer_family(transformer), spec["text_length"]
+    rows, guidance = (2, "batched") if family == "sd3" else (1, "none")
+    record = JointAttentionRecord(layers, steps, num_images=1, guidance=guidance)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(steps):  # one image query suffices: the statistics' size does not depend on it
+        for layer in layers:
+            query = torch.randn(rows, layer.heads, 1 + text, 1, generator=g)
+            record.observe(layer, query, torch.randn_like(query), slice(0, 1), slice(1, None), scale=1.0)
+    with tempfile.TemporaryDirectory() as folder:
+        file_bytes = record.save(Path(folder) / "record.npz").stat().st_size
+    print(f"record of one {layout} image, {steps} steps x {len(layers)} layers x {layers[0].heads} heads x "
+          f"{text} text keys x 4 statistics: {record.nbytes / 1e6:.2f} MB on the device (fp32), "
+          f"{file_bytes / 1e6:.2f} MB as a file (fp16 .npz)")
+
+
 def record_size_per_sd1_image(steps: int = 50) -> None:
     """Bytes of a 50-step record of one SD 1.x image: on the device (fp32) and as a file (fp16 .npz)."""
     torch.manual_seed(0)
@@ -175,6 +324,8 @@ def main() -> None:
     parser.add_argument("--sd1-width", type=float, default=0.5,
                         help="SD 1.x channel scale on the CPU (1 = real widths: ~3 s a call on one core)")
     parser.add_argument("--sd1-latent", type=int, default=16, help="SD 1.x latent size on the CPU")
+    parser.add_argument("--mmdit-head-dim", type=int, default=8,
+                        help="SD3 and Flux head dimension on the CPU (the real 64 and 128: slow)")
     args = parser.parse_args()
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -189,13 +340,34 @@ def main() -> None:
         sd1 = UNet2DConditionModel(**config).eval()
         measure(f"SD 1.x layout, width x{args.sd1_width:g} (cpu, fp32)", sd1, images=1,
                 latent=args.sd1_latent, reps=reps, layer_reps=5 * reps)
+        for name, layout, blocks in (("SD3-Medium layout, 4 of 24 blocks", "sd3-medium", (4, 0)),
+                                     ("Flux.1-dev layout, 2+4 of 19+38 blocks", "flux-dev", (2, 4))):
+            model = layout_transformer(layout, head_dim=args.mmdit_head_dim, num_layers=blocks[0],
+                                       num_single_layers=blocks[1])
+            measure_joint(f"{name}, head dim {args.mmdit_head_dim} (cpu, fp32)", layout, model, latent=32,
+                          reps=reps, layer_reps=2 * reps)
     else:
         reps = args.reps or 100
         torch.manual_seed(0)
         sd1 = UNet2DConditionModel(**unet_config("sd1")).to(device, torch.float16).eval()
         print(f"GPU: {torch.cuda.get_device_name(device)}")
         measure("SD 1.x layout at 512 px (cuda, fp16)", sd1, images=1, latent=64, reps=reps, layer_reps=reps)
+        del sd1
+        for name, layout in (("SD3-Medium layout at 1024 px", "sd3-medium"),
+                             ("Flux.1-dev layout at 1024 px", "flux-dev")):
+            torch.set_default_dtype(torch.bfloat16)  # random weights made in bf16 on the GPU
+            try:
+                with torch.device(device):
+                    model = layout_transformer(layout)
+            finally:
+                torch.set_default_dtype(torch.float32)
+            measure_joint(f"{name} (cuda, bf16)", layout, model, latent=128, reps=max(5, reps // 10),
+                          layer_reps=max(5, reps // 10))
+            del model
+            torch.cuda.empty_cache()
     record_size_per_sd1_image()
+    for layout in ("sd3-medium", "flux-dev"):
+        joint_record_size(layout)
 
 
 if __name__ == "__main__":

@@ -15,4 +15,14 @@
   step, map concentration.
 - ``image_shares``: those measures read back from the records of a folder of generated images,
   keyed by the images (chapter 3 and ``dvd probe``).
+
+The same for the joint attention of SD3/SD3.5 and Flux (MMDiTs, no cross-attention layer):
+
+- ``joint_layers``: locating the joint attentions (``joint.i``; ``double.i``, ``single.j``);
+- ``joint_tokens``: the text keys of a prompt (SD3: CLIP then T5; Flux: T5), words found by offsets;
+- ``joint``: the processors and :func:`~dvdlib.attention.joint.joint_attention_instruments`;
+- ``joint_statistics``: one call's image-to-text statistics, without the full attention matrix;
+- ``joint_record``: :class:`~dvdlib.attention.joint_record.JointAttentionRecord`, those statistics
+  per ``[image, step, layer, head, token]``, tables, maps and files;
+- ``joint_ablation``: head ablation by zeroing a head's text values or masking its text keys.
 """

@@ -9,4 +9,6 @@
   :func:`~dvdlib.models.loading.load_model` (the chapters' call, with an exported zoo folder).
 - ``random_weights``: tiny Stable-Diffusion-shaped pipelines (SD 1.x/2.x and SDXL) with random
   weights, built in code.
+- ``random_mmdit``: tiny SD3, SD3.5 and Flux pipelines (and the real transformers' layouts) with
+  random weights, tokenizers included, built in code; a saved pipeline folder.
 """

@@ -1,0 +1,115 @@
+"""Head ablation in the joint attention of SD3/SD3.5 and Flux, per call.
+
+A UNet head that is zeroed in ``attn2`` loses only its reading of the text: the image's
+self-attention lives in another layer (``attn1``). An MMDiT head does both in one attention, so
+zeroing its whole output would also delete its image self-attention. We offer two narrower
+operators on the image-query x text-key block instead (the paper ablates UNet heads and publishes
+no operator; these are ours):
+
+- ``zero`` (default): **the head's text values are zeroed.** Image queries of the head still
+  spend their attention on the text keys (the softmax is unchanged) but receive nothing from
+  them: the closest analogue of the UNet's ``zero``, which also zeroes the head's values. Text
+  queries read the same zeroed values, so the head also loses its **text-to-text** attention in
+  the blocks that update the text (SD3's joint blocks except the last, Flux's double- and
+  single-stream blocks).
+- ``mask``: **the head's image queries cannot see the text keys**: their attention is renormalised
+  onto the image keys, as an additive -inf mask on (head, image rows, text columns) would do. The
+  head reads no text and spends the freed attention on the image; text queries are untouched.
+  Computed without a mask: the ablated heads' image rows are recomputed by a second fused
+  attention over the image keys only (a mask would hold ``heads x sequence^2`` entries, 0.5 GB for
+  Flux at 1024 px).
+
+A :class:`JointHeadAblation` travels with one call in ``joint_attention_kwargs`` under
+``head_ablation`` and applies to every row and every call of it (both halves of SD3's guidance
+batch, Flux's negative call too): it changes the network, not the prompt. The attention record
+of the same call shows the ablated layer's probabilities as they were before the ablation.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, Mapping, Sequence
+
+import torch
+
+from dvdlib.attention.joint_layers import check_heads, find_joint_layer
+from dvdlib.attention.layers import CrossAttentionLayer
+
+JOINT_OPERATORS = ("zero", "mask")
+
+
+class JointHeadAblation:
+    """Heads to ablate in one call, and how (``operator``: ``zero`` or ``mask``, see the module).
+
+    ``heads`` maps a layer (index, label, module path or processor key) to head indices or
+    ``"all"``; ``heads="all"`` ablates every head of every layer.
+    """
+
+    def __init__(self, layers: Sequence[CrossAttentionLayer],
+                 heads: Mapping[str | int, Sequence[int] | str] | str, operator: str = "zero"):
+        if operator not in JOINT_OPERATORS:
+            raise ValueError(f"unknown operator {operator!r}; accepted: {', '.join(JOINT_OPERATORS)}")
+        if heads == "all":
+            heads = {layer.name: "all" for layer in layers}
+        if not isinstance(heads, Mapping):
+            raise ValueError(f"heads must be a mapping layer -> head indices, or 'all'; got {heads!r}")
+        self.operator = operator
+        self.heads: dict[str, tuple[int, ...]] = {}  # processor key -> sorted head indices
+        self._layers: dict[str, CrossAttentionLayer] = {}
+        for key, chosen in heads.items():
+            layer = find_joint_layer(layers, key)
+            indices = tuple(range(layer.heads)) if chosen == "all" else check_heads(layer, chosen)
+            if indices:
+                self.heads[layer.name] = tuple(sorted(set(self.heads.get(layer.name, ()) + indices)))
+                self._layers[layer.name] = layer
+        self._scales: dict[tuple, torch.Tensor] = {}  # per (layer, device, dtype, head axis)
+
+    @property
+    def num_heads(self) -> int:
+        return sum(len(h) for h in self.heads.values())
+
+    def text_values(self, layer: CrossAttentionLayer, value: torch.Tensor, head_dim: int) -> torch.Tensor:
+        """``value`` of the text positions with the ablated heads zeroed (operator ``zero``);
+        ``head_dim`` is the head axis of ``value`` (1 for ``[batch, head, token, dim]``, 2 for
+        ``[batch, token, head, dim]``)."""
+        heads = self.heads.get(layer.name)
+        if heads is None or self.operator != "zero":
+            return value
+        key = (layer.name, value.device, value.dtype, head_dim)
+        scale = self._scales.get(key)
+        if scale is None:
+            shape = [1] * value.ndim
+            shape[head_dim] = layer.heads
+            scale = torch.ones(layer.heads)
+            scale[list(heads)] = 0.0
+            scale = self._scales[key] = scale.view(shape).to(value.device, value.dtype)
+        return value * scale
+
+    def mask_text(self, layer: CrossAttentionLayer, out: torch.Tensor, query: torch.Tensor,
+                  key: torch.Tensor, value: torch.Tensor, image: slice,
+                  attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """``out`` with the ablated heads' image rows recomputed over the image keys only
+        (operator ``mask``). All tensors ``[batch, head, position, dim]`` (views are fine);
+        ``attend(q, k, v)`` is the layer's own fused attention in that layout."""
+        heads = self.heads.get(layer.name)
+        if heads is None or self.operator != "mask":
+            return out
+        index = list(heads)
+        q, k, v = (t[:, index, image] for t in (query, key, value))  # [batch, ablated head, image, dim]
+        out = out.clone()
+        out[:, index, image] = attend(q, k, v).to(out.dtype)
+        return out
+
+    def describe(self) -> str:
+        parts = [f"{self._layers[name].label}:{','.join(map(str, h))}" for name, h in self.heads.items()]
+        return f"{self.operator} {' '.join(parts) or '(no heads)'}"
+
+    def __repr__(self) -> str:
+        return f"JointHeadAblation({self.describe()})"
+
+
+def each_joint_head(layers: Sequence[CrossAttentionLayer], operator: str = "zero"
+                    ) -> Iterator[tuple[CrossAttentionLayer, int, JointHeadAblation]]:
+    """One ablation per single head, layer by layer: ``(layer, head, ablation)``."""
+    for layer in layers:
+        for head in range(layer.heads):
+            yield layer, head, JointHeadAblation(layers, {layer.name: [head]}, operator)
