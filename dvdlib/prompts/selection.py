@@ -19,7 +19,7 @@ import pandas as pd
 
 from dvdlib.prompts.prompt_sets import (CATEGORIES, MAX_CASE_NUM, PromptSetError, builtin_prompts,
                                         check_seeds, load_prompts, seeds as paper_seeds)
-from dvdlib.usage import ArgumentError
+from dvdlib.usage import MAX_SEED_COUNT, ArgumentError
 
 BUILTIN = "built-in prompts"  # how messages name our built-in set
 
@@ -79,10 +79,16 @@ def choose_prompts(path=None, categories: Iterable[str] = CATEGORIES,
 
 def choose_seeds(seeds: int | Sequence) -> list[int]:
     """``seeds`` seeds (an int: the paper's ten first, then 10001, ...) or the seeds themselves (a
-    sequence of non-negative integers, none repeated); an :class:`ArgumentError` otherwise."""
+    sequence of whole numbers in 0..``MAX_SEED``, none repeated; not one string: ``"1825"`` is
+    not the four seeds 1, 8, 2, 5); an :class:`ArgumentError` otherwise."""
     try:
         if isinstance(seeds, int) and not isinstance(seeds, bool):
+            if seeds > MAX_SEED_COUNT:  # before a list of billions is built
+                raise ValueError(f"{seeds} seeds: at most {MAX_SEED_COUNT:,} seeds per prompt")
             return paper_seeds(seeds)
-        return check_seeds(list(seeds))
-    except (TypeError, ValueError) as err:
+        return check_seeds(seeds)
+    except TypeError:
+        raise ArgumentError("seeds", f" {seeds!r} is neither a number of seeds nor a list of "
+                                     f"seeds") from None
+    except ValueError as err:
         raise ArgumentError("seeds", f": {err}") from None

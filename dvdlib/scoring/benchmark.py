@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
+from dvdlib.models.loading import check_device
 from dvdlib.scoring.dvd import check_scoring, judge_folder, question_table
 from dvdlib.scoring.judges import DEFAULT_IMAGES_PER_CALL, load_judge
 from dvdlib.scoring.questions import OUR_WORDING, load_wording
@@ -45,6 +46,7 @@ def score_benchmark(images: str | Path, out: str | Path, *, prompts: str | Path 
     out = _writable_table(out)
     per_question = _writable_table(per_question) if per_question is not None else None
     found = check_scoring(images, table, images_per_call)
+    check_device(device)  # every judge, also one that would ignore it (the toy detector)
     launch = join_launch(device)  # None unless started by accelerate with several processes
     # load_judge checks its own arguments (questions_per_call) before it loads anything.
     judged_by = load_judge(judge, judge_model, launch.device if launch else device,

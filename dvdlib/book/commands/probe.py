@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dvdlib.book.commands.options import add_seed_options
+from dvdlib.book.commands.options import add_seed_options, folder
 
 DEFAULT_MODEL = "toy:k1"
 JUDGES = ("toy", "clip", "vlm")
@@ -84,7 +84,7 @@ def register(subparsers) -> None:
     parser.add_argument("--threshold", type=float, metavar="SHARE",
                         help="pair share at which the concept's attention counts as saturated "
                         "(default: 0.6)")
-    parser.add_argument("--out", metavar="DIR",
+    parser.add_argument("--out", metavar="DIR", type=folder,
                         help="keep the images, tables, figure and summary here (default: nothing "
                         "is kept)")
     parser.add_argument("--json", action="store_true",
@@ -148,7 +148,7 @@ def run(args) -> int:
     request = probe_request(args.prompt, args.concept, args.object_word, seeds, judge=judge_kind,
                             category=args.category, threshold=threshold)
     _check_numbers(args)
-    out = check_writable_dir(args.out) if args.out else None  # before any model loads
+    out = check_writable_dir(args.out) if args.out is not None else None  # before any model loads
     work = out or Path(tempfile.mkdtemp(prefix="dvd-probe-"))
     try:
         with no_new_folders_on_error(work):
