@@ -232,6 +232,9 @@ def load_prompts(path: str | Path, categories: Iterable[str] = CATEGORIES, *,
             f"{path}: missing column(s) {', '.join(missing)}; "
             f"the header is {', '.join(header) or '(empty)'}; expected {', '.join(AUTHORS_COLUMNS)}"
             + _our_names_hint(header)
+            + ("; it names targets (target1, ...): a file with several targets per prompt, read "
+               "by dvdlib.prompts.targets.load_targets (and by dvd generate, score and probe)"
+               if "target1" in header else "")
         )
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
