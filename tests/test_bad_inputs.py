@@ -86,6 +86,10 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
         p[name] = folder / name
     (folder / "folder.csv").mkdir()
     p["folder_csv"] = folder / "folder.csv"
+    p["targets"] = _csv(folder, "targets.csv", "case_num,prompt,target1_type,target1,target2_type,"
+                        "target2,target3_type,target3,carrier,template_id,source\n"
+                        '1,"a poster combining Monet, Big Ben, and Batman",artist,monet,landmark,'
+                        "big ben,character,batman,poster,t1,ours\n")
     # Images in folders named after the built-in prompts (any picture: the judge must refuse first).
     sd_images = folder / "sd_images"
     for row in good.itertuples():
@@ -369,6 +373,24 @@ CLI = [
     ("score-out-is-a-folder-25.15", "score --images {toy_images} --out {folder_csv} --judge toy",
      ["folder.csv' is a folder", "name a file ending in .csv"]),
     ("generate-model-unknown-25.15", "generate --model sd9 --out {out}", ["model 'sd9'"]),
+    # issue 25: the three-target sets
+    ("run-targets-csv-not-a-target-file", "run {book}/01_dominancebench.ipynb -p targets_csv {good} "
+     "--results {out}", ["'targets_csv'", "good.csv: missing column(s) carrier, target1_type",
+                         "a two-target DominanceBench file"]),
+    ("run-targets-csv-missing", "run {book}/01_dominancebench.ipynb -p targets_csv {dir}/nope.csv "
+     "--results {out}", ["'targets_csv'", "prompt file not found", "nope.csv"]),
+    ("run-bench-csv-a-target-file", "run {book}/01_dominancebench.ipynb -p bench_csv {targets} "
+     "--results {out}", ["'bench_csv'", "it names targets (target1, ...)"]),
+    ("generate-targets-toy-model", "generate --model toy --out {out} --prompts {targets}",
+     ["--prompts", "names several targets per prompt", "give a real model"]),
+    ("score-targets-toy-judge", "score --images {sd_images} --out {out}/t.csv --judge toy "
+     "--prompts {targets}", ["--judge toy", "judge a target set with vlm or clip"]),
+    ("score-with-carrier-no-targets", "score --images {sd_images} --out {out}/t.csv --judge clip "
+     "--with-carrier", ["--with-carrier applies to a prompt file with several targets"]),
+    ("probe-one-target", "probe 'a mug with Monet' --targets monet --model sd1.4",
+     ["give at least two targets"]),
+    ("probe-targets-and-concept", "probe 'a mug with Monet' --targets monet mug --concept monet "
+     "--model sd1.4", ["--concept applies to a probe of a concept and an object"]),
 ]
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from dvdlib.prompts.describe import describe_target_set
 from dvdlib.prompts.prompt_sets import PromptSetError, case_folder
 from dvdlib.prompts.targets import (TARGET_COLUMNS, align_targets, is_target_file, load_targets,
                                     one_prompt_targets, select_target_cases,
@@ -194,6 +195,30 @@ def test_a_prompt_typed_with_its_targets_aligns_as_a_file_row():
 def test_a_bad_typed_target_is_named(prompt, targets, message):
     with pytest.raises(PromptSetError, match=message):
         one_prompt_targets(prompt, targets)
+
+
+def test_chapter_one_describes_a_target_set(tmp_path, tokenizer):
+    factorial = write(tmp_path, FACTORIAL_HEADER, FACTORIAL_ROWS, "factorial.csv")
+    described = describe_target_set(factorial, tokenizer)
+    assert (described.layout, described.n_prompts, described.n_targets) == ("factorial", 4, 12)
+    counts = described.counts
+    assert list(counts.index) == ["000", "001", "100", "111"]  # conditions as text
+    assert list(counts.columns) == ["prompts", "artist", "landmark", "character", "object"]
+    assert counts.loc["001"].tolist() == [1, 0, 0, 1, 2] and counts.loc["111", "object"] == 0
+    assert described.tokens.loc["object", "targets"] == 7
+    assert described.tokens.loc["character", "max"] == 3  # spider - man
+    prompts = load_targets(factorial, report=lambda note: None).prompts["prompt"]
+    assert list(described.prompt_tokens) == [
+        len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) for prompt in prompts]
+    aligned = described.alignment.set_index(["case_num", "slot"])
+    assert set(aligned.index) == {(1, 1), (2, 1), (3, 2)}  # notebook twice, mouse pad apart
+    assert aligned.loc[(1, 1), "token_positions"] == (8,)
+    assert aligned.loc[(1, 1), "occurrence"] == 2 and aligned.loc[(3, 2), "phrase"] == "mousepad"
+    assert "4 prompts in the factorial layout, 12 targets" in described.sentence()
+    pilot = describe_target_set(write(tmp_path, PILOT_HEADER, PILOT_ROWS), tokenizer)
+    assert list(pilot.counts.index) == ["all"] and pilot.counts.loc["all", "prompts"] == 3
+    nothing = describe_target_set(None, tokenizer)
+    assert nothing.counts.empty and "none was given" in nothing.sentence()
 
 
 # ----------------------------------------------------------------------------- bad files

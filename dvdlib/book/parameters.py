@@ -126,6 +126,8 @@ RULE_KEYS = ("min", "max", "above", "below", "choices", "kind", "empty", "divide
              "why")
 KINDS = {
     "prompt_file": "a prompt CSV in the authors' format",
+    "target_file": "a prompt CSV with several targets per prompt (target1, ...: the authors' "
+                   "pilot or factorial layout)",
     "zoo": "a folder written by `dvd toyworld zoo --export`",
     "model": "a toy model (toy, toy:NAME), sd1.4, sd2.1, a pipeline folder or a Hugging Face id",
     "fractions": "comma-separated fractions in (0, 1), e.g. 0.1,0.5",
@@ -134,7 +136,7 @@ KINDS = {
     "device": "a torch device this machine has (cpu, cuda, cuda:N, mps)",
 }
 # values resolved from the working directory, given absolute
-PATH_KINDS = ("prompt_file", "zoo", "question_file")
+PATH_KINDS = ("prompt_file", "target_file", "zoo", "question_file")
 
 
 def parameter_rules(notebook: str | Path) -> dict[str, dict]:
@@ -212,6 +214,11 @@ def _check_kind(parameter: NotebookParameter, value, values: dict, declared: dic
             from dvdlib.prompts.prompt_sets import load_prompts
 
             load_prompts(path, report=lambda _note: None)
+        elif kind == "target_file":
+            from dvdlib.prompts.targets import load_targets, target_token_positions
+            from dvdlib.prompts.tokenizer import clip_tokenizer
+
+            target_token_positions(load_targets(path, report=lambda _note: None), clip_tokenizer())
         elif kind == "question_file":
             from dvdlib.scoring.questions import load_wording
 
