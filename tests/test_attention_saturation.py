@@ -252,90 +252,7 @@ def test_the_stable_diffusion_path_runs_at_another_resolution(tmp_path):
     assert example["maps"]["concept"].shape == (2, 16, 16)  # the finest layers at 128 px
 
 
-def test_within_prompt_correlation_ignores_differences_between_prompts():
-    # Across prompts, share and DvD go together; within each prompt they go against each other.
-    rows = []
-    for p, base in enumerate([0.2, 0.5, 0.8]):
-        for k in range(4):
-            rows.append({"condition": "c", "image": 4 * p + k, "prompt": f"p{p}",
-                         "early_share": base + 0.01 * k, "dvd_score": 100 * base - 4.0 * k})
-    summary = pd.DataFrame(rows)
-    assert bootstrap.rank_correlation(summary["early_share"], summary["dvd_score"]) > 0.7
-    rho, low, high, used = tables.within_prompt_correlation(summary, n_resamples=200)
-    assert rho == pytest.approx(-1.0) and used == 3 and low == high == pytest.approx(-1.0)
-    summary.loc[summary["prompt"] == "p0", "dvd_score"] = 40.0  # constant: p0 has no rho
-    assert tables.within_prompt_correlation(summary, n_resamples=200)[3] == 2
-    table = tables.prompt_summary(summary.assign(final_share=0.5, saturation_step=0, concept="sunset",
-                                              object="coaster"))
-    assert table["images"].tolist() == [4, 4, 4]
-    assert table["early_share"].round(3).tolist() == [0.215, 0.515, 0.815]
-
-
-def test_early_bias_and_saturation_are_decided_apart():
-    rng = np.random.default_rng(0)
-    n = 40
-    summary = pd.DataFrame({
-        "condition": pd.Categorical(["k1"] * n), "early_share": rng.uniform(0.62, 0.72, n),
-        "saturation_step": np.r_[np.zeros(8, int), np.full(n - 8, 20)], "dvd_score": rng.uniform(4, 12, n)})
-    found = verdict.finding_verdicts(summary, "k1", "the sunset", early_steps=2, saturation_window=5,
-                                  threshold=0.6, n_resamples=300)
-    assert found["early_bias_verdict"].word == "supported"
-    assert found["saturation_verdict"].word == "contradicted"  # 20 % saturate early, interval below 0.5
-    none = summary.assign(dvd_score=0.0)
-    assert {v.word for v in verdict.finding_verdicts(none, "k1", "c", early_steps=2, saturation_window=5,
-                                                  threshold=0.6, n_resamples=50).values()} == {"not testable"}
-    with pytest.raises(ValueError, match=r"saturation_threshold \(tau\) must be in \(0, 1\], got 1.5"):
-        verdict.check_criteria(0.1, 1.5, 0.25, 0.5, 0.0, 0.95)
-    with pytest.raises(ValueError, match=r"majority must be in \(0, 1\), got 1"):
-        verdict.check_criteria(0.1, 0.6, 0.25, 1, 0.0, 0.95)
-    with pytest.raises(ValueError, match=r"min_dvd must be in \[0, 100\), got 100"):
-        verdict.check_criteria(0.1, 0.6, 0.25, 0.5, 100, 0.95)
-    with pytest.raises(ValueError, match="no images of condition 'kinf'"):
-        verdict.finding_verdicts(summary, "kinf", "c", early_steps=2, saturation_window=5, threshold=0.6)
-
-
-def test_the_chapter_result_puts_presence_beside_every_dvd_and_claims_no_more_than_its_verdicts():
-    from dvdlib.stats import verdicts
-    from dvdlib.toyworld.world import World, prompt_table
-
-    world = World(instances=1)
-    conditions = [run.ChapterCondition("main", "k1", "toy:k1", prompt_table(world, controls=False)),
-                  run.ChapterCondition("balanced", "k1 others", "toy:k1", run.balanced_prompt_table(world))]
-    rng = np.random.default_rng(0)
-    rows = []
-    for condition, share, dvd in (("k1", 0.7, 60.0), ("k1 others", 0.5, 5.0)):
-        for i in range(30):
-            rows.append({"condition": condition, "image": len(rows), "prompt": f"p{i % 3}",
-                         "concept": "sunset", "object": "coaster", "early_share": share + rng.normal(0, 0.02),
-                         "final_share": share, "saturation_step": 0 if i % 5 else 4,
-                         "object_saturation_step": 5, "saturated": True, "object_saturated": False,
-                         "num_steps": 5, "dvd_score": dvd + rng.normal(0, 5),
-                         "concept_present": True, "object_present": i % 2 == 0})
-    summary = pd.DataFrame(rows)
-    summary["condition"] = pd.Categorical(summary["condition"], categories=["k1", "k1 others"])
-    result = verdict.chapter_result(summary, conditions, steps=5, early_fraction=0.2, threshold=0.6,
-                                saturation_by=0.4, majority=0.5, min_dvd=0.0, confidence=0.95,
-                                n_resamples=200)
-    assert result.concept == "the sunset" and result.label("reference") is None
-    assert result.verdicts["early_bias_verdict"].word == "supported"
-    assert result.verdicts["saturation_verdict"].word == "supported"  # 80 % saturated from step 0
-    quoted = quotes.condition_quotes(result)
-    assert quoted["ch3_concept_present_main"] == "100 % [100 %, 100 %]"
-    assert quoted["ch3_object_present_main"].startswith("50 % [")
-    assert quoted["ch3_label_balanced"] == "k1 others" and quoted["ch3_early_reference"] == quotes.NOT_RUN
-    assert quoted["ch3_early_relation"] == quotes.NOT_RUN
-    assert quoted["early_bias_verdict"] == "**supported**"
-    assert quoted["ch3_early_bias_verdict"].startswith("**The data support finding 2 (early bias)")
-    prompts = run.conditions_table(conditions)["prompt texts"]
-    assert "sunset coaster" in prompts["k1"] and "ocean coaster" in prompts["k1 others"]
-    values, saved = result.headline()
-    assert values["object_present_main"] == pytest.approx(0.5) and "dvd_reference" not in values
-    assert values["median_saturation_step_main"] == 0
-    assert values["object_never_saturated_main"] == 1 and not any(k.startswith("other_") for k in values)
-    assert verdicts.check_headline({"values": values, "texts": saved}) == []
-
-
-def test_the_numbers_quoted_beside_figures_3_2_3_3_and_3_5():
+def test_the_numbers_quoted_beside_figures_3_2_and_3_3_and_the_maps():
     from dvdlib.stats.verdicts import Interval
 
     levels = pd.DataFrame({"main": [0.4, 0.7, 0.5], "ref": [0.45, 0.3, 0.5]},
@@ -354,11 +271,14 @@ def test_the_numbers_quoted_beside_figures_3_2_3_3_and_3_5():
     assert counts["layers"] == 3 and counts["above_half"] == 2 and counts["positive_difference"] == 2
     assert np.allclose(counts["range"], (0.4, 0.7)) and np.allclose(counts["difference_range"], (-0.1, 0.2))
     assert quotes.layer_quotes(counts)["ch3_difference_range"] == "-0.10 to +0.20"
-    maps = pd.DataFrame({"condition": ["main"] * 4, "group": ["concept", "object"] * 2,
-                         "step": [0, 0, 5, 5], "entropy_concentration": [0.9, 0.9, 0.2, 0.4]})
-    last = tables.last_step_concentration(maps, ["main"])
-    assert last.loc["main", "concept"] == 0.2 and last.loc["main", "object"] == 0.4
-    assert (last["step"] == 5).all()
+    maps = pd.DataFrame({"condition": ["main"] * 6, "group": ["concept", "object"] * 3,
+                         "step": [0, 0, 5, 5, 5, 5],
+                         "entropy_concentration": [0.9, 0.7, 0.2, 0.4, 0.0, 0.4]})
+    low, high, kept = tables.concentration_range(maps)  # means per condition, word and step
+    assert (low, high, kept) == (pytest.approx(0.1), pytest.approx(0.9), 2)
+    assert quotes.concentration_quotes(low, high, kept)["ch3_concentration_range"] == "0.10 to 0.90"
+    assert quotes.concentration_quotes(*tables.concentration_range(maps.head(0)))[
+        "ch3_concentration_range"] == quotes.NOT_RUN
     assert quotes.relation(Interval(0.6, 0.55, 0.65), Interval(0.4, 0.3, 0.5)) == "higher"
     assert quotes.relation(Interval(0.4, 0.3, 0.5), Interval(0.6, 0.55, 0.65)) == "lower"
     assert quotes.relation(Interval(0.5, 0.4, 0.6), Interval(0.55, 0.5, 0.65)) == "not separable"

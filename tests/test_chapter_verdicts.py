@@ -17,7 +17,7 @@ from dvdlib.paths import build_dir
 # chapter -> the verdict keys its headline must hold
 CHAPTERS = {
     "02_data_diversity": ("verdict",),
-    "03_attention_saturation": ("early_bias_verdict", "saturation_verdict"),
+    "03_attention_saturation": ("early_bias_verdict", "saturation_verdict", "decided_early_verdict"),
     "04_head_ablation": ("verdict",),
 }
 HEAD_ABLATION_KEYS = ("heads_raising_dvd", "heads_lowering_dvd", "largest_single_head_change")

@@ -189,3 +189,45 @@ def test_the_smoke_chapters_of_this_run_give_the_stored_numbers(session_started)
     reference = Path(__file__).parent / "reference_headlines" / "smoke"
     differences = headlines.value_differences(reference, build_dir())
     assert [line for line in differences if line.split(":")[0] in fresh] == []
+
+
+def test_landing_page_table_lists_each_saved_verdict_and_code_renders_collapsed(tmp_path):
+    from dvdlib.stats import verdicts
+
+    root = tmp_path / "project"
+    make_book(root)
+    (root / "book" / "intro.md").write_text(f"# Intro\n\n{book.FINDINGS_MARKER}\n")
+    out = root / "_build"
+    executed = nbformat.read(root / "book" / "02_data_diversity.ipynb", as_version=4)
+    executed.cells.insert(2, nbformat.v4.new_code_cell(
+        "k = 1", metadata={"tags": ["injected-parameters"]}))
+    (out / "executed" / "book").mkdir(parents=True)
+    nbformat.write(executed, out / "executed" / "book" / "02_data_diversity.ipynb")
+    test = verdicts.Test(finding="finding 1", claim="low diversity dominates more",
+                         measure="DvD(K=1) - DvD(unlimited)", side="above")
+    ceiling = verdicts.room_requirement(100.0, 100.0, "above", names=("K = 1", "unlimited"))
+    at_7_5 = verdicts.decide(test, (0.0, 0.0, 0.0), [ceiling])
+    default = verdicts.decide(test, (4.0, -2.6, 13.9))
+    values, texts = default.headline("verdict")
+    more_values, more_texts = at_7_5.headline("verdict_g7.5")
+    headlines.save("02_data_diversity", {**values, **more_values}, texts={**texts, **more_texts},
+                   folder=out)
+
+    stage = book.stage_book(root, out / "executed", out / "stage", log=lambda _line: None)
+
+    intro = (stage / "book" / "intro.md").read_text()
+    rows = [line for line in intro.splitlines() if line.startswith("| Finding 1")]
+    assert rows == [
+        "| Finding 1 | {doc}`/book/02_data_diversity` | DvD(K=1) - DvD(unlimited) "
+        "| +4.0 [-2.6, +13.9] | **inconclusive** | the interval contains the bound |",
+        "| Finding 1 | {doc}`/book/02_data_diversity` | DvD(K=1) - DvD(unlimited) "
+        "| +0.0 [+0.0, +0.0] | **not testable** | unlimited is at the ceiling (100.0, ceiling 100.0) |"]
+    staged = json.loads((stage / "book" / "02_data_diversity.ipynb").read_text())
+    code = [c for c in staged["cells"] if c["cell_type"] == "code"]
+    assert [c["metadata"]["tags"] for c in code] == [
+        ["parameters", "hide-input"], ["injected-parameters", "remove-cell"], ["hide-input"]]
+
+
+def test_a_build_without_verdicts_says_so_in_the_findings_table(tmp_path):
+    assert headlines.findings_table(tmp_path) == \
+        f"No chapter saved a verdict {headlines.NOT_COMPUTED}."

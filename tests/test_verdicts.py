@@ -98,3 +98,30 @@ def test_headline_check_catches_claims_the_verdict_does_not_support():
     assert any("saved verdict 'supported', but its saved interval and rule give 'inconclusive'" in p
                for p in vd.check_headline(forged))
     assert vd.check_headline({"values": {}, "texts": {"summary": "x"}})[0].startswith("no verdict is saved")
+
+
+def test_a_difference_at_the_ceiling_is_not_testable_and_names_the_ceiling():
+    test = vd.Test(finding="finding 1", claim="lower diversity makes a concept dominate more",
+                   measure="DvD(K=1) - DvD(unlimited)", side="above")
+    at_ceiling = vd.room_requirement((100.0, 100.0, 100.0), (98.0, 95.0, 100.0), "above",
+                                     names=("K = 1", "unlimited"))
+    verdict = vd.decide(test, (2.0, 0.0, 5.0), [at_ceiling])
+    assert verdict.word == "not testable"
+    assert "unlimited is at the ceiling (98.0, ceiling 100.0)" in verdict.reason
+    # The same difference with room below the ceiling is decided by the interval.
+    room = vd.room_requirement(87.3, 83.3, "above", names=("K = 1", "unlimited"))
+    assert room.met and vd.decide(test, (4.0, -2.6, 13.9), [room]).word == "inconclusive"
+    # Predicting a decrease (ablated below baseline): a baseline at the floor leaves no room,
+    # an ablated arm at the floor is where the prediction points.
+    floor = vd.room_requirement(2.0, 3.0, "below", names=("ablated", "baseline"))
+    assert not floor.met and floor.found == "baseline is at the floor (3.0, floor 0.0)"
+    assert vd.room_requirement(2.0, 40.0, "below", names=("ablated", "baseline")).met
+    assert vd.room_left(83.3, "above") == pytest.approx(16.7)
+    assert vd.room_left(vd.Interval(30.0, 20.0, 40.0), "below") == pytest.approx(30.0)
+
+
+@pytest.mark.parametrize("kwargs", [{"margin": float("nan")}, {"margin": 60.0}, {"high": float("inf")},
+                                    {"low": 100.0}])
+def test_room_requirement_refuses_bad_bounds(kwargs):
+    with pytest.raises(ValueError, match="margin|high|low"):
+        vd.room_requirement(50.0, 40.0, "above", **kwargs)

@@ -5,6 +5,8 @@
   end, padding).
 - ``recorder``: the attention processors and :func:`~dvdlib.attention.recorder.attention_instruments`,
   the context manager that installs them with ``set_attn_processor`` and restores the old ones.
+- ``instruments``: :func:`~dvdlib.attention.instruments.instruments_for`, the one place that
+  gives a pipeline the instruments of its model family (toy, SD 1.x/2.x, SDXL).
 - ``record``: :class:`~dvdlib.attention.record.AttentionRecord`, the ``[image, step, layer, head,
   token]`` mass the processors fill, its tables, maps and files.
 - ``ablation``: head ablation (zero, mean, scale) and the concept-token value ablation, passed

@@ -7,7 +7,8 @@ count. What to do at those layers (record, ablate) is the processors' business
 
 Works for any ``UNet2DConditionModel`` built from down / mid / up blocks: our toy model, SD 1.x
 (16 layers of 8 heads), SD 2.x (16 layers, 5/10/20/20 heads per level) and SDXL (70 layers, several
-transformer blocks per attention).
+transformer blocks per attention: 10 at 64x64 query positions with 10 heads and 60 at 32x32 with
+20 heads at 1024 px). :func:`describe_layers` says it in one line.
 """
 
 from __future__ import annotations
@@ -156,6 +157,23 @@ def select_layers(layers: Sequence[CrossAttentionLayer], keys: Iterable[str | in
         keys = [keys]
     selected = {find_layer(layers, key).index: find_layer(layers, key) for key in keys}
     return tuple(selected[i] for i in sorted(selected))
+
+
+def describe_layers(layers: Sequence[CrossAttentionLayer]) -> str:
+    """The layers in one line: how many at each query resolution with how many heads, e.g.
+    ``70 cross-attention layers (10 at 64x64 positions with 10 heads, 60 at 32x32 positions with
+    20 heads), 1,300 heads in all``."""
+    if not layers:
+        raise ValueError("no layers to describe")
+    counts: dict[tuple[int, int, int], int] = {}
+    for layer in layers:
+        key = (layer.query_height, layer.query_width, layer.heads)
+        counts[key] = counts.get(key, 0) + 1
+    ordered = sorted(counts.items(), key=lambda item: (-item[0][0] * item[0][1], item[0][2]))
+    parts = ", ".join(f"{n} at {h}x{w} positions with {heads} head{'s' * (heads != 1)}"
+                      for (h, w, heads), n in ordered)
+    total = sum(layer.heads for layer in layers)
+    return f"{len(layers)} cross-attention layers ({parts}), {total:,} heads in all"
 
 
 def layers_frame(layers: Sequence[CrossAttentionLayer]) -> pd.DataFrame:

@@ -15,6 +15,14 @@ pipeline tokenizes (padding to ``model_max_length``, truncation on).
   analyses renormalise over the word tokens (see :func:`word_shares`).
 - Prompts longer than the limit are truncated as the pipeline truncates them: words past the 75th
   word token are never seen by the model, and a phrase there is an error.
+- Where several tokenizers feed the same positions (SDXL lays the states of CLIP-L and
+  OpenCLIP-G side by side, one 77-position sequence), :func:`tokenize_for_keys` checks that they
+  place every token alike. SDXL's two share CLIP's vocabulary and merges; the second pads with
+  "!" (id 0) where the first repeats the end token. Its "!" being a special token, a "!" in the
+  prompt is that token for the second tokenizer and CLIP's "!" for the first: one "!" keeps the
+  positions aligned (the two halves of the channels then read different "!" tokens there), while
+  "!!" is one token for the first and two for the second, which shifts every later position, and
+  is refused.
 """
 
 from __future__ import annotations
@@ -114,6 +122,34 @@ def tokenize_prompt(tokenizer, prompt: str) -> PromptTokens:
     cut = tokenizer.convert_ids_to_tokens(words[n_kept:])
     return PromptTokens(prompt=prompt, ids=tuple(ids), tokens=tuple(tokenizer.convert_ids_to_tokens(ids)),
                         kinds=tuple(kinds), cut_words=tuple(cut))
+
+
+def tokenize_for_keys(tokenizers, prompt: str) -> PromptTokens:
+    """``prompt`` as the text keys hold it when every tokenizer of ``tokenizers`` feeds the same
+    positions: the first tokenizer's :class:`PromptTokens`, once each other one is checked to give
+    the same length, the same kind at every position and, at every position but padding, the same
+    id, or its own padding token for the same text (SDXL's "!", see the module notes). A
+    ValueError naming the prompt
+    and the first position where two disagree otherwise (a word's tokens would sit at different
+    positions in different channels of the keys)."""
+    tokenizers = [t for t in tokenizers if t is not None]
+    if not tokenizers:
+        raise ValueError("no tokenizer given: the pipeline has none to place the prompt's tokens")
+    first = tokenize_prompt(tokenizers[0], prompt)
+    for number, tokenizer in enumerate(tokenizers[1:], start=2):
+        other = tokenize_prompt(tokenizer, prompt)
+        if other.length != first.length:
+            raise ValueError(f"tokenizer {number} gives {other.length} positions, tokenizer 1 "
+                             f"{first.length}, for prompt {prompt!r}")
+        for i, (kind, id_1, id_n) in enumerate(zip(first.kinds, first.ids, other.ids)):
+            same = id_1 == id_n or (id_n == tokenizer.pad_token_id  # SDXL's "!": the same text
+                                    and _readable(first.tokens[i]) == _readable(other.tokens[i]))
+            if kind != other.kinds[i] or (kind != "padding" and not same):
+                raise ValueError(
+                    f"tokenizers 1 and {number} disagree at position {i} of prompt {prompt!r}: "
+                    f"{kind} {_readable(first.tokens[i])!r} against {other.kinds[i]} "
+                    f"{_readable(other.tokens[i])!r}")
+    return first
 
 
 def find_phrase(tokenizer, prompt: PromptTokens | str, phrase: str,

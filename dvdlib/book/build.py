@@ -42,7 +42,13 @@ SMOKE_FIELD = "dvdbook"  # source notebook metadata holding the smoke parameters
 HEADLINES = "headlines"  # _build/headlines/<chapter>.json, written by the chapters
 RUNS_MARKER = "<!-- dvdbook:chapter-runs -->"  # replaced by the table of run times and hardware
 PARAMETERS_MARKER = "<!-- dvdbook:chapter-parameters -->"  # replaced by every chapter's parameters
+FINDINGS_MARKER = "<!-- dvdbook:findings-table -->"  # replaced by every chapter's verdicts
 RERUN_TAG = "dvdbook-rerun"  # tag of the injected "rerun this chapter" cell
+# Readers come for the prose, the tables and the figures: code cells render collapsed (a "show
+# code" toggle), and papermill's injected-parameters cell is dropped, since the rerun box already
+# lists the values this build used (one place where a chapter's parameters are printed).
+HIDE_INPUT_TAG, REMOVE_CELL_TAG = "hide-input", "remove-cell"
+INJECTED_PARAMETERS_TAG = "injected-parameters"
 
 
 @dataclass(frozen=True)
@@ -266,13 +272,29 @@ def inject_rerun_box(nb: dict, box: str) -> dict:
     return nb
 
 
+def collapse_code(nb: dict) -> dict:
+    """Tag every code cell ``hide-input`` (collapsed, with a toggle, in the rendered book) and
+    papermill's injected-parameters cell ``remove-cell``; a cell already tagged to be removed or
+    hidden keeps its tags."""
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if INJECTED_PARAMETERS_TAG in tags:
+            tags.append(REMOVE_CELL_TAG)
+        elif not any(tag.startswith(("remove", "hide")) for tag in tags):
+            tags.append(HIDE_INPUT_TAG)
+    return nb
+
+
 def fill_pages(root: Path, executed_dir: Path, stage: Path, headlines_parent: Path,
                log=print) -> None:
     """Fill the staged pages: headline placeholders, reproduction tables, rerun boxes."""
     from dvdlib.book import headlines
 
     generated = {RUNS_MARKER: lambda: runs_table(root, executed_dir),
-                 PARAMETERS_MARKER: lambda: parameters_table(root)}
+                 PARAMETERS_MARKER: lambda: parameters_table(root),
+                 FINDINGS_MARKER: lambda: headlines.findings_table(headlines_parent)}
     for page in sorted((stage / "book").rglob("*.md")):
         text = page.read_text(encoding="utf-8")
         for marker, make in generated.items():
@@ -294,7 +316,8 @@ def fill_pages(root: Path, executed_dir: Path, stage: Path, headlines_parent: Pa
         info = nb.get("metadata", {}).get(RECORD, {})
         box = rerun_box(notebook, notebook_parameters(root / notebook),
                         info.get("parameters") or {}, info.get("seconds"))
-        staged.write_text(json.dumps(inject_rerun_box(nb, box), indent=1, ensure_ascii=False),
+        staged.write_text(json.dumps(collapse_code(inject_rerun_box(nb, box)), indent=1,
+                                     ensure_ascii=False),
                           encoding="utf-8")
 
 

@@ -207,3 +207,40 @@ def value_differences(reference: str | Path, folder: str | Path | None = None) -
             elif now[key] != values[key] and not key.endswith(RUN_TIME_SUFFIX):
                 lines.append(f"{chapter}:{key}: {values[key]!r} -> {now[key]!r}")
     return lines
+
+
+def _limits(texts: dict, key: str) -> str:
+    """What limits a saved verdict, in a few words: the chapter's own ``<key>_limits`` text, the
+    unmet requirement of a "not testable", or that an inconclusive interval holds its bound."""
+    if texts.get(f"{key}_limits"):
+        return texts[f"{key}_limits"]
+    word, reason = texts[key], texts.get(f"{key}_reason", "")
+    if word == "not testable":
+        return reason.split(", but ", 1)[-1] if ", but " in reason else reason
+    if word == "inconclusive":
+        return "the interval contains the bound"
+    return ""
+
+
+def findings_table(folder: str | Path | None = None) -> str:
+    """A Markdown table of every verdict the chapters of a build saved: the finding, what was
+    measured, the estimate with its interval, the verdict and what limits it. Chapters in name
+    order, verdicts in the order each chapter saved them; a build with none says so."""
+    rows = []
+    for chapter, document in load_all(folder).items():
+        texts = document["texts"]
+        for key, word in texts.items():
+            if word not in ("supported", "contradicted", "inconclusive", "not testable") \
+                    or f"{key}_measure" not in texts:
+                continue
+            cells = [texts.get(f"{key}_finding", "").capitalize(), f"{{doc}}`/book/{chapter}`",
+                     texts[f"{key}_measure"], texts.get(f"{key}_interval", ""), f"**{word}**",
+                     _limits(texts, key)]
+            rows.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ")
+                                          for c in cells) + " |")
+    if not rows:
+        return f"No chapter saved a verdict {NOT_COMPUTED}."
+    head = ("| Finding | Chapter | What was measured | Estimate [95 % interval] | Verdict "
+            "| What limits it |\n|---|---|---|---|---|---|")
+    return "\n".join([head, *rows])
+

@@ -129,7 +129,8 @@ KINDS = {
     "target_file": "a prompt CSV with several targets per prompt (target1, ...: the authors' "
                    "pilot or factorial layout)",
     "zoo": "a folder written by `dvd toyworld zoo --export`",
-    "model": "a toy model (toy, toy:NAME), sd1.4, sd2.1, a pipeline folder or a Hugging Face id",
+    "model": "a toy model (toy, toy:NAME), sd1.4, sd2.1, a named model such as sdxl, a pipeline "
+             "folder or a Hugging Face id",
     "fractions": "comma-separated fractions in (0, 1), e.g. 0.1,0.5",
     "guidance_scales": "comma-separated finite guidance scales >= 0, e.g. 1,4,7.5",
     "question_file": "a question wording JSON file (format: see dvdlib.scoring.questions)",
@@ -270,6 +271,9 @@ def _check_model(model: str, values: dict, declared: dict) -> None:
         if not (spec.folder / "model_index.json").is_file():
             raise ValueError(f"folder {model!r} is not a diffusers pipeline folder (no "
                              f"model_index.json)")
+        from dvdlib.models.families import folder_family
+
+        folder_family(spec.folder)  # a pipeline of a kind dvdlib does not support is refused
 
 
 def _check_rule(notebook, parameter: NotebookParameter, value, values: dict,

@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Sequence
 import pandas as pd
 
 from dvdlib.generation.protocol import attention_hook, check_generation, make_images
+from dvdlib.models.families import PAPER, model_defaults, model_family
 from dvdlib.models.loading import check_device, load_pipeline
 from dvdlib.models.spec import ModelSpec, parse_model
 from dvdlib.prompts.selection import choose_targets
@@ -32,8 +33,9 @@ from dvdlib.usage import PAPER_SEED_COUNT, ArgumentError
 
 def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | None = None,
                        cases: str | Iterable[int] | None = None,
-                       seeds: int | Sequence[int] = PAPER_SEED_COUNT, steps: int = 50,
-                       guidance: float = 7.5, size: int | None = None, batch_size: int = 1,
+                       seeds: int | Sequence[int] = PAPER_SEED_COUNT, steps: int | None = None,
+                       guidance: float | None = None, size: int | None = None,
+                       batch_size: int = 1,
                        device: str | None = None, dtype: str = "float32",
                        record_attention: bool = False, progress: bool = True,
                        report: Callable[[str], None] | None = None) -> pd.DataFrame | None:
@@ -44,8 +46,10 @@ def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | Non
     file (default: the built-in set; for a toy model, the toy world's prompts), DominanceBench's
     or one with several targets per prompt (a real model only), ``cases`` the
     cases to make (text such as ``1-10,201``, or numbers; default: all), ``seeds`` a number of
-    seeds or the seeds themselves. ``size`` is the side in pixels (default: the paper's for its
-    models, else the model's own). ``record_attention`` also records cross-attention per image
+    seeds or the seeds themselves. ``steps``, ``guidance`` and ``size`` (the side in pixels)
+    default to the model's (:func:`~dvdlib.models.families.model_defaults`: the paper's protocol
+    for its models, a named model's publisher's, else its family's; the model's own size where
+    the family gives none). ``record_attention`` also records cross-attention per image
     (:func:`~dvdlib.generation.protocol.attention_hook`); ``report`` takes notes on the prompt
     file. Bad arguments raise before any model loads and before ``out`` is made.
     """
@@ -62,7 +66,11 @@ def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | Non
     else:
         table, source = run_prompts(prompts, OUR_WORDING.categories, cases, toy=spec.is_toy,
                                     report=report)
-    size = size if size is not None else (spec.paper.resolution if spec.paper else None)
+    # A model whose family cannot be read before loading cannot load either: loading says why.
+    defaults = model_defaults(spec) if model_family(spec) is not None else PAPER
+    steps = defaults.steps if steps is None else steps
+    guidance = defaults.guidance if guidance is None else guidance
+    size = size if size is not None else defaults.resolution
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8
                              or size % 8):
         raise ArgumentError("size", f" {size}: must be a positive multiple of 8")
@@ -81,7 +89,8 @@ def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | Non
 
 def _text_tokenizer(spec: ModelSpec):
     """The tokenizer the model's text encoder reads prompts with, known without loading it: CLIP's
-    BPE, with 77 positions for Stable Diffusion 1.x and 2.x and 8 for the toy world."""
+    BPE, with 77 positions for Stable Diffusion 1.x, 2.x and XL and 8 for the toy world. SD3 and
+    Flux read longer prompts through T5 as well; CLIP's limit is the stricter check for them."""
     if spec.is_toy:
         from dvdlib.toyworld.pipeline import TEXT_POSITIONS
 

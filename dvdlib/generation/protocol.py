@@ -1,15 +1,20 @@
 """Generating the benchmark's images: every (prompt, seed) pair, resumable, in the authors' layout.
 
-:func:`generate` takes any pipeline with Stable Diffusion's call convention
-(``pipe(prompt=[...], num_inference_steps, guidance_scale, height, width, generator=[...],
-output_type="pil", cross_attention_kwargs=...)`` returning ``.images``): a diffusers pipeline
-(see :mod:`dvdlib.models.loading`) or the toy world's. It writes ::
+:func:`generate` takes a pipeline of any family of :mod:`dvdlib.models.families`, all of which
+share Stable Diffusion's call convention (``pipe(prompt=[...], num_inference_steps,
+guidance_scale, height, width, generator=[...], output_type="pil")`` returning ``.images``, with
+per-call attention options in the argument the family names: ``cross_attention_kwargs`` or
+``joint_attention_kwargs``): a diffusers pipeline (see :mod:`dvdlib.models.loading`) or the toy
+world's. It writes ::
 
     out_dir/
       case001_notebook_windmill_rembrandt/seed01825.png   the folders the authors' scorer reads
       manifest.log                                        one committed row per image (dvdlib.store)
       manifest.csv                                        the same rows as a table, sorted
-      generation.json                                     the settings every image was made with
+      generation.json                                     the settings every image was made with,
+                                                          the model's family and its defaults,
+                                                          and how the run differs from the
+                                                          paper's protocol
       records/                                            what a hook recorded, one folder per call
 
 Each image gets its own ``torch.Generator`` seeded with its seed, on the CPU: diffusers draws the
@@ -54,6 +59,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from dvdlib.models.families import (family_of, native_resolution, pipeline_defaults,
+                                    protocol_differences)
 from dvdlib.prompts.prompt_sets import case_folder, concept_phrase, object_phrase, validate_prompts
 from dvdlib.prompts.selection import choose_seeds
 from dvdlib.prompts.targets import TargetSet, target_token_positions
@@ -217,7 +224,8 @@ def make_images(pipe, prompts: pd.DataFrame, seeds: list[int], out_dir: Path, *,
     writable: it is made if missing), for a caller that checked them before loading the model."""
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = {"model": model, "steps": steps, "guidance": float(guidance), "height": height,
-                "width": width, "scheduler": type(getattr(pipe, "scheduler", None)).__name__}
+                "width": width, "scheduler": type(getattr(pipe, "scheduler", None)).__name__,
+                **protocol_record(pipe, steps, guidance, height, width)}
     main_log = ResultLog(out_dir / MANIFEST_LOG, KEY)
     fresh = shard is None and not (out_dir / SETTINGS).exists() and not main_log.path.exists()
     try:
@@ -231,6 +239,25 @@ def make_images(pipe, prompts: pd.DataFrame, seeds: list[int], out_dir: Path, *,
             main_log.path.unlink(missing_ok=True)
             (out_dir / SETTINGS).unlink(missing_ok=True)
         raise
+
+
+def protocol_record(pipe, steps: int, guidance: float, height: int | None,
+                    width: int | None) -> dict:
+    """What ``generation.json`` says about the protocol: the pipeline's family, the family's
+    defaults (steps, guidance, kind of guidance, and the resolution: the model's own where the
+    family leaves it to the model) and how this run's settings differ
+    from the paper's protocol (:func:`~dvdlib.models.families.protocol_differences`)."""
+    family = family_of(pipe)
+    defaults = pipeline_defaults(pipe)
+    native = native_resolution(pipe)
+    size = f"{height or native}x{width or native}"
+    return {"family": family.name,
+            "family_defaults": {**{key: value for key, value in defaults.to_dict().items()
+                                   if key != "source"},
+                                "resolution": defaults.resolution or native},
+            "differs_from_paper": protocol_differences(family, steps=steps, guidance=guidance,
+                                                       size=size,
+                                                       guidance_kind=defaults.guidance_kind)}
 
 
 def check_manifest_log(log: ResultLog) -> None:
@@ -285,6 +312,7 @@ def _generate_batch(pipe, batch: list[GenerationJob], out_dir: Path, settings: d
                     cross_attention_kwargs: dict | None, hook: BatchHook | None, done: set) -> list[dict]:
     call = PipelineCall(pipe, list(batch), settings["steps"], dict(cross_attention_kwargs or {}),
                         record_dir=Path(tempfile.mkdtemp(prefix=".record.", suffix=".tmp", dir=out_dir)))
+    options = family_of(pipe).attention_kwargs  # cross_attention_kwargs or joint_attention_kwargs
     try:
         with hook(call) if hook is not None else nullcontext():
             output = pipe(
@@ -295,8 +323,7 @@ def _generate_batch(pipe, batch: list[GenerationJob], out_dir: Path, settings: d
                 width=settings["width"],
                 generator=[torch.Generator("cpu").manual_seed(job.seed) for job in batch],
                 output_type="pil",
-                **({"cross_attention_kwargs": call.cross_attention_kwargs}
-                   if call.cross_attention_kwargs else {}),
+                **({options: call.cross_attention_kwargs} if call.cross_attention_kwargs else {}),
             )
         record = _place_records(call.record_dir, out_dir, batch[0])
     finally:
@@ -332,7 +359,8 @@ def attention_hook(*, sample_size: tuple[int, int] | None = None,
                    extra_kwargs: Callable[[PipelineCall, list], dict] | None = None,
                    keep: Callable[[PipelineCall, Any], None] | None = None,
                    **record_options) -> BatchHook:
-    """The one hook that records cross-attention with :mod:`dvdlib.attention.recorder` during a call.
+    """The one hook that records cross-attention with :mod:`dvdlib.attention.recorder` during a call,
+    on the instruments of the pipeline's family (:func:`dvdlib.attention.instruments.instruments_for`).
 
     ``record_options`` go to ``AttentionRecord`` (e.g. ``classifier_free_guidance``). The three
     callables let an experiment add to it without a hook of its own: ``maps(call, layers,
@@ -342,14 +370,15 @@ def attention_hook(*, sample_size: tuple[int, int] | None = None,
     call's record folder (the manifest's ``record_image`` says which image is which).
     ``sample_size`` is the latent size, for models whose config does not give it.
     """
-    from dvdlib.attention.recorder import RECORD_KWARG, attention_instruments
+    from dvdlib.attention.instruments import instruments_for
+    from dvdlib.attention.recorder import RECORD_KWARG
     from dvdlib.attention.record import AttentionRecord
-    from dvdlib.attention.token_positions import tokenize_prompt
 
     @contextmanager
     def hook(call: PipelineCall) -> Iterator[None]:
-        prompts = [tokenize_prompt(call.pipe.tokenizer, job.prompt) for job in call.jobs]
-        with attention_instruments(call.pipe.unet, sample_size) as layers:
+        instruments = instruments_for(call.pipe)  # the family's: a ValueError where none exist
+        prompts = [instruments.prompt_tokens(job.prompt) for job in call.jobs]
+        with instruments.install(sample_size) as layers:
             request = maps(call, layers, prompts) if maps else None
             options = {**record_options, **({"maps": request} if request is not None else {})}
             record = AttentionRecord(layers, call.num_inference_steps, prompts=prompts, **options)

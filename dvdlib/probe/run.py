@@ -11,7 +11,7 @@ and judge, and runs the project's own steps in order:
    (:func:`dvdlib.chapters.attention_saturation.run.image_rows`);
 3. :func:`dvdlib.attention.image_shares.record_shares` reads the records back, and
    :func:`dvdlib.stats.bootstrap.step_intervals` gives each share's mean per step with an
-   interval over images;
+   interval over seeds (one image per seed, as in chapter 3 the seed is the unit);
 4. :func:`dvdlib.probe.summary.summarise` condenses it.
 
 Files in the output folder: ``images/`` (the images, manifest and attention records),
@@ -27,9 +27,11 @@ from pathlib import Path
 import pandas as pd
 
 from dvdlib.attention.image_shares import record_shares
+from dvdlib.attention.instruments import instruments_for
 from dvdlib.attention.token_positions import token_groups
 from dvdlib.chapters.attention_saturation.run import image_rows
 from dvdlib.generation.protocol import RECORD_FILE, attention_hook, generate
+from dvdlib.models.families import guidance_batch
 from dvdlib.probe.inputs import ProbeRequest
 from dvdlib.probe.summary import CONFIDENCE, N_RESAMPLES, summarise
 from dvdlib.scoring.dvd import score_folder
@@ -60,6 +62,7 @@ def probe(pipe, judge, request: ProbeRequest, out_dir: str | Path, *, model: str
     ``out_dir`` receives ``images/``, ``judged.csv`` and ``attention.csv`` (see the module notes).
     """
     out_dir = ensure_writable_dir(out_dir)
+    instruments_for(pipe)  # a family without instruments is refused before anything is made
     check_run_settings(out_dir / SETTINGS, {"prompt": request.prompt, "concept": request.concept,
                                             "object": request.object, "category": request.category},
                        f"the probe results in {out_dir}")
@@ -67,7 +70,7 @@ def probe(pipe, judge, request: ProbeRequest, out_dir: str | Path, *, model: str
                            columns=["case_num", "category", "concept", "object", "prompt"])
     seeds = list(request.seeds)
     image_dir = out_dir / IMAGES
-    hook = attention_hook(classifier_free_guidance=guidance > 1)
+    hook = attention_hook(classifier_free_guidance=guidance_batch(pipe, guidance))
     manifest = generate(pipe, prompts, seeds, image_dir, model=model, steps=steps,
                         guidance=guidance, height=size, width=size, batch_size=batch_size,
                         hook=hook, progress=progress)
@@ -75,7 +78,8 @@ def probe(pipe, judge, request: ProbeRequest, out_dir: str | Path, *, model: str
     judged = judged[judged["seed"].isin(seeds)]  # the folder may hold other runs' seeds
     save_table(judged, out_dir / JUDGED)
     images = probe_images(manifest, judged, prompts, seeds)
-    shares = record_shares(images, image_dir, RECORD_FILE, pipe.tokenizer, ["image", "seed"]).shares
+    tokenizer = instruments_for(pipe).tokenizer  # the one placing phrases among the text keys
+    shares = record_shares(images, image_dir, RECORD_FILE, tokenizer, ["image", "seed"]).shares
     shares = shares.rename(columns={"word_share": "concept_word_share"})[SHARE_COLUMNS]
     shares = shares.sort_values(["image", "step"]).reset_index(drop=True)
     save_table(shares, out_dir / ATTENTION)
@@ -84,7 +88,7 @@ def probe(pipe, judge, request: ProbeRequest, out_dir: str | Path, *, model: str
                         confidence=confidence, image_folder=IMAGES)
     # A word's attention is the sum over its tokens: a five-token concept against a one-token
     # object holds 5/6 of the pair when attention is spread evenly. The report shows this mark.
-    positions = token_groups(pipe.tokenizer, request.prompt,
+    positions = token_groups(tokenizer, request.prompt,
                              {"concept": request.concept, "object": request.object})
     tokens = {side: len(positions[side]) for side in ("concept", "object")}
     summary["attention"]["tokens"] = tokens
@@ -107,8 +111,8 @@ def probe_images(manifest: pd.DataFrame, judged: pd.DataFrame, prompts: pd.DataF
 
 def share_intervals(shares: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
     """Per step and quantity (:data:`SHARE_QUANTITIES`): the mean over images and its interval
-    (:func:`dvdlib.stats.bootstrap.step_intervals`: whole images resampled)."""
-    tables = [step_intervals(shares, quantity, n_resamples=N_RESAMPLES,
+    (:func:`dvdlib.stats.bootstrap.step_intervals`: whole seeds resampled, one image each)."""
+    tables = [step_intervals(shares, quantity, unit="seed", n_resamples=N_RESAMPLES,
                              confidence=confidence).assign(quantity=quantity)
               for quantity in SHARE_QUANTITIES]
     table = pd.concat(tables, ignore_index=True).sort_values("step", kind="stable")

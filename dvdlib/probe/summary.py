@@ -18,7 +18,8 @@ The definitions beyond the paper's DvD are ours:
   that even attention per token would give (``even_pair_share``: 5/6 for a five-token concept
   against a one-token object), the mark against which a share means dominance.
 
-Intervals are percentile bootstraps over images (:mod:`dvdlib.stats.bootstrap`, seeded) and are
+Intervals are percentile bootstraps over images (:mod:`dvdlib.stats.bootstrap`, seeded), and
+each image is one seed, so they resample seeds, the unit chapter 3 resamples too; they are
 written by :meth:`dvdlib.stats.verdicts.Interval.text`.
 
 - :func:`summarise`: the numbers, JSON-ready; :func:`report`: the printed lines;

@@ -1,6 +1,6 @@
 """The CLIP BPE tokenizer, built offline.
 
-Stable Diffusion 1.x/2.x and our toy model all tokenize with CLIP's byte-level BPE (49,408
+Stable Diffusion 1.x/2.x/XL and our toy model all tokenize with CLIP's byte-level BPE (49,408
 tokens, 77 positions). Its merges ship inside ``open_clip`` (``bpe_simple_vocab_16e6.txt.gz``), so
 the Hugging Face ``CLIPTokenizer`` can be built from them with no download. The vocabulary order
 is CLIP's own: 256 byte symbols, the same with an end-of-word mark, one entry per merge, then
@@ -44,8 +44,13 @@ def clip_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return {token: i for i, token in enumerate(tokens)}, merges
 
 
-def clip_tokenizer(model_max_length: int = MAX_LENGTH) -> CLIPTokenizer:
-    """A Hugging Face ``CLIPTokenizer`` equal to Stable Diffusion 1.x's, built with no download."""
+def clip_tokenizer(model_max_length: int = MAX_LENGTH, pad_token: str = "<|endoftext|>"
+                   ) -> CLIPTokenizer:
+    """A Hugging Face ``CLIPTokenizer`` equal to Stable Diffusion 1.x's, built with no download.
+
+    ``pad_token="!"`` gives SDXL's second tokenizer (OpenCLIP-G's), which pads with "!" (id 0)
+    where CLIP-L's repeats the end token; the vocabulary and merges are the same.
+    """
     vocab, merges = clip_vocab_and_merges()
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length,
-                         pad_token="<|endoftext|>")
+                         pad_token=pad_token)

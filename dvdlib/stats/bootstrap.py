@@ -4,8 +4,10 @@
   :func:`mean_interval`: the mean with that interval.
 - :func:`estimate_with_interval`: an estimate with the percentile interval of its resamples.
 - :func:`nested_bootstrap_ci`: two-level bootstrap, clusters (prompts) then units (seeds).
-- :func:`step_intervals`: the mean per denoising step with an interval over images, resampling
-  whole images so that the steps of one image move together.
+- :func:`step_intervals`: the mean per denoising step with a cluster interval (over seeds, or
+  images), resampling whole clusters so that the steps of one image move together.
+- :func:`step_auc`: how well a per-step score predicts an image's later outcome (the AUC per
+  step), with a cluster interval over seeds.
 - :func:`rank_correlation`: Spearman's rho (average ranks for ties); :func:`bootstrap_rank_correlation`:
   rho with a percentile bootstrap interval over pairs, vectorised.
 - :func:`two_level_interval`: a group mean, or a difference of two, over ``[model, object, seed]``
@@ -13,6 +15,9 @@
   zoo); :func:`fixed_models_interval`: the same with each group's models held fixed.
 - :func:`crossed_bootstrap`: a statistic of ``[group, seed]`` arrays, resampling groups and seeds
   independently and keeping their cross product (chapter 2's real-model study).
+- :func:`cluster_mean_interval`: the mean of per-image values, or a paired difference of two
+  arms' means, resampling whole seeds; :func:`cluster_rank_correlation`: Spearman's rho (over
+  all images, or its mean within prompts) resampling whole seeds (chapter 3).
 """
 
 from __future__ import annotations
@@ -112,20 +117,21 @@ def nested_bootstrap_ci(table: pd.DataFrame, value: str, cluster: str = "case_nu
     return float(low), float(high)
 
 
-def step_intervals(table: pd.DataFrame, value: str, by: Sequence[str] = (), *,
+def step_intervals(table: pd.DataFrame, value: str, by: Sequence[str] = (), *, unit: str = "image",
                    n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Mean of ``value`` per step (and ``by`` group), with a percentile bootstrap interval over images.
+    """Mean of ``value`` per step (and ``by`` group), with a percentile cluster bootstrap interval.
 
-    ``table`` holds one row per image and step (columns ``image``, ``step``, ``value`` and the
-    ``by`` columns). Each resample draws whole images with replacement, so the steps of one image
-    stay together; one generator, seeded once, serves the groups in sorted order. NaN values are
-    left out of every mean. One row per group and step: ``mean``, ``ci_low``, ``ci_high``,
-    ``n_images``.
+    ``table`` holds one row per image and step (columns ``image``, ``step``, ``value``, ``unit``
+    and the ``by`` columns). Each resample draws whole clusters of ``unit`` with replacement (every
+    image of a drawn seed, with all its steps, when ``unit="seed"``), so images that share the
+    independent unit stay together; ``unit="image"`` resamples images. One generator, seeded once,
+    serves the groups in sorted order. NaN values are left out of every mean. One row per group and
+    step: ``mean``, ``ci_low``, ``ci_high``, ``n_images``, ``n_units``.
     """
-    if value not in table.columns:
-        raise KeyError(f"column {value!r} is not in the table; columns: {', '.join(table.columns)}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    for column in (value, unit):
+        if column not in table.columns:
+            raise KeyError(f"column {column!r} is not in the table; columns: {', '.join(table.columns)}")
+    check_confidence(confidence)
     by = list(by)
     groups = table.groupby(by, observed=True, sort=True) if by else [((), table)]
     rng = np.random.default_rng(seed)
@@ -133,23 +139,86 @@ def step_intervals(table: pd.DataFrame, value: str, by: Sequence[str] = (), *,
     rows = []
     for key, group in groups:
         wide = group.pivot_table(index="image", columns="step", values=value)  # [image, step]
+        units = group.groupby("image")[unit].first().reindex(wide.index)
+        codes, _ = pd.factorize(units, sort=True)
         matrix = wide.to_numpy()
+        finite = np.isfinite(matrix)
+        n_units = codes.max() + 1
+        sums = np.zeros((n_units, matrix.shape[1]))  # [unit, step]
+        counts = np.zeros((n_units, matrix.shape[1]))  # [unit, step]
+        np.add.at(sums, codes, np.where(finite, matrix, 0.0))
+        np.add.at(counts, codes, finite)
         means = np.empty((n_resamples, matrix.shape[1]))  # [resample, step]
-        chunk = max(1, 2_000_000 // matrix.size)  # bounds the resampled values' memory
-        for start in range(0, n_resamples, chunk):
-            count = min(chunk, n_resamples - start)
-            picks = rng.integers(0, len(matrix), size=(count, len(matrix)))  # [resample, image]
-            means[start:start + count] = np.nanmean(matrix[picks], axis=1)
+        chunk = max(1, 2_000_000 // sums.size)  # bounds the resampled values' memory
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for start in range(0, n_resamples, chunk):
+                count = min(chunk, n_resamples - start)
+                picks = rng.integers(0, n_units, size=(count, n_units))  # [resample, unit]
+                means[start:start + count] = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
         low, high = np.nanquantile(means, [tail, 1 - tail], axis=0)
         key = key if isinstance(key, tuple) else (key,)
         rows.append(pd.DataFrame({**dict(zip(by, key)), "step": wide.columns.to_numpy(),
                                   "mean": np.nanmean(matrix, axis=0), "ci_low": low,
-                                  "ci_high": high, "n_images": len(matrix)}))
+                                  "ci_high": high, "n_images": len(matrix), "n_units": n_units}))
     out = pd.concat(rows, ignore_index=True)
     for column in by:
         if isinstance(table[column].dtype, pd.CategoricalDtype):
             out[column] = pd.Categorical(out[column], categories=table[column].cat.categories)
     return out
+
+
+def _auc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Area under the ROC curve of ``scores`` (``[row, item]``) for the items whose ``labels``
+    (``[item]``, 0 or 1) are 1, row by row: the chance that a positive item scores above a negative
+    one, ties counting half (the Mann-Whitney statistic). NaN without a positive or a negative."""
+    positive, negative = scores[:, labels == 1], scores[:, labels == 0]  # [row, item]
+    if not positive.shape[1] or not negative.shape[1]:
+        return np.full(scores.shape[0], np.nan)
+    above = (positive[:, :, None] > negative[:, None, :]).mean(axis=(1, 2))
+    tied = (positive[:, :, None] == negative[:, None, :]).mean(axis=(1, 2))
+    return above + tied / 2
+
+
+def step_auc(table: pd.DataFrame, score: str, outcome: str, *, unit: str = "seed",
+             n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """How well ``score`` at each step predicts a later binary ``outcome``: the AUC per step with a
+    cluster bootstrap interval over ``unit``.
+
+    ``table`` holds one row per image and step (``image``, ``step``, ``score``, ``outcome`` (0/1,
+    the same at every step of an image) and ``unit``). The AUC is the chance that an image with the
+    outcome has the higher score (0.5 is chance). A resample draws whole ``unit`` clusters with
+    replacement, every step of their images together, so the intervals of different steps come from
+    the same resamples. One row per step: ``auc``, ``ci_low``, ``ci_high``, ``n_images``,
+    ``n_positive``, ``n_units``.
+    """
+    for column in (score, outcome, unit):
+        if column not in table.columns:
+            raise KeyError(f"column {column!r} is not in the table; columns: {', '.join(table.columns)}")
+    check_confidence(confidence)
+    wide = table.pivot_table(index="image", columns="step", values=score)  # [image, step]
+    per_image = table.groupby("image").agg(outcome=(outcome, "first"), unit=(unit, "first"))
+    per_image = per_image.reindex(wide.index)
+    labels = per_image["outcome"].to_numpy(dtype=float)
+    if not np.isin(labels, (0.0, 1.0)).all():
+        raise ValueError(f"{outcome} must be 0 or 1 for every image")
+    if wide.isna().to_numpy().any():
+        raise ValueError(f"{score} must be finite at every step of every image")
+    codes, _ = pd.factorize(per_image["unit"], sort=True)
+    members = [np.flatnonzero(codes == c) for c in range(codes.max() + 1)]  # images of each unit
+    matrix = wide.to_numpy().T  # [step, image]
+    estimate = _auc(matrix, labels)
+    rng = np.random.default_rng(seed)
+    resampled = np.empty((n_resamples, matrix.shape[0]))  # [resample, step]
+    for r in range(n_resamples):
+        picks = rng.integers(0, len(members), size=len(members))
+        images = np.concatenate([members[p] for p in picks])
+        resampled[r] = _auc(matrix[:, images], labels[images])
+    tail = (1 - confidence) / 2
+    with _quiet_nanmean():
+        low, high = np.nanquantile(resampled, [tail, 1 - tail], axis=0)
+    return pd.DataFrame({"step": wide.columns.to_numpy(), "auc": estimate, "ci_low": low,
+                         "ci_high": high, "n_images": len(labels),
+                         "n_positive": int(labels.sum()), "n_units": len(members)})
 
 
 def _average_ranks(codes: np.ndarray, n_values: int) -> np.ndarray:
@@ -325,3 +394,87 @@ def crossed_bootstrap(arrays: Mapping[str, np.ndarray], statistic: Callable[[dic
         rows, columns = groups[:, :, None], seeds[:, None, :]
         values = np.asarray(statistic({k: v[rows, columns] for k, v in data.items()}), dtype=float)
     return estimate_with_interval(estimate, values, confidence)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-image values clustered by seed: means, paired differences, rank correlations
+
+
+def _unit_picks(units, n_resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sorted unit labels, each item's code among them, and ``[resample, unit]`` draws."""
+    labels, codes = np.unique(np.asarray(units), return_inverse=True)
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    rng = np.random.default_rng(seed)
+    return labels, codes.reshape(-1), rng.integers(0, len(labels), size=(n_resamples, len(labels)))
+
+
+def _finite(values, name: str) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or values.size == 0 or not np.isfinite(values).all():
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of finite numbers")
+    return values
+
+
+def cluster_mean_interval(values, units, minus=None, minus_units=None, *, n_resamples: int = 2000,
+                          confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """The mean of ``values`` (one per image) with a percentile interval that resamples whole
+    clusters: every image of a drawn ``unit`` (seed) together, as :func:`step_intervals` does.
+
+    With ``minus`` (another arm's values, clustered by ``minus_units`` over the same labels) it
+    is the difference of the two means, each resample drawing the unit labels once for both
+    arms: a comparison paired by seed. Returns (estimate, low, high).
+    """
+    check_confidence(confidence)
+    arms = [(_finite(values, "values"), np.asarray(units))]
+    if minus is not None:
+        arms.append((_finite(minus, "minus"), np.asarray(minus_units)))
+    for arm_values, arm_units in arms:
+        if arm_units.shape != arm_values.shape:
+            raise ValueError(f"one unit per value: {arm_units.shape} units, "
+                             f"{arm_values.shape} values")
+    labels, _, picks = _unit_picks(np.concatenate([u for _, u in arms]), n_resamples, seed)
+    means, estimates = [], []
+    for arm_values, arm_units in arms:
+        codes = np.searchsorted(labels, arm_units)
+        sums = np.bincount(codes, arm_values, minlength=len(labels))  # [unit]
+        counts = np.bincount(codes, minlength=len(labels)).astype(float)  # [unit]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means.append(sums[picks].sum(axis=1) / counts[picks].sum(axis=1))  # [resample]
+        estimates.append(arm_values.mean())
+    if minus is not None:
+        return estimate_with_interval(estimates[0] - estimates[1], means[0] - means[1], confidence)
+    return estimate_with_interval(estimates[0], means[0], confidence)
+
+
+def cluster_rank_correlation(x, y, units, within=None, *, n_resamples: int = 2000,
+                             confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """Spearman's rho of ``x`` and ``y`` with a percentile interval resampling whole ``units``.
+
+    With ``within`` (a group per item, e.g. the prompt), the statistic is the mean over groups of
+    the rho within each group (groups whose x or y is constant left out), and one draw of the
+    units serves every group. Returns (rho, low, high), NaN where rho is undefined; resamples with
+    no defined rho are left out of the interval.
+    """
+    check_confidence(confidence)
+    (xc, nx), (yc, ny) = _codes(x), _codes(y)
+    units = np.asarray(units)
+    if not len(xc) == len(yc) == len(units):
+        raise ValueError(f"x, y and units differ in length: {len(xc)}, {len(yc)}, {len(units)}")
+    groups = np.zeros(len(xc), dtype=int) if within is None else pd.factorize(
+        np.asarray(within), sort=True)[0]
+    _, codes, picks = _unit_picks(units, n_resamples, seed)
+    members = [np.flatnonzero(codes == u) for u in range(codes.max() + 1)]  # items of each unit
+
+    def statistic(items: np.ndarray) -> float:
+        rhos = [_rank_rho(xc[None, part], nx, yc[None, part], ny)[0]
+                for part in (items[groups[items] == g] for g in np.unique(groups[items]))
+                if len(part) >= 2]
+        with _quiet_nanmean():
+            return float(np.nanmean(rhos)) if rhos else math.nan
+
+    estimate = statistic(np.arange(len(xc)))
+    if math.isnan(estimate):
+        return estimate, math.nan, math.nan
+    resampled = [statistic(np.concatenate([members[u] for u in row])) for row in picks]
+    return estimate_with_interval(estimate, resampled, confidence)

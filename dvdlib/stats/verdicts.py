@@ -13,6 +13,11 @@ of four words, with the reason and the sentence the chapter prints::
     verdict.word       # "not testable"
     verdict.markdown() # "**This run cannot test finding 1 ...**: some model's DvD ..."
 
+A comparison on a bounded score (DvD runs from 0 to 100) carries a :func:`room_requirement`: when
+the arm predicted to be lower sits at the ceiling, a difference of zero says nothing, and the
+verdict is "not testable" with the ceiling named. :func:`room_left` gives the largest effect the
+baseline leaves room for.
+
 The rule, in order:
 
 1. ``not testable`` if a requirement is not met, or the interval is not a finite interval
@@ -140,6 +145,52 @@ class Requirement:
         object.__setattr__(self, "met", bool(self.met))
 
 
+def room_requirement(first, second, side: str, *, low: float = 0.0, high: float = 100.0,
+                     margin: float = 5.0, names: tuple[str, str] = ("the first arm", "the second arm"),
+                     digits: int = 1) -> Requirement:
+    """Whether a comparison of two arms on a bounded score (first minus second, predicted
+    ``side`` of 0) has room to show the predicted effect.
+
+    A score's range ends a comparison: when the arm predicted to be lower already sits within
+    ``margin`` of the ceiling ``high`` (or the arm predicted to be higher within ``margin`` of the
+    floor ``low``), the difference cannot take the predicted sign however strong the effect, and
+    a difference near zero is not a null result. The requirement is then unmet, so :func:`decide`
+    says "not testable", and its ``found`` names the arm and the bound ("ceiling" or "floor").
+    ``first`` and ``second`` are the arms' intervals (or estimates); only the estimates are used.
+    """
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
+    low, high = check_bound(low, "low"), check_bound(high, "high")
+    margin = check_bound(margin, "margin")
+    if not (high > low and 0 <= margin < (high - low) / 2):
+        raise ValueError(f"need low < high and 0 <= margin < half the range, got low {low!r}, "
+                         f"high {high!r}, margin {margin!r}")
+    levels = [value.estimate if isinstance(value, Interval) else Interval.of(value).estimate
+              if not isinstance(value, numbers.Real) else float(value) for value in (first, second)]
+    higher, lower = (0, 1) if side == "above" else (1, 0)
+    spec = f".{digits}f"
+    problems = []
+    if not math.isfinite(levels[lower]) or levels[lower] >= high - margin:
+        problems.append(f"{names[lower]} is at the ceiling ({format(levels[lower], spec)}, "
+                        f"ceiling {format(high, spec)})")
+    if not math.isfinite(levels[higher]) or levels[higher] <= low + margin:
+        problems.append(f"{names[higher]} is at the floor ({format(levels[higher], spec)}, "
+                        f"floor {format(low, spec)})")
+    description = (f"room for the predicted difference: {names[lower]} more than {margin:g} below "
+                   f"the ceiling {high:g} and {names[higher]} more than {margin:g} above the floor "
+                   f"{low:g}")
+    return Requirement(description, not problems, " and ".join(problems))
+
+
+def room_left(baseline, side: str, *, low: float = 0.0, high: float = 100.0) -> float:
+    """The largest effect a bounded score leaves room for: how far ``baseline`` (the arm predicted
+    to be lower when ``side`` is "above", higher when "below") can move before it hits the bound."""
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
+    level = baseline.estimate if isinstance(baseline, Interval) else check_bound(baseline, "baseline")
+    return float(high - level if side == "above" else level - low)
+
+
 @dataclass(frozen=True)
 class Test:
     """The stated test of a finding: the interval of ``measure`` must lie ``side`` ``bound``."""
@@ -204,7 +255,9 @@ class Verdict:
         ``key``, its sentence, the rule's side, and the interval and bound it was decided from,
         so that :func:`check_headline` can decide again from the saved numbers."""
         texts = {key: self.word, f"{key}_sentence": self.sentence, f"{key}_reason": self.reason,
-                 f"{key}_side": self.test.side,
+                 f"{key}_side": self.test.side, f"{key}_finding": self.test.finding,
+                 f"{key}_claim": self.test.claim, f"{key}_measure": self.test.measure,
+                 f"{key}_interval": self.interval.text(self.test.digits, signed=True),
                  f"{key}_unmet": "; ".join(r.description for r in self.unmet)}
         values = {f"{key}_bound": self.test.bound, f"{key}_confidence": self.test.confidence}
         if self.interval.finite:

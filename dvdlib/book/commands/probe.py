@@ -42,9 +42,11 @@ into DIR reuses what was made.
 
 _EPILOG = """\
 models: toy:k1 (default), toy:NAME or a toy zoo name (the toy world, judged by its
-detector); sd1.4, sd2.1, a Hugging Face id in the local cache or a folder with a saved
-diffusers pipeline (judged by the paper's VLM unless --judge says otherwise). Steps and
-guidance default to the model's own (50 and 7.5 for Stable Diffusion, 20 and 4 for the toy).
+detector); sd1.4, sd2.1, sdxl, a Hugging Face id in the local cache or a folder with a
+saved diffusers pipeline of Stable Diffusion 1.x/2.x or XL (judged by the paper's VLM unless
+--judge says otherwise). SD3 and Flux are refused: their attention instruments are not yet
+supported. Steps and guidance default to the model's own (50 and 7.5 for Stable Diffusion
+1.x/2.x, 50 and 5 for SDXL, 20 and 4 for the toy).
 
 seeds: --seeds 10 takes the paper's ten seeds (1825, 410, ...), larger counts continue with
 10001, 10002, ... (as every chapter does); --seed-list 1825,410 gives the seeds themselves.
@@ -86,7 +88,7 @@ def register(subparsers) -> None:
     parser.add_argument("--with-carrier", action="store_true",
                         help="with --prompts: also judge the prompt's carrier as a target")
     add_seed_options(parser)
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL",
+    parser.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="MODEL",
                         help=f"the text-to-image model (default: {DEFAULT_MODEL}; see below)")
     parser.add_argument("--judge", choices=JUDGES,
                         help="the judge: toy (the toy world's detector), clip or vlm (the "
@@ -175,15 +177,6 @@ def _note(text: str) -> None:
     print(f"dvd probe: note: {text}", file=sys.stderr)
 
 
-def _call_default(pipe, name: str, fallback):
-    """The default of one of the pipeline's call arguments (its own steps and guidance)."""
-    import inspect
-
-    parameter = inspect.signature(type(pipe).__call__).parameters.get(name)
-    default = None if parameter is None else parameter.default
-    return default if isinstance(default, (int, float)) and not isinstance(default, bool) else fallback
-
-
 def run(args) -> int:
     """``dvd probe`` once its arguments are parsed."""
     import json
@@ -197,8 +190,11 @@ def run(args) -> int:
     from dvdlib.store import StoreError, check_writable_dir, no_new_folders_on_error
     from dvdlib.usage import UsageError, seed_count, seed_list
 
+    from dvdlib.attention.instruments import check_instruments
+
     try:
         is_toy = parse_model(args.model).is_toy
+        check_instruments(args.model)  # a family without instruments, before anything loads
     except ValueError as err:
         raise UsageError(f"--model: {err}") from None
     judge_kind = args.judge or ("toy" if is_toy else "vlm")
@@ -224,7 +220,8 @@ def run(args) -> int:
 
 def _probe_into(args, request, judge_kind: str, work: Path, out: Path | None):
     """Load the judge and the model, probe into ``work``, save the figure and summary in ``out``."""
-    from dvdlib.models.loading import PAPER_GUIDANCE, PAPER_STEPS, load_pipeline
+    from dvdlib.models.families import model_defaults
+    from dvdlib.models.loading import load_pipeline
     from dvdlib.probe.figure import FIGURE, probe_figure, save_figure
     from dvdlib.probe.run import ATTENTION, IMAGES, JUDGED, probe
     from dvdlib.probe.summary import SUMMARY
@@ -234,9 +231,9 @@ def _probe_into(args, request, judge_kind: str, work: Path, out: Path | None):
 
     judge = load_judge(judge_kind, args.judge_model, args.device, None)  # weights often missing: first
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
-    steps = args.steps or _call_default(pipe, "num_inference_steps", PAPER_STEPS)
-    guidance = args.guidance if args.guidance is not None else _call_default(
-        pipe, "guidance_scale", PAPER_GUIDANCE)
+    defaults = model_defaults(args.model, pipe)
+    steps = args.steps or defaults.steps
+    guidance = args.guidance if args.guidance is not None else defaults.guidance
     run = probe_targets if isinstance(request, TargetProbeRequest) else probe
     result = run(pipe, judge, request, work, model=args.model, steps=steps, guidance=guidance,
                  size=args.size, batch_size=args.batch_size, progress=not args.no_progress)

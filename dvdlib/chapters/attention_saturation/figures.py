@@ -7,12 +7,17 @@
 - :func:`figure_layers` (3.3): the pair share per layer and step, and its difference to the
   reference.
 - :func:`figure_saturation` (3.4): the share of images saturated by each step.
-- :func:`figure_token_maps` (3.5): the token maps of one prompt and seed over the image
-  (:func:`token_map_example`, :func:`plot_token_maps`).
-- :func:`figure_early_vs_dvd` (3.6): early pair share against DvD, per image
+- :func:`figure_tau_sweep` (3.5): the share of images saturated within the window against tau,
+  with the pre-stated tau and the taus where the saturation rule's word would change.
+- :func:`figure_timing` (3.6): the per-step AUC of the pair share for a missing object, and the
+  pair share of the images that lose their object and of those that keep it.
+- :func:`figure_early_vs_dvd` (3.7): early pair share against DvD, per image
   (:func:`plot_early_vs_dvd`).
+- :func:`figure_token_maps`: the token maps of one prompt and seed over the image
+  (:func:`token_map_example`, :func:`plot_token_maps`). The chapter does not draw them on the
+  toy world, whose maps are near uniform; they are for models whose maps have structure.
 
-Bands are intervals of :func:`dvdlib.stats.bootstrap.step_intervals` (whole images resampled).
+Bands are intervals of :func:`dvdlib.stats.bootstrap.step_intervals` with whole seeds resampled.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from PIL import Image
 from dvdlib.attention.image_shares import group_maps
 from dvdlib.attention.record import AttentionRecord
 from dvdlib.chapters.attention_saturation.run import ConditionResult
-from dvdlib.chapters.attention_saturation.summary import (TOKENS, layer_step_matrix, level_shares,
-                                                          saturated_by_step)
+from dvdlib.chapters.attention_saturation.summary import (TOKENS, UNIT, layer_step_matrix,
+                                                          level_shares, saturated_by_step)
+from dvdlib.chapters.attention_saturation.verdict import ChapterResult
 from dvdlib.generation.protocol import RECORD_FILE
 from dvdlib.prompts.prompt_sets import concept_phrase, object_phrase
 from dvdlib.stats.bootstrap import step_intervals
@@ -161,7 +167,7 @@ def figure_step_shares(shares: pd.DataFrame, threshold: float, n_resamples: int 
     """Figure 3.1: the concept's and the object's word shares (left) and the pair share (right)
     per step."""
     def per_step(value: str) -> pd.DataFrame:
-        return step_intervals(shares, value, BY_CONDITION, n_resamples=n_resamples)
+        return step_intervals(shares, value, BY_CONDITION, unit=UNIT, n_resamples=n_resamples)
 
     word = pd.concat([per_step("word_share").assign(token="concept"),
                       per_step("object_word_share").assign(token="object")])
@@ -175,7 +181,7 @@ def figure_step_shares(shares: pd.DataFrame, threshold: float, n_resamples: int 
 def figure_levels(layer_shares: pd.DataFrame, n_resamples: int = 2000):
     """Figure 3.2: the pair share per step at each resolution level; returns (figure, levels)."""
     levels = level_shares(layer_shares)
-    intervals = step_intervals(levels, "pair_share", by=("condition", "level"),
+    intervals = step_intervals(levels, "pair_share", by=("condition", "level"), unit=UNIT,
                                n_resamples=n_resamples)
     fig = plt.figure(figsize=(3.0 * levels["level"].nunique(), 3.6))
     plot_level_shares(intervals, fig)
@@ -221,7 +227,7 @@ def figure_saturation(summary: pd.DataFrame, concept: str, threshold: float):
 
 
 def figure_token_maps(results: Sequence[ConditionResult], prompt: str, seed: int):
-    """Figure 3.5: the token maps of ``prompt`` and ``seed`` in every condition that ran it."""
+    """The token maps of ``prompt`` and ``seed`` in every condition that ran it."""
     examples = [token_map_example(r, prompt, seed) for r in results
                 if prompt in set(r.images["prompt"])]
     if not examples:
@@ -235,8 +241,71 @@ def figure_token_maps(results: Sequence[ConditionResult], prompt: str, seed: int
 
 
 def figure_early_vs_dvd(summary: pd.DataFrame):
-    """Figure 3.6: per image, the early pair share against DvD."""
+    """Figure 3.7: per image, the early pair share against DvD."""
     fig, ax = plt.subplots(figsize=(7, 4.4))
     plot_early_vs_dvd(summary, ax)
+    fig.tight_layout()
+    return fig
+
+
+def figure_tau_sweep(result: ChapterResult):
+    """Figure 3.5: per condition, the share of images saturated within the window against tau,
+    with intervals over seeds; the pre-stated tau (which alone decides), the bound ``majority``,
+    the taus at which the rule's word changes on the model under study, and its largest final
+    share."""
+    rules, main = result.rules, result.label("main")
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    for i, (condition, part) in enumerate(result.sweep.groupby("condition", observed=True,
+                                                                sort=False)):
+        ax.plot(part["tau"], part["saturated"], color=f"C{i}", label=condition)
+        ax.fill_between(part["tau"], part["ci_low"], part["ci_high"], color=f"C{i}", alpha=0.2,
+                        linewidth=0)
+    ax.axhline(rules.majority, color="grey", linewidth=0.8)
+    ax.axvline(rules.threshold, color="black", linewidth=1.2,
+               label=f"pre-stated tau = {rules.threshold:g} (decides)")
+    for change in result.verdict_changes().itertuples():
+        ax.axvspan(change.tau_before, change.tau_after, color="C3", alpha=0.25, linewidth=0)
+        ax.annotate(f"{change.before}\n-> {change.after}", (change.tau_after, 0.97), fontsize=7,
+                    va="top", ha="left", color="C3")
+    ax.axvline(result.largest["main"]["final"], color="C0", linestyle=":",
+               label=f"largest final share on {main}")
+    ax.set(xlabel="tau", ylim=(-0.02, 1.02),
+           ylabel=f"share saturated within the first {rules.window} steps")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def figure_timing(result: ChapterResult):
+    """Figure 3.6: left, per condition and step, the AUC of the pair share for a missing object
+    with intervals at the test's level (the window of the "decided early" test shaded, its bound
+    dotted); right, the mean pair share per step of the images that end up without their object
+    (solid) and of those that keep it (dashed), with intervals over seeds."""
+    rules = result.rules
+    conditions = list(result.step_means["condition"].cat.categories)
+    colours = {c: f"C{i}" for i, c in enumerate(conditions)}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.2))
+    for condition, part in result.auc.groupby("condition", observed=True, sort=False):
+        left.plot(part["step"], part["auc"], color=colours[condition], label=condition)
+        left.fill_between(part["step"], part["ci_low"], part["ci_high"], alpha=0.2,
+                          color=colours[condition], linewidth=0)
+    left.axvspan(-0.5, rules.decided_steps - 0.5, color="grey", alpha=0.12, linewidth=0)
+    left.axhline(0.5, color="grey", linewidth=0.8)
+    left.axhline(rules.auc_bound, color="black", linewidth=0.8, linestyle=":")
+    left.set(xlabel="denoising step (0 = noisiest)", ylabel="AUC for a missing object",
+             ylim=(0.3, 1.02), title=f"{rules.auc_confidence:.2%} intervals; shaded: the first "
+             f"{rules.decided_steps} steps")
+    left.legend(fontsize=7, loc="lower right")
+    for (condition, outcome), part in result.by_outcome.groupby(["condition", "outcome"],
+                                                                observed=True, sort=False):
+        style = "-" if outcome == "object missing" else "--"
+        right.plot(part["step"], part["mean"], style, color=colours[condition],
+                   label=f"{condition}: {outcome}")
+        right.fill_between(part["step"], part["ci_low"], part["ci_high"], alpha=0.15,
+                           color=colours[condition], linewidth=0)
+    right.axhline(0.5, color="grey", linewidth=0.8)
+    right.set(xlabel="denoising step (0 = noisiest)", ylabel="pair share of the concept",
+              title="object missing (solid) or drawn (dashed) in the final image")
+    right.legend(fontsize=6)
     fig.tight_layout()
     return fig

@@ -27,16 +27,17 @@ import numpy as np
 import pandas as pd
 
 from dvdlib.attention.image_shares import record_shares
+from dvdlib.attention.instruments import check_instruments, instruments_for
 from dvdlib.attention.record import MapRequest
 from dvdlib.attention.token_positions import token_groups
 from dvdlib.generation.protocol import RECORD_FILE, BatchHook, PipelineCall, attention_hook, generate
 from dvdlib.models import spec
+from dvdlib.models.families import guidance_batch, latent_size
 from dvdlib.models.loading import load_model
 from dvdlib.prompts.prompt_sets import prompt_set
 from dvdlib.scoring.dvd import PRESENT_YES, score_folder
 from dvdlib.scoring.questions import OUR_WORDING, Wording
 from dvdlib.store import save_table
-from dvdlib.toyworld.pipeline import FOLD
 from dvdlib.toyworld.world import CATEGORY, caption, check_name, prompt_table
 
 IMAGE_KEY = ("condition", "case_num", "seed")
@@ -97,8 +98,12 @@ def chapter_conditions(model: str, reference_model: str = "", balanced: bool = T
     unseen objects), on ``model`` and on ``reference_model``, and with ``balanced`` the other
     concepts on the same objects on ``model`` (:func:`balanced_prompt_table`). On a real model:
     the first ``prompts_per_category`` prompts of each category of the prompt set
-    (``bench_csv`` or ours), on both models.
+    (``bench_csv`` or ours), on both models. A model whose family has no attention instruments
+    yet (SD3, Flux) is refused here.
     """
+    for name in (model, reference_model):
+        if name:
+            check_instruments(name)
     world = spec.toy_world(model, zoo_folder)
     if world is None:
         if judge == "toy":
@@ -152,17 +157,6 @@ def top_resolution_layers(layers) -> list[str]:
     return [layer.label for layer in layers if layer.query_positions == finest]
 
 
-def latent_size(pipe, height: int | None, width: int | None) -> tuple[int, int] | None:
-    """The UNet's sample size for an image of ``height`` x ``width`` (None: the model's own)."""
-    if height is None and width is None:
-        return None
-    factor = getattr(pipe, "vae_scale_factor", None)
-    if factor is None:  # the toy pipeline folds 2x2 pixels into channels and has no VAE
-        factor = FOLD
-    native = pipe.unet.config.sample_size * factor
-    return ((height or native) // factor, (width or native) // factor)
-
-
 def concept_hook(classifier_free_guidance: bool, map_steps: Sequence[int] = (),
                  sample_size: tuple[int, int] | None = None) -> BatchHook:
     """A :func:`dvdlib.generation.protocol.generate` hook: records every call into ``attention.npz``.
@@ -177,7 +171,7 @@ def concept_hook(classifier_free_guidance: bool, map_steps: Sequence[int] = (),
         if not map_steps:
             return None
         positions = sorted({p for job, tokens in zip(call.jobs, prompts)
-                            for ps in token_groups(call.pipe.tokenizer, tokens, {
+                            for ps in token_groups(instruments_for(call.pipe).tokenizer, tokens, {
                                 "concept": job.concept_words, "object": job.object_words}).values()
                             for p in ps})
         return MapRequest(layers=top_resolution_layers(layers), tokens=positions,
@@ -202,6 +196,7 @@ class ConditionResult:
     concentration: pd.DataFrame  # one row per image, kept step and group (concept / object)
     image_dir: Path
     tokenizer: object  # the model's tokenizer, which placed the concepts' tokens
+    layout: str  # the model's located layers and heads in one line
 
 
 def image_rows(manifest: pd.DataFrame, scores: pd.DataFrame, prompts: pd.DataFrame) -> pd.DataFrame:
@@ -243,7 +238,9 @@ def run_condition(label: str, pipe, prompts: pd.DataFrame, seeds: Sequence[int],
                          f"({len(seeds)}) so that each pipeline call holds one prompt; got {batch_size!r}")
     out_dir = Path(out_dir)
     image_dir = out_dir / "images"
-    hook = concept_hook(guidance > 1, map_steps, latent_size(pipe, height, width))
+    instruments = instruments_for(pipe)  # the family's: a ValueError where none exist yet
+    sample_size = latent_size(pipe, height, width)
+    hook = concept_hook(guidance_batch(pipe, guidance), map_steps, sample_size)
     manifest = generate(pipe, prompts, seeds, image_dir, model=model, steps=steps, guidance=guidance,
                         height=height, width=width, batch_size=batch_size, hook=hook, progress=progress)
     results = out_dir / "dvd.csv"
@@ -251,10 +248,10 @@ def run_condition(label: str, pipe, prompts: pd.DataFrame, seeds: Sequence[int],
     save_table(scores, results)
     images = image_rows(manifest, scores, prompts)
     images.insert(0, "condition", label)
-    read = record_shares(images, image_dir, RECORD_FILE, pipe.tokenizer, IMAGE_KEY, per_layer=True,
-                         maps=True)
+    read = record_shares(images, image_dir, RECORD_FILE, instruments.tokenizer, IMAGE_KEY,
+                         per_layer=True, maps=True)
     return ConditionResult(label, images, read.shares, read.layer_shares, read.concentration,
-                           image_dir, pipe.tokenizer)
+                           image_dir, instruments.tokenizer, instruments.describe(sample_size))
 
 
 def run_chapter(conditions: Sequence[ChapterCondition], seeds: Sequence[int], judge,

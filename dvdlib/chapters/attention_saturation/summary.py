@@ -5,30 +5,34 @@
   step of the concept and of the object, and DvD; :func:`saturated_by_step` and
   :func:`saturation_overview` condense it per condition.
 - :func:`condition_stats`: per condition, early and final share, DvD and presence, each with a
-  bootstrap interval over images.
+  bootstrap interval over seeds; :func:`condition_differences`: the model under study minus the
+  reference, paired by seed; :func:`object_held_from_start`: how often the object holds the pair's
+  attention from the first step, beside how often it is drawn.
 - :func:`level_shares`, :func:`early_level_table`, :func:`level_extremes`: the pair share
   pooled over the layers of one resolution level; :func:`layer_step_matrix` and
   :func:`early_layer_counts`: per layer.
 - :func:`between_prompt_share`: how much of a measure's variance lies between prompts;
-  :func:`within_prompt_correlation`: the mean rho between the seeds of one prompt, with an
-  interval over prompts; :func:`correlation_table`: both with Spearman's rho over images.
+  :func:`correlation_table`: Spearman's rho over images and its mean within prompts.
 - :func:`prompt_summary`, :func:`top_prompts`: per prompt.
-- :func:`last_step_concentration`: how concentrated both words' maps are at the last kept step.
+- :func:`concentration_range`: how concentrated the words' maps are, at the least and the most.
 
-Every interval comes from :mod:`dvdlib.stats.bootstrap`.
+Every interval comes from :mod:`dvdlib.stats.bootstrap` and resamples whole seeds (the images
+of one seed, over every prompt, together): the seed decides much of an image across prompts and
+models, so images of one seed are not independent. The prompts are not resampled: on the toy
+world they are its whole set of objects.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from dvdlib.attention.shares import saturation_step
-from dvdlib.stats.bootstrap import (bootstrap_ci, bootstrap_rank_correlation, mean_interval,
-                                    rank_correlation)
+from dvdlib.stats.bootstrap import cluster_mean_interval, cluster_rank_correlation
+
+UNIT = "seed"  # the resampled unit of every interval
 
 TOKENS = {"concept": "", "object": "object_"}  # whose saturation: column prefixes
 PRESENCE = ("concept_present", "object_present")
@@ -48,7 +52,7 @@ def early_steps_for(steps: int, early_fraction: float) -> int:
 
 
 def image_summary(images: pd.DataFrame, shares: pd.DataFrame, early_steps: int,
-                  threshold: float) -> pd.DataFrame:
+                  threshold: float, window: int | None = None) -> pd.DataFrame:
     """One row per image: early and final pair share, saturation steps, DvD.
 
     ``early_share`` is the mean pair share over steps ``0 .. early_steps - 1``; ``final_share``
@@ -57,7 +61,8 @@ def image_summary(images: pd.DataFrame, shares: pd.DataFrame, early_steps: int,
     object's pair share (one minus the concept's), which asks whether the *object* takes over.
     An image whose share ends below the threshold gets the step count (``saturated`` /
     ``object_saturated`` False), so "saturated by step s" is ``saturation_step <= s`` for every
-    image.
+    image. With ``window``, ``held_share`` is the lowest pair share from step ``window - 1`` to
+    the last: the image is saturated within the first ``window`` steps at any tau up to it.
     """
     if not isinstance(early_steps, int) or early_steps < 1:
         raise ValueError(f"early_steps must be a positive integer, got {early_steps!r}")
@@ -66,6 +71,11 @@ def image_summary(images: pd.DataFrame, shares: pd.DataFrame, early_steps: int,
     table = images.set_index("image").copy()
     table["early_share"] = early
     table["final_share"] = last
+    if window is not None:
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a positive integer, got {window!r}")
+        table["held_share"] = shares[shares["step"] >= window - 1].groupby("image")[
+            "pair_share"].min()
     for prefix, share in (("", shares["pair_share"]), ("object_", 1 - shares["pair_share"])):
         cells = pd.DataFrame({"image": shares["image"], "step": shares["step"], "pair_share": share})
         saturation = saturation_step(cells, threshold).set_index("image")
@@ -119,15 +129,51 @@ def saturation_overview(summary: pd.DataFrame) -> pd.DataFrame:
 def condition_stats(summary: pd.DataFrame, n_resamples: int = 2000,
                     confidence: float = 0.95) -> pd.DataFrame:
     """One row per condition: early and final pair share, DvD, and the shares of images with the
-    concept and with the object present, each with ``_low``/``_high`` (bootstrap over images)."""
+    concept and with the object present, each with ``_low``/``_high`` (bootstrap over seeds)."""
     rows = []
     for condition, part in summary.groupby("condition", observed=True, sort=False):
-        row = {"condition": condition, "images": len(part)}
+        row = {"condition": condition, "images": len(part), "seeds": part[UNIT].nunique()}
         for name, column in STAT_COLUMNS.items():
-            row[name], row[f"{name}_low"], row[f"{name}_high"] = mean_interval(
-                part[column].astype(float), n_resamples, confidence=confidence)
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = cluster_mean_interval(
+                part[column].astype(float), part[UNIT], n_resamples=n_resamples,
+                confidence=confidence)
         rows.append(row)
     return pd.DataFrame(rows).set_index("condition")
+
+
+def condition_differences(summary: pd.DataFrame, main: str, reference: str,
+                          n_resamples: int = 2000, confidence: float = 0.95) -> pd.DataFrame:
+    """``main`` minus ``reference`` for each measure of :func:`condition_stats`, paired by seed
+    (one draw of seeds serves both), and each one's median saturation step: one row per measure
+    (``difference``, ``low``, ``high``, ``main``, ``reference``). Each condition is one model, one
+    training run: the interval counts seeds, not the spread between training runs."""
+    first, second = (summary[summary["condition"] == label] for label in (main, reference))
+    rows = []
+    for name, column in STAT_COLUMNS.items():
+        difference = cluster_mean_interval(first[column].astype(float), first[UNIT],
+                                           second[column].astype(float), second[UNIT],
+                                           n_resamples=n_resamples, confidence=confidence)
+        rows.append({"measure": name, "difference": difference[0], "low": difference[1],
+                     "high": difference[2], "main": float(first[column].astype(float).mean()),
+                     "reference": float(second[column].astype(float).mean())})
+    steps = [float(part["saturation_step"].median()) for part in (first, second)]
+    rows.append({"measure": "median saturation step", "difference": steps[0] - steps[1],
+                 "low": np.nan, "high": np.nan, "main": steps[0], "reference": steps[1]})
+    return pd.DataFrame(rows).set_index("measure")
+
+
+def object_held_from_start(summary: pd.DataFrame, condition: str, n_resamples: int = 2000,
+                           confidence: float = 0.95) -> dict:
+    """On ``condition``: the share of images whose object holds at least tau of the pair's
+    attention from the first step to the last (``held``), and the share with the object drawn
+    (``present``), each ``(estimate, low, high)`` over seeds."""
+    part = summary[summary["condition"] == condition]
+    options = dict(n_resamples=n_resamples, confidence=confidence)
+    held = (part["object_saturation_step"] == 0).astype(float)
+    return {"held": cluster_mean_interval(held, part[UNIT], **options),
+            "present": cluster_mean_interval(part["object_present"].astype(float), part[UNIT],
+                                             **options),
+            "threshold": float(part["threshold"].iloc[0]), "images": len(part)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,9 +184,10 @@ def level_shares(layer_shares: pd.DataFrame) -> pd.DataFrame:
     """Pair share per image, step and resolution level, pooled over the level's layers.
 
     As in our pooled measure, masses are averaged over the layers first and the share is taken
-    of the averages. ``level`` is the block and the query resolution (``down 8x8``).
+    of the averages. ``level`` is the block and the query resolution (``down 8x8``); the image's
+    ``seed`` is kept when the table has one.
     """
-    keys = ["condition", "image", "step", "level"]
+    keys = ["condition", "image", *(["seed"] if "seed" in layer_shares else []), "step", "level"]
     order = list(dict.fromkeys(layer_shares.sort_values("layer")["level"]))
     table = layer_shares.groupby(keys, observed=True)[["concept_mass", "object_mass"]].mean().reset_index()
     table["pair_share"] = table["concept_mass"] / (table["concept_mass"] + table["object_mass"])
@@ -193,16 +240,15 @@ def early_layer_counts(layer_shares: pd.DataFrame, main: str, reference: str | N
     return out
 
 
-def last_step_concentration(concentration: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
-    """Mean entropy concentration of the concept's and the object's maps at the last kept step:
-    one row per condition of ``labels`` (columns ``concept`` and ``object``, and ``step``)."""
-    kept = concentration[concentration["condition"].isin(labels)]
-    if kept.empty:
-        return pd.DataFrame(columns=["concept", "object", "step"])
-    last = int(kept["step"].max())
-    table = kept[kept["step"] == last].groupby(["condition", "group"], observed=True)[
-        "entropy_concentration"].mean().unstack("group")
-    return table[["concept", "object"]].assign(step=last)
+def concentration_range(concentration: pd.DataFrame) -> tuple[float, float, int]:
+    """The lowest and highest mean entropy concentration of the concept's and the object's maps
+    (mean over images per condition, word and kept step; 0 = spread evenly, 1 = one position),
+    and the number of kept steps. NaN and 0 when no maps were kept."""
+    if concentration.empty:
+        return float("nan"), float("nan"), 0
+    means = concentration.groupby(["condition", "group", "step"], observed=True)[
+        "entropy_concentration"].mean()
+    return float(means.min()), float(means.max()), int(concentration["step"].nunique())
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,49 +269,30 @@ def between_prompt_share(summary: pd.DataFrame, column: str = "early_share") -> 
     return pd.Series(out, name=f"{column}_between_prompts")
 
 
-def within_prompt_correlation(summary: pd.DataFrame, x: str = "early_share", y: str = "dvd_score", *,
-                              n_resamples: int = 2000, confidence: float = 0.95,
-                              seed: int = 0) -> tuple[float, float, float, int]:
-    """Mean over prompts of Spearman's rho between seeds of one prompt, with an interval over prompts.
-
-    It asks whether, for a fixed prompt, the seeds whose concept draws more early attention end
-    up more dominated: differences between prompts (which object, which word order) cannot
-    drive it. Prompts whose ``x`` or ``y`` is constant over their seeds have no rho and are left
-    out. Returns ``(mean rho, low, high, prompts used)``; NaN values when no prompt has a rho.
-    """
-    rhos = []
-    for _, group in summary.groupby("prompt", sort=True):
-        if len(group) >= 3:
-            rho = rank_correlation(group[x], group[y])
-            if not math.isnan(rho):
-                rhos.append(rho)
-    if not rhos:
-        return math.nan, math.nan, math.nan, 0
-    if len(rhos) == 1:
-        return rhos[0], math.nan, math.nan, 1
-    low, high = bootstrap_ci(rhos, n_resamples=n_resamples, confidence=confidence, seed=seed)
-    return float(np.mean(rhos)), low, high, len(rhos)
-
-
 def correlation_table(summary: pd.DataFrame, x: str = "early_share", y: str = "dvd_score", *,
                       pooled: Sequence[str] = (), n_resamples: int = 2000,
                       seed: int = 0) -> pd.DataFrame:
     """Spearman's rho of ``x`` and ``y`` per condition (and over the ``pooled`` conditions together).
 
-    ``rho`` is over all images, with a bootstrap interval over images; ``within_rho`` is
-    :func:`within_prompt_correlation`, with an interval over prompts.
+    ``rho`` is over all images; ``within_rho`` the mean over prompts of the rho between the seeds
+    of one prompt (prompts whose ``x`` or ``y`` is constant left out), which differences between
+    prompts (which object, which word order) cannot drive. Both intervals resample whole seeds
+    (:func:`dvdlib.stats.bootstrap.cluster_rank_correlation`).
     """
     groups = [(str(c), g) for c, g in summary.groupby("condition", observed=True, sort=True)]
     if len(pooled) > 1:
         groups.append((" + ".join(pooled), summary[summary["condition"].isin(pooled)]))
     rows = []
     for name, group in groups:
-        rho, low, high = bootstrap_rank_correlation(group[x], group[y], n_resamples=n_resamples,
-                                                    seed=seed)
-        within = within_prompt_correlation(group, x, y, n_resamples=n_resamples, seed=seed)
-        rows.append({"images": name, "n_images": len(group), "rho": rho, "ci_low": low,
-                     "ci_high": high, "within_rho": within[0], "within_low": within[1],
-                     "within_high": within[2], "n_prompts": within[3]})
+        options = dict(n_resamples=n_resamples, seed=seed)
+        rho = cluster_rank_correlation(group[x], group[y], group[UNIT], **options)
+        within = cluster_rank_correlation(group[x], group[y], group[UNIT], group["prompt"],
+                                          **options)
+        defined = sum(part[x].nunique() > 1 and part[y].nunique() > 1
+                      for _, part in group.groupby("prompt"))
+        rows.append({"images": name, "n_images": len(group), "rho": rho[0], "ci_low": rho[1],
+                     "ci_high": rho[2], "within_rho": within[0], "within_low": within[1],
+                     "within_high": within[2], "n_prompts": defined})
     return pd.DataFrame(rows)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dvdlib.attention.instruments import check_instruments
 from dvdlib.models.spec import ModelSpec, toy_world
 from dvdlib.prompts.prompt_sets import prompt_set
 from dvdlib.toyworld.world import World, prompt_table
@@ -55,7 +56,9 @@ def chapter_prompts(model: ModelSpec, zoo_folder: str = "", *, objects: str = "s
                     bench_csv: str = "", n_prompts: int = 0) -> pd.DataFrame:
     """The prompts ``model`` is studied on: a toy model's pair prompts on ``objects`` (its world
     read from ``zoo_folder``), or for a real model the prompts of ``bench_csv`` (empty: our
-    built-in set); ``n_prompts`` of them (0: all), categories taken in turn."""
+    built-in set); ``n_prompts`` of them (0: all), categories taken in turn. A model whose family
+    has no attention instruments yet (SD3, Flux) is refused here, before anything loads."""
+    check_instruments(model.text)
     if model.is_toy:
         prompts = toy_prompts(toy_world(model.text, zoo_folder), objects)
     else:

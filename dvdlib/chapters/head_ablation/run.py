@@ -39,11 +39,12 @@ import pandas as pd
 import torch
 
 from dvdlib.attention.ablation import HeadAblation, TokenValueAblation
-from dvdlib.attention.layers import cross_attention_layers
+from dvdlib.attention.instruments import instruments_for
 from dvdlib.attention.recorder import ABLATION_KWARG
-from dvdlib.attention.token_positions import token_groups, tokenize_prompt
+from dvdlib.attention.token_positions import token_groups
 from dvdlib.chapters.head_ablation.conditions import Condition
 from dvdlib.generation.protocol import PipelineCall, attention_hook, generate
+from dvdlib.models.families import guidance_batch, latent_size
 from dvdlib.prompts.prompt_sets import PAPER_SEEDS, concept_phrase, object_phrase
 from dvdlib.scoring.dvd import PRESENT_YES, score_folder
 from dvdlib.scoring.questions import OUR_WORDING, Wording
@@ -109,7 +110,9 @@ class HeadSweep:
         self.seeds = [int(s) for s in seeds]
         self.out_dir = Path(out_dir)
         self.judge = judge
-        self.layers = cross_attention_layers(pipe.unet)
+        self.instruments = instruments_for(pipe)  # the family's: a ValueError where none exist
+        self.sample_size = latent_size(pipe, height, width)
+        self.layers = self.instruments.layers(self.sample_size)
         HeadAblation(self.layers, {}, operator, factor)  # checks the operator and factor now
         self.operator, self.factor = operator, factor
         self.generation = dict(model=model, steps=steps, guidance=guidance, height=height,
@@ -120,10 +123,11 @@ class HeadSweep:
         # The token positions of each prompt's concept, object and words, found once (and checked
         # before any image is made: a phrase missing from its prompt fails here).
         self._groups = {}
+        tokenizer = self.instruments.tokenizer
         for row in self.prompts.itertuples(index=False):
-            tokens = tokenize_prompt(pipe.tokenizer, row.prompt)
-            groups = token_groups(pipe.tokenizer, tokens, {"concept": concept_phrase(row),
-                                                           "object": object_phrase(row)})
+            tokens = self.instruments.prompt_tokens(row.prompt)  # every tokenizer agrees
+            groups = token_groups(tokenizer, tokens, {"concept": concept_phrase(row),
+                                                      "object": object_phrase(row)})
             self._groups[row.prompt] = (groups["concept"], groups["object"],
                                         list(tokens.word_positions), tokens)
 
@@ -136,6 +140,11 @@ class HeadSweep:
         return HeadSweep(self.pipe, self.prompts, seeds, out_dir, self.judge, **self.generation,
                          operator=self.operator, factor=self.factor, judge_batch=self.judge_batch,
                          wording=self.wording, progress=self.progress)
+
+    @property
+    def layout(self) -> str:
+        """The model's located layers and heads in one line, with its family."""
+        return self.instruments.describe(self.sample_size)
 
     @property
     def total_heads(self) -> int:
@@ -201,7 +210,8 @@ class HeadSweep:
                                                                        words)
 
         return attention_hook(extra_kwargs=ablate, keep=keep,
-                              classifier_free_guidance=self.generation["guidance"] > 1)
+                              classifier_free_guidance=guidance_batch(
+                                  self.pipe, self.generation["guidance"]))
 
     def _call_groups(self, call: PipelineCall) -> list[tuple]:
         """The token groups of each image of a pipeline call, in batch order."""
