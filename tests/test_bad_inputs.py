@@ -78,6 +78,18 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
         (toy_images / case_folder(case, prompt)).mkdir(parents=True)
         Image.new("RGB", (32, 32), "white").save(toy_images / case_folder(case, prompt) / "seed00001.png")
     p["toy_images"] = toy_images
+    # One toy picture that cannot be judged: a PNG whose header claims 30000 x 30000 pixels, a
+    # 32-bit greyscale one (no white level); and a folder named like a table.
+    for name, write in (("bomb_images", _bomb_png), ("grey32_images", _grey32_png)):
+        (folder / name / case_folder(1, "sunset coaster")).mkdir(parents=True)
+        write(folder / name / case_folder(1, "sunset coaster") / "seed00001.png")
+        p[name] = folder / name
+    (folder / "folder.csv").mkdir()
+    p["folder_csv"] = folder / "folder.csv"
+    p["targets"] = _csv(folder, "targets.csv", "case_num,prompt,target1_type,target1,target2_type,"
+                        "target2,target3_type,target3,carrier,template_id,source\n"
+                        '1,"a poster combining Monet, Big Ben, and Batman",artist,monet,landmark,'
+                        "big ben,character,batman,poster,t1,ours\n")
     # Images in folders named after the built-in prompts (any picture: the judge must refuse first).
     sd_images = folder / "sd_images"
     for row in good.itertuples():
@@ -88,6 +100,26 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     p["zoo_k1"] = _truncated_zoo(folder / "zoo_k1", "k1.safetensors")
     p["zoo_json"] = _truncated_zoo(folder / "zoo_json", MANIFEST)
     return p
+
+
+def _bomb_png(path: Path) -> None:
+    """A valid PNG whose header claims 30000 x 30000 RGB pixels (Pillow's bomb limit: 179M)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+
+
+def _grey32_png(path: Path) -> None:
+    """32-bit greyscale under a .png name (PNG holds at most 16 bits: TIFF inside; Pillow reads
+    a file by its content)."""
+    Image.new("I", (32, 32), 70000).save(path, format="TIFF")
 
 
 def _files(folder: Path) -> set[str]:
@@ -232,7 +264,7 @@ CLI = [
     ("run-too-many-seeds", "run {book}/04_head_ablation.ipynb -p n_seeds 11 --results {out}",
      ["'n_seeds'", "11 is out of range", "<= 10"]),
     ("run-fraction-above-one", "run {book}/04_head_ablation.ipynb -p head_fractions 0.1,1.5 "
-     "--results {out}", ["'head_fractions'", "'1.5' is not a fraction in (0, 1]"]),
+     "--results {out}", ["'head_fractions'", "'1.5' is not a fraction in (0, 1)"]),
     ("run-unknown-ranking", "run {book}/04_head_ablation.ipynb -p rank_by heat --results {out}",
      ["'rank_by'", "'heat' is not one of the choices"]),
     ("run-scale-factor-without-scale", "run {book}/04_head_ablation.ipynb -p scale_factor 2.0 "
@@ -289,6 +321,76 @@ CLI = [
      "--results {out}", ["'guidance'", "inf is not a finite number"]),
     ("run-threshold-nan-25.14", "run {book}/03_attention_saturation.ipynb -p saturation_threshold "
      "nan --results {out}", ["'saturation_threshold'", "nan is not a finite number"]),
+    ("run-guidance-sweep-inf-25.2", "run {book}/toy_world.ipynb -p guidance_sweep 1,inf "
+     "--results {out}", ["'guidance_sweep'", "'inf' of '1,inf' is not a finite guidance scale"]),
+    ("score-32-bit-grey-image-25.3", "score --images {grey32_images} --out {out}/t.csv --judge toy "
+     "--no-progress", ["grey32_images/case001_sunset_coaster/seed00001.png", "mode 'I'",
+                       "no white level"]),
+    ("score-decompression-bomb-25.4", "score --images {bomb_images} --out {out}/t.csv --judge toy "
+     "--no-progress", ["bomb_images/case001_sunset_coaster/seed00001.png", "900000000 pixels",
+                       "decompression bomb"]),
+    ("probe-empty-out-25.5", "probe 'sunset coaster' --concept sunset --object coaster --out ''",
+     ["argument --out: '' is empty", "name a folder"]),
+    ("run-empty-results-25.5", "run {book}/01_dominancebench.ipynb --results ''",
+     ["argument --results: '' is empty"]),
+    ("sweep-empty-results-25.5", "sweep {book}/01_dominancebench.ipynb --grid top_n=3 --results ''",
+     ["argument --results: '' is empty"]),
+    ("score-empty-out-25.5", "score --images {toy_images} --out '' --judge toy",
+     ["table file '.' is a folder"]),
+    ("generate-huge-seed-25.6", "generate --model toy --out {out} --seed-list 1,99999999999999999999",
+     ["--seed-list", "99999999999999999999", "up to 4,294,967,295"]),
+    ("score-empty-cases-25.6", "score --images {toy_images} --out {out}/t.csv --judge toy --cases ''",
+     ["--cases ''"]),
+    ("score-huge-case-number-25.7", "score --images {sd_images} --out {out}/t.parquet --judge clip "
+     "--prompts {huge_case}", ["99999999999999999999", "999,999,999"]),
+    ("score-concept-is-object-25.8", "score --images {sd_images} --out {out}/t.csv --judge clip "
+     "--prompts {same_word}", ["both 'monet'", "two different things"]),
+    ("run-concept-is-object-25.8", "run {book}/01_dominancebench.ipynb -p bench_csv {same_word} "
+     "--results {out}", ["'bench_csv'", "both 'monet'"]),
+    ("generate-device-missing-25.9", "generate --model toy --out {out} --seeds 1 --device cuda:64",
+     ["--device 'cuda:64'"]),
+    ("probe-device-missing-25.9", "probe 'sunset coaster' --concept sunset --object coaster "
+     "--device cuda:64", ["--device 'cuda:64'"]),
+    ("score-device-missing-25.9", "score --images {toy_images} --out {out}/t.csv --judge toy "
+     "--device cuda:64", ["--device 'cuda:64'"]),
+    ("run-device-missing-25.9", "run {book}/03_attention_saturation.ipynb -p device cuda:64 "
+     "--results {out}", ["'device'", "'cuda:64'"]),
+    ("sweep-summary-xlsx-25.10", "sweep {book}/01_dominancebench.ipynb --grid top_n=3 "
+     "--summary {out}/s.xlsx", ["s.xlsx'", "ending in .csv"]),
+    ("run-model-empty-25.14", "run {book}/03_attention_saturation.ipynb -p model '' --results {out}",
+     ["'model'", "'' is empty", "accepted: a toy model"]),
+    ("run-questions-file-missing-25.14", "run {book}/04_head_ablation.ipynb -p questions_file "
+     "{dir}/nope.json --results {out}", ["'questions_file'", "question file not found",
+                                        "nope.json"]),
+    ("run-questions-file-broken-25.14", "run {book}/03_attention_saturation.ipynb -p questions_file "
+     "{bad_json} --results {out}", ["'questions_file'", "questions.json: not valid JSON"]),
+    ("run-batch-size-not-dividing-25.14", "run {book}/03_attention_saturation.ipynb -p batch_size 3 "
+     "--results {out}", ["'batch_size'", "3 does not divide n_seeds = 16", "1, 2, 4, 8, 16"]),
+    ("run-batch-size-not-dividing-given-seeds-25.14", "run {book}/03_attention_saturation.ipynb "
+     "-p n_seeds 6 -p batch_size 4 --results {out}", ["'batch_size'", "4 does not divide n_seeds = 6"]),
+    ("run-head-fraction-one-25.14", "run {book}/04_head_ablation.ipynb -r head_fractions 1 "
+     "--results {out}", ["'head_fractions'", "'1' is not a fraction in (0, 1)"]),
+    ("score-out-is-a-folder-25.15", "score --images {toy_images} --out {folder_csv} --judge toy",
+     ["folder.csv' is a folder", "name a file ending in .csv"]),
+    ("generate-model-unknown-25.15", "generate --model sd9 --out {out}", ["model 'sd9'"]),
+    # issue 25: the three-target sets
+    ("run-targets-csv-not-a-target-file", "run {book}/01_dominancebench.ipynb -p targets_csv {good} "
+     "--results {out}", ["'targets_csv'", "good.csv: missing column(s) carrier, target1_type",
+                         "a two-target DominanceBench file"]),
+    ("run-targets-csv-missing", "run {book}/01_dominancebench.ipynb -p targets_csv {dir}/nope.csv "
+     "--results {out}", ["'targets_csv'", "prompt file not found", "nope.csv"]),
+    ("run-bench-csv-a-target-file", "run {book}/01_dominancebench.ipynb -p bench_csv {targets} "
+     "--results {out}", ["'bench_csv'", "it names targets (target1, ...)"]),
+    ("generate-targets-toy-model", "generate --model toy --out {out} --prompts {targets}",
+     ["--prompts", "names several targets per prompt", "give a real model"]),
+    ("score-targets-toy-judge", "score --images {sd_images} --out {out}/t.csv --judge toy "
+     "--prompts {targets}", ["--judge toy", "judge a target set with vlm or clip"]),
+    ("score-with-carrier-no-targets", "score --images {sd_images} --out {out}/t.csv --judge clip "
+     "--with-carrier", ["--with-carrier applies to a prompt file with several targets"]),
+    ("probe-one-target", "probe 'a mug with Monet' --targets monet --model sd1.4",
+     ["give at least two targets"]),
+    ("probe-targets-and-concept", "probe 'a mug with Monet' --targets monet mug --concept monet "
+     "--model sd1.4", ["--concept applies to a probe of a concept and an object"]),
 ]
 
 
@@ -350,13 +452,20 @@ TOYWORLD_CLI = [
     ("toyworld-missing-cuda-index", "toyworld zoo --out {out} --device cuda:64",
      ["--device 'cuda:64'"]),
     ("toyworld-negative-seed-25.12", "toyworld train --out {out} --seed -1",
-     ["--seed -1", ">= 0"]),
+     ["--seed -1", "0..4,294,967,295"]),
+    ("toyworld-huge-seed-25.12", "toyworld train --out {out} --seed 99999999999999999999",
+     ["--seed 99999999999999999999", "0..4,294,967,295"]),
+    ("toyworld-huge-instance-seed-25.12", "toyworld zoo --out {out} --instance-seeds 1 4294967296",
+     ["--instance-seeds 4294967296"]),
+    ("toyworld-empty-out-25.5", "toyworld train --out '' --steps 2",
+     ["argument --out: '' is empty"]),
 ]
 
 
 @pytest.mark.parametrize("argv, fragments", [case[1:] for case in TOYWORLD_CLI],
                          ids=[case[0] for case in TOYWORLD_CLI])
-def test_dvd_toyworld_refuses_with_one_line(argv, fragments, inputs, tmp_path, capsys):
+def test_dvd_toyworld_refuses_with_one_line(argv, fragments, inputs, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an output folder '' would be the working folder
     damaged = inputs["dir"] / "damaged_run"
     damaged.mkdir(exist_ok=True)
     (damaged / "checkpoint.pt").write_bytes(b"not a checkpoint")
@@ -396,12 +505,24 @@ def _score_sd_images_with_the_toy_judge(p, tmp_path):
                  tmp_path / "t.csv", progress=False)
 
 
-def _generate_with_toy(prompts):
+def _generate_with_toy(prompts, seeds=(1,)):
     def call(p, tmp_path):
         from dvdlib.generation.protocol import generate
         from dvdlib.toyworld import load_model
 
-        generate(load_model(), prompts, [1], tmp_path / "images", model="toy", steps=1, progress=False)
+        generate(load_model(), prompts, seeds, tmp_path / "images", model="toy", steps=1,
+                 progress=False)
+    return call
+
+
+TOY_PAIR = pd.DataFrame([(1, "print", "sunset", "coaster", "sunset coaster")], columns=list(COLUMNS))
+
+
+def _build_only(names):
+    def call(p, tmp_path):
+        from dvdlib.book.build import build_book
+
+        build_book(REPO, only=names, out=tmp_path / "build", log=lambda line: None)
     return call
 
 
@@ -487,6 +608,29 @@ LIBRARY = [
     ("token-position-not-whole-25.13", lambda p: __import__(
         "dvdlib.attention.ablation", fromlist=["_"]).TokenValueAblation([[1.7]], 8), ValueError,
      ["[1.7]", "not whole numbers"]),
+    ("generate-file-name-for-table-25.13", _generate_with_toy("file.csv"), ValueError,
+     ["expected a prompt table", "got str 'file.csv'", "load_prompts(path)"]),
+    ("generate-seeds-one-string-25.13", _generate_with_toy(TOY_PAIR, seeds="1825"), ValueError,
+     ["seeds: '1825' is one string, not a list of seeds"]),
+    ("generate-billions-of-seeds-25.6", _generate_with_toy(TOY_PAIR, seeds=3_000_000_000),
+     ValueError, ["3000000000 seeds: at most 100,000"]),
+    ("seeds-one-string-25.13", lambda p: prompt_sets.check_seeds("1825"), ValueError,
+     ["'1825' is one string"]),
+    ("condition-head-not-whole-25.13", lambda p: __import__(
+        "dvdlib.chapters.head_ablation.conditions", fromlist=["_"]).Condition(
+        "h", "single head", (("down.0", 1.9),)), ValueError, ["head index 1.9 is not a whole number"]),
+    ("load-concept-is-object-25.8", _load("same_word"), PromptSetError, ["both 'monet'"]),
+    ("book-only-matches-nothing-25.11", _build_only(["zzz"]), ValueError,
+     ["--only 'zzz' matches no chapter", "01_dominancebench"]),
+    ("book-only-empty-25.11", _build_only([""]), ValueError, ["--only '' matches no chapter"]),
+    ("parameters-model-empty-25.14", _parameters("02_data_diversity.ipynb", model=""), ValueError,
+     ["'model'", "'' is empty"]),
+    ("parameters-fraction-one-25.14", _parameters("04_head_ablation.ipynb", head_fractions="1"),
+     ValueError, ["'1' is not a fraction in (0, 1)"]),
+    ("parameters-guidance-nan-25.2", _parameters("04_head_ablation.ipynb", guidance=float("nan")),
+     ValueError, ["'guidance'", "nan is not a finite number"]),
+    ("wording-a-folder-25.14", lambda p: __import__("dvdlib.scoring.questions", fromlist=["_"])
+     .load_wording(p["dir"]), ValueError, ["cannot read question file", "Is a directory"]),
 ]
 
 
@@ -511,6 +655,34 @@ def test_the_catalogue_holds_every_numbered_item_and_seventy_cases():
     ids = [case[0] for case in CLI + LIBRARY]
     assert len(ids) == len(set(ids)) and len(ids) >= 70
     assert not [n for n in range(1, 19) if not any(i.endswith(f"-#{n}") for i in ids)]
+
+
+def test_the_catalogue_holds_the_fifteen_groups_of_issue_25():
+    ids = [case[0] for case in CLI + TOYWORLD_CLI + LIBRARY] + ["dvd-book-only-25.11",
+                                                                 "sixteen-bit-scaled-25.3"]
+    assert not [n for n in range(1, 16) if not any(i.endswith(f"-25.{n}") for i in ids)]
+
+
+def test_dvd_book_only_a_name_of_no_chapter_builds_nothing_25_11(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)  # dvd book builds the checkout it runs in
+    _refusal("book --only zzz --out {out}", ["--only 'zzz' matches no chapter",
+                                             "01_dominancebench, toy_world"], capsys,
+             out=tmp_path / "build")
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_16_bit_grey_image_is_scaled_not_clipped_25_3(tmp_path):
+    import numpy as np
+
+    from dvdlib.scoring.dvd import load_image
+
+    levels = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)  # [row, column]
+    Image.fromarray(levels).save(tmp_path / "grey16.png")
+    assert Image.open(tmp_path / "grey16.png").mode.startswith("I;16")
+    loaded = np.asarray(load_image(tmp_path / "grey16.png"))  # [row, column, channel]
+    assert loaded.shape == (32, 32, 3) and (loaded == loaded[..., :1]).all()
+    assert np.abs(loaded[..., 0].astype(float) - levels / 257).max() <= 0.5
+    assert 0.45 < (loaded[..., 0] > 127).mean() < 0.55  # half bright, not 99.9 % white
 
 
 # --------------------------------------------------------------------------------------------

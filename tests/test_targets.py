@@ -9,14 +9,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from dvdlib.prompts.describe import describe_target_set
 from dvdlib.prompts.prompt_sets import PromptSetError, case_folder
-from dvdlib.prompts.targets import (TARGET_COLUMNS, align_targets, load_targets,
+from dvdlib.prompts.targets import (TARGET_COLUMNS, align_targets, is_target_file, load_targets,
+                                    one_prompt_targets, select_target_cases,
                                     target_token_positions)
 from dvdlib.scoring.dvd import dvd_image_score
 from dvdlib.scoring.questions import OUR_WORDING
-from dvdlib.scoring.target_scores import (all_present_rate, image_outcomes, omission_rates,
-                                          pairwise_dvd, seed_cluster_difference,
-                                          strong_slot_effects, target_presence, who_wins)
+from dvdlib.scoring.target_scores import (all_present_rate, image_outcomes, image_pair_columns,
+                                          omission_rates, pair_table, pairwise_dvd,
+                                          seed_cluster_difference, strong_slot_effects,
+                                          target_presence, who_wins)
 from dvdlib.scoring.targets import JUDGED_COLUMNS, judge_targets, target_questions
 from dvdlib.stats.bootstrap import bootstrap_ci
 
@@ -141,6 +144,81 @@ def test_a_target_cut_by_truncation_is_refused(tmp_path, tokenizer):
                  [f'1,"{long}",artist,monet,landmark,colosseum,character,hulk,poster,t,ours'])
     with pytest.raises(PromptSetError, match="3 target.*past the 77-token limit"):
         target_token_positions(load_targets(path), tokenizer)
+
+
+def test_a_target_file_is_told_by_its_header(tmp_path):
+    assert is_target_file(write(tmp_path, PILOT_HEADER, PILOT_ROWS, "pilot.csv"))
+    assert is_target_file(write(tmp_path, FACTORIAL_HEADER, FACTORIAL_ROWS, "factorial.csv"))
+    assert not is_target_file(write(tmp_path, "case_num,content_type,content,nm_word,prompt",
+                                    ["1,artist,monet,mug,Monet Mug"], "bench.csv"))
+    assert not is_target_file(tmp_path / "missing.csv")
+    (tmp_path / "latin1.csv").write_bytes(b"target1,\xff\n")
+    assert not is_target_file(tmp_path / "latin1.csv")  # load_targets names what is wrong
+
+
+def test_some_cases_of_a_set_are_kept_with_their_targets(tmp_path):
+    loaded = load_targets(write(tmp_path, FACTORIAL_HEADER, FACTORIAL_ROWS),
+                          report=lambda note: None)
+    kept = select_target_cases(loaded, {2, 4})
+    assert list(kept.prompts["case_num"]) == [2, 4] and set(kept.targets["case_num"]) == {2, 4}
+    assert len(kept.targets) == 6 and kept.layout == "factorial"
+    notes = []  # read with cases: the same set, and notes on those cases only
+    read = load_targets(write(tmp_path, FACTORIAL_HEADER, FACTORIAL_ROWS), cases=[2, 4],
+                        report=notes.append)
+    assert read.prompts.equals(kept.prompts) and read.targets.equals(kept.targets)
+    assert "1 note(s)" in notes[0] and "case 2: target1 'notebook' occurs 2 times" in notes[0]
+    bad = _replace(FACTORIAL_ROWS, 0, "notebook,0,", "notebook,2,")  # case 1, not kept: refused
+    with pytest.raises(PromptSetError, match="'2' is neither 0 nor 1"):
+        load_targets(write(tmp_path, FACTORIAL_HEADER, bad), cases=[2])
+
+
+def test_a_prompt_typed_with_its_targets_aligns_as_a_file_row():
+    notes = []
+    typed = one_prompt_targets("a mug design with a mug, Hokusai-style waves and Batman",
+                               ["hokusai", "object:mug", "Batman"], report=notes.append)
+    assert list(typed.targets["type"]) == ["artist", "object", "character"]  # from the vocabulary
+    assert list(typed.targets["phrase"]) == ["Hokusai", "mug", "Batman"]
+    mug = typed.targets.iloc[1]
+    assert (mug["start"], mug["occurrence"], mug["occurrences"]) == (20, 2, 2)
+    assert "target2 'mug' occurs 2 times; aligned to occurrence 2" in notes[0]
+    assert one_prompt_targets("a cup and a lamp", ["cup", "lamp"]).targets["type"].tolist() == \
+        ["object", "object"]
+
+
+@pytest.mark.parametrize("prompt, targets, message", [
+    ("a mug with Monet", ["monet"], "give at least two targets"),
+    ("a mug with Monet", ["painter:monet", "mug"], "unknown value 'painter'"),
+    ("a mug with Monet", ["monet", "Monet"], "target1 and target2 are both"),
+    ("a mug with Monet", ["monet", "cup"], "target2 'cup' is not in the prompt"),
+    ("   ", ["monet", "mug"], "is empty"),
+])
+def test_a_bad_typed_target_is_named(prompt, targets, message):
+    with pytest.raises(PromptSetError, match=message):
+        one_prompt_targets(prompt, targets)
+
+
+def test_chapter_one_describes_a_target_set(tmp_path, tokenizer):
+    factorial = write(tmp_path, FACTORIAL_HEADER, FACTORIAL_ROWS, "factorial.csv")
+    described = describe_target_set(factorial, tokenizer)
+    assert (described.layout, described.n_prompts, described.n_targets) == ("factorial", 4, 12)
+    counts = described.counts
+    assert list(counts.index) == ["000", "001", "100", "111"]  # conditions as text
+    assert list(counts.columns) == ["prompts", "artist", "landmark", "character", "object"]
+    assert counts.loc["001"].tolist() == [1, 0, 0, 1, 2] and counts.loc["111", "object"] == 0
+    assert described.tokens.loc["object", "targets"] == 7
+    assert described.tokens.loc["character", "max"] == 3  # spider - man
+    prompts = load_targets(factorial, report=lambda note: None).prompts["prompt"]
+    assert list(described.prompt_tokens) == [
+        len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) for prompt in prompts]
+    aligned = described.alignment.set_index(["case_num", "slot"])
+    assert set(aligned.index) == {(1, 1), (2, 1), (3, 2)}  # notebook twice, mouse pad apart
+    assert aligned.loc[(1, 1), "token_positions"] == (8,)
+    assert aligned.loc[(1, 1), "occurrence"] == 2 and aligned.loc[(3, 2), "phrase"] == "mousepad"
+    assert "4 prompts in the factorial layout, 12 targets" in described.sentence()
+    pilot = describe_target_set(write(tmp_path, PILOT_HEADER, PILOT_ROWS), tokenizer)
+    assert list(pilot.counts.index) == ["all"] and pilot.counts.loc["all", "prompts"] == 3
+    nothing = describe_target_set(None, tokenizer)
+    assert nothing.counts.empty and "none was given" in nothing.sentence()
 
 
 # ----------------------------------------------------------------------------- bad files
@@ -329,6 +407,29 @@ def test_who_wins_and_pairwise_dvd_by_hand():
     by_type = who_wins(HAND, by="type")
     assert by_type.loc["artist", "landmark"] == pytest.approx(1 / 2)
     assert by_type.loc["object", "artist"] == 0
+
+
+def test_the_table_dvd_score_writes_holds_each_pair_per_image():
+    table = image_pair_columns(HAND)
+    assert len(table) == len(HAND)
+    row = table[(table["case_num"] == 1) & (table["seed"] == 1) & (table["slot"] == 1)].iloc[0]
+    assert row["presence"] == 0.5 and np.isnan(row["wins_over_1"]) and np.isnan(row["dvd_over_1"])
+    assert (row["wins_over_2"], row["wins_over_3"]) == (1, 0)  # 5 yes over 0, over 3
+    assert (row["dvd_over_2"], row["dvd_over_3"]) == (100, 40)  # 5 x 5 / 25 x 100, 5 x 2 / 25
+    wins = who_wins(HAND)
+    for over in (1, 2, 3):  # the mean over images of a column is the matrix's entry
+        own = table[table["slot"] == over]
+        for under in {1, 2, 3} - {over}:
+            assert own[f"wins_over_{under}"].mean() == pytest.approx(wins.loc[over, under])
+            assert own[f"dvd_over_{under}"].mean() == pytest.approx(
+                pairwise_dvd(HAND).loc[over, under])
+    pairs = pair_table(HAND).set_index(["axis", "over", "under"])
+    assert pairs.loc[("slot", "1", "2"), "who_wins"] == pytest.approx(1 / 3)
+    assert pairs.loc[("slot", "1", "2"), "pairwise_dvd"] == pytest.approx((100 + 8 + 24) / 3)
+    assert pairs.loc[("slot", "1", "2"), "n_images"] == 3
+    assert pairs.loc[("type", "artist", "landmark"), "who_wins"] == pytest.approx(1 / 2)
+    assert pairs.loc[("type", "artist", "landmark"), "n_images"] == 2
+    assert len(pairs.loc["slot"]) == 6
 
 
 def factorial_by_hand(n_seeds: int = 5) -> pd.DataFrame:

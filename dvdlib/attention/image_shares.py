@@ -9,7 +9,11 @@ keyed by the caller's own image columns; chapter 3 and ``dvd probe`` both read t
   :func:`~dvdlib.attention.shares.concept_share`, plus the object's own share of the word tokens;
 - :func:`layer_levels`: each recorded layer's block and query resolution (``down 8x8``);
 - :func:`group_concentration`: how concentrated the concept's and the object's maps are;
-- :func:`group_maps`: the spatial maps of one image on the concept and on the object.
+- :func:`group_maps`: the spatial maps of one image on the concept and on the object;
+- :func:`target_shares`: for a prompt with several targets (:mod:`dvdlib.prompts.targets`), per
+  image, step and target, the target's mass, its share of the word tokens and its share of the
+  targets' attention, each target read at its own tokens (the span its alignment gave it, so a
+  word that recurs in the prompt counts only at its own occurrence).
 
 The concept and the object are found as their prompt writes them
 (:func:`dvdlib.prompts.prompt_sets.concept_phrase`,
@@ -137,3 +141,44 @@ def group_maps(record: AttentionRecord, image: int, tokenizer, concept: str, obj
     maps = maps.mean(0)  # [map step, token, height, width]
     return {group: maps[:, [tokens.index(p) for p in positions]].sum(1)
             for group, positions in groups.items()}
+
+
+TARGET_SHARE_COLUMNS = ("slot", "word", "n_tokens", "mass", "word_share", "target_share")
+
+
+def target_shares(images: pd.DataFrame, image_dir: str | Path, record_file: str,
+                  positions: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
+    """Per image, step and target: ``mass`` (the target's attention, summed over its tokens,
+    averaged over heads and then layers), ``word_share`` (its share of the word tokens' mass)
+    and ``target_share`` (its share of the targets' mass: they sum to 1 over the targets).
+
+    ``images`` has one row per image with ``case_num``, ``record_dir``, ``record_image`` and the
+    ``key`` columns; ``positions`` is :func:`~dvdlib.prompts.targets.target_token_positions`'s
+    table (``case_num``, ``slot``, ``word``, ``token_positions``). A record holds one prompt."""
+    image_dir, key = Path(image_dir), list(key)
+    tables = []
+    for record_dir, rows in images.groupby("record_dir", sort=True):
+        if not record_dir:
+            raise ValueError(f"images {rows[key].to_dict('records')[:3]} have no attention record")
+        cases = rows["case_num"].unique()
+        if len(cases) != 1:
+            raise ValueError(f"record {record_dir} holds several prompts (cases {list(cases)}); "
+                             "make one pipeline call per prompt")
+        record = AttentionRecord.load(image_dir / record_dir / record_file)
+        own = positions[positions["case_num"] == cases[0]].sort_values("slot")
+        words = record.prompts[0].word_positions
+        strays = [t.word for t in own.itertuples() if not set(t.token_positions) <= set(words)]
+        if strays:
+            raise ValueError(f"record {record_dir}: the tokens of {strays} are not word tokens of "
+                             f"its prompt {record.prompts[0].prompt!r}")
+        groups = {f"slot{t.slot}": list(t.token_positions) for t in own.itertuples()}
+        frame = record.group_frame(None, groups, by=("image", "step"))
+        frame = frame[frame["group"].isin(list(groups))].astype({"group": str})
+        frame["slot"] = frame["group"].str.removeprefix("slot").astype(int)
+        frame = frame.merge(own[["slot", "word"]], on="slot")
+        frame["target_share"] = frame["mass"] / frame.groupby(["image", "step"])["mass"].transform("sum")
+        names = rows.astype({"record_image": int}).set_index("record_image")[key]
+        table = names.join(frame.set_index("image"), how="inner").reset_index(drop=True)
+        tables.append(table[[*key, "step", *TARGET_SHARE_COLUMNS]])
+    return pd.concat(tables, ignore_index=True).sort_values([*key, "step", "slot"]) \
+        .reset_index(drop=True)

@@ -375,6 +375,16 @@ def write_smoke_notebooks(root: Path, dest: Path) -> list[Path]:
     return written
 
 
+def chosen_chapters(notebooks: list[Path], only: list[str]) -> list[Path]:
+    """The chapters whose path contains one of the names of ``only`` (``dvd book --only``); a
+    ValueError naming a name that is empty or matches no chapter, with the chapters there are."""
+    for name in only:
+        if not name.strip() or not any(name in str(nb) for nb in notebooks):
+            raise ValueError(f"--only {name!r} matches no chapter; accepted: (part of) a chapter's "
+                             f"file name: {', '.join(nb.stem for nb in notebooks)}")
+    return [nb for nb in notebooks if any(name in str(nb) for name in only)]
+
+
 def build_book(root: Path | None = None, force: bool = False, only: list[str] | None = None,
                log=print, smoke: bool = False, out: Path | None = None) -> Path:
     """Execute every chapter (cached) and render the HTML book; returns the HTML folder.
@@ -387,7 +397,7 @@ def build_book(root: Path | None = None, force: bool = False, only: list[str] | 
     out = Path(out).resolve() if out is not None else build_dir(root)
     notebooks = chapter_notebooks(root)
     if only:
-        notebooks = [nb for nb in notebooks if any(name in str(nb) for name in only)]
+        notebooks = chosen_chapters(notebooks, only)
     for notebook in notebooks:
         parameters = smoke_parameters(root, notebook) if smoke else {}
         log(f"[book] {notebook}: executing{' (smoke parameters)' if smoke else ''} ...")

@@ -90,7 +90,8 @@ def notebook_parameters(notebook: str | Path) -> dict[str, NotebookParameter]:
 
     declared = papermill.inspect_notebook(str(notebook))
     rules = parameter_rules(notebook)
-    unknown = sorted(set(rules) - set(declared))
+    unknown = sorted((set(rules) | {r["divides"] for r in rules.values() if "divides" in r})
+                     - set(declared))
     if unknown:
         raise ParameterError(f"{notebook}: metadata dvdbook.parameters names {', '.join(unknown)}, "
                              f"which the parameters cell does not assign")
@@ -114,20 +115,29 @@ def notebook_parameters(notebook: str | Path) -> dict[str, NotebookParameter]:
 #                 "bench_csv": {"kind": "prompt_file", "applies": {"model": "real"},
 #                               "why": "a toy model draws the toy world's own prompts"}}}
 #
-# min / max: inclusive bounds; above / below: exclusive bounds (numbers; None passes when the
-# default is None). choices: the accepted values. kind: a value that must name something usable
-# (KINDS; "" passes: it means the default). applies: the parameter may differ from its default
-# only when another parameter has one of the given values ("toy" / "real" for a model
+# min / max: inclusive bounds; above / below: exclusive bounds (finite numbers; None passes when
+# the default is None). choices: the accepted values. kind: a value that must name something
+# usable (KINDS); "" (or None) passes only where it is the default, or where "empty" says what it
+# means ("empty": "no reference model"). divides: the name of another parameter whose value a
+# positive value must divide (batch_size of n_seeds). applies: the parameter may differ from its
+# default only when another parameter has one of the given values ("toy" / "real" for a model
 # parameter: a toy model or any other); why: the reason, quoted in the error.
-RULE_KEYS = ("min", "max", "above", "below", "choices", "kind", "applies", "why")
+RULE_KEYS = ("min", "max", "above", "below", "choices", "kind", "empty", "divides", "applies",
+             "why")
 KINDS = {
     "prompt_file": "a prompt CSV in the authors' format",
+    "target_file": "a prompt CSV with several targets per prompt (target1, ...: the authors' "
+                   "pilot or factorial layout)",
     "zoo": "a folder written by `dvd toyworld zoo --export`",
     "model": "a toy model (toy, toy:NAME), sd1.4, sd2.1, a named model such as sdxl, a pipeline "
              "folder or a Hugging Face id",
-    "fractions": "comma-separated fractions in (0, 1], e.g. 0.1,0.5",
+    "fractions": "comma-separated fractions in (0, 1), e.g. 0.1,0.5",
+    "guidance_scales": "comma-separated finite guidance scales >= 0, e.g. 1,4,7.5",
+    "question_file": "a question wording JSON file (format: see dvdlib.scoring.questions)",
+    "device": "a torch device this machine has (cpu, cuda, cuda:N, mps)",
 }
-PATH_KINDS = ("prompt_file", "zoo")  # values resolved from the working directory, given absolute
+# values resolved from the working directory, given absolute
+PATH_KINDS = ("prompt_file", "target_file", "zoo", "question_file")
 
 
 def parameter_rules(notebook: str | Path) -> dict[str, dict]:
@@ -153,6 +163,8 @@ def parameter_rules(notebook: str | Path) -> dict[str, dict]:
                                  f"{', '.join(KINDS)}")
         if "applies" in rule and not (isinstance(rule["applies"], dict) and rule["applies"]):
             raise ParameterError(f"{where}: applies must map a parameter to its values")
+        if "divides" in rule and not isinstance(rule["divides"], str):
+            raise ParameterError(f"{where}: divides must name another parameter")
     return rules
 
 
@@ -164,8 +176,12 @@ def _rule_text(rule: dict) -> str:
               (("min", ">="), ("above", ">"), ("max", "<="), ("below", "<")) if key in rule]
     if bounds:
         parts.append(" and ".join(bounds))
+    if "divides" in rule:
+        parts.append(f"a divisor of {rule['divides']}")
     if "kind" in rule:
         parts.append(KINDS[rule["kind"]])
+    if "empty" in rule:
+        parts.append(f"'' for {rule['empty']}")
     return "; ".join(parts)
 
 
@@ -186,31 +202,48 @@ def _condition_holds(wanted, value) -> bool:
     return value in (wanted if isinstance(wanted, list) else [wanted])
 
 
-def _check_kind(kind: str, value, values: dict, declared: dict) -> object:
-    """The value to inject (a path made absolute) if ``value`` is usable as ``kind``."""
+def _check_kind(parameter: NotebookParameter, value, values: dict, declared: dict) -> object:
+    """The value to inject (a path made absolute) if ``value`` is usable as the parameter's kind."""
+    kind = parameter.rule["kind"]
     if value == "" or value is None:
-        return value
+        if value == parameter.default or "empty" in parameter.rule:
+            return value
+        raise ValueError(f"{value!r} is empty; accepted: {KINDS[kind]}")
     if kind in PATH_KINDS:
         path = Path(value).expanduser()
         if kind == "prompt_file":
             from dvdlib.prompts.prompt_sets import load_prompts
 
             load_prompts(path, report=lambda _note: None)
+        elif kind == "target_file":
+            from dvdlib.prompts.targets import load_targets, target_token_positions
+            from dvdlib.prompts.tokenizer import clip_tokenizer
+
+            target_token_positions(load_targets(path, report=lambda _note: None), clip_tokenizer())
+        elif kind == "question_file":
+            from dvdlib.scoring.questions import load_wording
+
+            load_wording(path)
         else:
             from dvdlib.toyworld.zoo import check_zoo
 
             check_zoo(path)
         return str(path.absolute())
-    if kind == "fractions":
-        parts = [p.strip() for p in str(value).split(",")]
-        for part in parts:
+    if kind in ("fractions", "guidance_scales"):
+        for part in (p.strip() for p in str(value).split(",")):
             try:
-                fraction = float(part)
+                number = float(part)
             except ValueError:
-                fraction = None
-            if fraction is None or not 0 < fraction <= 1:
-                raise ValueError(f"{part!r} is not a fraction in (0, 1]")
+                number = math.nan
+            if kind == "fractions" and not 0 < number < 1:  # NaN fails too
+                raise ValueError(f"{part!r} is not a fraction in (0, 1)")
+            if kind == "guidance_scales" and not 0 <= number < math.inf:
+                raise ValueError(f"{part!r} of {value!r} is not a finite guidance scale >= 0")
         return value
+    if kind == "device":
+        from dvdlib.models.loading import check_device
+
+        check_device(str(value))
     if kind == "model":
         _check_model(str(value), values, declared)
     return value
@@ -266,11 +299,24 @@ def _check_rule(notebook, parameter: NotebookParameter, value, values: dict,
                 raise refuse("is out of range")
     if "kind" in rule:
         try:
-            value = _check_kind(rule["kind"], value, values, declared)
+            value = _check_kind(parameter, value, values, declared)
         except (ValueError, FileNotFoundError) as err:
             raise ParameterError(f"parameter {parameter.name!r} of {notebook}: "
                                  f"{' '.join(str(err).split())}") from None
     return value
+
+
+def _check_divides(notebook, parameter: NotebookParameter, values: dict) -> None:
+    """Refuse a positive value that does not divide the value of the parameter its rule names."""
+    other = parameter.rule["divides"]
+    value, total = values.get(parameter.name), values.get(other)
+    whole = [isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (value, total)]
+    if all(whole) and total % value:
+        divisors = [d for d in range(1, total + 1) if total % d == 0]
+        raise ParameterError(
+            f"parameter {parameter.name!r} of {notebook}: {value!r} does not divide {other} = "
+            f"{total}; accepted: {_rule_text(parameter.rule)} "
+            f"({', '.join(map(str, divisors[:12]))}{', ...' if len(divisors) > 12 else ''})")
 
 
 def _check_applies(notebook, parameter: NotebookParameter, value, values: dict) -> None:
@@ -337,6 +383,10 @@ def check_parameters(notebook: str | Path, given: dict,
     values.update(checked)
     for name in list(checked):
         checked[name] = _check_rule(notebook, declared[name], checked[name], values, declared)
+    values.update(checked)
+    for name, parameter in declared.items():  # either side of a divisibility may be the one given
+        if "divides" in parameter.rule and {name, parameter.rule["divides"]} & set(checked):
+            _check_divides(notebook, parameter, values)
     for name in checked:
         _check_applies(notebook, declared[name], checked[name], values)
     return checked

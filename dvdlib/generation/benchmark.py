@@ -3,7 +3,9 @@
 :func:`generate_benchmark` is the one call: it reads what the model argument names, chooses the
 prompt set (a file, the built-in set, or the toy world's pairs for a toy model), checks every
 argument once, before any model loads, then loads the model and makes the images with
-:func:`~dvdlib.generation.protocol.make_images`. Started by ``accelerate launch`` with several
+:func:`~dvdlib.generation.protocol.make_images`. A prompt file with several targets per prompt
+(a ``target1`` column, :mod:`dvdlib.prompts.targets`) is read as one: every target must lie
+among the tokens the text encoder reads. Started by ``accelerate launch`` with several
 processes, each process makes its share and the main process merges the shares into the one
 manifest (:mod:`dvdlib.sharding`).
 """
@@ -19,6 +21,8 @@ from dvdlib.generation.protocol import attention_hook, check_generation, make_im
 from dvdlib.models.families import PAPER, model_defaults, model_family
 from dvdlib.models.loading import check_device, load_pipeline
 from dvdlib.models.spec import ModelSpec, parse_model
+from dvdlib.prompts.selection import choose_targets
+from dvdlib.prompts.targets import is_target_file, target_token_positions
 from dvdlib.prompts.tokenizer import clip_tokenizer
 from dvdlib.scoring.questions import OUR_WORDING
 from dvdlib.sharding import join_launch, run_sharded
@@ -39,7 +43,8 @@ def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | Non
     in a process of ``accelerate launch`` other than the main one.
 
     ``model`` is anything :func:`~dvdlib.models.spec.parse_model` reads. ``prompts`` is a prompt
-    file (default: the built-in set; for a toy model, the toy world's prompts), ``cases`` the
+    file (default: the built-in set; for a toy model, the toy world's prompts), DominanceBench's
+    or one with several targets per prompt (a real model only), ``cases`` the
     cases to make (text such as ``1-10,201``, or numbers; default: all), ``seeds`` a number of
     seeds or the seeds themselves. ``steps``, ``guidance`` and ``size`` (the side in pixels)
     default to the model's (:func:`~dvdlib.models.families.model_defaults`: the paper's protocol
@@ -49,8 +54,18 @@ def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | Non
     file. Bad arguments raise before any model loads and before ``out`` is made.
     """
     spec = parse_model(model)
-    table, source = run_prompts(prompts, OUR_WORDING.categories, cases, toy=spec.is_toy,
-                                report=report)
+    targets = bool(prompts) and is_target_file(prompts)
+    if targets:
+        if spec.is_toy:
+            raise ArgumentError("prompts", f" {str(prompts)!r} names several targets per prompt "
+                                           f"(a target1 column); the toy world draws one concept "
+                                           f"on one object: give a real model")
+        target_set = choose_targets(prompts, cases, report=report)
+        target_token_positions(target_set, _text_tokenizer(spec))  # every target is read
+        table, source = target_set.prompts, target_set.source
+    else:
+        table, source = run_prompts(prompts, OUR_WORDING.categories, cases, toy=spec.is_toy,
+                                    report=report)
     # A model whose family cannot be read before loading cannot load either: loading says why.
     defaults = model_defaults(spec) if model_family(spec) is not None else PAPER
     steps = defaults.steps if steps is None else steps
@@ -61,7 +76,7 @@ def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | Non
         raise ArgumentError("size", f" {size}: must be a positive multiple of 8")
     check_device(device)
     seeds = check_generation(table, seeds, steps=steps, batch_size=batch_size, guidance=guidance,
-                             tokenizer=_text_tokenizer(spec), source=source)
+                             tokenizer=None if targets else _text_tokenizer(spec), source=source)
     out = check_writable_dir(out)
     launch = join_launch(device)  # None unless started by accelerate with several processes
     with no_new_folders_on_error(out):

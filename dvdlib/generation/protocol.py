@@ -63,6 +63,7 @@ from dvdlib.models.families import (family_of, native_resolution, pipeline_defau
                                     protocol_differences)
 from dvdlib.prompts.prompt_sets import case_folder, concept_phrase, object_phrase, validate_prompts
 from dvdlib.prompts.selection import choose_seeds
+from dvdlib.prompts.targets import TargetSet, target_token_positions
 from dvdlib.scoring.questions import check_prompt_words
 from dvdlib.sharding import Shard, done_keys, key_order, merge_shard_logs, reading_main_log
 from dvdlib.store import (ResultLog, StoreError, atomic_write_bytes, check_run_settings,
@@ -126,10 +127,15 @@ BatchHook = Callable[[PipelineCall], ContextManager[Any]]
 
 
 def generation_jobs(prompts: pd.DataFrame, seeds: Sequence[int]) -> list[GenerationJob]:
-    """Every (prompt, seed) pair, prompt by prompt in table order, seeds in the order given."""
+    """Every (prompt, seed) pair, prompt by prompt in table order, seeds in the order given.
+
+    A table of prompts with several targets (:mod:`dvdlib.prompts.targets`) has no category,
+    concept and object: its jobs, and their manifest rows, leave them empty."""
+    pair = all(c in prompts.columns for c in ("category", "concept", "object"))
     return [
         GenerationJob(int(row.case_num), row.category, row.concept, row.object, row.prompt, seed,
-                      concept_phrase(row), object_phrase(row))
+                      concept_phrase(row), object_phrase(row)) if pair
+        else GenerationJob(int(row.case_num), "", "", "", row.prompt, seed)
         for row in prompts.itertuples(index=False) for seed in seeds
     ]
 
@@ -152,9 +158,9 @@ def _place_records(record_dir: Path, out_dir: Path, first: GenerationJob) -> str
     return relative
 
 
-def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | Path, *,
-             model: str, steps: int = 50, guidance: float = 7.5, height: int | None = None,
-             width: int | None = None, batch_size: int = 1,
+def generate(pipe, prompts: pd.DataFrame | TargetSet, seeds: Sequence[int],
+             out_dir: str | Path, *, model: str, steps: int = 50, guidance: float = 7.5,
+             height: int | None = None, width: int | None = None, batch_size: int = 1,
              cross_attention_kwargs: dict | None = None, hook: BatchHook | None = None,
              progress: bool = True, shard: Shard | None = None) -> pd.DataFrame:
     """Make one image per (prompt row, seed) into ``out_dir``; skips images already made.
@@ -165,11 +171,19 @@ def generate(pipe, prompts: pd.DataFrame, seeds: Sequence[int], out_dir: str | P
     run's (prompt, seed) pairs, made now or before. With ``shard``, makes only that shard's
     batches, writes no manifest table and returns the rows its shard log holds (see the module
     notes). Every argument is checked before anything is written (:func:`check_generation`).
+    ``prompts`` may be a :class:`~dvdlib.prompts.targets.TargetSet` (several targets per prompt):
+    then every target must lie among the tokens the pipeline's text encoder reads.
     """
-    categories = prompts["category"].unique() if "category" in prompts else ()
-    prompts = validate_prompts(prompts, categories=categories, source="prompts")
-    check_prompt_words(prompts)
     tokenizer = getattr(pipe, "tokenizer", None)
+    if isinstance(prompts, TargetSet):
+        if tokenizer is not None:
+            target_token_positions(prompts, tokenizer)
+        prompts, tokenizer = prompts.prompts, None
+    else:
+        categories = prompts["category"].unique() if isinstance(prompts, pd.DataFrame) \
+            and "category" in prompts else ()
+        prompts = validate_prompts(prompts, categories=categories, source="prompts")
+        check_prompt_words(prompts)
     seeds = check_generation(prompts, seeds, steps=steps, batch_size=batch_size, guidance=guidance,
                              tokenizer=tokenizer, source=f"prompts for {model}")
     return make_images(pipe, prompts, seeds, ensure_writable_dir(out_dir), model=model,

@@ -22,7 +22,8 @@ Intervals are percentile bootstraps over images (:mod:`dvdlib.stats.bootstrap`, 
 each image is one seed, so they resample seeds, the unit chapter 3 resamples too; they are
 written by :meth:`dvdlib.stats.verdicts.Interval.text`.
 
-- :func:`summarise`: the numbers, JSON-ready; :func:`report`: the printed lines.
+- :func:`summarise`: the numbers, JSON-ready; :func:`report`: the printed lines;
+  :func:`estimate`, :func:`interval_text`: one mean with its interval, and as it is printed.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ N_RESAMPLES = 10_000
 SUMMARY = "probe.json"  # the summary's file in the output folder
 
 
-def _estimate(values, confidence: float) -> dict:
+def estimate(values, confidence: float) -> dict:
+    """The mean of ``values`` with its percentile bootstrap interval over them (seeded)."""
     mean, low, high = mean_interval(values, N_RESAMPLES, confidence=confidence)
     return {"mean": mean, "ci_low": low, "ci_high": high}
 
@@ -60,7 +62,7 @@ def summarise(images: pd.DataFrame, shares: pd.DataFrame, steps: pd.DataFrame, *
     named inside the output folder, under ``image_folder``."""
     concept = images["concept_present"].astype(float).to_numpy()
     obj = images["object_present"].astype(float).to_numpy()
-    dominance = _estimate(concept - obj, confidence)
+    dominance = estimate(concept - obj, confidence)
     pair = steps[steps["quantity"] == "pair_share"].sort_values("step")
     mean_curve = pd.DataFrame({"image": 0, "step": pair["step"], "pair_share": pair["mean"]})
     pooled = saturation_step(mean_curve, threshold).iloc[0]
@@ -75,9 +77,9 @@ def summarise(images: pd.DataFrame, shares: pd.DataFrame, steps: pd.DataFrame, *
         "n_images": len(images),
         "dominates": verdict(dominance),
         "dominance": dominance,
-        "dvd": _estimate(images["dvd_score"].to_numpy(dtype=float), confidence),
-        "concept_presence": {"count": int(concept.sum()), **_estimate(concept, confidence)},
-        "object_presence": {"count": int(obj.sum()), **_estimate(obj, confidence)},
+        "dvd": estimate(images["dvd_score"].to_numpy(dtype=float), confidence),
+        "concept_presence": {"count": int(concept.sum()), **estimate(concept, confidence)},
+        "object_presence": {"count": int(obj.sum()), **estimate(obj, confidence)},
         "concept_yes_mean": float(images["concept_yes"].mean()),
         "object_yes_mean": float(images["object_yes"].mean()),
         "present_yes": PRESENT_YES,
@@ -98,8 +100,9 @@ def summarise(images: pd.DataFrame, shares: pd.DataFrame, steps: pd.DataFrame, *
     }
 
 
-def _interval(estimate: dict, digits: int = 2) -> str:
-    return Interval(estimate["mean"], estimate["ci_low"], estimate["ci_high"]).text(digits)
+def interval_text(value: dict, digits: int = 2) -> str:
+    """An :func:`estimate` as the report writes it."""
+    return Interval(value["mean"], value["ci_low"], value["ci_high"]).text(digits)
 
 
 def report(summary: dict) -> str:
@@ -120,15 +123,15 @@ def report(summary: dict) -> str:
     lines = [
         f"{summary['prompt']!r}: {n} image(s) from {summary['model']}, judged by {summary['judge']}",
         f"  dominates         {side}",
-        f"  DvD               {_interval(summary['dvd'], 1)}   (0-100; {confidence} interval)",
+        f"  DvD               {interval_text(summary['dvd'], 1)}   (0-100; {confidence} interval)",
         f"  concept present   {summary['concept_presence']['count']}/{n} images, rate "
-        f"{_interval(summary['concept_presence'])}",
+        f"{interval_text(summary['concept_presence'])}",
         f"  object present    {summary['object_presence']['count']}/{n} images, rate "
-        f"{_interval(summary['object_presence'])}",
-        f"  dominance         {_interval(summary['dominance'])}   (concept rate - object rate)",
+        f"{interval_text(summary['object_presence'])}",
+        f"  dominance         {interval_text(summary['dominance'])}   (concept rate - object rate)",
         f"  attention         concept / (concept + object): "
-        f"{_interval(attention['first_step_pair_share'])} at step 0, "
-        f"{_interval(attention['last_step_pair_share'])} at the last",
+        f"{interval_text(attention['first_step_pair_share'])} at step 0, "
+        f"{interval_text(attention['last_step_pair_share'])} at the last",
         f"                    (even attention per token would give "
         f"{attention['even_pair_share']:.2f}: {tokens['concept']} concept token(s), "
         f"{tokens['object']} object token(s))",

@@ -34,6 +34,7 @@ CATEGORIES = ("artist", "landmark", "character")
 MAX_CASE_NUM = 999_999_999  # case folders and tables hold case numbers as 64-bit integers
 PAPER_SEEDS = (1825, 410, 4507, 4013, 3658, 2287, 1680, 8936, 1425, 9675)
 EXTRA_SEED_START = 10_001  # seeds after the paper's ten (drawn from 1..10000): no collision
+MAX_SEED = 2**32 - 1  # the largest seed numpy's and torch's generators both take
 
 
 def seeds(n: int) -> list[int]:
@@ -45,13 +46,17 @@ def seeds(n: int) -> list[int]:
 
 
 def check_seeds(seeds: Sequence) -> list[int]:
-    """The seeds as ints; a ValueError naming the first seed that is not a non-negative integer."""
+    """The seeds as ints; a ValueError naming the first seed that is not a whole number in
+    0..:data:`MAX_SEED`, or ``seeds`` itself if it is one string (``"1825"`` is not four seeds)."""
+    if isinstance(seeds, (str, bytes)):
+        raise ValueError(f"{seeds!r} is one string, not a list of seeds; give a list, e.g. "
+                         f"[1825, 410], or a number of seeds")
     checked = []
     for seed in seeds:
         text = str(seed).strip()
-        if isinstance(seed, bool) or not text.isdigit():
-            raise ValueError(f"seed {seed!r} is not a non-negative integer; seeds are whole numbers "
-                             f"such as 1825")
+        if isinstance(seed, bool) or not text.isdigit() or int(text) > MAX_SEED:
+            raise ValueError(f"seed {seed!r} is not a non-negative integer up to {MAX_SEED:,}; "
+                             f"seeds are whole numbers such as 1825")
         checked.append(int(text))
     if not checked:
         raise ValueError("no seeds given")
@@ -227,6 +232,9 @@ def load_prompts(path: str | Path, categories: Iterable[str] = CATEGORIES, *,
             f"{path}: missing column(s) {', '.join(missing)}; "
             f"the header is {', '.join(header) or '(empty)'}; expected {', '.join(AUTHORS_COLUMNS)}"
             + _our_names_hint(header)
+            + ("; it names targets (target1, ...): a file with several targets per prompt, read "
+               "by dvdlib.prompts.targets.load_targets (and by dvd generate, score and probe)"
+               if "target1" in header else "")
         )
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
@@ -319,6 +327,10 @@ def validate_prompts(table: pd.DataFrame, categories: Iterable[str] = CATEGORIES
     is :func:`phrase_problems`'s check. ``names`` maps a column to the name messages give it.
     """
     names = names or {}
+    if not isinstance(table, pd.DataFrame):  # a file name where a table is expected, say
+        raise ValueError(f"{source}: expected a prompt table (a pandas DataFrame with columns "
+                         f"{', '.join(COLUMNS)}), got {type(table).__name__} {table!r:.80}; read "
+                         f"a prompt file with load_prompts(path)")
     if isinstance(categories, (str, bytes)):  # tuple("print") would be its letters
         raise ValueError(f"categories={categories!r} is one string; give a list of categories, "
                          f"e.g. [{categories!r}]")

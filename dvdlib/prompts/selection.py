@@ -3,6 +3,8 @@ cases chosen from it, and the seeds.
 
 - :func:`choose_prompts`: the prompt table of a run, checked once, and how messages name it.
 - :func:`parse_cases`, :func:`select_cases`: case numbers as a command takes them (``1-10,201``).
+- :func:`choose_targets`: the same for a prompt file naming several targets per prompt
+  (:mod:`dvdlib.prompts.targets`).
 - :func:`choose_seeds`: a number of seeds (the paper's ten first) or the seeds themselves.
 
 Bad values raise :class:`~dvdlib.usage.ArgumentError` naming the argument (``cases``, ``seeds``),
@@ -19,7 +21,8 @@ import pandas as pd
 
 from dvdlib.prompts.prompt_sets import (CATEGORIES, MAX_CASE_NUM, PromptSetError, builtin_prompts,
                                         check_seeds, load_prompts, seeds as paper_seeds)
-from dvdlib.usage import ArgumentError
+from dvdlib.prompts.targets import TargetSet, load_targets
+from dvdlib.usage import MAX_SEED_COUNT, ArgumentError
 
 BUILTIN = "built-in prompts"  # how messages name our built-in set
 
@@ -77,12 +80,33 @@ def choose_prompts(path=None, categories: Iterable[str] = CATEGORIES,
     return table, source
 
 
+def choose_targets(path, cases: str | Iterable[int] | None = None, *, with_carrier: bool = False,
+                   report: Callable[[str], None] | None = None) -> TargetSet:
+    """The target set of a run: the file at ``path`` read and checked by
+    :func:`~dvdlib.prompts.targets.load_targets` (``report`` takes its notes on the cases kept),
+    with only ``cases`` if given (text such as ``1-10,201``, or numbers); an
+    :class:`ArgumentError` if the file has none of them."""
+    wanted = None if cases is None else (
+        parse_cases(cases) if isinstance(cases, str) else {int(c) for c in cases})
+    target_set = load_targets(path, with_carrier=with_carrier, report=report, cases=wanted)
+    if target_set.prompts.empty:
+        shown = cases if isinstance(cases, str) else ",".join(map(str, sorted(wanted)))
+        raise ArgumentError("cases", f" {shown}: none of these cases is in {target_set.source}")
+    return target_set
+
+
 def choose_seeds(seeds: int | Sequence) -> list[int]:
     """``seeds`` seeds (an int: the paper's ten first, then 10001, ...) or the seeds themselves (a
-    sequence of non-negative integers, none repeated); an :class:`ArgumentError` otherwise."""
+    sequence of whole numbers in 0..``MAX_SEED``, none repeated; not one string: ``"1825"`` is
+    not the four seeds 1, 8, 2, 5); an :class:`ArgumentError` otherwise."""
     try:
         if isinstance(seeds, int) and not isinstance(seeds, bool):
+            if seeds > MAX_SEED_COUNT:  # before a list of billions is built
+                raise ValueError(f"{seeds} seeds: at most {MAX_SEED_COUNT:,} seeds per prompt")
             return paper_seeds(seeds)
-        return check_seeds(list(seeds))
-    except (TypeError, ValueError) as err:
+        return check_seeds(seeds)
+    except TypeError:
+        raise ArgumentError("seeds", f" {seeds!r} is neither a number of seeds nor a list of "
+                                     f"seeds") from None
+    except ValueError as err:
         raise ArgumentError("seeds", f": {err}") from None

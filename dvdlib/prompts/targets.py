@@ -16,6 +16,9 @@ the authors publish prompts that name three targets at once, in two layouts:
 (:data:`TARGET_COLUMNS`), each aligned to its own occurrence in its prompt. Every bad row of a
 file is named in one error. :func:`align_targets` is the alignment for one prompt and
 :func:`target_token_positions` maps the aligned characters to a tokenizer's positions.
+:func:`is_target_file` tells such a file from a DominanceBench one by its header (a ``target1``
+column), :func:`one_prompt_targets` makes a set of one prompt typed on the command line, and
+:func:`select_target_cases` keeps some cases of a set.
 
 How a target is aligned (:func:`align_targets`):
 
@@ -34,16 +37,17 @@ How a target is aligned (:func:`align_targets`):
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
-from dvdlib.prompts.prompt_sets import (CATEGORIES, MAX_CASE_NUM, PhraseMatchWarning,
+from dvdlib.prompts.prompt_sets import (CATEGORIES, MAX_CASE_NUM, VOCABULARY, PhraseMatchWarning,
                                         PromptSetError, find_in_prompt, prompt_tokens, read_rows)
 
 LAYOUTS = ("pilot", "factorial")
@@ -132,6 +136,18 @@ def align_targets(prompt: str, words: Sequence[str], carrier: str | None = None
 # Reading and validating a file
 
 
+def is_target_file(path: str | Path) -> bool:
+    """Whether the CSV file at ``path`` names targets (a ``target1`` column in its header): the
+    commands read it with :func:`load_targets`, else as a DominanceBench file. A file that cannot
+    be read is not one (its reader then names what is wrong)."""
+    try:
+        with Path(path).open(encoding="utf-8-sig", newline="") as file:
+            header = next(csv.reader(file), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return "target1" in (name.strip() for name in header)
+
+
 def _layout_of(header: Sequence[str]) -> str:
     factorial = "condition" in header or any(c.endswith("_homogeneity") for c in header)
     return "factorial" if factorial else "pilot"
@@ -173,7 +189,7 @@ def _flag(text: str) -> tuple[int | None, str]:
 def _row_problems(row: dict, where: str, layout: str, n_targets: int) -> list[str]:
     """Every problem of one row, each naming its column and value."""
     problems = [f"{where}, column {column}: empty value"
-                for column in required_columns(layout, n_targets) if not row[column]]
+                for column in required_columns(layout, n_targets) if not row.get(column, "-")]
     for k in range(1, n_targets + 1):
         kind, word = row[f"target{k}_type"], row[f"target{k}"]
         if kind and kind not in TARGET_TYPES:
@@ -246,7 +262,8 @@ def _check_header(header: list[str], source: str) -> tuple[str, int]:
 
 
 def load_targets(path: str | Path, *, with_carrier: bool = False,
-                 report: Callable[[str], None] | None = None) -> TargetSet:
+                 report: Callable[[str], None] | None = None,
+                 cases: Iterable[int] | None = None) -> TargetSet:
     """Read a prompt file with several targets per prompt (pilot or factorial layout) and
     validate it; see the module notes.
 
@@ -260,7 +277,8 @@ def load_targets(path: str | Path, *, with_carrier: bool = False,
     ``report`` (default: a :class:`PhraseMatchWarning`).
 
     ``with_carrier=True`` adds the carrier as one more target (an object, slot n_targets + 1);
-    it needs a ``carrier`` column (the pilot layout).
+    it needs a ``carrier`` column (the pilot layout). ``cases`` keeps only those cases (none if
+    the file has none of them); every row is still checked, and the notes are on those cases.
     """
     path = Path(path)
     if not path.is_file():
@@ -282,6 +300,8 @@ def load_targets(path: str | Path, *, with_carrier: bool = False,
     if unaligned:
         raise PromptSetError(f"{path}: every target must appear in its prompt, on text of its "
                              f"own; {len(unaligned)} do not: " + "; ".join(unaligned))
+    kept = None if cases is None else {int(case) for case in cases}
+    notes = [text for case, text in notes if kept is None or case in kept]
     if notes:
         note = f"{path}: {len(notes)} note(s) on aligning the targets: " + "; ".join(notes)
         if report is None:
@@ -295,13 +315,14 @@ def load_targets(path: str | Path, *, with_carrier: bool = False,
     for column in ("case_num", "condition_case_num"):
         if column in prompts:
             prompts[column] = prompts[column].astype(int)
-    return TargetSet(layout, n_targets, prompts.reset_index(drop=True), targets, str(path))
+    loaded = TargetSet(layout, n_targets, prompts.reset_index(drop=True), targets, str(path))
+    return loaded if kept is None else select_target_cases(loaded, kept)
 
 
 def _aligned_targets(rows: Sequence[dict], n_targets: int, with_carrier: bool
-                     ) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """The target table of validated rows, the notes on their alignment and the targets that
-    could not be aligned (one text each)."""
+                     ) -> tuple[pd.DataFrame, list[tuple[int, str]], list[str]]:
+    """The target table of validated rows, the notes on their alignment (case, text) and the
+    targets that could not be aligned (one text each)."""
     table, notes, unaligned = [], [], []
     for row in rows:
         case, prompt = int(row["case_num"]), row["prompt"]
@@ -323,14 +344,63 @@ def _aligned_targets(rows: Sequence[dict], n_targets: int, with_carrier: bool
                                  f"{prompt_tokens(prompt)})")
                 continue
             if span.how == "spacing":
-                notes.append(f"{name} found across spacing as {span.phrase!r}")
+                notes.append((case, f"{name} found across spacing as {span.phrase!r}"))
             if span.occurrences > 1:
-                notes.append(f"{name} occurs {span.occurrences} times; aligned to occurrence "
-                             f"{span.occurrence}, characters {span.start}-{span.end}")
+                notes.append((case, f"{name} occurs {span.occurrences} times; aligned to "
+                                    f"occurrence {span.occurrence}, characters "
+                                    f"{span.start}-{span.end}"))
             if role == TARGET_ROLE or with_carrier:
                 table.append((case, slot, role, kind, word, span.phrase, kind != GENERIC_TYPE,
                               span.start, span.end, span.occurrence, span.occurrences))
     return pd.DataFrame(table, columns=list(TARGET_COLUMNS)), notes, unaligned
+
+
+def select_target_cases(target_set: TargetSet, cases: set[int]) -> TargetSet:
+    """The set with only the prompts (and targets) of ``cases``."""
+    keep = target_set.prompts["case_num"].isin(cases)
+    return TargetSet(target_set.layout, target_set.n_targets,
+                     target_set.prompts[keep].reset_index(drop=True),
+                     target_set.targets[target_set.targets["case_num"].isin(cases)]
+                     .reset_index(drop=True), target_set.source)
+
+
+def target_type(word: str) -> str:
+    """A target's type from the benchmark's vocabulary (artist, landmark, character), else
+    :data:`GENERIC_TYPE`."""
+    name = _squeezed(word)
+    return next((kind for kind, words in VOCABULARY.items() if name in words), GENERIC_TYPE)
+
+
+def one_prompt_targets(prompt: str, targets: Sequence[str], *, source: str = "--targets",
+                       report: Callable[[str], None] | None = None) -> TargetSet:
+    """A :class:`TargetSet` of one prompt (case 1, pilot layout without a carrier) from words
+    typed on the command line: each ``TYPE:WORD`` (TYPE one of :data:`TARGET_TYPES`) or ``WORD``,
+    whose type is then :func:`target_type`'s. Checked and aligned as a file's rows are."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise PromptSetError(f"the prompt {prompt!r} is empty; give the prompt, e.g. \"a poster "
+                             f"combining Monet, Big Ben and Batman\"")
+    if isinstance(targets, str) or len(targets) < 2:
+        raise PromptSetError(f"{source} {targets!r}: give at least two targets, e.g. {source} "
+                             f"monet 'big ben' 'object:mug'")
+    row = {"case_num": "1", "prompt": " ".join(prompt.split())}
+    for k, text in enumerate(targets, 1):
+        kind, colon, word = str(text).partition(":")
+        if not colon:
+            kind, word = target_type(text), text
+        row[f"target{k}_type"], row[f"target{k}"] = kind.strip().casefold(), " ".join(word.split())
+    n_targets = len(targets)
+    problems = _row_problems(row, source, "pilot", n_targets)
+    if problems:
+        raise PromptSetError("; ".join(problems))
+    table, notes, unaligned = _aligned_targets([row], n_targets, with_carrier=False)
+    notes = [text for _, text in notes]
+    if unaligned:
+        raise PromptSetError(f"{source}: every target must appear in the prompt, on text of its "
+                             f"own: " + "; ".join(unaligned))
+    if notes and report is not None:
+        report(f"{source}: " + "; ".join(notes))
+    prompts = pd.DataFrame([{"case_num": 1, "prompt": row["prompt"]}])
+    return TargetSet("pilot", n_targets, prompts, table, source)
 
 
 # --------------------------------------------------------------------------------------------

@@ -196,6 +196,8 @@ def load_wording(path: str | Path) -> Wording:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"question file not found: {path}") from None
+    except OSError as err:  # a folder, a file we may not read
+        raise WordingError(f"cannot read question file {path}: {err.strerror}") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise WordingError(f"{path}: not valid JSON ({err})") from None
     return wording_from_dict(data, source=str(path))

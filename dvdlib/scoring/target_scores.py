@@ -12,6 +12,9 @@
   the object, ``c_i * (5 - n_j) / 25 * 100``, averaged over images.
 - :func:`strong_slot_effects`: in the 2x2x2 factorial set, how making one slot strong changes the
   presence of each other slot, with a cluster-bootstrap interval over seeds.
+- :func:`image_pair_columns`, :func:`pair_table`: what ``dvd score`` writes for a target set:
+  the judged table with each target's presence and, per image, its pairs against every other
+  target (whose means over images are the two matrices), and the matrices as one long table.
 
 Every score counts every row of the table it is given: a carrier judged as a target counts as
 one; pass ``judged[judged["role"] == "target"]`` to leave it out.
@@ -110,6 +113,51 @@ def pairwise_dvd(judged: pd.DataFrame, by: str = "slot") -> pd.DataFrame:
     return _pair_matrix(judged, by, lambda pairs: pd.Series(
         [dvd_image_score(c, n) for c, n in zip(pairs["yes_over"], pairs["yes_under"])],
         index=pairs.index))
+
+
+def _pair_values(judged: pd.DataFrame, by: str) -> pd.DataFrame:
+    """:func:`ordered_pairs` with each pair's ``wins`` (i present, j absent) and ``dvd`` (i over
+    j, the paper's per-image formula)."""
+    pairs = ordered_pairs(judged, by)
+    wins = pairs["present_over"].astype(bool) & ~pairs["present_under"].astype(bool)
+    dvd = [dvd_image_score(c, n) for c, n in zip(pairs["yes_over"], pairs["yes_under"])]
+    return pairs.assign(wins=wins.astype(int), dvd=np.asarray(dvd, dtype=float))
+
+
+def image_pair_columns(judged: pd.DataFrame) -> pd.DataFrame:
+    """The judged table (one row per image and target) with ``presence``, the target's presence
+    over its prompt's images, and for every slot t: ``wins_over_<t>`` (this target present and
+    target t absent in the image: 1 or 0) and ``dvd_over_<t>`` (the paper's formula with this
+    target as the concept and t as the object), missing where t is the row's own slot or not in
+    the image. Their means over a prompt's (or all) images are :func:`who_wins` and
+    :func:`pairwise_dvd`."""
+    presence = target_presence(judged)[["case_num", "slot", "presence"]]
+    table = judged.merge(presence, on=["case_num", "slot"], how="left", validate="many_to_one")
+    pairs = _pair_values(judged, "slot")
+    for name, column in (("wins", "wins_over"), ("dvd", "dvd_over")):
+        wide = pairs.pivot_table(index=[*IMAGE_KEY, "slot_over"], columns="slot_under",
+                                 values=name, aggfunc="first")
+        wide.columns = [f"{column}_{int(slot)}" for slot in wide.columns]
+        wide = wide.reset_index().rename(columns={"slot_over": "slot"})
+        table = table.merge(wide, on=[*IMAGE_KEY, "slot"], how="left", validate="one_to_one")
+    return table
+
+
+def pair_table(judged: pd.DataFrame) -> pd.DataFrame:
+    """The who-wins matrix and the pairwise DvD as one long table: one row per ``axis`` (``slot``:
+    the prompts' positions; ``type``: the targets' categories), ordered pair ``over`` / ``under``,
+    with ``who_wins`` (P(over present and under absent)), ``pairwise_dvd`` (mean DvD of over as
+    the concept and under as the object) and ``n_images`` (images holding both)."""
+    tables = []
+    for by in PAIR_AXES:
+        pairs = _pair_values(judged, by)
+        grouped = pairs.groupby([f"{by}_over", f"{by}_under"], sort=True)
+        table = grouped.agg(who_wins=("wins", "mean"), pairwise_dvd=("dvd", "mean"),
+                            n_images=("wins", "size")).reset_index()
+        table.columns = ["over", "under", "who_wins", "pairwise_dvd", "n_images"]
+        tables.append(table.astype({"over": str, "under": str}).assign(axis=by))
+    table = pd.concat(tables, ignore_index=True)
+    return table[["axis", "over", "under", "who_wins", "pairwise_dvd", "n_images"]]
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from dvdlib.book.commands.options import folder
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -26,10 +28,10 @@ def register(subparsers) -> None:
     parser.add_argument("--smoke", action="store_true",
                         help="run each chapter with its smoke parameters (notebook metadata "
                         "dvdbook.smoke): a quick book for checking the pipeline, not for reading")
-    parser.add_argument("--out", type=Path, metavar="DIR",
+    parser.add_argument("--out", type=folder, metavar="DIR",
                         help="build folder (default: $DVD_BUILD_DIR or _build); the HTML lands in "
                         "DIR/html for a folder named _build, else in DIR/_build/html")
-    parser.add_argument("--write-smoke-notebooks", type=Path, metavar="DIR",
+    parser.add_argument("--write-smoke-notebooks", type=folder, metavar="DIR",
                         help="only write every chapter with its smoke parameters injected into DIR "
                         "(inside the project), unexecuted, for nbval; build nothing")
     parser.set_defaults(func=run)

@@ -2,6 +2,7 @@
 
 - :func:`add_chapter_options`, :func:`add_seed_options`, :data:`SCALE_OUT`: declarations and help;
   :func:`given_parameters`: the values of the chapter options ``-p`` and ``-r``.
+- :func:`folder`: the argparse type of a folder option (an empty name refused);
 - :func:`refusals`: the library's refusals as :class:`~dvdlib.usage.UsageError` (one line, exit
   code 2), naming the option a refused argument came from (:func:`option`).
 - :func:`note`: a reporter of notes on stderr.
@@ -27,6 +28,14 @@ SCALE_OUT = (
 )
 
 
+def folder(text: str) -> Path:
+    """An argparse type for a folder option: an empty name is refused (``Path('')`` would be the
+    working directory, where a command would then write)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is empty; name a folder (e.g. results/)")
+    return Path(text)
+
+
 def add_chapter_options(parser: argparse.ArgumentParser) -> None:
     """The notebook and its parameters, as ``dvd run`` and ``dvd sweep`` take them."""
     parser.add_argument("notebook", metavar="NOTEBOOK",
@@ -36,7 +45,7 @@ def add_chapter_options(parser: argparse.ArgumentParser) -> None:
                         help="set a parameter (value parsed like papermill's -p); repeatable")
     parser.add_argument("-r", "--raw", nargs=2, action="append", metavar=("NAME", "VALUE"),
                         help="set a string parameter to VALUE as given; repeatable")
-    parser.add_argument("--results", metavar="DIR", type=Path,
+    parser.add_argument("--results", metavar="DIR", type=folder,
                         help="folder for the runs (default: results/ in the working directory)")
     parser.add_argument("--force", action="store_true",
                         help="rerun even when a finished run exists")

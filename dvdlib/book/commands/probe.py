@@ -3,7 +3,10 @@
 - :func:`register`: the command's arguments and help.
 - :func:`run`: its body. It checks what the command line alone can tell (the request, with
   :func:`dvdlib.probe.inputs.probe_request`, and the numbers), then loads the judge and the model,
-  probes (:func:`dvdlib.probe.run.probe`) and prints the report or the JSON summary. Its imports
+  probes (:func:`dvdlib.probe.run.probe`) and prints the report or the JSON summary. A prompt
+  with several targets (``--targets``, or ``--prompts FILE --case N``) is checked by
+  :func:`dvdlib.probe.targets.target_probe_request` and probed by
+  :func:`dvdlib.probe.targets.probe_targets`. Its imports
   of pandas, torch and the models sit inside it, so ``dvd --help`` loads none of them.
 """
 
@@ -12,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dvdlib.book.commands.options import add_seed_options
+from dvdlib.book.commands.options import add_seed_options, folder
 
 DEFAULT_MODEL = "toy:k1"
 JUDGES = ("toy", "clip", "vlm")
@@ -48,10 +51,20 @@ supported. Steps and guidance default to the model's own (50 and 7.5 for Stable 
 seeds: --seeds 10 takes the paper's ten seeds (1825, 410, ...), larger counts continue with
 10001, 10002, ... (as every chapter does); --seed-list 1825,410 gives the seeds themselves.
 
+several targets: --targets names each target of PROMPT (TYPE:WORD, TYPE one of artist,
+landmark, character, object; a bare WORD takes its DominanceBench category, else object), or
+--prompts FILE --case N takes prompt N of a file with several targets per prompt (the authors'
+pilot or factorial set). Each target is asked its five questions; the report gives each
+target's presence, the share of images with all present, who wins each pair (P(one present,
+the other absent)) and the pairwise DvD, and each target's share of the targets' attention.
+
 examples:
   dvd probe "sunset coaster" --concept sunset --object coaster --out probe/
   dvd probe "Neuschwanstein Castle Coaster" --concept "neuschwanstein castle" \\
       --object coaster --model sd1.4 --seeds 20 --out coaster/ --json
+  dvd probe "a poster combining Monet, Big Ben, and Batman" --targets monet "big ben" \\
+      batman --model sd1.4 --seeds 10
+  dvd probe --prompts factorial.csv --case 12 --model sd1.4 --seeds 10 --out case12/
 """
 
 
@@ -60,11 +73,20 @@ def register(subparsers) -> None:
         "probe", help="one prompt: which concept dominates, its DvD, and when attention saturates",
         description=_DESCRIPTION, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("prompt", metavar="PROMPT", help="the prompt, quoted")
-    parser.add_argument("--concept", required=True, metavar="WORD",
+    parser.add_argument("prompt", metavar="PROMPT", nargs="?",
+                        help="the prompt, quoted (none with --prompts)")
+    parser.add_argument("--concept", metavar="WORD",
                         help="the concept expected to dominate: a word or phrase of PROMPT")
-    parser.add_argument("--object", dest="object_word", required=True, metavar="WORD",
+    parser.add_argument("--object", dest="object_word", metavar="WORD",
                         help="the object that may vanish: a word or phrase of PROMPT")
+    parser.add_argument("--targets", nargs="+", metavar="TARGET",
+                        help="instead of --concept and --object: two or more targets of PROMPT, "
+                        "each WORD or TYPE:WORD (see below)")
+    parser.add_argument("--prompts", metavar="CSV",
+                        help="a prompt file with several targets per prompt; probe its --case")
+    parser.add_argument("--case", type=int, metavar="N", help="the case of --prompts to probe")
+    parser.add_argument("--with-carrier", action="store_true",
+                        help="with --prompts: also judge the prompt's carrier as a target")
     add_seed_options(parser)
     parser.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="MODEL",
                         help=f"the text-to-image model (default: {DEFAULT_MODEL}; see below)")
@@ -86,7 +108,7 @@ def register(subparsers) -> None:
     parser.add_argument("--threshold", type=float, metavar="SHARE",
                         help="pair share at which the concept's attention counts as saturated "
                         "(default: 0.6)")
-    parser.add_argument("--out", metavar="DIR",
+    parser.add_argument("--out", metavar="DIR", type=folder,
                         help="keep the images, tables, figure and summary here (default: nothing "
                         "is kept)")
     parser.add_argument("--json", action="store_true",
@@ -118,6 +140,43 @@ def _check_numbers(args) -> None:
         raise ProbeInputError(err.naming("--device")) from None
 
 
+def _request(args, seeds: list[int], judge_kind: str, is_toy: bool):
+    """The checked request: two words of a prompt, or several targets (see the module notes)."""
+    from dvdlib.probe.inputs import DEFAULT_THRESHOLD, ProbeInputError, probe_request
+    from dvdlib.probe.targets import target_probe_request
+
+    several = args.targets is not None or args.prompts is not None
+    if several:
+        given = [o for o, v in (("--concept", args.concept), ("--object", args.object_word),
+                                ("--category", args.category), ("--threshold", args.threshold))
+                 if v is not None]
+        if given:
+            raise ProbeInputError(f"{', '.join(given)} applies to a probe of a concept and an "
+                                  f"object, not of several targets (--targets, --prompts)")
+        if is_toy:
+            raise ProbeInputError(f"--model {args.model}: the toy world draws one concept on one "
+                                  f"object; probe several targets with a real model")
+        return target_probe_request(args.prompt, args.targets, seeds, judge=judge_kind,
+                                    prompts=args.prompts, case=args.case,
+                                    with_carrier=args.with_carrier, report=_note)
+    missing = [o for o, v in (("PROMPT", args.prompt), ("--concept", args.concept),
+                              ("--object", args.object_word)) if v is None]
+    if missing:
+        raise ProbeInputError(f"give {', '.join(missing)}: a probe takes PROMPT with --concept "
+                              f"and --object, or with --targets, or --prompts FILE --case N")
+    if args.case is not None or args.with_carrier:
+        raise ProbeInputError("--case and --with-carrier go with --prompts")
+    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    return probe_request(args.prompt, args.concept, args.object_word, seeds, judge=judge_kind,
+                         category=args.category, threshold=threshold)
+
+
+def _note(text: str) -> None:
+    import sys
+
+    print(f"dvd probe: note: {text}", file=sys.stderr)
+
+
 def run(args) -> int:
     """``dvd probe`` once its arguments are parsed."""
     import json
@@ -125,8 +184,9 @@ def run(args) -> int:
     import tempfile
 
     from dvdlib.models.spec import parse_model
-    from dvdlib.probe.inputs import DEFAULT_THRESHOLD, probe_request, probe_seeds
+    from dvdlib.probe.inputs import probe_seeds
     from dvdlib.probe.summary import report
+    from dvdlib.probe.targets import TargetProbeRequest, report_targets
     from dvdlib.store import StoreError, check_writable_dir, no_new_folders_on_error
     from dvdlib.usage import UsageError, seed_count, seed_list
 
@@ -140,11 +200,9 @@ def run(args) -> int:
     judge_kind = args.judge or ("toy" if is_toy else "vlm")
     seeds = (seed_list(args.seed_list) if args.seed_list is not None
              else probe_seeds(seed_count(args.seeds)))
-    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-    request = probe_request(args.prompt, args.concept, args.object_word, seeds, judge=judge_kind,
-                            category=args.category, threshold=threshold)
+    request = _request(args, seeds, judge_kind, is_toy)
     _check_numbers(args)
-    out = check_writable_dir(args.out) if args.out else None  # before any model loads
+    out = check_writable_dir(args.out) if args.out is not None else None  # before any model loads
     work = out or Path(tempfile.mkdtemp(prefix="dvd-probe-"))
     try:
         with no_new_folders_on_error(work):
@@ -154,8 +212,9 @@ def run(args) -> int:
     finally:
         if out is None:
             shutil.rmtree(work, ignore_errors=True)
+    text = report_targets if isinstance(request, TargetProbeRequest) else report
     print(json.dumps(result.summary, indent=1, ensure_ascii=False) if args.json
-          else report(result.summary))
+          else text(result.summary))
     return 0
 
 
@@ -166,6 +225,7 @@ def _probe_into(args, request, judge_kind: str, work: Path, out: Path | None):
     from dvdlib.probe.figure import FIGURE, probe_figure, save_figure
     from dvdlib.probe.run import ATTENTION, IMAGES, JUDGED, probe
     from dvdlib.probe.summary import SUMMARY
+    from dvdlib.probe.targets import TargetProbeRequest, probe_targets
     from dvdlib.scoring.judges import load_judge
     from dvdlib.store import atomic_write_json
 
@@ -174,10 +234,13 @@ def _probe_into(args, request, judge_kind: str, work: Path, out: Path | None):
     defaults = model_defaults(args.model, pipe)
     steps = args.steps or defaults.steps
     guidance = args.guidance if args.guidance is not None else defaults.guidance
-    result = probe(pipe, judge, request, work, model=args.model, steps=steps, guidance=guidance,
-                   size=args.size, batch_size=args.batch_size, progress=not args.no_progress)
+    run = probe_targets if isinstance(request, TargetProbeRequest) else probe
+    result = run(pipe, judge, request, work, model=args.model, steps=steps, guidance=guidance,
+                 size=args.size, batch_size=args.batch_size, progress=not args.no_progress)
     files = None
-    if out is not None:
+    if out is not None and isinstance(request, TargetProbeRequest):
+        files = {name: str(out / name) for name in (IMAGES, JUDGED, ATTENTION, SUMMARY)}
+    elif out is not None:
         save_figure(probe_figure(result), out / FIGURE)
         files = {name: str(out / name) for name in (IMAGES, JUDGED, ATTENTION, FIGURE, SUMMARY)}
     result.summary["files"] = files

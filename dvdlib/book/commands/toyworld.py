@@ -16,6 +16,8 @@ import platform
 import time
 from pathlib import Path
 
+from dvdlib.book.commands.options import folder
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -81,7 +83,7 @@ def _declare(parser: argparse.ArgumentParser) -> None:
     train = commands.add_parser(
         "train", parents=[common], help="train or fine-tune one model",
         description="Train one toy model into OUT (checkpoint.pt, pipeline/, training.json).")
-    train.add_argument("--out", required=True, type=Path, help="output folder")
+    train.add_argument("--out", required=True, type=folder, help="output folder")
     train.add_argument("--steps", type=int, default=5000,
                        help="training steps (default 5000, as for the zoo's base)")
     train.add_argument("--instances", type=_level, default=None, metavar="K",
@@ -99,7 +101,7 @@ def _declare(parser: argparse.ArgumentParser) -> None:
         "detector", parents=[common], help="train the detector",
         description="Train the multi-label concept and object detector into OUT and measure its "
         "held-out accuracy.")
-    detector.add_argument("--out", required=True, type=Path, help="output folder")
+    detector.add_argument("--out", required=True, type=folder, help="output folder")
     detector.add_argument("--steps", type=int, default=1500)
     detector.add_argument("--checkpoint-every", type=int, default=250)
     detector.set_defaults(func=_detector)
@@ -109,7 +111,7 @@ def _declare(parser: argparse.ArgumentParser) -> None:
         description="Train a diverse base model, fine-tune it once per diversity level K of the "
         "limited concept, train the detector, and optionally export the small fp16 files that "
         "the package ships.")
-    zoo.add_argument("--out", required=True, type=Path, help="working folder (checkpoints)")
+    zoo.add_argument("--out", required=True, type=folder, help="working folder (checkpoints)")
     zoo.add_argument("--levels", nargs="+", type=_level, default=None, metavar="K",
                      help="diversity levels (default: 1 4 16 unlimited)")
     zoo.add_argument("--instance-seeds", nargs="+", type=int, default=None, metavar="SEED",
@@ -124,7 +126,7 @@ def _declare(parser: argparse.ArgumentParser) -> None:
     zoo.add_argument("--checkpoint-every", type=int, default=250)
     zoo.add_argument("--jobs", type=int, default=1,
                      help="runs side by side, each in its own process (default 1)")
-    zoo.add_argument("--export", type=Path, default=None, metavar="DEST",
+    zoo.add_argument("--export", type=folder, default=None, metavar="DEST",
                      help="write the finished zoo's shipped files here")
     zoo.set_defaults(func=_zoo)
 
@@ -144,11 +146,15 @@ def _setup(args) -> None:
 
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    if args.seed < 0:  # numpy's seeding would refuse it only once training starts
-        raise ValueError(f"--seed {args.seed}: accepted: a whole number >= 0")
     from dvdlib.models.loading import check_device
+    from dvdlib.prompts.prompt_sets import MAX_SEED
     from dvdlib.usage import ArgumentError
 
+    # numpy and torch would refuse these only once training starts
+    instance_seeds = getattr(args, "instance_seeds", None) or ()
+    for seed, option in [(args.seed, "--seed"), *((s, "--instance-seeds") for s in instance_seeds)]:
+        if not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"{option} {seed}: accepted: a whole number in 0..{MAX_SEED:,}")
     try:
         check_device(args.device)
     except ArgumentError as err:

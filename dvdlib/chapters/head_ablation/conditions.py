@@ -62,6 +62,11 @@ class Condition:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
             raise ValueError(f"condition name {self.name!r} must be letters, digits, '_', '.', '-' "
                              "(it names a folder)")
+        bad = [h for _, h in self.heads
+               if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 0]
+        if bad:  # int(1.9) would ablate head 1
+            raise ValueError(f"condition {self.name!r}: head index {bad[0]!r} is not a whole "
+                             f"number >= 0; heads are numbered 0, 1, ... in each layer")
         object.__setattr__(self, "heads", tuple((str(label), int(h)) for label, h in self.heads))
         if len(set(self.heads)) != len(self.heads):
             raise ValueError(f"condition {self.name!r} names a head twice: {self.heads}")
