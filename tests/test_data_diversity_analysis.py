@@ -282,7 +282,8 @@ def test_the_chapters_verdicts_follow_from_its_saved_tables():
     compared = pd.read_csv(folder / "comparisons.csv")
     runs = [g for g in summary["group"].unique() if re.fullmatch(r"k(\d+|inf)(-[ir]\d+)?", g)]
     again = comparisons.verdicts_from_table(compared, summary, runs, first="K = 1",
-                                            positive_control_dvd=20.0)
+                                            positive_control_dvd=document["values"][
+                                                "positive_control_dvd"])
     texts = document["texts"]
     assert texts["verdict"] == again[DEFAULT]
     if HIGH in again:

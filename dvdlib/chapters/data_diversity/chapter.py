@@ -424,6 +424,7 @@ class DiversityStudy:
             values = {**self.results.values, "n_seeds": self.settings.n_seeds,
                       "n_control_seeds": self.settings.n_control_seeds,
                       "n_condition_seeds": self.settings.n_condition_seeds,
+                      "positive_control_dvd": self.settings.positive_control_dvd,
                       "generation_seconds": self.study.seconds}
             texts["interval_unit"] = toy_results.INTERVAL_UNIT
             high = toy_runs.condition_label(7.5, None)

@@ -3,9 +3,10 @@ the controls, and every image is judged and scored.
 
 The zoo's models (:mod:`dvdlib.toyworld.zoo`) are one base model fine-tuned with one recipe that
 differs only in K, the number of distinct pictures of the limited concept ("sunset") in the
-training data: ``k1``, ``k1-i1``, ..., ``k1-i8`` (K = 1, nine instance seeds: nine different
-fixed pictures), ``k4``, ``k16`` and ``kinf`` (a new picture every time), plus EMA snapshots after
-fewer fine-tuning steps (``k1@500``). The failure the paper studies is built into the world
+training data: ``k1``, ``k1-i1``, ... (K = 1, one run per instance seed, each a different fixed
+picture), ``k4``, ``k16`` and ``kinf`` (a new picture every time) with their runs of other
+training seeds (``kinf-r1``, ...; :mod:`dvdlib.chapters.data_diversity.arms`), plus EMA snapshots
+after fewer fine-tuning steps (``k1@500``). The failure the paper studies is built into the world
 equally for every K: half of the pair pictures ("sunset coaster") are close-ups in which the print
 fills the frame and the carrier is out of view. So every model shows some dominance by design;
 the experiment asks whether K changes how much.
