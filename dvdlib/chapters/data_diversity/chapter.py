@@ -25,7 +25,7 @@ import pandas as pd
 
 from dvdlib.chapters.data_diversity import amplification, arms, figures, toy_pictures, toy_results
 from dvdlib.chapters.data_diversity import real_study, toy_runs, toy_summary, verdict
-from dvdlib.chapters.data_diversity.comparisons import verdict_table as comparisons_table
+from dvdlib.chapters.data_diversity.comparisons import verdict_table
 from dvdlib.chapters.setup import ChapterSetup, open_chapter
 from dvdlib.models.spec import parse_model
 from dvdlib.prompts.prompt_sets import prompt_set, seeds as paper_seeds
@@ -238,7 +238,7 @@ class DiversityStudy:
         results = self.results
         for name, table in (("summary", results.summary), ("comparisons", results.comparisons),
                             ("training_shares", shares), ("amplification", results.amplification),
-                            ("verdicts", comparisons_table(results.verdicts))):
+                            ("verdicts", verdict_table(results.verdicts))):
             table.to_csv(out / f"{name}.csv", index=False)
 
     def plot_by_model(self):

@@ -86,7 +86,7 @@ def summarise(images: pd.DataFrame, groups: Mapping[str, Sequence[str]],
               n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Every measure per condition, group of models and set of objects, with intervals.
 
-    ``groups`` maps a label to base model names (one model, or the K = 1 instance seeds pooled);
+    ``groups`` maps a label to base model names (one run, or every run of an arm pooled);
     ``object_sets`` a label to objects ("all objects", "seen in training", "never seen"). One row
     per (condition, group, objects, measure): ``estimate``, ``ci_low``, ``ci_high`` from
     :func:`two_level_interval`, ``n_models`` and ``n_images`` behind it. Groups with no images in
