@@ -194,6 +194,37 @@ def test_images_are_judged_and_scored_with_the_papers_formula(tmp_path):
     assert not hat["object_present"] and np.isnan(hat["dvd_score"])
 
 
+def test_an_absent_object_is_told_apart_by_what_the_image_shows(tmp_path):
+    """A pair image without its object shows the concept filling the frame, another carrier,
+    or nothing: the judge is asked about every other object, and the outcome says which."""
+    from dvdlib.chapters.data_diversity import outcomes
+
+    prompts = toy_runs.study_prompts(World())
+    sunset = (0.9, 0.4, 0.2)
+    codes = {"sunset coaster": ({"sunset": 5}, sunset),  # fills the frame
+             "sunset hat": ({"sunset": 5, "shirt": 4, "kite": 3}, BACKGROUND),  # a shirt instead
+             "sunset kite": ({}, BACKGROUND),  # nothing recognisable
+             "sunset shirt": ({"sunset": 2, "shirt": 4}, BACKGROUND)}  # the object
+    rows = []
+    for row in prompts[prompts["prompt"].isin(codes)].itertuples():
+        file = f"case{row.case_num:03d}/seed00001.png"
+        (tmp_path / file).parent.mkdir()
+        _coded(*codes[row.prompt]).save(tmp_path / file)
+        rows.append({"case_num": row.case_num, "seed": 1, "file": file})
+    table = toy_runs.judge_images(tmp_path, pd.DataFrame(rows), prompts, YesCodeJudge(), "sunset")
+    table = table.set_index("prompt")
+    assert table["outcome"].to_dict() == {
+        "sunset coaster": outcomes.FILLS, "sunset hat": outcomes.WRONG,
+        "sunset kite": outcomes.NOTHING, "sunset shirt": outcomes.PRESENT}
+    assert table.loc["sunset hat", "other_object"] == "shirt"  # the most yes among the others
+    assert table.loc["sunset shirt", "other_object"] == ""  # its own object is not "other"
+    assert table.loc["sunset hat", "dvd_score"] == 100.0  # the paper counts it as dominance
+    assert np.isnan(table.loc["sunset hat", "dvd_no_wrong_carrier"])  # the verdict does not
+    assert table.loc["sunset coaster", "dvd_no_wrong_carrier"] == 100.0
+    assert table[["fills_frame", "wrong_carrier", "nothing_recognisable"]].sum().tolist() == \
+        [1, 1, 1]
+
+
 # --- the plan, the intervals, the summaries -------------------------------------------------------
 def test_the_plan_compares_k1_and_unlimited_at_every_other_setting():
     plan = toy_runs.plan_runs(["k1", "k1-i1", "k4", "kinf"], ["k1", "k1-i1", "kinf"], 4.0, [500],
@@ -202,7 +233,7 @@ def test_the_plan_compares_k1_and_unlimited_at_every_other_setting():
     assert [r.model for r in default] == ["k1", "k1-i1", "k4", "kinf"]
     assert all(r.pair_seeds == (1, 2, 3) and r.control_seeds == (1,) for r in default)
     others = {(r.guidance, r.snapshot) for r in plan} - {(4.0, None)}
-    assert others == {(1.0, None), (7.5, None), (4.0, 500)}  # one setting changed at a time
+    assert others == {(1.0, None), (2.0, None), (7.5, None), (4.0, 500)}  # one at a time
     assert all(r.pair_seeds == (1, 2) for r in plan if r not in default)
     assert {r.model for r in plan if r not in default} == {"k1", "k1-i1", "kinf"}
     snapshot = next(r for r in plan if r.snapshot == 500)
@@ -249,8 +280,10 @@ def _images(seeds=(1, 2, 3, 4)):
         for seed in seeds:
             for obj in OBJECTS:
                 rows.append(dict(arrangement=PAIR, object=obj, dvd_score=100.0 if full else 0.0,
+                                 dvd_no_wrong_carrier=100.0 if full else 0.0,
                                  concept_present=True, object_present=not full,
-                                 concept_only=full, frame_filled=full))
+                                 concept_only=full, frame_filled=full, fills_frame=full,
+                                 wrong_carrier=False, nothing_recognisable=False))
                 rows.append(dict(arrangement=OBJECT_ALONE, object=obj, concept_present=False,
                                  object_present=obj != "hat" or seed % 2 == 0))
             rows.append(dict(arrangement=CONCEPT_ALONE, object="", concept_present=True,
@@ -310,26 +343,36 @@ def test_differences_compare_the_groups_on_the_same_seeds():
     assert split["ci_low"] == 0.0 and split["ci_high"] == 100.0
 
 
+def _compared(images, groups, **intervals):
+    """Summary and comparisons of the arms K = 1 (k1, k1-i1) and unlimited (kinf)."""
+    from dvdlib.chapters.data_diversity import comparisons
+
+    arms = {"K = 1": ["k1", "k1-i1"], "unlimited": ["kinf"]}
+    summary = toy_summary.summarise(images, {**groups, **arms}, SETS, **intervals)
+    return summary, comparisons.compare_arms(images, summary, arms, SETS, margin=5.0, **intervals)
+
+
 def test_chapter_numbers_and_summary_claim_no_more_than_the_verdict():
     from dvdlib.stats import verdicts
 
     images = _images()
-    groups = {"k1": ["k1"], "k1-i1": ["k1-i1"], "K = 1": ["k1", "k1-i1"], "kinf": ["kinf"]}
-    summary = toy_summary.summarise(images, groups, SETS, n_resamples=100)
-    diffs = toy_summary.differences(images, ["k1", "k1-i1"], ["kinf"], SETS, n_resamples=100)
+    groups = {"k1": ["k1"], "k1-i1": ["k1-i1"], "kinf": ["kinf"]}
+    summary, diffs = _compared(images, groups, n_resamples=100)
     condition = toy_runs.condition_label(4.0, None)
-    values, quoted = toy_summary.chapter_numbers(summary, diffs, condition, "K = 1", "kinf",
+    values, quoted = toy_summary.chapter_numbers(summary, diffs, condition, "K = 1", "unlimited",
                                                  ["k1", "k1-i1", "kinf"])
     assert values["dvd_k1"] == 100.0 and values["dvd_unlimited"] == 0.0
     assert values["dvd_difference"] == 100.0 and values["dvd_difference_width"] == 0.0
+    assert values["dvd_no_wrong_carrier_difference"] == 100.0
     assert values["object_present_unlimited"] == 1.0 and values["object_alone_min"] == 0.9
+    assert values["fills_frame_k1"] == 1.0 and values["wrong_carrier_unlimited"] == 0.0
     assert values["concept_alone_min"] == 1.0
     assert quoted["ch2_object_alone_min"] == quoted["ch2_object_alone_max"] == 0.9
     assert quoted["ch2_dvd_k1"] == "100.0 [100.0, 100.0]"
     assert quoted["ch2_difference"] == "+100.0 [+100.0, +100.0]"
     assert quoted["ch2_object_present_unlimited"] == "100 % [100 %, 100 %]"
     assert quoted["ch2_width"] == 0.0 and quoted["ch2_dvd_model_max"] == 100.0
-    assert toy_summary.condition_table(summary, diffs, condition, "K = 1", "kinf").empty
+    assert toy_summary.condition_table(summary, diffs, condition, "K = 1", "unlimited").empty
     dvds = {m: (values["dvd_k1"], 100.0, 100.0) for m in ("k1", "k1-i1")}
     found = verdict.toy_verdict((100.0, 100.0, 100.0), dvds)
     assert found.word == "supported"
@@ -342,13 +385,13 @@ def test_the_condition_table_holds_every_other_condition():
     extra = _images().query("arrangement == @PAIR").assign(condition="guidance 1, finished",
                                                            guidance=1.0)
     images = pd.concat([_images(), extra], ignore_index=True)
-    groups = {"K = 1": ["k1", "k1-i1"], "kinf": ["kinf"]}
-    summary = toy_summary.summarise(images, groups, SETS, n_resamples=50)
-    diffs = toy_summary.differences(images, ["k1", "k1-i1"], ["kinf"], SETS, n_resamples=50)
-    table = toy_summary.condition_table(summary, diffs, "guidance 4, finished", "K = 1", "kinf")
+    summary, diffs = _compared(images, {}, n_resamples=50)
+    table = toy_summary.condition_table(summary, diffs, "guidance 4, finished", "K = 1",
+                                        "unlimited", {"guidance 1, finished": "supported"})
     assert table.to_dict("records") == [{
         "condition": "guidance 1, finished", "DvD difference": "+100.0 [+100.0, +100.0]",
-        "object present, K = 1": 0.0, "object present, kinf": 1.0}]
+        "without wrong carriers": "+100.0 [+100.0, +100.0]", "object present, K = 1": 0.0,
+        "object present, unlimited": 1.0, "verdict": "supported"}]
 
 
 def test_the_study_runs_end_to_end_on_untrained_models(tmp_path):
@@ -524,7 +567,12 @@ def test_open_study_checks_the_criteria_before_it_writes_anything(tmp_path, monk
     assert not (tmp_path / "chapters").exists()
     study = open_study(n_seeds=3)
     assert study.kind == "toy" and study.settings.steps == 20 and study.settings.n_seeds == 3
-    assert study.test.measure == "DvD(K = 1) - DvD(unlimited)"
+    assert study.test.measure == "DvD(K = 1) - DvD(unlimited), wrong carriers left out"
+    assert study.settings.ceiling_margin == 5.0
+    with pytest.raises(ValueError, match=r"ceiling_margin must be in \[0, 50\), got 60"):
+        open_study(ceiling_margin=60)
+    with pytest.raises(ValueError, match="n_training_batches must be an integer >= 1, got 0"):
+        open_study(n_training_batches=0)
     assert study.setup.out == tmp_path / "chapters" / "02_data_diversity"
 
 

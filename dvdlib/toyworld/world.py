@@ -398,12 +398,17 @@ class World:
                 labels[i, self.names.index(part)] = True
         return Scenes(render(scenes), [s.caption for s in scenes], labels, list(scenes))
 
-    def sample(self, n: int, seed: int | Sequence[int]) -> Scenes:
-        """``n`` training scenes drawn from a generator seeded with ``seed`` (int or int tuple)."""
+    def draw(self, n: int, seed: int | Sequence[int]) -> list[Scene]:
+        """``n`` training scenes, not rendered, from a generator seeded with ``seed`` (int or int
+        tuple): what :meth:`sample` renders, for counting what training shows without drawing it."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n!r}")
         rng = np.random.default_rng(seed)
-        return self.scenes([self.sample_scene(rng) for _ in range(n)])
+        return [self.sample_scene(rng) for _ in range(n)]
+
+    def sample(self, n: int, seed: int | Sequence[int]) -> Scenes:
+        """``n`` training scenes drawn from a generator seeded with ``seed`` (int or int tuple)."""
+        return self.scenes(self.draw(n, seed))
 
     def sample_detector_scenes(self, n: int, seed: int | Sequence[int]) -> Scenes:
         """Scenes for the detector: empty, a concept, an object or any pair, all fully diverse."""

@@ -6,9 +6,11 @@ calls the same steps either way.
   model's kind (:data:`DEFAULTS`), the stated test with its criteria checked, and the judge's
   wording, all before any model loads.
 - :class:`DiversityStudy`: the chapter's steps in the order it calls them. The toy zoo's causal
-  test: :meth:`~DiversityStudy.measure_training`, :meth:`~DiversityStudy.run_causal_test` and
-  their figures and tables; a real model's observation: :meth:`~DiversityStudy.run_real_study`
-  and its figure and table. A step that does not apply to the model's kind prints one line that
+  test: :meth:`~DiversityStudy.measure_training`, :meth:`~DiversityStudy.run_causal_test` (every
+  run of every arm the zoo holds, :mod:`~dvdlib.chapters.data_diversity.arms`) and their figures
+  and tables: per run, over K, the training data's close-ups against the generated images, the
+  other conditions; a real model's observation: :meth:`~DiversityStudy.run_real_study` and its
+  figure and table. A step that does not apply to the model's kind prints one line that
   says so and returns None. :meth:`~DiversityStudy.numbers` gives every number the chapter's text
   quotes, :meth:`~DiversityStudy.headline` the values and texts the chapter saves.
 """
@@ -21,8 +23,9 @@ from functools import partial
 
 import pandas as pd
 
-from dvdlib.chapters.data_diversity import figures, toy_pictures, toy_runs, toy_summary, verdict
-from dvdlib.chapters.data_diversity import real_study
+from dvdlib.chapters.data_diversity import amplification, arms, figures, toy_pictures, toy_results
+from dvdlib.chapters.data_diversity import real_study, toy_runs, toy_summary, verdict
+from dvdlib.chapters.data_diversity.comparisons import verdict_table
 from dvdlib.chapters.setup import ChapterSetup, open_chapter
 from dvdlib.models.spec import parse_model
 from dvdlib.prompts.prompt_sets import prompt_set, seeds as paper_seeds
@@ -34,7 +37,7 @@ CHAPTER = "02_data_diversity"
 # paper's for a real model.
 DEFAULTS = {"toy": dict(n_seeds=12, steps=20, guidance=4.0, batch_size=64),
             "real": dict(n_seeds=10, steps=50, guidance=7.5, batch_size=4)}
-K1_GROUP = "K = 1"  # the label of the K = 1 instance seeds pooled
+K1_GROUP = toy_results.K1  # the label of the K = 1 arm (its runs pooled)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class Settings:
     positive_control_dvd: float
     n_control_seeds: int = 0  # toy: images of each control prompt per model
     n_condition_seeds: int = 0  # toy: images per pair prompt in the other conditions
+    n_training_batches: int = 100  # toy: training batches drawn per run for the close-up share
+    ceiling_margin: float = 5.0  # DvD points: an arm this close to a bound leaves no room
     resolution: int | None = None  # real: pixels per side (None: the model's own)
     bench_csv: str = ""  # real: the prompt set ("" : the built-in one)
     max_prompts: int = 0  # real: the first N prompts (0: all)
@@ -65,11 +70,15 @@ def open_study(model: str = "toy", *, zoo_folder: str = "", device: str = "",
                resolution: int | None = None, bench_csv: str = "", max_prompts: int = 0,
                judge: str = "vlm", judge_model: str = "", clip_model: str = "",
                n_resamples: int = 2000, confidence: float = 0.95,
-               positive_control_dvd: float = 20.0) -> "DiversityStudy":
+               positive_control_dvd: float = 20.0, ceiling_margin: float = 5.0,
+               n_training_batches: int = 100) -> "DiversityStudy":
     """Open chapter 2 on ``model``: the toy zoo (``toy``: the causal test over the zoo's models)
     or a real model (the observation over the concepts of a prompt set). Every criterion, the
     model and the question wording are checked here, before any model loads."""
-    verdict.check_criteria(positive_control_dvd, confidence)
+    verdict.check_criteria(positive_control_dvd, confidence, ceiling_margin)
+    if isinstance(n_training_batches, bool) or not isinstance(n_training_batches, int) \
+            or n_training_batches < 1:
+        raise ValueError(f"n_training_batches must be an integer >= 1, got {n_training_batches!r}")
     kind = "toy" if parse_model(model).is_toy else "real"
     given = dict(n_seeds=n_seeds, steps=steps, guidance=guidance, batch_size=batch_size)
     resolved = {k: DEFAULTS[kind][k] if v is None else v for k, v in given.items()}
@@ -77,7 +86,8 @@ def open_study(model: str = "toy", *, zoo_folder: str = "", device: str = "",
                         positive_control_dvd=positive_control_dvd,
                         n_control_seeds=n_control_seeds, n_condition_seeds=n_condition_seeds,
                         resolution=resolution, bench_csv=bench_csv, max_prompts=max_prompts,
-                        judge=judge, judge_model=judge_model, clip_model=clip_model)
+                        judge=judge, judge_model=judge_model, clip_model=clip_model,
+                        ceiling_margin=ceiling_margin, n_training_batches=n_training_batches)
     setup = open_chapter(CHAPTER, n_seeds=settings.n_seeds, model=model, zoo_folder=zoo_folder,
                          device=device)
     if setup.is_toy:
@@ -85,7 +95,8 @@ def open_study(model: str = "toy", *, zoo_folder: str = "", device: str = "",
 
         world = zoo.world_of(zoo.model_names(zoo_folder or None)[0], zoo_folder or None)
         wording = chapter_wording(questions_file, [toy_runs.QUESTION_CATEGORY])
-        return DiversityStudy(setup, settings, verdict.toy_test(world.limited, confidence), wording)
+        return DiversityStudy(setup, settings, verdict.toy_test(world.limited, confidence),
+                              wording)
     prompts = prompt_set(bench_csv or None)
     wording = chapter_wording(questions_file, prompts["category"])
     prompts = prompts.head(max_prompts) if max_prompts else prompts
@@ -104,14 +115,11 @@ class DiversityStudy:
     started: float = field(default_factory=time.perf_counter)
     verdict: Verdict | None = None
     # toy: the zoo, and what the steps made
-    zoo: dict = field(default_factory=dict)  # names, worlds, judge, embedders
+    zoo: dict = field(default_factory=dict)  # names, arms, worlds, configs, judge, embedders
     training: pd.DataFrame | None = None
     study: toy_runs.Study | None = None
     n_runs: int = 0
-    summary: pd.DataFrame | None = None
-    diffs: pd.DataFrame | None = None
-    values: dict = field(default_factory=dict)  # the headline numbers
-    quoted: dict = field(default_factory=dict)  # the numbers the text quotes
+    results: toy_results.ToyResults | None = None
     # real: every concept's DvD and diversity, and Spearman's rho over them
     concepts: pd.DataFrame | None = None
     rho: tuple[float, float, float] | None = None
@@ -136,21 +144,28 @@ class DiversityStudy:
     # The toy zoo
 
     def _toy_zoo(self) -> dict:
-        """The zoo's finished models (least diverse first), their worlds, the judge and the two
-        embeddings of the measure, loaded once."""
+        """The zoo's finished runs (least diverse first), its arms (every run of a level), their
+        worlds and fine-tuning configs, the judge and the two embeddings of the measure, loaded
+        once."""
         if not self.zoo:
             from dvdlib.toyworld import zoo
 
             folder = self.setup.zoo_folder or None
-            names = zoo.model_names(folder)
+            found = arms.arm_runs(zoo.model_names(folder))
+            names = [run for runs in found.values() for run in runs]
             worlds = {name: zoo.world_of(name, folder) for name in names}
+            arms.check_levels(found, {name: w.instances for name, w in worlds.items()})
+            if arms.UNLIMITED not in found or K1_GROUP not in found:
+                raise ValueError(f"the zoo needs K = 1 and unlimited runs; it has {list(found)}")
+            configs = {n: zoo.zoo_manifest(folder)["models"][n]["config"] for n in names}
             judge = self.setup.judge("toy")
             embedders = toy_pictures.toy_embedders(judge.detector, worlds[names[0]], seed=(2, 0))
-            self.zoo = dict(names=names, worlds=worlds, judge=judge, embedders=embedders)
+            self.zoo = dict(names=names, arms=found, worlds=worlds, configs=configs, judge=judge,
+                            embedders=embedders)
         return self.zoo
 
     def measure_training(self, n_looks: int) -> None:
-        """Our measure of each model's ``n_looks`` training pictures of the limited concept
+        """Our measure of each run's ``n_looks`` training pictures of the limited concept
         (``training_diversity.csv``)."""
         if not self._applies("toy", "the training pictures"):
             return
@@ -164,94 +179,112 @@ class DiversityStudy:
             return figures.plot_training_looks(self.zoo["worlds"], self.training, seed=(2, 1))
 
     def training_table(self) -> pd.DataFrame | None:
-        """Our diversity of each model's training pictures, per embedding (rows least diverse
+        """Our diversity of each run's training pictures, per embedding (rows least diverse
         first)."""
         if self._applies("toy", "the training pictures"):
             table = self.training.pivot(index="model", columns="embedding", values="diversity")
             return table.loc[self.zoo["names"]].round(2)
 
     def run_causal_test(self) -> None:
-        """Every model draws and is judged at the chapter's setting; the K = 1 models and the
-        unlimited one also at the other guidance scales and as EMA snapshots (``images.csv``);
-        then every measure with its interval (``summary.csv``, ``differences.csv``) and the
-        verdict."""
+        """Every run draws and is judged at the chapter's setting; the K = 1 and unlimited runs
+        also at the other guidance scales and as EMA snapshots (``images.csv``); the training
+        data's close-up share is counted (``training_shares.csv``); then every table, interval
+        and verdict (:func:`toy_results.analyse`; ``summary.csv``, ``comparisons.csv``,
+        ``verdicts.csv``, ``amplification.csv``)."""
         if not self._applies("toy", "the causal test"):
             return
         from dvdlib.toyworld import zoo as toy_zoo
 
         zoo, settings, folder = self._toy_zoo(), self.settings, self.setup.zoo_folder or None
-        names, worlds = zoo["names"], zoo["worlds"]
         compared = self._compared()
         snapshot_steps = sorted({int(s.split("@")[1])
                                  for s in toy_zoo.model_names(folder, snapshots=True)
                                  if s.split("@")[0] in compared})
         condition_seeds = paper_seeds(settings.n_condition_seeds) \
             if settings.n_condition_seeds else []
-        plan = toy_runs.plan_runs(names, compared, settings.guidance, snapshot_steps,
+        plan = toy_runs.plan_runs(zoo["names"], compared, settings.guidance, snapshot_steps,
                                   self.setup.seeds, paper_seeds(settings.n_control_seeds),
                                   condition_seeds, [])  # found alone at other settings: toy_world
-        self.study = toy_runs.run_study(plan, partial(toy_zoo.load_model, folder=folder), worlds,
-                                        zoo["judge"], self.setup.out / "images",
+        self.study = toy_runs.run_study(plan, partial(toy_zoo.load_model, folder=folder),
+                                        zoo["worlds"], zoo["judge"], self.setup.out / "images",
                                         steps=settings.steps, batch_size=settings.batch_size,
                                         wording=self.wording)
         self.study.images.to_csv(self.setup.out / "images.csv", index=False)
         self.n_runs = len(plan)
-        self._summarise()
+        self._analyse()
 
     def _compared(self) -> list[str]:
-        """The K = 1 models (one per instance seed), then the unlimited one."""
-        names, worlds = self.zoo["names"], self.zoo["worlds"]
-        return [n for n in names if worlds[n].instances == 1] + [names[-1]]
-
-    def _groups(self) -> dict[str, list[str]]:
-        """Every model alone, and the K = 1 models pooled, least diverse first."""
-        names, k1 = self.zoo["names"], self._compared()[:-1]
-        groups = {**{n: [n] for n in names}, K1_GROUP: k1}
-        return {g: groups[g] for g in [*k1, K1_GROUP, *names[len(k1):]]}
+        """The K = 1 runs, then the unlimited runs: the arms drawn in every condition."""
+        return [*self.zoo["arms"][K1_GROUP], *self.zoo["arms"][arms.UNLIMITED]]
 
     def _default_condition(self) -> str:
         return toy_runs.condition_label(self.settings.guidance, None)
 
-    def _summarise(self) -> None:
-        names, settings, out = self.zoo["names"], self.settings, self.setup.out
-        world = self.zoo["worlds"][names[0]]
+    def _analyse(self) -> None:
+        zoo, settings, out = self.zoo, self.settings, self.setup.out
+        world = zoo["worlds"][zoo["names"][0]]
         object_sets = {"all objects": list(world.objects),
                        "seen in training": list(world.paired_objects),
                        "never seen": list(world.unpaired)}
         intervals = dict(n_resamples=settings.n_resamples, confidence=settings.confidence)
-        images = self.study.images
-        self.summary = toy_summary.summarise(images, self._groups(), object_sets, **intervals)
-        self.diffs = toy_summary.differences(images, self._compared()[:-1], [names[-1]],
-                                             object_sets, **intervals)
-        self.summary.to_csv(out / "summary.csv", index=False)
-        self.diffs.to_csv(out / "differences.csv", index=False)
-        default = self._default_condition()
-        self.values, self.quoted = toy_summary.chapter_numbers(
-            self.summary, self.diffs, default, K1_GROUP, names[-1], names)
-        at = self.summary[(self.summary["condition"] == default)
-                          & (self.summary["objects"] == "all objects")]
-        model_dvds = {g: tuple(r[["estimate", "ci_low", "ci_high"]]) for g, r in
-                      at[at["measure"] == "dvd"].set_index("group").loc[names].iterrows()}
-        difference = tuple(self.values[f"dvd_difference{end}"] for end in ("", "_low", "_high"))
-        self.verdict = verdict.toy_verdict(difference, model_dvds, concept=world.limited,
-                                           positive_control_dvd=settings.positive_control_dvd,
-                                           confidence=settings.confidence)
+        runs = {n: (zoo["worlds"][n], zoo["configs"][n]["seed"], zoo["configs"][n]["batch_size"])
+                for n in zoo["names"]}
+        shares = amplification.training_shares(runs, settings.n_training_batches, **intervals)
+        self.results = toy_results.analyse(
+            self.study.images, zoo["arms"], shares, object_sets, self._default_condition(),
+            concept=world.limited, margin=settings.ceiling_margin,
+            positive_control_dvd=settings.positive_control_dvd, **intervals)
+        self.verdict = self.results.verdicts[self._default_condition()]
+        results = self.results
+        for name, table in (("summary", results.summary), ("comparisons", results.comparisons),
+                            ("training_shares", shares), ("amplification", results.amplification),
+                            ("verdicts", verdict_table(results.verdicts))):
+            table.to_csv(out / f"{name}.csv", index=False)
 
     def plot_by_model(self):
         if self._applies("toy", "the causal test"):
-            return figures.plot_by_model(self.summary, list(self._groups()),
-                                         self._default_condition())
+            order = [g for label, runs in self.zoo["arms"].items()
+                     for g in (runs + [label] if len(runs) > 1 else runs)]
+            return figures.plot_by_model(self.results.summary, order, self._default_condition())
+
+    def plot_dose_response(self):
+        """DvD and the outcomes of the pair images against K, every arm with its interval."""
+        if self._applies("toy", "the causal test"):
+            return figures.plot_dose_response(self.results.summary, list(self.zoo["arms"]),
+                                              self._default_condition())
+
+    def dose_table(self) -> pd.DataFrame | None:
+        """Every arm at the chapter's setting (:func:`comparisons.dose_table`)."""
+        if self._applies("toy", "the causal test"):
+            return self.results.dose
+
+    def plot_amplification(self):
+        """The share of pair images without their carrier: training against generated."""
+        if self._applies("toy", "the amplification"):
+            return figures.plot_amplification(self.results.amplification, self.results.shares)
+
+    def amplification_table(self) -> pd.DataFrame | None:
+        """Generated and training shares without the carrier, and their difference."""
+        if self._applies("toy", "the amplification"):
+            return figures.amplification_table(self.results.amplification)
 
     def plot_conditions(self):
         if self._applies("toy", "the other conditions") and self._has_conditions():
-            return figures.plot_conditions(self.summary, self.diffs, K1_GROUP,
-                                           self.zoo["names"][-1])
+            return figures.plot_conditions(self.results.summary, self._k1_comparisons(),
+                                           K1_GROUP, arms.UNLIMITED)
 
     def condition_table(self) -> pd.DataFrame | None:
-        """DvD(K = 1) - DvD(unlimited) and the object's presence in every other condition."""
+        """DvD(K = 1) - DvD(unlimited), the object's presence and the verdict in every other
+        condition."""
         if self._applies("toy", "the other conditions") and self._has_conditions():
-            return toy_summary.condition_table(self.summary, self.diffs, self._default_condition(),
-                                               K1_GROUP, self.zoo["names"][-1]).round(2)
+            words = {c: v.word for c, v in self.results.verdicts.items()}
+            return toy_summary.condition_table(self.results.summary, self._k1_comparisons(),
+                                               self._default_condition(), K1_GROUP,
+                                               arms.UNLIMITED, words).round(2)
+
+    def _k1_comparisons(self) -> pd.DataFrame:
+        table = self.results.comparisons
+        return table[table["first"] == K1_GROUP]
 
     def _has_conditions(self) -> bool:
         if self.settings.n_condition_seeds:
@@ -261,20 +294,31 @@ class DiversityStudy:
             print("Skipped, the other conditions: n_condition_seeds is 0.")
         return False
 
+    def design_table(self) -> pd.DataFrame | None:
+        """The first K = 1 run's DvD averaged over other objects and seeds
+        (:func:`toy_summary.dvd_by_design`)."""
+        if self._applies("toy", "the causal test"):
+            return self.results.designs[["design", "objects", "seeds", "DvD"]]
+
     def plot_samples(self):
         """One image per seed of the concept alone and with two objects (one met in training,
-        one never), one row per compared model, at the chapter's setting."""
+        one never), for the first run of each arm, at the chapter's setting."""
         if self._applies("toy", "the samples"):
             world = self.zoo["worlds"][self.zoo["names"][0]]
             shown = [world.limited, f"{world.limited} {world.paired_objects[0]}",
                      f"{world.limited} {world.unpaired[0]}"]
             settings = self.settings
             seeds = paper_seeds(min(settings.n_control_seeds, settings.n_seeds, 8))
-            return figures.plot_samples(self.study, self._compared(), shown,
+            return figures.plot_samples(self.study, self._shown(), shown,
                                         self._default_condition(), seeds)
 
+    def _shown(self) -> list[str]:
+        """The first two K = 1 runs and the first run of every other arm."""
+        found = self.zoo["arms"]
+        return [*found[K1_GROUP][:2], *(runs[0] for a, runs in found.items() if a != K1_GROUP)]
+
     def drawn_table(self) -> pd.DataFrame | None:
-        """Our diversity of what each compared model draws for the concept alone (detector
+        """Our diversity of what each shown run draws for the concept alone (detector
         embedding, images in which the judge finds the concept; ``drawn_diversity.csv``)."""
         if not self._applies("toy", "the samples"):
             return None
@@ -282,7 +326,7 @@ class DiversityStudy:
                                              self._default_condition())
         drawn.to_csv(self.setup.out / "drawn_diversity.csv", index=False)
         at = drawn[drawn["embedding"] == "detector"].set_index("model")
-        return at.loc[[n for n in self._compared() if n in at.index],
+        return at.loc[[n for n in self._shown() if n in at.index],
                       ["n", "diversity", "vendi"]].round(2)
 
     # ---------------------------------------------------------------------------------------
@@ -334,33 +378,67 @@ class DiversityStudy:
     def numbers(self) -> dict[str, float | int | str]:
         """Every number the chapter's text quotes, by glue key: the settings, the toy study's
         numbers and intervals, the verdict word and the run time. (The real study's numbers are
-        in its figure, its table and the verdict's reason.)"""
+        in its figure, its table and the verdict's reason.) A condition this run did not draw
+        (``n_condition_seeds`` 0) is quoted as such."""
         settings = self.settings
         quoted = {"ch2_n_seeds": settings.n_seeds, "ch2_steps": settings.steps,
                   "ch2_guidance": float(settings.guidance), "ch2_n_resamples": settings.n_resamples,
                   "ch2_questions": self.wording.source, "ch2_level": float(settings.confidence),
-                  "ch2_positive_control_dvd": float(settings.positive_control_dvd)}
-        if self.study is not None:
-            quoted.update(self.quoted, ch2_n_images=len(self.study.images),
+                  "ch2_positive_control_dvd": float(settings.positive_control_dvd),
+                  "ch2_margin": float(settings.ceiling_margin),
+                  "ch2_n_training_batches": settings.n_training_batches}
+        if self.results is not None:
+            quoted.update({f"ch2_{kind}_g{g:g}_{arm}{end}": "(not drawn in this run)"
+                           for kind in ("generated", "amplification") for g in (1, 2, 4, 7.5)
+                           for arm in ("k1", "unlimited") for end in ("", "_seen", "_never")})
+            quoted.update({f"ch2_{kind}_g{g:g}": 0 for kind in ("never_images", "never_wrong",
+                                                                "never_wrong_full")
+                           for g in (1, 2, 4, 7.5)})
+            quoted["ch2_verdict_g7.5"] = "(not drawn in this run)"
+            quoted.update(self.results.quoted, ch2_n_images=len(self.study.images),
                           ch2_n_runs=self.n_runs, ch2_seconds=float(self.study.seconds))
         if self.verdict is not None:
             quoted["ch2_verdict"] = self.verdict.word
         quoted["ch2_runtime"] = time.perf_counter() - self.started
         return quoted
 
+    def verdict_texts(self) -> dict[str, str]:
+        """The verdicts as the chapter prints them (Markdown), by glue key: the default
+        setting's, and (toy) the one at guidance 7.5 when it was drawn."""
+        texts = {"ch2_verdict_text": self.verdict.markdown() if self.verdict else "",
+                 "ch2_verdict_high_guidance_text": "(guidance 7.5 was not drawn in this run)"}
+        high = toy_runs.condition_label(7.5, None)
+        if self.results is not None and high in self.results.verdicts:
+            texts["ch2_verdict_high_guidance_text"] = self.results.verdicts[high].markdown()
+        return texts
+
     def headline(self) -> tuple[dict, dict]:
         """``(values, texts)`` for :func:`dvdlib.book.headlines.save`: the headline numbers
-        (NaN left out: not computed), the verdict, and as the summary the verdict's sentence."""
+        (NaN left out: not computed), the verdicts (toy: the default setting's, and guidance
+        7.5's when drawn), the resampled unit, and a summary that states every verdict."""
         if self.verdict is None:
             raise ValueError("no verdict yet: run the causal test (toy) or the real-model study")
+        texts, verdict_values = {}, {}
+        found = {"verdict": self.verdict}
         if self.kind == "toy":
-            values = {**self.values, "n_seeds": self.settings.n_seeds,
+            values = {**self.results.values, "n_seeds": self.settings.n_seeds,
                       "n_control_seeds": self.settings.n_control_seeds,
                       "n_condition_seeds": self.settings.n_condition_seeds,
+                      "positive_control_dvd": self.settings.positive_control_dvd,
                       "generation_seconds": self.study.seconds}
+            texts["interval_unit"] = toy_results.INTERVAL_UNIT
+            high = toy_runs.condition_label(7.5, None)
+            if high in self.results.verdicts and high != self._default_condition():
+                found["verdict_g7.5"] = self.results.verdicts[high]
+            summary = toy_results.summary_text(self.results.quoted, list(found.values()))
         else:
             values = {"rho": self.rho[0], "rho_low": self.rho[1], "rho_high": self.rho[2],
                       "n_concepts": len(self.concepts)}
-        verdict_values, verdict_texts = self.verdict.headline("verdict")
+            texts["interval_unit"] = "concept"
+            summary = self.verdict.plain()
+        for key, one in found.items():
+            saved_values, saved_texts = one.headline(key)
+            verdict_values.update(saved_values)
+            texts.update(saved_texts)
         values = {k: float(v) for k, v in {**values, **verdict_values}.items() if v == v}
-        return values, {**verdict_texts, "summary": self.verdict.plain()}
+        return values, {**texts, "summary": summary}

@@ -2,10 +2,13 @@
 
 - :func:`plot_training_looks`: each toy model's first training pictures of the sunset, with our
   diversity measure of them (Figure 2.1).
-- :func:`plot_by_model`: DvD, presence in the pair images and the found-alone rates per toy model
-  at one condition (Figure 2.2).
-- :func:`plot_conditions`: K = 1 against unlimited at every guidance scale and fine-tuning length
-  (Figure 2.3).
+- :func:`plot_by_model`: DvD two ways and what the pair images show, per run and arm, at one
+  condition (Figure 2.2).
+- :func:`plot_dose_response`: DvD and the pair images' outcomes against K, every arm.
+- :func:`plot_amplification`, :func:`amplification_table`: the share of pair pictures without
+  the carrier in training and in the generated images, against guidance.
+- :func:`plot_conditions`: K = 1 against unlimited at every guidance scale and fine-tuning length,
+  a comparison without room marked as such.
 - :func:`plot_samples`: the images themselves, one row per model (Figure 2.4).
 - :func:`plot_concepts`: a real model's concepts, DvD against the diversity of their concept-only
   images.
@@ -49,42 +52,120 @@ def plot_training_looks(worlds: Mapping[str, object], training: pd.DataFrame, n_
     return fig
 
 
+OUTCOME_COLOURS = {"fills_frame": "C3", "wrong_carrier": "C1", "nothing_recognisable": "C7",
+                   "object_present": "C2"}  # the pair images' outcomes, stacked in this order
+OUTCOME_LABELS = {"fills_frame": "concept fills the frame", "wrong_carrier": "a wrong carrier",
+                  "nothing_recognisable": "nothing recognisable",
+                  "object_present": "object present"}
+
+
+def _stacked_outcomes(ax, rows: pd.DataFrame, order: Sequence[str]) -> None:
+    """Stacked bars of the four outcomes' shares per group (``rows`` indexed by group and
+    measure)."""
+    x = np.arange(len(order))
+    bottom = np.zeros(len(order))
+    for measure, colour in OUTCOME_COLOURS.items():
+        share = rows.reindex([(g, measure) for g in order])["estimate"].to_numpy(dtype=float)
+        ax.bar(x, np.nan_to_num(share), bottom=bottom, color=colour, width=0.7,
+               label=OUTCOME_LABELS[measure])
+        bottom += np.nan_to_num(share)
+    ax.set_xticks(x, list(order), rotation=30, ha="right")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("share of pair images")
+
+
 def plot_by_model(summary: pd.DataFrame, order: Sequence[str], condition: str,
                   objects: str = "all objects"):
-    """DvD, presence in the pair images, and the found-alone rates per model (``order``: group
-    labels from least to most diverse), for one condition, with intervals."""
+    """Per run and pooled arm (``order``, least diverse first), for one condition: DvD as the
+    paper scores it and without the images that show a wrong carrier (left), with intervals;
+    what the pair images show, in four outcomes that add up to 1 (right)."""
     rows = summary[(summary["condition"] == condition) & (summary["objects"] == objects)]
     rows = rows.set_index(["group", "measure"])
     x = np.arange(len(order))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    panels = [("DvD (paper's formula)", [("dvd", "DvD of the concept over the object")]),
-              ("share of pair images", [("concept_present", "concept present"),
-                                        ("object_present", "object present"),
-                                        ("frame_filled", "frame filled (pixel rule)")]),
-              ("share found when prompted alone", [("concept_alone", "concept alone"),
-                                                   ("object_alone", "object alone")])]
-    for ax, (ylabel, measures) in zip(axes, panels):
-        for offset, (measure, label) in enumerate(measures):
-            picked = rows.reindex([(g, measure) for g in order])
-            shift = 0.1 * (offset - (len(measures) - 1) / 2)
-            _interval_bars(ax, x + shift, picked, marker="o", ls="none", label=label)
-        ax.set_xticks(x, list(order), rotation=30, ha="right")
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=8)
-    axes[0].set_ylim(0, 100)
-    for ax in axes[1:]:
-        ax.set_ylim(-0.03, 1.03)
-    axes[0].set_xlabel("model (K, least diverse first)")
+    fig, axes = plt.subplots(1, 2, figsize=(15, 4.2))
+    for offset, (measure, label) in enumerate((("dvd", "DvD (paper's formula)"),
+                                               ("dvd_no_wrong_carrier",
+                                                "DvD, wrong carriers left out"))):
+        picked = rows.reindex([(g, measure) for g in order])
+        _interval_bars(axes[0], x + 0.12 * (offset - 0.5), picked, marker="o", ls="none",
+                       label=label)
+    axes[0].set_xticks(x, list(order), rotation=30, ha="right")
+    axes[0].set(ylim=(0, 102), ylabel="DvD", xlabel="run or arm (least diverse first)")
+    axes[0].legend(fontsize=8)
+    _stacked_outcomes(axes[1], rows, order)
+    axes[1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
 
 
+def plot_dose_response(summary: pd.DataFrame, arms: Sequence[str], condition: str):
+    """DvD against K, one point per arm with its run-and-seed interval, over every object and
+    apart for the objects met and never met in training (left); what the arms' pair images
+    show, in four outcomes that add up to 1 (right)."""
+    at = summary[summary["condition"] == condition]
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.2))
+    x = np.arange(len(arms))
+    for offset, (objects, colour) in enumerate((("all objects", "k"), ("seen in training", "C0"),
+                                                ("never seen", "C1"))):
+        rows = at[(at["objects"] == objects) & (at["measure"] == "dvd")].set_index("group")
+        _interval_bars(axes[0], x + 0.08 * (offset - 1), rows.reindex(list(arms)), marker="o",
+                       color=colour, label=objects)
+    axes[0].set_xticks(x, list(arms))
+    axes[0].set(ylim=(0, 102), ylabel="DvD (paper's formula)",
+                xlabel="diversity K of the sunset (runs pooled)")
+    axes[0].legend(fontsize=8, loc="lower left")
+    rows = at[at["objects"] == "all objects"].set_index(["group", "measure"])
+    _stacked_outcomes(axes[1], rows, arms)
+    axes[1].set_xlabel("diversity K of the sunset, every object")
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_amplification(table: pd.DataFrame, shares: pd.DataFrame):
+    """The share of pair pictures without their carrier: in the training data (grey band: the
+    runs' range; line: their mean) and in the generated pair images, against guidance, per arm,
+    for the objects met and never met in training, with run-and-seed intervals."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
+    for ax, objects in zip(axes, ("seen in training", "never seen")):
+        ax.axhspan(shares["share"].min(), shares["share"].max(), color="0.85",
+                   label="training pictures (range over runs)")
+        ax.axhline(shares["share"].mean(), color="0.4", lw=1, ls="--", label="training, mean")
+        for c, (arm, rows) in enumerate(table[table["objects"] == objects].groupby(
+                "arm", sort=False)):
+            shift = 0.06 * (c - 0.5)
+            rows = rows.rename(columns={"generated": "estimate", "generated_low": "ci_low",
+                                        "generated_high": "ci_high"})
+            _interval_bars(ax, rows["guidance"] + shift, rows, marker="o", color=f"C{c}",
+                           label=f"generated, {arm} (runs: {int(rows['n_runs'].iloc[0])})")
+        ax.set(title=f"objects {objects}", xlabel="guidance scale", ylim=(-0.02, 1.02))
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_ylabel("share of pair pictures without the carrier")
+    fig.tight_layout()
+    return fig
+
+
+def amplification_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The amplification table as the chapter prints it: one row per arm, object set and
+    guidance, the shares in percent with their intervals."""
+    def text(row, name, signed=False, unit=" %"):
+        return Interval(row[name], row[f"{name}_low"], row[f"{name}_high"]).text(
+            0, signed, 100, unit)
+
+    return pd.DataFrame([{"arm": r["arm"], "objects": r["objects"], "guidance": r["guidance"],
+                          "runs": int(r["n_runs"]), "training": f"{r['training']:.0%}",
+                          "generated": text(r, "generated"),
+                          "generated - training": text(r, "amplification", True, " pp")}
+                         for _, r in table.iterrows()])
+
+
 def plot_conditions(summary: pd.DataFrame, diffs: pd.DataFrame, first: str, second: str,
                     objects: str = "all objects"):
-    """DvD of the groups ``first`` (K = 1) and ``second`` (unlimited) against guidance (left),
-    their difference (middle), and the object's presence in the same pair images (right): the
-    finished models as lines, each EMA snapshot as open markers beside its guidance; with
-    intervals."""
+    """DvD of the arms ``first`` (K = 1) and ``second`` (unlimited) against guidance (left),
+    their difference (middle; a comparison without room is drawn as an open grey marker at 0
+    with "ceiling", not as a difference), and the object's presence in the same pair images
+    (right): the finished models as lines, each EMA snapshot as open markers beside its
+    guidance; with intervals."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     lengths = [None] + sorted(set(summary["snapshot"].dropna().astype(int)))
     for i, length in enumerate(lengths):
@@ -104,11 +185,20 @@ def plot_conditions(summary: pd.DataFrame, diffs: pd.DataFrame, first: str, seco
                 if len(rows):
                     _interval_bars(ax, rows["guidance"] + shift, rows, color=f"C{c}",
                                    label=f"{group}, {mark}", **style)
+        for m, (measure, name, colour) in enumerate((("dvd", "paper's DvD", "k"), (
+                "dvd_no_wrong_carrier", "wrong carriers left out", "C0"))):
+            rows = picked(diffs, measure)
+            roomy = rows[rows["room_met"].astype(bool)]
+            if len(roomy):
+                _interval_bars(axes[1], roomy["guidance"] + shift + 0.06 * m, roomy,
+                               label=f"{name}, {mark}", color=colour, **style)
         rows = picked(diffs, "dvd")
-        if len(rows):
-            _interval_bars(axes[1], rows["guidance"] + shift, rows, label=mark, color="k", **style)
+        for g in rows.loc[~rows["room_met"].astype(bool), "guidance"]:
+            axes[1].plot(g + shift, 0, marker="x", color="0.5", ls="none")
+            axes[1].annotate("ceiling", (g + shift, 0), textcoords="offset points",
+                             xytext=(0, 6), ha="center", fontsize=7, color="0.4")
     axes[0].set_ylabel("DvD (paper's formula)")
-    axes[0].set_ylim(0, 100)
+    axes[0].set_ylim(0, 102)
     axes[1].set_ylabel(f"DvD({first}) - DvD({second})")
     axes[1].axhline(0, color="grey", lw=0.8)
     axes[2].set_ylabel("P(object present | pair prompt)")

@@ -3,9 +3,10 @@ the controls, and every image is judged and scored.
 
 The zoo's models (:mod:`dvdlib.toyworld.zoo`) are one base model fine-tuned with one recipe that
 differs only in K, the number of distinct pictures of the limited concept ("sunset") in the
-training data: ``k1``, ``k1-i1``, ..., ``k1-i8`` (K = 1, nine instance seeds: nine different
-fixed pictures), ``k4``, ``k16`` and ``kinf`` (a new picture every time), plus EMA snapshots after
-fewer fine-tuning steps (``k1@500``). The failure the paper studies is built into the world
+training data: ``k1``, ``k1-i1``, ... (K = 1, one run per instance seed, each a different fixed
+picture), ``k4``, ``k16`` and ``kinf`` (a new picture every time) with their runs of other
+training seeds (``kinf-r1``, ...; :mod:`dvdlib.chapters.data_diversity.arms`), plus EMA snapshots
+after fewer fine-tuning steps (``k1@500``). The failure the paper studies is built into the world
 equally for every K: half of the pair pictures ("sunset coaster") are close-ups in which the print
 fills the frame and the carrier is out of view. So every model shows some dominance by design;
 the experiment asks whether K changes how much.
@@ -30,6 +31,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from dvdlib.chapters.data_diversity import outcomes
 from dvdlib.scoring.dvd import PRESENT_YES, dvd_image_score, load_image
 from dvdlib.scoring.judges.base import QUESTIONS_PER_SIDE, Judge
 from dvdlib.scoring.questions import OUR_WORDING, Wording, questions_for
@@ -38,9 +40,9 @@ from dvdlib.toyworld.world import CATEGORY, CONCEPT_ALONE, OBJECT_ALONE, PAIR
 # The toy judge reads only each question's subject and index, never its text; the questions are
 # worded with this category of the wording (the toy world's plain-presence questions).
 QUESTION_CATEGORY = CATEGORY
-# Guidance scales compared besides the chapter's own (the issue's 1, default, 7.5).
-COMPARED_GUIDANCE = (1.0, 7.5)
-# Measures of the pair images (column of the image table, what it is).
+# Guidance scales compared besides the chapter's own: with the default 4, the scales at which
+# the generated pair images are set against the training pictures (1, 2, 4, 7.5).
+COMPARED_GUIDANCE = (1.0, 2.0, 7.5)
 
 
 def study_prompts(world) -> pd.DataFrame:
@@ -69,13 +71,19 @@ def judge_images(image_dir: str | Path, manifest: pd.DataFrame, prompts: pd.Data
     """Judge and score every image of a generation manifest of :func:`study_prompts`.
 
     Each image gets five questions on the concept and, unless it is the concept alone, five on
-    its object (``wording``'s :data:`QUESTION_CATEGORY` questions). Returns one row per image:
+    its object (``wording``'s :data:`QUESTION_CATEGORY` questions); a pair image also five on
+    every other object of the pair prompts, to tell a wrong carrier from the concept filling
+    the frame (:mod:`dvdlib.chapters.data_diversity.outcomes`). Returns one row per image:
     the prompt row's ``case_num``, ``prompt``, ``arrangement``, ``object`` ("" for the concept
     alone, which names none), ``paired_in_training``,
     and ``seed``, ``file``, ``concept_yes`` and ``object_yes`` (0-5; NaN where not asked),
     ``dvd_score`` (pairs only: the paper's c(5-n)/25*100), ``concept_present`` and
-    ``object_present`` (at least :data:`~dvdlib.scoring.dvd.PRESENT_YES` yes), ``concept_only``, and
-    the pixel rule's ``frame_filled`` and ``rule_object_present``.
+    ``object_present`` (at least :data:`~dvdlib.scoring.dvd.PRESENT_YES` yes), ``concept_only``,
+    the pixel rule's ``frame_filled`` and ``rule_object_present``, ``other_object`` (pairs: the
+    other object found present with the most yes, "" for none), the pair image's ``outcome``
+    (:data:`~dvdlib.chapters.data_diversity.outcomes.OUTCOMES`, "" for the controls) with one
+    flag per absent outcome (``fills_frame``, ``wrong_carrier``, ``nothing_recognisable``), and
+    ``dvd_no_wrong_carrier`` (the DvD score, NaN for a wrong carrier).
     """
     from dvdlib.toyworld.detector import images_to_tensor
     from dvdlib.toyworld.world import pixel_rule
@@ -87,20 +95,26 @@ def judge_images(image_dir: str | Path, manifest: pd.DataFrame, prompts: pd.Data
     rows.loc[rows["arrangement"] == CONCEPT_ALONE, "object"] = ""
     concept_questions = questions_for(QUESTION_CATEGORY, limited, limited,
                                       wording)[:QUESTIONS_PER_SIDE]
-    counts, rule = [], []
+    every = list(dict.fromkeys(prompts.loc[prompts["arrangement"] == PAIR, "object"]))
+    counts, others, rule = [], [], []
     for start in range(0, len(rows), images_per_call):
         chunk = rows.iloc[start:start + images_per_call]
         images = [load_image(Path(image_dir) / file) for file in chunk["file"]]
         items = []
-        for image, obj in zip(images, chunk["object"]):
-            object_questions = (questions_for(QUESTION_CATEGORY, obj, obj,
-                                              wording)[QUESTIONS_PER_SIDE:] if obj else [])
+        asked = []  # per image: the objects asked about, its own first
+        for image, obj, kind in zip(images, chunk["object"], chunk["arrangement"]):
+            words = ([obj] if obj else []) + ([o for o in every if o != obj] if kind == PAIR
+                                               else [])
+            asked.append(words)
+            object_questions = [q for word in words for q in questions_for(
+                QUESTION_CATEGORY, word, word, wording)[QUESTIONS_PER_SIDE:]]
             items.append((image, concept_questions + object_questions))
-        for answers in judge.answer(items):
-            concept_yes = int(sum(answers[:QUESTIONS_PER_SIDE]))
-            asked_object = len(answers) > QUESTIONS_PER_SIDE
-            object_yes = int(sum(answers[QUESTIONS_PER_SIDE:])) if asked_object else np.nan
-            counts.append((concept_yes, object_yes))
+        for answers, words in zip(judge.answer(items), asked):
+            yes = [int(sum(answers[i:i + QUESTIONS_PER_SIDE]))
+                   for i in range(0, len(answers), QUESTIONS_PER_SIDE)]  # concept, then words
+            counts.append((yes[0], yes[1] if len(yes) > 1 else np.nan))
+            found = [(n, w) for n, w in zip(yes[2:], words[1:]) if n >= PRESENT_YES]
+            others.append(max(found)[1] if found else "")
         rule.append(pixel_rule(images_to_tensor(images)))
     rule = pd.concat(rule, ignore_index=True) if rule else pd.DataFrame(
         columns=["frame_filled", "rule_object_present"])
@@ -113,6 +127,11 @@ def judge_images(image_dir: str | Path, manifest: pd.DataFrame, prompts: pd.Data
     table["concept_only"] = table["concept_present"] & ~table["object_present"]
     table["frame_filled"] = rule["frame_filled"].to_numpy(dtype=bool)
     table["rule_object_present"] = rule["rule_object_present"].to_numpy(dtype=bool)
+    table["other_object"] = others
+    table["outcome"] = outcomes.outcomes(table).where(pair, "")
+    table = table.join(outcomes.flags(table["outcome"]))
+    table["dvd_no_wrong_carrier"] = outcomes.dvd_without_wrong_carriers(table["dvd_score"],
+                                                                        table["outcome"])
     return table
 
 

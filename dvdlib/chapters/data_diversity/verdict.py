@@ -4,7 +4,10 @@
 - :func:`positive_control`: the requirement that some model (toy) or concept (real) dominates
   clearly, without which a null result says nothing.
 - :func:`toy_test`, :func:`toy_verdict`: the causal test on the toy zoo, the interval of
-  DvD(K = 1) - DvD(unlimited) above 0.
+  DvD(K = 1) - DvD(unlimited) above 0, DvD taken without the images that show a wrong carrier
+  (a carrier that is not the prompted object is no dominance); in another condition than the
+  default, the same test named with it. Its requirements are a positive control and the room
+  the score's ceiling leaves (:func:`dvdlib.stats.verdicts.room_requirement`).
 - :func:`real_test`, :func:`real_verdict`: the observation on a real model, the interval of
   Spearman's rho of a concept's generated diversity and its DvD below 0.
 """
@@ -18,11 +21,14 @@ import numpy as np
 from dvdlib.stats import verdicts
 
 
-def check_criteria(positive_control_dvd: float, confidence: float) -> None:
+def check_criteria(positive_control_dvd: float, confidence: float,
+                   ceiling_margin: float = 5.0) -> None:
     """Raise a ValueError naming a test criterion outside its range (before any model runs)."""
     verdicts.check_fraction("positive_control_dvd", positive_control_dvd, low=0.0, high=100.0,
                             include_low=True)
     verdicts.check_confidence(confidence)
+    verdicts.check_fraction("ceiling_margin", ceiling_margin, low=0.0, high=50.0,
+                            include_low=True)
 
 
 def positive_control(dvds: Mapping[str, tuple[float, float, float]], bound: float,
@@ -38,12 +44,26 @@ def positive_control(dvds: Mapping[str, tuple[float, float, float]], bound: floa
         bool(best[1] > bound), f"the highest is {name}'s {verdicts.Interval.of(best).text()}")
 
 
-def toy_test(concept: str = "sunset", confidence: float = 0.95) -> verdicts.Test:
-    """The causal test: the interval of DvD(K = 1) - DvD(unlimited) must lie above 0. DvD(K = 1)
-    is the mean over the K = 1 models, one per instance seed (the replication unit)."""
-    return verdicts.Test("finding 1", f"the {concept} dominates more when it was trained on fewer "
-                         "distinct pictures", "DvD(K = 1) - DvD(unlimited)", "above", 0.0,
-                         confidence)
+TOY_MEASURE = "DvD(K = 1) - DvD(unlimited), wrong carriers left out"
+
+
+def toy_test(concept: str = "sunset", confidence: float = 0.95,
+             condition: str = "") -> verdicts.Test:
+    """The causal test: the interval of DvD(K = 1) - DvD(unlimited) must lie above 0, DvD taken
+    over the pair images that show no wrong carrier. An arm's DvD is the mean over its training
+    runs (the replication unit, with the seeds). ``condition`` names a setting other than the
+    chapter's default ("guidance 7.5"), which the finding's name then carries."""
+    finding = f"finding 1 at {condition}" if condition else "finding 1"
+    return verdicts.Test(finding, f"the {concept} dominates more when it was trained on fewer "
+                         "distinct pictures", TOY_MEASURE, "above", 0.0, confidence)
+
+
+def room_statement(margin: float) -> str:
+    """The room requirement in words, for the chapter to print with the test."""
+    return (f"A comparison is **not testable (ceiling)** when the arm the finding predicts to be "
+            f"lower (unlimited) has its DvD within {margin:g} points of the ceiling 100, or the "
+            f"arm predicted higher (K = 1) within {margin:g} points of the floor 0: the score "
+            "leaves no room for the predicted difference, so a difference near 0 says nothing")
 
 
 def toy_verdict(difference, dvds: Mapping[str, tuple[float, float, float]], *,
