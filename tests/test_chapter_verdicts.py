@@ -16,11 +16,20 @@ from dvdlib.paths import build_dir
 
 # chapter -> the verdict keys its headline must hold
 CHAPTERS = {
-    "02_data_diversity": ("verdict",),
+    "02_data_diversity": ("verdict", "verdict_g7.5"),
     "03_attention_saturation": ("early_bias_verdict", "saturation_verdict", "decided_early_verdict"),
     "04_head_ablation": ("verdict",),
 }
 HEAD_ABLATION_KEYS = ("heads_raising_dvd", "heads_lowering_dvd", "largest_single_head_change")
+# chapter -> the headline numbers the analysis must report (seeds and runs as the unit, room below
+# the ceiling, amplification by guidance, timing of the outcome, rescue rather than deletion)
+REQUIRED_VALUES = {
+    "02_data_diversity": ("unlimited_runs", "ceiling_margin", "amplification_g1",
+                          "amplification_g4", "amplification_g7.5", "amplification_g1_low",
+                          "amplification_g7.5_high"),
+    "03_attention_saturation": ("decided_step",),
+    "04_head_ablation": ("heads_rescuing_object", "positive_control_concept_kept"),
+}
 
 
 def _saved(chapter: str) -> dict:
@@ -53,3 +62,21 @@ def test_head_ablation_reports_both_directions():
     assert values["largest_single_head_change_low"] <= change <= values["largest_single_head_change_high"]
     if values.get("baseline_dvd_low", 0) <= 0:  # no dominance at baseline: nothing to remove
         assert document["texts"]["verdict"] == "not testable"
+
+
+@pytest.mark.after_notebooks
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_each_chapter_names_its_resampled_unit_and_reports_what_the_analysis_needs(chapter):
+    document = _saved(chapter)
+    assert document["texts"].get("interval_unit") in ("seed", "run and seed"), \
+        f"{chapter}: interval_unit is {document['texts'].get('interval_unit')!r}"
+    saved = {**document["values"], **document["texts"]}
+    missing = [key for key in REQUIRED_VALUES[chapter] if key not in saved]
+    assert not missing, f"{chapter} lacks {missing}"
+
+
+@pytest.mark.after_notebooks
+def test_guidance_7_5_sits_at_the_ceiling_and_is_not_testable():
+    texts = _saved("02_data_diversity")["texts"]
+    assert texts["verdict_g7.5"] == "not testable"
+    assert "ceiling" in texts["verdict_g7.5_reason"]
