@@ -290,3 +290,31 @@ def test_sampling_keeps_each_seeds_image_whatever_shares_its_batch(pipe):
     assert np.array_equal(np.asarray(one.images[0]), np.asarray(two.images[1]))
     assert two.mass.shape[:2] == (2, STEPS) and two.seconds > 0
     assert [seed for _, seed in two.jobs] == [3, 7]
+
+
+def test_the_toy_pipeline_takes_the_step_end_hook_and_the_guided_update():
+    from dvdlib.toyworld.pipeline import new_pipeline
+
+    toy = new_pipeline(["sunset", "coaster"], seed=0)
+    rows = pd.DataFrame([(1, "print", "sunset", "coaster", "sunset coaster")],
+                        columns=["case_num", "category", "concept", "object", "prompt"])
+    options = dict(num_inference_steps=4, guidance_scale=4.0, output_type="np")
+
+    def draw(**extra):
+        return toy("sunset coaster", generator=torch.Generator().manual_seed(3), **options,
+                   **extra).images
+
+    plain = draw()
+    assert np.array_equal(draw(callback_on_step_end=lambda p, i, t, d: {}), plain)
+    halved = draw(callback_on_step_end=lambda p, i, t, d: {"latents": d["latents"] / 2})
+    assert not np.array_equal(halved, plain)
+    with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
+        draw(callback_on_step_end=lambda p, i, t, d: {}, callback_on_step_end_tensor_inputs=["x"])
+    for strength, same in ((0.0, True), (50.0, False)):
+        with intervention_instruments(toy.unet) as layers:
+            plan = call_plan(Intervention("excite", strength), [rows.iloc[0]],
+                             tokenizer=toy.tokenizer, layers=layers, steps=4, guidance=4.0)
+            images = toy(**plan.pipe_kwargs(), generator=torch.Generator().manual_seed(3),
+                         num_inference_steps=4, output_type="np").images
+        assert np.array_equal(images, plain) == same
+        assert len(plan.callback.peaks) == (0 if same else 2)  # latents entering steps 1 and 2

@@ -125,8 +125,10 @@ KINDS = {
     "zoo": "a folder written by `dvd toyworld zoo --export`",
     "model": "a toy model (toy, toy:NAME), sd1.4, sd2.1, a pipeline folder or a Hugging Face id",
     "fractions": "comma-separated fractions in (0, 1], e.g. 0.1,0.5",
+    "head_count": "a whole number of heads, at most the model's cross-attention heads",
+    "head_ranking": "a head ranking file (a rescue run's head_ranking.json) of the same model",
 }
-PATH_KINDS = ("prompt_file", "zoo")  # values resolved from the working directory, given absolute
+PATH_KINDS = ("prompt_file", "zoo", "head_ranking")  # resolved from the working directory
 
 
 def parameter_rules(notebook: str | Path) -> dict[str, dict]:
@@ -195,6 +197,13 @@ def _check_kind(kind: str, value, values: dict, declared: dict) -> object:
             from dvdlib.prompts.prompt_sets import load_prompts
 
             load_prompts(path, report=lambda _note: None)
+        elif kind == "head_ranking":
+            from dvdlib.interventions.heads import load_ranking
+
+            layout, model = _model_layout(values, declared)
+            ranking = load_ranking(path)
+            if layout is not None:
+                ranking.check(layout, model)
         else:
             from dvdlib.toyworld.zoo import check_zoo
 
@@ -212,7 +221,28 @@ def _check_kind(kind: str, value, values: dict, declared: dict) -> object:
         return value
     if kind == "model":
         _check_model(str(value), values, declared)
+    if kind == "head_count":
+        from dvdlib.interventions.heads import check_head_count
+
+        layout, _ = _model_layout(values, declared)
+        if layout is not None:
+            check_head_count(value, sum(heads for _, heads in layout))
     return value
+
+
+def _model_layout(values: dict, declared: dict):
+    """The cross-attention layout of the run's model (the parameter of kind "model", from its
+    configuration, no weights loaded) and its name; (None, name) when it is not on disk."""
+    from dvdlib.interventions.heads import model_layout
+
+    def of_kind(kind: str) -> str:
+        names = [n for n, p in declared.items() if p.rule.get("kind") == kind and values.get(n)]
+        return str(values[names[0]]) if names else ""
+
+    model = of_kind("model")
+    if not model:
+        return None, model
+    return model_layout(model, of_kind("zoo")), model
 
 
 def _check_model(model: str, values: dict, declared: dict) -> None:
