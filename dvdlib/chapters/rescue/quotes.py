@@ -28,7 +28,8 @@ def _interval(row, value: str, **style) -> str:
 def chapter_numbers(found: Mapping[str, Verdict], summary: pd.DataFrame, images: pd.DataFrame,
                     ranking: HeadRanking | None, *, margin: float) -> dict:
     """What the chapter quotes: the plain model, each intervention at its test strength, the
-    rescues, the largest rise of the both-present share over every arm, and the top heads."""
+    rescues, the largest change (the most positive) of the both-present share over every arm,
+    and the top heads."""
     rows = summary[summary["objects"] == ALL].set_index("arm")
     plain = rows.loc[PLAIN]
     numbers = {
@@ -77,8 +78,8 @@ def chapter_numbers(found: Mapping[str, Verdict], summary: pd.DataFrame, images:
 
 def group_numbers(summary: pd.DataFrame) -> dict:
     """Per object group (``seen``, ``unseen``): the plain model's both-present share and the arm
-    that raises it most, with that rise and its concept presence; "not split" on a prompt set
-    without groups."""
+    with the largest (most positive) change of it, with that change and its concept presence;
+    "not split" on a prompt set without groups."""
     numbers = {}
     for group in ("seen", "unseen"):
         rows = summary[summary["objects"] == group].set_index("arm")
@@ -107,6 +108,6 @@ def landing(model: str, concept: str, numbers: Mapping, found: Mapping[str, Verd
             f"{n['plain_both']:.0%} of images ({concept} present in {n['plain_concept']:.0%}, "
             f"object in {n['plain_object']:.0%}). Interventions that bring the object back with "
             f"the {concept} kept, at their test strengths: {n['rescues']} of {len(found)} "
-            f"({n['rescuers']}); the largest rise of the both-present share is "
+            f"({n['rescuers']}); the largest change of the both-present share is "
             f"{n['largest_rise']} points ({n['largest_rise_arm']}).")
     return " ".join([head, *(verdict.plain() for verdict in found.values())])
