@@ -99,6 +99,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     p["zoo_detector"] = _truncated_zoo(folder / "zoo_detector", DETECTOR_FILE)
     p["zoo_k1"] = _truncated_zoo(folder / "zoo_k1", "k1.safetensors")
     p["zoo_json"] = _truncated_zoo(folder / "zoo_json", MANIFEST)
+    p["sd_ranking"] = _sd_ranking(folder / "sd_ranking.json")  # issue 24
     return p
 
 
@@ -120,6 +121,14 @@ def _grey32_png(path: Path) -> None:
     """32-bit greyscale under a .png name (PNG holds at most 16 bits: TIFF inside; Pillow reads
     a file by its content)."""
     Image.new("I", (32, 32), 70000).save(path, format="TIFF")
+def _sd_ranking(path: Path) -> Path:
+    """A head ranking made on a (random-weight) SD 1.x UNet: it fits no toy model."""
+    from dvdlib.attention.layers import cross_attention_layers
+    from dvdlib.interventions.heads import HeadRanking, layout_of, random_order
+    from dvdlib.models.random_weights import random_unet
+
+    layout = layout_of(cross_attention_layers(random_unet("sd1", 32)))
+    return HeadRanking("sd1.4", layout, tuple(random_order(layout))).save(path)
 
 
 def _files(folder: Path) -> set[str]:
@@ -391,6 +400,48 @@ CLI = [
      ["give at least two targets"]),
     ("probe-targets-and-concept", "probe 'a mug with Monet' --targets monet mug --concept monet "
      "--model sd1.4", ["--concept applies to a probe of a concept and an object"]),
+    # issue 24: the rescue's interventions, strengths and head rankings
+    ("probe-rescue-unknown-intervention-24.1",
+     "probe 'sunset coaster' --concept sunset --object coaster --rescue "
+     "--interventions boost,magic",
+     ["unknown intervention 'magic'", "accepted: boost, cap, heads"]),
+    ("probe-rescue-boost-below-one-24.2",
+     "probe 'sunset coaster' --concept sunset --object coaster --rescue "
+     "--strength boost=0.5",
+     ["object boost c 0.5", "accepted: a number >= 1"]),
+    ("probe-rescue-tau-zero-24.3",
+     "probe 'sunset coaster' --concept sunset --object coaster --rescue "
+     "--strength cap=0",
+     ["concept cap tau 0", "accepted: a number in (0, 1]"]),
+    ("probe-rescue-tau-above-one-24.4",
+     "probe 'sunset coaster' --concept sunset --object coaster --rescue "
+     "--strength cap=1.5",
+     ["concept cap tau 1.5", "(0, 1]"]),
+    ("probe-rescue-more-heads-than-the-model-24.5",
+     "probe 'sunset coaster' --concept sunset --object coaster --rescue "
+     "--strength heads=29",
+     ["top-k heads ablated k 29", "a whole number from 0 to 28"]),
+    ("probe-rescue-ranking-of-another-model-24.6",
+     "probe 'sunset coaster' --concept sunset --object coaster --rescue "
+     "--head-ranking {sd_ranking}",
+     ["head ranking made on sd1.4 (16 layers, 128 heads)",
+      "does not fit toy:k1 (7 layers, 28 heads)"]),
+    ("probe-rescue-strength-without-value-24.7",
+     "probe 'sunset coaster' --concept sunset --object coaster --rescue "
+     "--strength boost",
+     ["--strength 'boost'", "NAME=NUMBER"]),
+    ("probe-rescue-margin-nan-24.8",
+     "probe 'sunset coaster' --concept sunset --object coaster --rescue "
+     "--margin nan", ["--margin nan", "[0, 100)"]),
+    ("run-rescue-boost-below-one-24.9", "run {book}/05_rescue.ipynb -p boost 0.5 "
+     "--results {out}",
+     ["'boost'", "0.5 is out of range", "accepted: >= 1"]),
+    ("run-rescue-tau-zero-24.10", "run {book}/05_rescue.ipynb -p cap_tau 0 --results {out}",
+     ["'cap_tau'", "out of range", "> 0 and <= 1"]),
+    ("run-rescue-more-heads-than-the-model-24.11", "run {book}/05_rescue.ipynb -p heads_k 29 "
+     "--results {out}", ["'heads_k'", "heads k 29", "from 0 to 28"]),
+    ("run-rescue-ranking-of-another-model-24.12", "run {book}/05_rescue.ipynb -p head_ranking "
+     "{sd_ranking} --results {out}", ["'head_ranking'", "does not fit toy:k1 (7 layers"]),
 ]
 
 
@@ -631,6 +682,33 @@ LIBRARY = [
      ValueError, ["'guidance'", "nan is not a finite number"]),
     ("wording-a-folder-25.14", lambda p: __import__("dvdlib.scoring.questions", fromlist=["_"])
      .load_wording(p["dir"]), ValueError, ["cannot read question file", "Is a directory"]),
+    # issue 24: the rescue's interventions, strengths and head rankings
+    ("rescue-boost-below-one-24.13", lambda p: __import__(
+        "dvdlib.interventions.catalogue", fromlist=["_"]).check_strength("boost", 0.9),
+     ValueError, ["object boost c 0.9", "accepted: a number >= 1"]),
+    ("rescue-tau-above-one-24.14", lambda p: __import__(
+        "dvdlib.interventions.catalogue", fromlist=["_"]).check_strength("cap", 1.2),
+     ValueError, ["concept cap tau 1.2", "(0, 1]"]),
+    ("rescue-more-heads-than-the-model-24.15", lambda p: __import__(
+        "dvdlib.interventions.catalogue", fromlist=["_"]).check_strength(
+        "random_heads", 40, total_heads=28), ValueError, ["k 40", "from 0 to 28"]),
+    ("rescue-unknown-intervention-24.16", lambda p: __import__(
+        "dvdlib.interventions.catalogue", fromlist=["_"]).Intervention("magic", 1), ValueError,
+     ["unknown intervention 'magic'", "accepted: boost"]),
+    ("rescue-ranking-of-another-model-24.17", lambda p: __import__(
+        "dvdlib.chapters.rescue.run", fromlist=["_"]).check_inputs(
+        "toy:k1", "", {"heads": 7}, guidance=4.0, n_strengths=2,
+        head_ranking=str(p["sd_ranking"])), ValueError, ["does not fit toy:k1 (7 layers"]),
+    ("rescue-boost-nan-24.18", lambda p: __import__(
+        "dvdlib.interventions.catalogue", fromlist=["_"]).check_strength("boost", float("nan")),
+     ValueError, ["nan", "a finite number"]),
+    ("rescue-margin-24.19", lambda p: __import__(
+        "dvdlib.chapters.rescue.run", fromlist=["_"]).check_inputs(
+        "toy:k1", "", {"boost": 2.0}, guidance=4.0, n_strengths=2, margin=100),
+     ValueError, ["concept_margin 100", "[0, 100)"]),
+    ("rescue-negative-template-24.20", lambda p: __import__(
+        "dvdlib.interventions.catalogue", fromlist=["_"]).check_negative_template("{object} scene"),
+     ValueError, ["negative prompt '{object} scene'", "{concept}"]),
 ]
 
 

@@ -19,6 +19,9 @@ CHAPTERS = {
     "02_data_diversity": ("verdict", "verdict_g7.5"),
     "03_attention_saturation": ("early_bias_verdict", "saturation_verdict", "decided_early_verdict"),
     "04_head_ablation": ("verdict",),
+    "05_rescue": tuple(f"verdict_{name}" for name in ("boost", "cap", "heads", "random_heads",
+                                                       "excite", "guidance", "object_first",
+                                                       "negative")),
 }
 HEAD_ABLATION_KEYS = ("heads_raising_dvd", "heads_lowering_dvd", "largest_single_head_change")
 # chapter -> the headline numbers the analysis must report (seeds and runs as the unit, room below

@@ -164,6 +164,7 @@ LAYERS = (
     ("dvdlib.toyworld",),  # the embedded world and its models (no judge, no scores)
     ("dvdlib.models",),  # what a model argument names, loading, random-weight models
     ("dvdlib.attention",),  # locating layers, token positions, recording, ablation, shares
+    ("dvdlib.interventions",),  # attention edits, head rankings, guided updates, sampling with them
     ("dvdlib.scoring",),  # questions, judges, the DvD score
     ("dvdlib.generation",),  # the paper's generation protocol
     ("dvdlib.chapters", "dvdlib.probe"),  # the experiments

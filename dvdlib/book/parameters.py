@@ -135,9 +135,11 @@ KINDS = {
     "guidance_scales": "comma-separated finite guidance scales >= 0, e.g. 1,4,7.5",
     "question_file": "a question wording JSON file (format: see dvdlib.scoring.questions)",
     "device": "a torch device this machine has (cpu, cuda, cuda:N, mps)",
+    "head_count": "a whole number of heads, at most the model's cross-attention heads",
+    "head_ranking": "a head ranking file (a rescue run's head_ranking.json) of the same model",
 }
 # values resolved from the working directory, given absolute
-PATH_KINDS = ("prompt_file", "target_file", "zoo", "question_file")
+PATH_KINDS = ("prompt_file", "target_file", "zoo", "question_file", "head_ranking")
 
 
 def parameter_rules(notebook: str | Path) -> dict[str, dict]:
@@ -224,6 +226,13 @@ def _check_kind(parameter: NotebookParameter, value, values: dict, declared: dic
             from dvdlib.scoring.questions import load_wording
 
             load_wording(path)
+        elif kind == "head_ranking":
+            from dvdlib.interventions.heads import load_ranking
+
+            layout, model = _model_layout(values, declared)
+            ranking = load_ranking(path)
+            if layout is not None:
+                ranking.check(layout, model)
         else:
             from dvdlib.toyworld.zoo import check_zoo
 
@@ -246,7 +255,28 @@ def _check_kind(parameter: NotebookParameter, value, values: dict, declared: dic
         check_device(str(value))
     if kind == "model":
         _check_model(str(value), values, declared)
+    if kind == "head_count":
+        from dvdlib.interventions.heads import check_head_count
+
+        layout, _ = _model_layout(values, declared)
+        if layout is not None:
+            check_head_count(value, sum(heads for _, heads in layout))
     return value
+
+
+def _model_layout(values: dict, declared: dict):
+    """The cross-attention layout of the run's model (the parameter of kind "model", from its
+    configuration, no weights loaded) and its name; (None, name) when it is not on disk."""
+    from dvdlib.interventions.heads import model_layout
+
+    def of_kind(kind: str) -> str:
+        names = [n for n, p in declared.items() if p.rule.get("kind") == kind and values.get(n)]
+        return str(values[names[0]]) if names else ""
+
+    model = of_kind("model")
+    if not model:
+        return None, model
+    return model_layout(model, of_kind("zoo")), model
 
 
 def _check_model(model: str, values: dict, declared: dict) -> None:

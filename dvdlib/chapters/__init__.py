@@ -4,4 +4,5 @@
   real-model study.
 - ``attention_saturation``: finding 2 (chapter 3).
 - ``head_ablation``: finding 3 (chapter 4).
+- ``rescue``: chapter 5: can the dominated object be brought back, with the concept kept?
 """

@@ -141,6 +141,8 @@ class ToyDiffusionPipeline(DiffusionPipeline):
     """Text-to-image diffusion on 32x32 toy scenes, with Stable Diffusion's call signature."""
 
     model_cpu_offload_seq = "text_encoder->unet"
+    # What a step-end callback may ask for; prompt_embeds is [uncond; cond] under guidance.
+    _callback_tensor_inputs = ["latents", "prompt_embeds"]
 
     def __init__(self, unet: UNet2DConditionModel, text_encoder: CLIPTextModel,
                  tokenizer: CLIPTokenizer, scheduler: DDIMScheduler,
@@ -190,12 +192,19 @@ class ToyDiffusionPipeline(DiffusionPipeline):
         output_type: str = "pil",
         cross_attention_kwargs: dict | None = None,
         return_dict: bool = True,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
     ):
         """Generate one image per prompt; the keywords mean what they mean for Stable Diffusion.
 
         With a list of generators, each image's initial noise comes from its own generator, so
         an image is the same whether generated alone or in a batch. DDIM runs with eta 0 (no
         noise after the first draw).
+
+        ``callback_on_step_end(pipe, step_index, timestep, tensors)`` is diffusers' step-end hook:
+        called after each step with the tensors named in ``callback_on_step_end_tensor_inputs``
+        (:attr:`_callback_tensor_inputs`); a ``latents`` entry in what it returns replaces the
+        latents the next step starts from.
         """
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts or not all(isinstance(p, str) for p in prompts):
@@ -214,6 +223,10 @@ class ToyDiffusionPipeline(DiffusionPipeline):
                              "prompt, a single generator, or None")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"unknown output_type {output_type!r}; accepted: {', '.join(OUTPUT_TYPES)}")
+        unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs {unknown}: accepted: "
+                             f"{', '.join(self._callback_tensor_inputs)}")
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps!r}")
         native = self.unet.config.sample_size * FOLD
@@ -224,22 +237,28 @@ class ToyDiffusionPipeline(DiffusionPipeline):
 
         device = self.device
         guided = guidance_scale > 1.0
-        text = self.encode_prompt(negatives + prompts if guided else prompts)  # [(2)batch, pos, d]
+        prompt_embeds = self.encode_prompt(negatives + prompts if guided else prompts)
+        # prompt_embeds: [(2)batch, pos, d]
 
         shape = (batch, self.unet.config.in_channels, height // FOLD, width // FOLD)
         latents = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         latents = latents * self.scheduler.init_noise_sigma  # [batch, 12, h/2, w/2]
 
-        for t in self.progress_bar(self.scheduler.timesteps):
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
             model_input = torch.cat([latents, latents]) if guided else latents  # [uncond; cond]
             model_input = self.scheduler.scale_model_input(model_input, t)
-            prediction = self.unet(model_input, t, encoder_hidden_states=text,
+            prediction = self.unet(model_input, t, encoder_hidden_states=prompt_embeds,
                                    cross_attention_kwargs=cross_attention_kwargs).sample
             if guided:
                 unconditional, conditional = prediction.chunk(2)
                 prediction = unconditional + guidance_scale * (conditional - unconditional)
             latents = self.scheduler.step(prediction, t, latents).prev_sample
+            if callback_on_step_end is not None:
+                tensors = {"latents": latents, "prompt_embeds": prompt_embeds}
+                returned = callback_on_step_end(
+                    self, i, t, {k: tensors[k] for k in callback_on_step_end_tensor_inputs})
+                latents = returned.get("latents", latents)
 
         self.maybe_free_model_hooks()
         if output_type == "latent":

@@ -58,8 +58,16 @@ pilot or factorial set). Each target is asked its five questions; the report giv
 target's presence, the share of images with all present, who wins each pair (P(one present,
 the other absent)) and the pairwise DvD, and each target's share of the targets' attention.
 
+--rescue: instead of the trace, try the interventions of chapter 5 at their default
+strengths (object boost, concept cap, top-k heads and k random heads ablated, the
+attend-and-excite update, lower guidance, the object first, a negative prompt naming the
+concept) on the same seeds, and print which bring the object back with the concept kept:
+the both-present share rises (interval above 0) and concept presence falls by less than
+--margin points. With --out, DIR receives rescue.png (a contact sheet) and rescue.csv.
+
 examples:
   dvd probe "sunset coaster" --concept sunset --object coaster --out probe/
+  dvd probe "sunset coaster" --concept sunset --object coaster --rescue --strength boost=4
   dvd probe "Neuschwanstein Castle Coaster" --concept "neuschwanstein castle" \\
       --object coaster --model sd1.4 --seeds 20 --out coaster/ --json
   dvd probe "a poster combining Monet, Big Ben, and Batman" --targets monet "big ben" \\
@@ -103,8 +111,8 @@ def register(subparsers) -> None:
                         help="classifier-free guidance scale (default: the model's)")
     parser.add_argument("--size", type=int, metavar="PIXELS",
                         help="image height and width (default: the model's)")
-    parser.add_argument("--batch-size", type=int, default=1, metavar="N",
-                        help="images per pipeline call (default: 1)")
+    parser.add_argument("--batch-size", type=int, metavar="N",
+                        help="images per pipeline call (default: 1; with --rescue, 32)")
     parser.add_argument("--threshold", type=float, metavar="SHARE",
                         help="pair share at which the concept's attention counts as saturated "
                         "(default: 0.6)")
@@ -117,6 +125,22 @@ def register(subparsers) -> None:
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
                         help="weights' precision (default: float32)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    rescue = parser.add_argument_group("rescue (chapter 5's interventions)")
+    rescue.add_argument("--rescue", action="store_true",
+                        help="try the interventions on the prompt and print which bring the "
+                        "object back with the concept kept (see below)")
+    rescue.add_argument("--interventions", metavar="LIST",
+                        help="which, comma-separated (default: all): boost, cap, heads, "
+                        "random_heads, excite, guidance, object_first, negative")
+    rescue.add_argument("--strength", action="append", default=[], metavar="NAME=VALUE",
+                        help="an intervention's strength instead of its default (repeatable), "
+                        "e.g. boost=4 or cap=0.5")
+    rescue.add_argument("--head-ranking", metavar="FILE",
+                        help="the heads intervention's ranking (a rescue run's "
+                        "head_ranking.json on the same model; default: ranked on the plain images)")
+    rescue.add_argument("--margin", type=float, default=None, metavar="POINTS",
+                        help="concept presence must fall by less than this for a rescue "
+                        "(default: 10)")
     parser.set_defaults(func=run)
 
 
@@ -202,7 +226,13 @@ def run(args) -> int:
              else probe_seeds(seed_count(args.seeds)))
     request = _request(args, seeds, judge_kind, is_toy)
     _check_numbers(args)
+    if args.rescue and isinstance(request, TargetProbeRequest):
+        raise UsageError("--rescue tries interventions on one concept and one object; it does not "
+                         "take --targets or a file with several targets per prompt")
+    rescue = _rescue_request(args) if args.rescue else None
     out = check_writable_dir(args.out) if args.out is not None else None  # before any model loads
+    if rescue is not None:
+        return _rescue(args, request, rescue, judge_kind, out)
     work = out or Path(tempfile.mkdtemp(prefix="dvd-probe-"))
     try:
         with no_new_folders_on_error(work):
@@ -236,7 +266,7 @@ def _probe_into(args, request, judge_kind: str, work: Path, out: Path | None):
     guidance = args.guidance if args.guidance is not None else defaults.guidance
     run = probe_targets if isinstance(request, TargetProbeRequest) else probe
     result = run(pipe, judge, request, work, model=args.model, steps=steps, guidance=guidance,
-                 size=args.size, batch_size=args.batch_size, progress=not args.no_progress)
+                 size=args.size, batch_size=args.batch_size or 1, progress=not args.no_progress)
     files = None
     if out is not None and isinstance(request, TargetProbeRequest):
         files = {name: str(out / name) for name in (IMAGES, JUDGED, ATTENTION, SUMMARY)}
@@ -247,3 +277,42 @@ def _probe_into(args, request, judge_kind: str, work: Path, out: Path | None):
     if out is not None:
         atomic_write_json(out / SUMMARY, result.summary)
     return result
+
+
+def _rescue_request(args):
+    """The rescue's interventions and strengths, checked before any model loads."""
+    from dvdlib.probe.rescue import DEFAULT_MARGIN, parse_strengths, rescue_request
+
+    if args.margin is not None and not 0 <= args.margin < 100:  # NaN fails too
+        raise ValueError(f"--margin {args.margin}: accepted: points in [0, 100)")
+    strengths = parse_strengths(args.interventions, args.strength)
+    return rescue_request(args.model, "", strengths, guidance=args.guidance,
+                          head_ranking=args.head_ranking or "",
+                          margin=DEFAULT_MARGIN if args.margin is None else args.margin)
+
+
+def _rescue(args, request, rescue_request, judge_kind: str, out: Path | None) -> int:
+    """``dvd probe --rescue``: load the judge and the model, try the interventions, report."""
+    import json
+
+    from dvdlib.models.families import model_defaults
+    from dvdlib.models.loading import load_pipeline
+    from dvdlib.probe.figure import save_figure
+
+    from dvdlib.probe.rescue import SHEET, TABLE, report, rescue, rescue_sheet, rescue_summary
+    from dvdlib.scoring.judges import load_judge
+    from dvdlib.store import save_table
+
+    judge = load_judge(judge_kind, args.judge_model, args.device, None)
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    defaults = model_defaults(args.model, pipe)
+    steps = args.steps or defaults.steps
+    guidance = args.guidance if args.guidance is not None else defaults.guidance
+    result = rescue(pipe, judge, request, rescue_request, model=args.model, steps=steps,
+                    guidance=guidance, size=args.size, batch_size=args.batch_size or 32)
+    if out is not None:
+        save_figure(rescue_sheet(result), out / SHEET)
+        save_table(result.table, out / TABLE)
+    print(json.dumps(rescue_summary(result, rescue_request.margin), indent=1, ensure_ascii=False)
+          if args.json else report(result, rescue_request.margin))
+    return 0
