@@ -27,7 +27,7 @@ import pandas as pd
 
 from dvdlib.attention.token_positions import token_groups
 from dvdlib.chapters.head_ablation import conditions, summaries
-from dvdlib.chapters.head_ablation.run import reduce_attention
+from dvdlib.chapters.head_ablation.run import HEAD_COLUMNS, reduce_attention
 from dvdlib.interventions import catalogue
 from dvdlib.interventions.catalogue import Intervention, check_strength, curve_strengths
 from dvdlib.interventions.heads import HeadRanking, load_ranking, model_layout
@@ -167,12 +167,10 @@ class RescueStudy:
         for image, ((i, seed), tokens) in enumerate(zip(plain.jobs, plain.tokens)):
             concept, obj = self._groups(i, tokens)
             _, per_head = reduce_attention(plain.mass[image], concept, obj,
-                                           list(tokens.word_positions))  # [layer, head, 3]
+                                           list(tokens.word_positions))  # [layer, head, mass]
             rows += [(PLAIN, i, seed, layer.index, layer.label, head, *per_head[layer.index, head])
                      for layer in plain.layers for head in range(layer.heads)]
-        heads = pd.DataFrame(rows, columns=["condition", "case_num", "seed", "layer",
-                                            "layer_label", "head", "concept_mass", "object_mass",
-                                            "word_mass"])
+        heads = pd.DataFrame(rows, columns=list(HEAD_COLUMNS))
         order = conditions.ranked_order(summaries.head_attention(heads, PLAIN), by=self.rank_by)
         layout = tuple((layer.label, layer.heads) for layer in plain.layers)
         return HeadRanking(self.model, layout, tuple(order), self.rank_by)
