@@ -18,7 +18,7 @@ from dvdlib.interventions.edits import ConceptCap, ObjectBoost
 from dvdlib.interventions.excite import ExciteGuide, guided_layers
 from dvdlib.interventions.heads import (HeadRanking, layout_of, load_ranking, model_layout,
                                         random_order)
-from dvdlib.interventions.processor import intervention_instruments
+from dvdlib.attention.recorder import attention_instruments
 from dvdlib.interventions.sampling import sample
 from dvdlib.models.random_weights import dummy_sd_pipeline, random_unet
 
@@ -44,7 +44,7 @@ def _call(pipe, intervention, *, instruments=True, record=False, seed=0, **optio
     if not instruments:
         return pipe(PROMPT, num_inference_steps=STEPS, guidance_scale=GUIDANCE,
                     generator=generator, output_type="np").images, None
-    with intervention_instruments(pipe.unet) as layers:
+    with attention_instruments(pipe.unet) as layers:
         plan = call_plan(intervention, [ROWS.iloc[0]], tokenizer=pipe.tokenizer, layers=layers,
                          steps=STEPS, guidance=GUIDANCE, ranking=_ranking(layers), **options)
         kwargs = dict(plan.kwargs)
@@ -76,14 +76,11 @@ def test_the_plain_arm_and_the_processors_restored_give_the_plain_images(pipe):
     assert np.array_equal(images, plain)
     after = pipe.unet.attn_processors
     assert all(after[key] is before[key] for key in before)
-    with pytest.raises(RuntimeError, match="boom"), intervention_instruments(pipe.unet):
+    with pytest.raises(RuntimeError, match="boom"), attention_instruments(pipe.unet):
         raise RuntimeError("boom")
     assert all(pipe.unet.attn_processors[key] is before[key] for key in before)
-    with intervention_instruments(pipe.unet), pytest.raises(RuntimeError, match="do not nest"):
-        with intervention_instruments(pipe.unet):
-            pass
-    with attention_instruments(pipe.unet), pytest.raises(ValueError, match="replace only"):
-        with intervention_instruments(pipe.unet):
+    with attention_instruments(pipe.unet), pytest.raises(RuntimeError, match="does not nest"):
+        with attention_instruments(pipe.unet):
             pass
 
 
@@ -219,7 +216,7 @@ def test_the_excite_update_raises_the_objects_peak_attention():
             unet(z, 500, encoder_hidden_states=text, cross_attention_kwargs={"attention_probe": probe})
         return float(probe.peak()[0])
 
-    with intervention_instruments(unet):
+    with attention_instruments(unet):
         guide = ExciteGuide(layers, objects, words, 77, 1.0, 3)
         moved = guide(Pipe, 0, 900, {"latents": latents, "prompt_embeds": text})["latents"]
         step = (moved - latents).norm()
@@ -237,7 +234,7 @@ def test_the_excite_update_raises_the_objects_peak_attention():
 
 
 def test_the_baselines_change_the_prompt_the_negative_prompt_and_the_guidance(pipe):
-    with intervention_instruments(pipe.unet) as layers:
+    with attention_instruments(pipe.unet) as layers:
         options = dict(tokenizer=pipe.tokenizer, layers=layers, steps=STEPS, guidance=GUIDANCE)
         first = call_plan(Intervention("object_first", 1), [ROWS.iloc[0]], **options)
         negative = call_plan(Intervention("negative", 1), [ROWS.iloc[0]], **options,
@@ -311,7 +308,7 @@ def test_the_toy_pipeline_takes_the_step_end_hook_and_the_guided_update():
     with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
         draw(callback_on_step_end=lambda p, i, t, d: {}, callback_on_step_end_tensor_inputs=["x"])
     for strength, same in ((0.0, True), (50.0, False)):
-        with intervention_instruments(toy.unet) as layers:
+        with attention_instruments(toy.unet) as layers:
             plan = call_plan(Intervention("excite", strength), [rows.iloc[0]],
                              tokenizer=toy.tokenizer, layers=layers, steps=4, guidance=4.0)
             images = toy(**plan.pipe_kwargs(), generator=torch.Generator().manual_seed(3),

@@ -13,7 +13,12 @@ call then says what to do through ``cross_attention_kwargs``::
   probabilities softmax(QK^T / sqrt(d)) of the conditional rows only (77 keys: cheap) and hands them
   to the record, which keeps their mean over query positions. The same processor applies a
   :class:`~dvdlib.attention.ablation.HeadAblation` passed as ``head_ablation``, so recording and ablation
-  compose in one call with one processor.
+  compose in one call with one processor. Two more per-call options serve the interventions
+  (:mod:`dvdlib.interventions`): ``attention_edit``, an object whose ``apply(layer, probs)``
+  returns edited probabilities (its ``is_identity`` zero point keeps the fused path, so the
+  images equal the plain model's bit for bit), and ``attention_probe``, whose ``add(layer,
+  probs)`` keeps the probabilities with their gradient. With either, the output is ``probs @ V``
+  from the probabilities as edited, and a record receives those.
 - Self-attention layers keep their own (fused) processor behind :class:`SelfAttentionPassThrough`,
   which only accepts and ignores our keyword arguments (diffusers warns on every call about keyword
   arguments a processor does not take).
@@ -41,6 +46,8 @@ from dvdlib.attention.layers import CrossAttentionLayer, cross_attention_layers
 
 RECORD_KWARG = "attention_record"
 ABLATION_KWARG = "head_ablation"
+EDIT_KWARG = "attention_edit"  # an edit of the probabilities (dvdlib.interventions.edits)
+PROBE_KWARG = "attention_probe"  # a collector of the probabilities with their gradient
 # The processors we replace on cross-attention layers: diffusers' defaults, whose maths ours repeats.
 _REPLACEABLE = (AttnProcessor2_0, AttnProcessor)
 
@@ -72,8 +79,10 @@ class InstrumentedCrossAttnProcessor:
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None,
-                 attention_record=None, head_ablation=None) -> torch.Tensor:
-        # attention_record: an AttentionRecord (dvdlib.attention.record) or None
+                 attention_record=None, head_ablation=None, attention_edit=None,
+                 attention_probe=None) -> torch.Tensor:
+        # attention_record: an AttentionRecord (dvdlib.attention.record) or None; attention_edit
+        # and attention_probe: see the module notes (dvdlib.interventions uses them)
         if hidden_states.ndim != 3 or encoder_hidden_states is None:
             raise ValueError(
                 f"{self.layer.name}: expected hidden states [batch, query, channel] and text states; got "
@@ -102,12 +111,26 @@ class InstrumentedCrossAttnProcessor:
             attention_mask = attn.prepare_attention_mask(attention_mask, key.shape[2], batch)
             attention_mask = attention_mask.view(batch, heads, -1, key.shape[2])  # [batch, head, 1, token]
 
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
-                                             scale=attn.scale)  # [batch, head, query, dim]
-        if attention_record is not None:
-            rows = attention_record.conditional_rows(batch)
-            mask = None if attention_mask is None else attention_mask[rows]
-            attention_record.add(self.layer, attention_probabilities(attn, query[rows], key[rows], mask))
+        if attention_edit is not None and attention_edit.is_identity:
+            attention_edit = None  # its zero point: the plain layer, on the fused path
+        if attention_edit is None and attention_probe is None:
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
+                                                 scale=attn.scale)  # [batch, head, query, dim]
+            if attention_record is not None:
+                rows = attention_record.conditional_rows(batch)
+                mask = None if attention_mask is None else attention_mask[rows]
+                attention_record.add(self.layer,
+                                     attention_probabilities(attn, query[rows], key[rows], mask))
+        else:  # the probabilities are needed in full: edited, probed, then multiplied by V
+            probs = attention_probabilities(attn, query, key, attention_mask)  # [b, head, q, token]
+            if attention_edit is not None:
+                probs = attention_edit.apply(self.layer, probs)
+            if attention_probe is not None:
+                attention_probe.add(self.layer, probs)
+            out = torch.matmul(probs.to(value.dtype), value)  # [batch, head, query, dim]
+            if attention_record is not None:  # what the layer used: after the edit
+                rows = attention_record.conditional_rows(batch)
+                attention_record.add(self.layer, probs[rows].detach())
         if head_ablation is not None:
             out = head_ablation.replace_by_query_mean(self.layer, out)
 
@@ -128,7 +151,7 @@ class SelfAttentionPassThrough:
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None, attention_record=None,
-                 head_ablation=None) -> torch.Tensor:
+                 head_ablation=None, attention_edit=None, attention_probe=None) -> torch.Tensor:
         return self.processor(attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
                               attention_mask=attention_mask)
 

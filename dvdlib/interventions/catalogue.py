@@ -36,7 +36,7 @@ from dvdlib.attention.token_positions import PromptTokens, token_groups, tokeniz
 from dvdlib.interventions.edits import ConceptCap, ObjectBoost
 from dvdlib.interventions.excite import ExciteGuide
 from dvdlib.interventions.heads import HeadRanking, head_mask, layout_of, random_order
-from dvdlib.interventions.processor import EDIT_KWARG
+from dvdlib.attention.recorder import EDIT_KWARG
 from dvdlib.prompts.prompt_sets import concept_phrase, object_phrase
 
 NAMES = ("boost", "cap", "heads", "random_heads", "excite", "guidance", "object_first",
@@ -185,7 +185,7 @@ def call_plan(intervention: Intervention | None, rows: Sequence, *, tokenizer, l
               negative_template: str = NEGATIVE_TEMPLATE, cap_leak: bool = CAP_LEAK) -> CallPlan:
     """The call that applies ``intervention`` to the prompt rows ``rows`` (one per image: a
     prompt table's rows, with the concept and object phrases), inside
-    :func:`~dvdlib.interventions.processor.intervention_instruments` (which gave ``layers``).
+    :func:`~dvdlib.attention.recorder.attention_instruments` (which gave ``layers``).
     ``None`` is the plain model."""
     name, strength = ("plain", 0) if intervention is None else (intervention.name,
                                                                   intervention.strength)

@@ -1,7 +1,7 @@
 """Edits of cross-attention probabilities, passed per call: the object boost and the concept cap.
 
 An edit travels in ``cross_attention_kwargs`` under ``attention_edit`` and is applied by the
-processors :func:`dvdlib.interventions.processor.intervention_instruments` installs, in every
+processors :func:`dvdlib.attention.recorder.attention_instruments` installs, in every
 cross-attention layer and head, to the rows of the conditional images only (the unconditional
 half of a guidance batch holds the empty or negative prompt, whose tokens are not the pair's).
 Each edit has one strength and a zero point at which it is the identity (:attr:`is_identity`);

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from dvdlib.attention.layers import CrossAttentionLayer
-from dvdlib.interventions.processor import PROBE_KWARG
+from dvdlib.attention.recorder import PROBE_KWARG
 
 MAP_SIDE = 16  # the guide reads the layers at the finest resolution not above this
 GUIDED_FRACTION = 0.5  # the latents entering steps 1 .. steps * this are updated
@@ -85,7 +85,7 @@ class ObjectMaxProbe:
         """The object's smoothed maximum attention per image, ``[image]``."""
         if not self.maps:
             raise RuntimeError("the probe saw no guided layer: was the UNet called inside "
-                               "intervention_instruments with the probe in cross_attention_kwargs?")
+                               "attention_instruments with the probe in cross_attention_kwargs?")
         maps = torch.stack(self.maps).mean(dim=0)[:, None]  # [image, 1, height, width]
         size, sigma = SMOOTHING
         kernel = _gaussian_kernel(size, sigma).to(maps.device, maps.dtype)
@@ -97,7 +97,7 @@ class ExciteGuide:
     """The step-end callback that makes the guided update (module notes).
 
     Pass it as ``callback_on_step_end`` with ``callback_on_step_end_tensor_inputs=
-    ExciteGuide.TENSOR_INPUTS``, inside :func:`~dvdlib.interventions.processor.intervention_instruments`.
+    ExciteGuide.TENSOR_INPUTS``, inside :func:`~dvdlib.attention.recorder.attention_instruments`.
     """
 
     TENSOR_INPUTS = ("latents", "prompt_embeds")

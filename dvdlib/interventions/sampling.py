@@ -3,7 +3,7 @@
 :func:`sample` makes one image per prompt row and seed (rows in table order, seeds in the order
 given, as :mod:`dvdlib.generation.protocol` orders them), in batches, with the intervention
 applied through :func:`~dvdlib.interventions.catalogue.call_plan` inside
-:func:`~dvdlib.interventions.processor.intervention_instruments`. Each image gets its own CPU
+:func:`~dvdlib.attention.recorder.attention_instruments`. Each image gets its own CPU
 generator seeded with its seed, so an image is the same whatever shares its batch, and the
 same seed gives every intervention the same starting noise: changes are measured image by
 image. The cross-attention of every step is recorded (after the intervention's edit), and the
@@ -27,7 +27,7 @@ from dvdlib.attention.recorder import RECORD_KWARG
 from dvdlib.attention.token_positions import PromptTokens
 from dvdlib.interventions.catalogue import CAP_LEAK, NEGATIVE_TEMPLATE, Intervention, call_plan
 from dvdlib.interventions.heads import HeadRanking
-from dvdlib.interventions.processor import intervention_instruments
+from dvdlib.attention.recorder import attention_instruments
 
 
 def _clock(device: torch.device) -> float:
@@ -67,7 +67,7 @@ def sample(pipe, rows: pd.DataFrame, seeds: Sequence[int], intervention: Interve
     table = rows.reset_index(drop=True)
     jobs = [(i, int(seed)) for i in range(len(table)) for seed in seeds]
     images, tokens, masses, seconds = [], [], [], 0.0
-    with intervention_instruments(pipe.unet) as layers:
+    with attention_instruments(pipe.unet) as layers:
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start:start + batch_size]
             plan = call_plan(intervention, [table.iloc[i] for i, _ in batch],
