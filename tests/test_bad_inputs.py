@@ -351,6 +351,8 @@ TOYWORLD_CLI = [
      ["--device 'cuda:64'"]),
     ("toyworld-negative-seed-25.12", "toyworld train --out {out} --seed -1",
      ["--seed -1", ">= 0"]),
+    ("toyworld-zero-runs", "toyworld zoo --out {out} --runs 0",
+     ["--runs", "'0' is not a whole number >= 1"]),
 ]
 
 
