@@ -294,6 +294,7 @@ def test_cli_zoo_records_its_recipe(tmp_path):
     assert "--instance-seeds 3 " in manifest["provenance"]["command"]
     assert "--snapshot-steps 1 " in manifest["provenance"]["command"]
     assert "--runs 3 " in manifest["provenance"]["command"]  # the default, recorded
+    assert manifest["provenance"]["cpu_capability"]  # weights depend on the CPU's kernels
     assert zoo_module.model_names(tmp_path / "ship") == ["k1-i3"]
     assert zoo_module.world_of("k1-i3", tmp_path / "ship").instance_seed == 3
 

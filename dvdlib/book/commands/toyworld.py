@@ -246,7 +246,7 @@ def _zoo(args) -> int:
                                              if args.device.startswith("cuda") else None),
             python=platform.python_version(), torch=torch.__version__,
             diffusers=diffusers.__version__, transformers=transformers.__version__,
-            machine=platform.machine(),
+            machine=platform.machine(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
         )
         export_zoo(args.out, args.export, config, provenance)
         print(f"dvd toyworld zoo: exported to {args.export} "
