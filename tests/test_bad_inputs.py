@@ -510,6 +510,8 @@ TOYWORLD_CLI = [
      ["--instance-seeds 4294967296"]),
     ("toyworld-empty-out-25.5", "toyworld train --out '' --steps 2",
      ["argument --out: '' is empty"]),
+    ("toyworld-zero-runs", "toyworld zoo --out {out} --runs 0",
+     ["--runs", "'0' is not a whole number >= 1"]),
 ]
 
 

@@ -38,6 +38,8 @@ def test_pixel_rule_agreement_counts_both_kinds_of_disagreement():
     (lambda: zoo_module.parse_level("0"), "diversity level '0'"),
     (lambda: zoo_module.ZooConfig(snapshot_steps=(300,)), "snapshot step 300"),
     (lambda: zoo_module.ZooConfig(instance_seeds=(1, 1)), "instance_seeds must be distinct"),
+    (lambda: zoo_module.ZooConfig(runs=0), "runs 0 must be an integer >= 1"),
+    (lambda: zoo_module.ZooConfig(runs=2.0), "runs 2.0 must be an integer >= 1"),
     (lambda: TrainConfig(steps=0), "steps must be"),
 ])
 def test_bad_zoo_and_training_input_is_named(make, message):
@@ -182,14 +184,30 @@ def test_training_keeps_ema_snapshots(tmp_path):
 
 
 def test_zoo_trains_exports_and_loads(tmp_path):
-    config = zoo_module.ZooConfig(levels=(1, None), instance_seeds=(0, 1), base_steps=2,
+    config = zoo_module.ZooConfig(levels=(1, None), instance_seeds=(0, 1), runs=2, base_steps=2,
                                   finetune_steps=2, snapshot_steps=(1,), detector_steps=2,
                                   detector_heldout=20, batch_size=2, checkpoint_every=1)
     folders = zoo_module.train_zoo(config, tmp_path / "work", progress=False, log=lambda _: None)
-    zoo_module.export_zoo(tmp_path / "work", tmp_path / "ship", config, {"command": "test"})
-    assert zoo_module.model_names(tmp_path / "ship") == ["k1", "k1-i1", "kinf"]
-    assert zoo_module.model_names(tmp_path / "ship", snapshots=True) == [
-        "k1@1", "k1-i1@1", "kinf@1"]
+    ship = zoo_module.export_zoo(tmp_path / "work", tmp_path / "ship", config, {"command": "test"})
+    # Later training runs are listed only when asked for: the default listing is one per level.
+    assert zoo_module.model_names(ship) == ["k1", "k1-i1", "kinf"]
+    assert zoo_module.model_names(ship, snapshots=True) == ["k1@1", "k1-i1@1", "kinf@1"]
+    assert zoo_module.model_names(ship, runs=True) == ["k1", "k1-i1", "kinf", "kinf-r1"]
+    assert zoo_module.model_names(ship, snapshots=True, runs=True)[-2:] == ["kinf@1", "kinf-r1@1"]
+    assert list(zoo_module.load_zoo(ship)) == ["k1", "k1-i1", "kinf"]
+    assert zoo_module.runs_of("kinf", ship) == zoo_module.runs_of("kinf-r1", ship) == [
+        "kinf", "kinf-r1"]
+    assert zoo_module.runs_of("kinf@1", ship) == ["kinf@1", "kinf-r1@1"]
+    assert zoo_module.runs_of("k1-i1", ship) == ["k1-i1"]
+    with pytest.raises(ValueError, match="unknown toy model 'kinf-r2'"):
+        zoo_module.runs_of("kinf-r2", ship)
+    runs = [zoo_module.load_model(n, ship) for n in ("kinf", "kinf-r1")]
+    assert not torch.equal(_weights(runs[0]), _weights(runs[1]))  # another training seed
+    torch.testing.assert_close(_weights(runs[1]), _weights(load_trained(folders["kinf-r1"])),
+                               atol=2e-3, rtol=2e-3)
+    models = zoo_module.zoo_manifest(ship)["models"]
+    assert [models[n]["run"] for n in ("kinf", "kinf-r1", "kinf-r1@1", "k1-i1")] == [0, 1, 1, 0]
+    assert models["kinf-r1"]["config"]["seed"] == models["kinf"]["config"]["seed"] + 1
     trained = load_trained(folders["k1"])
     shipped = zoo_module.load_model("k1", tmp_path / "ship")
     torch.testing.assert_close(_weights(shipped), _weights(trained), atol=2e-3, rtol=2e-3)  # fp16
@@ -210,22 +228,59 @@ def test_zoo_trains_exports_and_loads(tmp_path):
         zoo_module.load_model("k2", tmp_path / "ship")
 
 
-def test_zoo_models_differ_only_in_the_limited_concepts_pictures():
+def test_zoo_models_differ_only_in_the_limited_concepts_pictures_and_their_run():
     config = zoo_module.ZooConfig()
-    assert [name for name, _, _ in config.models()] == [
-        "k1", *(f"k1-i{seed}" for seed in range(1, 9)), "k4", "k16", "kinf"]
-    tunes = {name: config.finetune_config(k, "base", seed).to_dict()
-             for name, k, seed in config.models()}
+    runs = [f"{level}{run}" for level in ("k4", "k16", "kinf") for run in ("", "-r1", "-r2")]
+    assert [model.name for model in config.models()] == [
+        "k1", *(f"k1-i{seed}" for seed in range(1, 9)), *runs]
+    tunes = {name: config.finetune_config(k, "base", seed, run).to_dict()
+             for name, k, seed, run in config.models()}
     for name, tune in tunes.items():
         world = dict(tune.pop("world"))
         assert world.pop("instances") == zoo_module.level_of(name)
         world.pop("instance_seed")
         assert world == {k: v for k, v in config.world(None).to_dict().items()
                          if k not in ("instances", "instance_seed")}
-        assert tune == {k: v for k, v in tunes["kinf"].items() if k != "world"}
-    pictures = {name: config.world(k, seed).instance_list for name, k, seed in config.models()}
-    assert len({id(p) for p in pictures.values()}) == 12
+        # Apart from K and the pictures, only a later run's training seed differs.
+        assert tune.pop("seed") == config.seed + 1 + zoo_module.run_of(name)
+        assert tune == {k: v for k, v in tunes["kinf"].items() if k not in ("world", "seed")}
+    # Run 0 of every level is configured as before runs existed: the shipped models stay valid.
+    shipped = zoo_module.zoo_manifest()["models"]
+    assert set(zoo_module.model_names(runs=True)) <= set(tunes)
+    for name, k, seed, run in config.models():
+        if name in shipped:
+            assert config.finetune_config(k, "base", seed, run).to_dict() == \
+                shipped[name]["config"]
+    seeds = {m.name: m.instance_seed for m in config.models()}
+    assert [seeds[n] for n in ("k4", "k4-r1", "k4-r2", "k16-r2", "kinf-r1", "kinf-r2")] == [
+        0, 1, 2, 2, 0, 0]  # unlimited K draws every picture anew: no instance seed to vary
+    pictures = {name: config.world(k, seed).instance_list
+                for name, k, seed, _ in config.models() if k is not None}
+    assert len({id(p) for p in pictures.values()}) == 15
     assert render([Scene(pictures["k1"][0])]).sum() != render([Scene(pictures["k1-i1"][0])]).sum()
+    assert render([Scene(pictures["k4"][0])]).sum() != render([Scene(pictures["k4-r1"][0])]).sum()
+
+
+@pytest.mark.parametrize("name, parsed", [
+    ("k1", (1, 0, 0, None)), ("k1-i3", (1, 3, 0, None)), ("kinf-r2", (None, 0, 2, None)),
+    ("k4-r1@500", (4, 0, 1, 500)), ("k16@250", (16, 0, 0, 250)), ("k1-i2-r1", (1, 2, 1, None)),
+])
+def test_a_model_name_reads_back_as_written(name, parsed):
+    from dvdlib.toyworld.names import level_name, parse_name, snapshot_name
+
+    assert tuple(parse_name(name)) == parsed
+    k, seed, run, step = parsed
+    assert (level_name(k, seed, run) if step is None
+            else snapshot_name(level_name(k, seed, run), step)) == name
+    assert zoo_module.level_of(name) == k and zoo_module.run_of(name) == run
+
+
+@pytest.mark.parametrize("bad", ["k0", "k04", "k4-r0", "k1-i0", "k4@0", "kinf-r", "kinf-r1-i1",
+                                 "k4_r1", "K4", "k4-r1@", "sd1.4", ""])
+def test_a_bad_model_name_is_refused_in_one_line(bad):
+    with pytest.raises(ValueError, match=f"not a zoo model name: {bad!r}") as err:
+        zoo_module.level_of(bad)
+    assert "\n" not in str(err.value)
 
 
 def test_cli_zoo_records_its_recipe(tmp_path):
@@ -238,6 +293,8 @@ def test_cli_zoo_records_its_recipe(tmp_path):
     manifest = zoo_module.zoo_manifest(tmp_path / "ship")
     assert "--instance-seeds 3 " in manifest["provenance"]["command"]
     assert "--snapshot-steps 1 " in manifest["provenance"]["command"]
+    assert "--runs 3 " in manifest["provenance"]["command"]  # the default, recorded
+    assert manifest["provenance"]["cpu_capability"]  # weights depend on the CPU's kernels
     assert zoo_module.model_names(tmp_path / "ship") == ["k1-i3"]
     assert zoo_module.world_of("k1-i3", tmp_path / "ship").instance_seed == 3
 

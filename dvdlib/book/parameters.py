@@ -291,7 +291,7 @@ def _check_model(model: str, values: dict, declared: dict) -> None:
 
         zoos = [n for n, p in declared.items() if p.rule.get("kind") == "zoo" and values.get(n)]
         folder = values[zoos[0]] if zoos else None
-        names = model_names(folder)
+        names = model_names(folder, runs=True)
         if spec.zoo_name not in names:
             raise ValueError(f"the zoo{' ' + str(folder) if folder else ''} has no model "
                              f"{spec.zoo_name!r}; its models: {', '.join(names)}")

@@ -3,8 +3,8 @@
 Every command, chapter and rule check that takes a model calls :func:`parse_model` and reads the
 :class:`ModelSpec` it returns; nothing else tells toy from real. A model is
 
-- ``toy``, ``toy:NAME`` or a bare name of the shipped zoo (``k1``, ``kinf``): a toy zoo model
-  (``toy`` alone: the zoo's default);
+- ``toy``, ``toy:NAME`` or a bare name of the shipped zoo (``k1``, ``kinf``, ``kinf-r1``): a toy
+  zoo model (``toy`` alone: the zoo's default);
 - ``sd1.4`` / ``sd2.1`` or one of their Hugging Face ids: one of the paper's models
   (:data:`PAPER_MODELS`);
 - ``sdxl``, ``sd3``, ``sd3.5-medium``, ``sd3.5-large``, ``flux-dev``, ``flux-schnell`` or one of
@@ -116,7 +116,7 @@ def _shipped_zoo_name(model: str) -> bool:
     from dvdlib.toyworld.zoo import model_names  # the zoo's manifest: read only for bare names
 
     try:
-        return model in model_names()
+        return model in model_names(runs=True)  # every training run of each level
     except FileNotFoundError:  # no zoo shipped: no bare zoo names
         return False
 

@@ -1,12 +1,13 @@
 """The zoo: toy models that differ only in the diversity of one concept, and its shipped copy.
 
-``train_zoo`` trains one diverse base model, then fine-tunes it once per diversity level K of the
-world's limited concept (same seed, steps and data recipe; only K changes; K = 1 once per
-instance seed, each a different fixed picture), and trains the detector. ``export_zoo`` writes
-the finished models, and their EMA snapshots after fewer fine-tuning steps (``k1@500``), as
-small fp16 files; ``load_zoo``,
-``load_model`` and ``load_detector`` read the copy shipped inside the package (or any exported
-folder), so the book runs without training anything.
+``train_zoo`` trains one diverse base model, then fine-tunes it per diversity level K of the
+world's limited concept (same steps and data recipe; only K changes; K = 1 once per instance
+seed, each a different fixed picture; every other level ``runs`` times, each run with its own
+training seed and, at a finite K, its own pictures), and trains the detector. ``export_zoo``
+writes the finished models, and their EMA snapshots after fewer fine-tuning steps (``k1@500``),
+as small fp16 files; ``load_zoo``, ``load_model`` and ``load_detector`` read the copy shipped
+inside the package (or any exported folder), so the book runs without training anything. Model
+names (``k1-i3``, ``kinf-r2``, ``k4@500``) are :mod:`dvdlib.toyworld.names`.
 
 Shipped file format (ours): ``toyworld.json`` holds the component configs, each model's world,
 training configuration and loss history, and the detector's metrics; ``<name>.safetensors`` holds
@@ -23,7 +24,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 from diffusers import DDIMScheduler, UNet2DConditionModel
@@ -36,13 +37,20 @@ from dvdlib.toyworld import train as train_module
 from dvdlib.toyworld.pipeline import ToyDiffusionPipeline
 from dvdlib.store import atomic_write, atomic_write_json, load_json
 from dvdlib.toyworld.world import CLOSEUP, PAIR_RATE, World, scene_mix
+# level_of, parse_level and run_of too: the zoo's callers read names through this module.
+from dvdlib.toyworld.names import (level_name, level_of, parse_level, parse_name, run_of,
+                                   snapshot_name)
 from dvdlib.prompts.tokenizer import clip_tokenizer
 
 LEVELS: tuple[int | None, ...] = (1, 4, 16, None)  # K; None is unlimited diversity
 # Instance seeds of the K = 1 models: each a different fixed picture, the replication unit of
 # chapter 2 (with three, the spread between pictures alone made its interval 28 points wide).
-# Other levels use the zoo's seed.
+# Other levels use the first.
 INSTANCE_SEEDS: tuple[int, ...] = tuple(range(9))
+# Training runs of every level other than K = 1 (kinf, kinf-r1, kinf-r2): run r trains with the
+# seed + 1 + r and, at a finite K, draws its pictures from the instance seed + r, so the runs
+# differ as replicates should; run 0 is the zoo's model of that level.
+RUNS = 3
 # Fine-tuning steps whose EMA snapshots are shipped beside the finished models (training length).
 SNAPSHOT_STEPS: tuple[int, ...] = (500,)
 DEFAULT_MODEL = "k1"  # the least diverse model: where dominance should be strongest
@@ -53,29 +61,13 @@ _TOKEN_ROWS = "text_encoder.token_rows"
 _TOKEN_VALUES = "text_encoder.token_values"
 
 
-def level_name(instances: int | None, instance_seed: int = 0) -> str:
-    """The model name of a diversity level: ``k1``, ``k4``, ..., ``kinf`` (unlimited); another
-    instance seed of the same K adds ``-i<seed>`` (``k1-i1``)."""
-    name = "kinf" if instances is None else f"k{int(instances)}"
-    return name if instance_seed == 0 else f"{name}-i{int(instance_seed)}"
+class ZooModel(NamedTuple):
+    """One fine-tuned model of a zoo's recipe."""
 
-
-def snapshot_name(name: str, step: int) -> str:
-    """The name of a model's EMA snapshot after ``step`` fine-tuning steps: ``k1@500``."""
-    return f"{name}@{int(step)}"
-
-
-def parse_level(text: str) -> int | None:
-    """A diversity level from the command line: a positive integer, or "unlimited"/"inf"."""
-    if str(text).lower() in ("unlimited", "inf", "none"):
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"diversity level {text!r} must be an integer >= 1 or 'unlimited'")
-    return value
+    name: str
+    instances: int | None  # K; None is unlimited
+    instance_seed: int  # the offset of its world's instance seed from the zoo's seed
+    run: int  # its training run: fine-tuned with the zoo's seed + 1 + run
 
 
 @dataclass(frozen=True)
@@ -89,6 +81,7 @@ class ZooConfig:
     pair_rate: float = PAIR_RATE
     closeup: float = CLOSEUP
     instance_seeds: tuple[int, ...] = INSTANCE_SEEDS
+    runs: int = RUNS
     base_steps: int = 5000
     finetune_steps: int = 1000
     finetune_learning_rate: float = 1e-3
@@ -104,10 +97,13 @@ class ZooConfig:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if not self.levels:
             raise ValueError("a zoo needs at least one diversity level")
+        if isinstance(self.runs, bool) or not isinstance(self.runs, int) or self.runs < 1:
+            raise ValueError(f"runs {self.runs!r} must be an integer >= 1 (training runs of each "
+                             f"level other than K = 1)")
         if not self.instance_seeds or len(set(self.instance_seeds)) != len(self.instance_seeds):
             raise ValueError(f"instance_seeds must be distinct and at least one, got "
                              f"{list(self.instance_seeds)}")
-        names = [name for name, _, _ in self.models()]
+        names = [model.name for model in self.models()]
         if len(set(names)) != len(names):
             raise ValueError(f"diversity levels repeat: {names}")
         for step in self.snapshot_steps:
@@ -115,15 +111,21 @@ class ZooConfig:
                 raise ValueError(f"snapshot step {step!r} must be a multiple of checkpoint_every "
                                  f"({self.checkpoint_every}) below finetune_steps "
                                  f"({self.finetune_steps})")
-        for _, k, instance_seed in self.models():
-            self.world(k, instance_seed)  # validates
+        for model in self.models():
+            self.world(model.instances, model.instance_seed)  # validates
 
-    def models(self) -> list[tuple[str, int | None, int]]:
-        """``(name, K, instance seed)`` of every fine-tuned model: K = 1 once per instance seed."""
+    def models(self) -> list[ZooModel]:
+        """Every fine-tuned model: K = 1 once per instance seed, every other level ``runs`` times
+        (run r at a finite K with the instance seed + r: other pictures)."""
         out = []
         for k in self.levels:
-            for offset in (self.instance_seeds if k == 1 else self.instance_seeds[:1]):
-                out.append((level_name(k, offset), k, offset))
+            if k == 1:
+                out += [ZooModel(level_name(k, s), k, s, 0) for s in self.instance_seeds]
+                continue
+            first = self.instance_seeds[0]
+            out += [ZooModel(level_name(k, first, run), k, first + (0 if k is None else run),
+                             run)
+                    for run in range(self.runs)]
         return out
 
     def world(self, instances: int | None, instance_seed: int = 0) -> World:
@@ -137,12 +139,12 @@ class ZooConfig:
             batch_size=self.batch_size, checkpoint_every=self.checkpoint_every)
 
     def finetune_config(self, instances: int | None, base_pipeline: str | Path,
-                        instance_seed: int = 0) -> train_module.TrainConfig:
+                        instance_seed: int = 0, run: int = 0) -> train_module.TrainConfig:
         return train_module.TrainConfig(
             world=self.world(instances, instance_seed).to_dict(), steps=self.finetune_steps,
             learning_rate=self.finetune_learning_rate, warmup_steps=self.finetune_warmup_steps,
-            seed=self.seed + 1, batch_size=self.batch_size, checkpoint_every=self.checkpoint_every,
-            init_from=str(base_pipeline))
+            seed=self.seed + 1 + run, batch_size=self.batch_size,
+            checkpoint_every=self.checkpoint_every, init_from=str(base_pipeline))
 
     def detector_config(self) -> detector_module.DetectorConfig:
         return detector_module.DetectorConfig(
@@ -214,12 +216,12 @@ def train_zoo(config: ZooConfig, out_dir: str | Path, jobs: int = 1, threads: in
         runner.submit("model", config.base_config(), folders[BASE]).result()
         base_pipeline = folders[BASE] / train_module.PIPELINE
         models = config.models()
-        log(f"[zoo] fine-tuning {len(models)} models: {', '.join(n for n, _, _ in models)}")
+        log(f"[zoo] fine-tuning {len(models)} models: {', '.join(m.name for m in models)}")
         tunes = []
-        for name, k, instance_seed in models:
+        for name, k, instance_seed, run in models:
             folders[name] = out_dir / name
             tunes.append(runner.submit("model", config.finetune_config(k, base_pipeline,
-                                                                        instance_seed),
+                                                                        instance_seed, run),
                                        folders[name]))
         # Let every run finish before reporting a failure, so one bad part costs no other.
         errors = [f.exception() for f in [detector_done, *tunes]]
@@ -270,11 +272,11 @@ def export_zoo(out_dir: str | Path, dest: str | Path, config: ZooConfig,
     manifest["base"] = dict(loss=_rounded(base_record["loss"]), seconds=base_record["seconds"],
                             config=base_record["config"])
     first = None
-    for name, k, _ in config.models():
+    for name, k, _, run in config.models():
         record = load_json(out_dir / name / train_module.RECORD)
         config_record = dict(record["config"], init_from=BASE)  # a name, not a machine path
         entry = dict(instances=k, world=record["config"]["world"], config=config_record,
-                     steps=config.finetune_steps, snapshot_of=None)
+                     steps=config.finetune_steps, snapshot_of=None, run=run)
         for step in (*config.snapshot_steps, None):
             pipe = train_module.load_trained(out_dir / name, step)
             first = first or pipe
@@ -386,14 +388,33 @@ def check_zoo(folder: str | Path) -> list[str]:
     return model_names(folder)
 
 
-def model_names(folder: str | Path | None = None, snapshots: bool = False) -> list[str]:
+def model_names(folder: str | Path | None = None, snapshots: bool = False,
+                runs: bool = False) -> list[str]:
     """Names of the zoo's finished models, from least to most diverse (unlimited last), then by
-    instance seed; with ``snapshots``, their shipped EMA snapshots (``k1@500``) instead."""
+    training run and instance seed; with ``snapshots``, their shipped EMA snapshots (``k1@500``)
+    instead. Only each level's first training run (``kinf``) unless ``runs``: then its later
+    runs too (``kinf``, ``kinf-r1``, ``kinf-r2``; :func:`runs_of` groups them)."""
     models = zoo_manifest(folder)["models"]
-    wanted = [n for n in models if (models[n].get("snapshot_of") is not None) == snapshots]
+    wanted = [n for n in models if (models[n].get("snapshot_of") is not None) == snapshots
+              and (runs or not models[n].get("run", 0))]
     return sorted(wanted, key=lambda n: (models[n]["instances"] is None,
                                          models[n]["instances"] or 0, models[n]["steps"],
+                                         models[n].get("run", 0),
                                          models[n]["world"]["instance_seed"]))
+
+
+def runs_of(name: str, folder: str | Path | None = None) -> list[str]:
+    """Every training run of the level of the zoo's model ``name``, the first run first:
+    ``runs_of("kinf")`` is ``["kinf", "kinf-r1", "kinf-r2"]`` (so is ``runs_of("kinf-r2")``),
+    ``runs_of("k4@500")`` is ``["k4@500", "k4-r1@500", ...]``; a model trained once
+    (``k1-i3``) is its only run."""
+    wanted = parse_name(name)._replace(run=0)
+    found = [n for n in model_names(folder, snapshots=wanted.step is not None, runs=True)
+             if parse_name(n)._replace(run=0) == wanted]
+    if name not in found:
+        raise ValueError(f"unknown toy model {name!r}; accepted: "
+                         f"{', '.join(model_names(folder, runs=True))}")
+    return found
 
 
 def load_model(name: str = DEFAULT_MODEL, folder: str | Path | None = None,
@@ -426,10 +447,11 @@ def load_model(name: str = DEFAULT_MODEL, folder: str | Path | None = None,
     return pipe.to(device)
 
 
-def load_zoo(folder: str | Path | None = None,
-             device: str | torch.device = "cpu") -> dict[str, ToyDiffusionPipeline]:
-    """Every finished model of the zoo, by name, from least to most diverse."""
-    return {name: load_model(name, folder, device) for name in model_names(folder)}
+def load_zoo(folder: str | Path | None = None, device: str | torch.device = "cpu",
+             runs: bool = False) -> dict[str, ToyDiffusionPipeline]:
+    """Every finished model of the zoo, by name, from least to most diverse (with ``runs``, every
+    training run of each level too: :func:`model_names`)."""
+    return {name: load_model(name, folder, device) for name in model_names(folder, runs=runs)}
 
 
 def load_detector(folder: str | Path | None = None) -> detector_module.PresenceDetector:
@@ -450,17 +472,6 @@ def world_of(name: str, folder: str | Path | None = None) -> World:
     if name not in models:
         raise ValueError(f"unknown toy model {name!r}; accepted: {', '.join(models)}")
     return World.from_dict(models[name]["world"])
-
-
-def level_of(name: str) -> int | None:
-    """K of a model name (``kinf`` -> None; ``k1-i2`` and ``k1@500`` -> 1)."""
-    level = name.split("@")[0].split("-i")[0]
-    if level == "kinf":
-        return None
-    if not level.startswith("k"):
-        raise ValueError(f"not a zoo model name: {name!r}; expected k<integer> or kinf, "
-                         "optionally with -i<instance seed> and @<steps>")
-    return parse_level(level[1:])
 
 
 def sequence_of_levels(values: Sequence[str]) -> tuple[int | None, ...]:

@@ -41,6 +41,16 @@ def _share(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
 def _world_options(parser: argparse.ArgumentParser) -> None:
     """The recipe numbers that ``train`` and ``zoo`` share."""
     from dvdlib.toyworld.world import CLOSEUP, CONCEPTS, OBJECTS, PAIR_RATE  # torch
@@ -108,15 +118,20 @@ def _declare(parser: argparse.ArgumentParser) -> None:
 
     zoo = commands.add_parser(
         "zoo", parents=[common], help="train the whole zoo (base, every K, detector)",
-        description="Train a diverse base model, fine-tune it once per diversity level K of the "
-        "limited concept, train the detector, and optionally export the small fp16 files that "
-        "the package ships.")
+        description="Train a diverse base model, fine-tune it per diversity level K of the "
+        "limited concept (K = 1 once per instance seed, every other level once per training "
+        "run), train the detector, and optionally export the small fp16 files that the package "
+        "ships.")
     zoo.add_argument("--out", required=True, type=folder, help="working folder (checkpoints)")
     zoo.add_argument("--levels", nargs="+", type=_level, default=None, metavar="K",
                      help="diversity levels (default: 1 4 16 unlimited)")
     zoo.add_argument("--instance-seeds", nargs="+", type=int, default=None, metavar="SEED",
                      help="one K = 1 model per seed, each a different fixed picture "
                      "(default: 0 to 8)")
+    zoo.add_argument("--runs", type=_count, default=None, metavar="N",
+                     help="training runs of every level other than K = 1 (default 3): run r >= 1 "
+                     "is named <level>-r<r> (kinf-r1), fine-tunes with seed + 1 + r and, at a "
+                     "finite K, draws its pictures from instance seed + r")
     _world_options(zoo)
     zoo.add_argument("--base-steps", type=int, default=5000)
     zoo.add_argument("--finetune-steps", type=int, default=1000)
@@ -196,7 +211,7 @@ def _detector(args) -> int:
 
 
 def _zoo(args) -> int:
-    from dvdlib.toyworld.zoo import (INSTANCE_SEEDS, LEVELS, SNAPSHOT_STEPS, ZooConfig,
+    from dvdlib.toyworld.zoo import (INSTANCE_SEEDS, LEVELS, RUNS, SNAPSHOT_STEPS, ZooConfig,
                                      export_zoo, train_zoo)
 
     _setup(args)
@@ -204,6 +219,7 @@ def _zoo(args) -> int:
                        limited=args.limited, unpaired=tuple(args.unpaired),
                        pair_rate=args.pair_rate, closeup=args.closeup,
                        instance_seeds=tuple(args.instance_seeds or INSTANCE_SEEDS),
+                       runs=RUNS if args.runs is None else args.runs,
                        base_steps=args.base_steps, finetune_steps=args.finetune_steps,
                        snapshot_steps=tuple(SNAPSHOT_STEPS if args.snapshot_steps is None
                                             else args.snapshot_steps),
@@ -222,6 +238,7 @@ def _zoo(args) -> int:
         # Working and export folders are the user's own places: recorded as WORK and DEST.
         command = (f"dvd toyworld zoo --out WORK --seed {args.seed} --levels "
                    f"{words(config.levels)} --instance-seeds {words(config.instance_seeds)} "
+                   f"--runs {config.runs} "
                    f"--limited {config.limited} --unpaired {' '.join(config.unpaired)} "
                    f"--pair-rate {config.pair_rate} --closeup {config.closeup} "
                    f"--base-steps {config.base_steps} --finetune-steps {config.finetune_steps} "
@@ -235,7 +252,7 @@ def _zoo(args) -> int:
                                              if args.device.startswith("cuda") else None),
             python=platform.python_version(), torch=torch.__version__,
             diffusers=diffusers.__version__, transformers=transformers.__version__,
-            machine=platform.machine(),
+            machine=platform.machine(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
         )
         export_zoo(args.out, args.export, config, provenance)
         print(f"dvd toyworld zoo: exported to {args.export} "
