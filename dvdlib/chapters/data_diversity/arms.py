@@ -16,23 +16,21 @@ are read from the zoo's names, so runs added to the zoo join their arm.
 
 from __future__ import annotations
 
-import re
 from typing import Iterable, Mapping
 
+from dvdlib.toyworld.names import parse_name
+
 UNLIMITED = "unlimited"  # the label of the unlimited-K arm
-# k<level> or kinf, then optionally -i<instance seed> or -r<run>.
-_RUN_NAME = re.compile(r"^k(?P<level>[1-9][0-9]*|inf)(?:-(?P<kind>[ir])(?P<number>[1-9][0-9]*))?$")
-ACCEPTED = "k<K> or kinf, optionally with -i<instance seed> or -r<run> (k1, k1-i2, kinf-r1)"
 
 
 def parse_run(name: str) -> tuple[int | None, int]:
     """``(K, number)`` of a run name: ``k4`` -> (4, 0), ``kinf-r2`` -> (None, 2), ``k1-i3`` ->
-    (1, 3). A ValueError names anything else (an EMA snapshot ``k1@500`` is no finished run)."""
-    match = _RUN_NAME.match(name) if isinstance(name, str) else None
-    if match is None:
-        raise ValueError(f"not a run name of the zoo: {name!r}; accepted: {ACCEPTED}")
-    level = None if match["level"] == "inf" else int(match["level"])
-    return level, int(match["number"] or 0)
+    (1, 3). A ValueError names anything else, an EMA snapshot ``k1@500`` too (no finished run);
+    names are read by :func:`dvdlib.toyworld.names.parse_name`."""
+    parsed = parse_name(name)
+    if parsed.step is not None:
+        raise ValueError(f"not a finished run of the zoo: {name!r} is an EMA snapshot")
+    return parsed.instances, parsed.instance_seed or parsed.run
 
 
 def arm_label(level: int | None) -> str:
