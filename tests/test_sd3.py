@@ -360,6 +360,8 @@ def test_sd3_dvd_generate_records_the_family_and_its_joint_attention(folder, tmp
     assert isinstance(record, JointAttentionRecord) and record.guidance == "batched"
     assert record.mass().shape == (1, 2, 2, 4, 77 + 256)  # [image, step, layer, head, token]
     assert (record.layers[0].query_height, record.prompts[0].prompt) == (8, manifest.prompt[0])
+    with pytest.raises(ValueError, match=r"manifest\.csv is not an attention record"):
+        load_record(out / "manifest.csv")
 
 
 def test_sd3_dvd_probe_runs_end_to_end_and_writes_its_table_and_figure(folder, tmp_path, capsys):
