@@ -46,7 +46,8 @@ def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | Non
     for its models, a named model's publisher's, else its family's; the model's own size where
     the family gives none). ``record_attention`` also records attention per image with the
     instruments of the model's family (:func:`~dvdlib.generation.protocol.attention_hook`);
-    ``report`` takes notes on the prompt file. Bad arguments raise before any model loads and before ``out`` is made.
+    ``report`` takes notes on the prompt file. Bad arguments raise before any model loads and
+    before ``out`` is made.
     """
     spec = parse_model(model)
     table, source = run_prompts(prompts, OUR_WORDING.categories, cases, toy=spec.is_toy,
