@@ -1,4 +1,5 @@
-"""What the attention instruments cost: a plain fused UNet against recording and ablating.
+"""What the attention instruments cost on SD 1.x, SDXL, SD3 and Flux: a plain fused call against
+recording and ablating.
 
 Each repetition runs every variant once, in an order that rotates from one repetition to the next
 (so slow phases of a shared machine hit all variants alike); the figures are medians of the
@@ -11,9 +12,13 @@ Random weights (no download): the cost does not depend on
 the values.
 
 Cases:
-- cpu: the toy world's UNet (7 cross-attention layers x 4 heads, 16x16x12 latent, batch 2 x 32)
-  and the SD 1.x layout (16 layers x 8 heads) at a small latent, batch 2 (guidance on).
-- cuda (when available): the SD 1.x layout at 512 px (64x64 latent), batch 2 with guidance, fp16.
+- cpu: the toy world's UNet (7 cross-attention layers x 4 heads, 16x16x12 latent, batch 2 x 32),
+  the SD 1.x layout (16 layers x 8 heads, 8 channels a head) at a small latent, and the SDXL layout (70 layers: 10 of
+  10 heads and 60 of 20, with its ``added_cond_kwargs``) with every head narrowed to 8 channels,
+  text states 256 wide instead of 2048 (their key and value projections would otherwise be most of
+  a narrowed call) and a 32x32 latent (attention at 16x16 and 8x8), each with a guidance batch of 2.
+- cuda (when available): the SD 1.x layout at 512 px (64x64 latent) and the SDXL layout at
+  1024 px (128x128 latent, real widths), batch 2 with guidance, fp16.
 - SD3 and Flux (:mod:`dvdlib.attention.joint`), the same variants plus the ``mask`` ablation: on
   the CPU the SD3-Medium layout (24 heads; 4 of its 24 blocks) and the Flux.1-dev layout (24 heads;
   2 of 19 double- and 4 of 38 single-stream blocks), heads narrowed to 8 channels (narrow heads
@@ -23,11 +28,14 @@ Cases:
   (128x128 latent: 4096 image tokens) in bf16, with the peak memory of each variant. The joint
   attentions timed alone are the ``attn`` modules of the blocks.
 
-Also prints the size of a record per image: 50 steps of SD 1.x, 28 steps of SD3-Medium and of
-Flux.1-dev at every layer, head and text key, on the device and as a file.
+Also prints the size of a record per image: 50 steps of SD 1.x and of SDXL, 28 steps of
+SD3-Medium and of Flux.1-dev at every layer, head and text key, on the device and as a file.
+
+The default run on the CPU takes about two minutes of one core; ``--reps`` trades time for
+steadier medians.
 
     python benchmarks/attention_overhead.py [--reps N] [--sd1-width 1.0] [--sd1-latent 16]
-                                            [--mmdit-head-dim 64]
+                                            [--sdxl-width 0.125] [--mmdit-head-dim 64]
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from dvdlib.attention.joint import joint_attention_instruments
 from dvdlib.attention.joint_ablation import JointHeadAblation
 from dvdlib.attention.joint_layers import transformer_family
 from dvdlib.attention.joint_record import JointAttentionRecord
+from dvdlib.attention.layers import cross_attention_layers
 from dvdlib.attention.recorder import attention_instruments
 from dvdlib.attention.record import AttentionRecord
 from dvdlib.models.random_mmdit import MMDIT_LAYOUTS, layout_transformer
@@ -64,7 +73,23 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def capture_cross_attention_inputs(unet, sample, text) -> dict[str, tuple]:
+def unet_inputs(unet, rows: int, latent: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Random inputs of one UNet call with ``rows`` rows: the latent, the text states and, for
+    SDXL's UNet, its ``added_cond_kwargs`` (pooled text and six size ids: the time embedding's)."""
+    device, dtype = unet.device, unet.dtype
+    g = torch.Generator(device="cpu").manual_seed(0)
+    sample = torch.randn(rows, unet.config.in_channels, latent, latent, generator=g).to(device, dtype)
+    text = torch.randn(rows, 77, unet.config.cross_attention_dim, generator=g).to(device, dtype)
+    if unet.config.addition_embed_type != "text_time":
+        return sample, text, {}
+    pooled = unet.config.projection_class_embeddings_input_dim - 6 * unet.config.addition_time_embed_dim
+    size = float(8 * latent)
+    added = {"text_embeds": torch.randn(rows, pooled, generator=g).to(device, dtype),
+             "time_ids": torch.tensor([[size, size, 0.0, 0.0, size, size]] * rows).to(device, dtype)}
+    return sample, text, {"added_cond_kwargs": added}
+
+
+def capture_cross_attention_inputs(unet, sample, text, extra) -> dict[str, tuple]:
     """The hidden states each ``attn2`` module receives in one plain UNet call (pre-hooks, removed after)."""
     captured = {}
     handles = [
@@ -75,7 +100,7 @@ def capture_cross_attention_inputs(unet, sample, text) -> dict[str, tuple]:
         for path, module in unet.named_modules() if path.endswith("attn2")
     ]
     try:
-        unet(sample, 500, text)
+        unet(sample, 500, text, **extra)
     finally:
         for handle in handles:
             handle.remove()
@@ -105,9 +130,7 @@ def measure(name: str, unet, images: int, latent: int, reps: int, layer_reps: in
     """Time plain / instrumented variants of one UNet call with a ``[uncond; cond]`` batch of ``images``."""
     device, dtype = unet.device, unet.dtype
     clock = time.perf_counter if device.type == "cuda" else time.thread_time
-    g = torch.Generator(device="cpu").manual_seed(0)
-    sample = torch.randn(2 * images, unet.config.in_channels, latent, latent, generator=g).to(device, dtype)
-    text = torch.randn(2 * images, 77, unet.config.cross_attention_dim, generator=g).to(device, dtype)
+    sample, text, extra = unet_inputs(unet, 2 * images, latent)
     plain_processors = unet.attn_processors
 
     def variants(calls: int) -> dict:
@@ -129,7 +152,7 @@ def measure(name: str, unet, images: int, latent: int, reps: int, layer_reps: in
         }
 
     def whole_unet(kwargs):
-        unet(sample, 500, text, cross_attention_kwargs=kwargs)
+        unet(sample, 500, text, **extra, cross_attention_kwargs=kwargs)
 
     # Processors are switched with set_attn_processor (not the context manager) between timed runs;
     # the plain set is restored at the end.
@@ -139,7 +162,7 @@ def measure(name: str, unet, images: int, latent: int, reps: int, layer_reps: in
             # The cross-attention layers alone, on the inputs they get in a UNet call: the added cost
             # is measured more precisely than as a small difference of two whole-UNet timings.
             unet.set_attn_processor(dict(plain_processors))
-            inputs = capture_cross_attention_inputs(unet, sample, text)
+            inputs = capture_cross_attention_inputs(unet, sample, text, extra)
             modules = [(unet.get_submodule(path), hidden, enc) for path, (hidden, enc) in inputs.items()]
 
             def cross_attention_only(kwargs):
@@ -300,30 +323,36 @@ def joint_record_size(layout: str, steps: int = 28) -> None:
           f"{file_bytes / 1e6:.2f} MB as a file (fp16 .npz)")
 
 
-def record_size_per_sd1_image(steps: int = 50) -> None:
-    """Bytes of a 50-step record of one SD 1.x image: on the device (fp32) and as a file (fp16 .npz)."""
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(**unet_config("sd1", width_scale=0.05, sample_size=8, cross_attention_dim=32))
-    with attention_instruments(unet) as layers:
-        pass
-    record = AttentionRecord(layers, num_steps=steps, num_images=1)
-    for _ in range(steps):
+def unet_record_size(layout: str, steps: int = 50) -> None:
+    """Bytes of a ``steps``-step record of one image of the UNet ``layout`` ("sd1", "sdxl") at
+    every layer, head and token: on the device (fp32) and as a file (fp16 .npz)."""
+    with torch.device("meta"):  # the real layout; only its module tree is read
+        unet = UNet2DConditionModel(**unet_config(layout))
+    layers = cross_attention_layers(unet)
+    record = AttentionRecord(layers, num_steps=steps, num_images=1, classifier_free_guidance=False)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(steps):  # a few query positions suffice: the record keeps their mean
         for layer in layers:
-            record.add(layer, torch.softmax(3 * torch.randn(1, layer.heads, 16, 77), dim=-1))
+            record.add(layer, torch.softmax(3 * torch.randn(1, layer.heads, 16, 77, generator=g), dim=-1))
     with tempfile.TemporaryDirectory() as folder:
         file_bytes = record.save(Path(folder) / "record.npz").stat().st_size
-    print(f"\nrecord of one SD 1.x image, {steps} steps x 16 layers x 8 heads x 77 tokens: "
-          f"{record.nbytes / 1e6:.2f} MB on the device (fp32), "
+    heads = sum(layer.heads for layer in layers)
+    print(f"record of one {layout} image, {steps} steps x {len(layers)} layers ({heads:,} heads) x "
+          f"77 tokens: {record.nbytes / 1e6:.2f} MB on the device (fp32), "
           f"{file_bytes / 1e6:.3f} MB as a file (fp16 .npz)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=None,
-                        help="timed whole-UNet repetitions (default 20 cpu, 100 cuda)")
-    parser.add_argument("--sd1-width", type=float, default=0.5,
-                        help="SD 1.x channel scale on the CPU (1 = real widths: ~3 s a call on one core)")
+                        help="timed whole-call repetitions (default 6 cpu, 100 cuda); the layers "
+                             "alone are timed twice as often on the CPU")
+    parser.add_argument("--sd1-width", type=float, default=0.25,
+                        help="SD 1.x channel scale on the CPU (0.25: 8 channels a head, as the other "
+                             "narrowed layouts; 1 = real widths: ~3 s a call on one core)")
     parser.add_argument("--sd1-latent", type=int, default=16, help="SD 1.x latent size on the CPU")
+    parser.add_argument("--sdxl-width", type=float, default=0.125,
+                        help="SDXL channel scale on the CPU (0.125: 8 channels a head)")
     parser.add_argument("--mmdit-head-dim", type=int, default=8,
                         help="SD3 and Flux head dimension on the CPU (the real 64 and 128: slow)")
     args = parser.parse_args()
@@ -331,15 +360,20 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(1)  # a shared machine; one thread also times steadier
-        reps = args.reps or 20
+        reps = args.reps or 6
         torch.manual_seed(0)
         toy = UNet2DConditionModel(**TOY_UNET).eval()
-        measure("toy world UNet (cpu, fp32)", toy, images=32, latent=16, reps=reps, layer_reps=5 * reps)
+        measure("toy world UNet (cpu, fp32)", toy, images=32, latent=16, reps=reps, layer_reps=2 * reps)
         torch.manual_seed(0)
         config = unet_config("sd1", width_scale=args.sd1_width, sample_size=args.sd1_latent)
         sd1 = UNet2DConditionModel(**config).eval()
         measure(f"SD 1.x layout, width x{args.sd1_width:g} (cpu, fp32)", sd1, images=1,
-                latent=args.sd1_latent, reps=reps, layer_reps=5 * reps)
+                latent=args.sd1_latent, reps=reps, layer_reps=2 * reps)
+        torch.manual_seed(0)
+        config = unet_config("sdxl", width_scale=args.sdxl_width, sample_size=32, cross_attention_dim=256)
+        sdxl = UNet2DConditionModel(**config).eval()
+        measure(f"SDXL layout, width x{args.sdxl_width:g}, text width 256 (cpu, fp32)", sdxl, images=1,
+                latent=32, reps=reps, layer_reps=2 * reps)
         for name, layout, blocks in (("SD3-Medium layout, 4 of 24 blocks", "sd3-medium", (4, 0)),
                                      ("Flux.1-dev layout, 2+4 of 19+38 blocks", "flux-dev", (2, 4))):
             model = layout_transformer(layout, head_dim=args.mmdit_head_dim, num_layers=blocks[0],
@@ -353,6 +387,12 @@ def main() -> None:
         print(f"GPU: {torch.cuda.get_device_name(device)}")
         measure("SD 1.x layout at 512 px (cuda, fp16)", sd1, images=1, latent=64, reps=reps, layer_reps=reps)
         del sd1
+        torch.manual_seed(0)
+        sdxl = UNet2DConditionModel(**unet_config("sdxl")).to(device, torch.float16).eval()
+        measure("SDXL layout at 1024 px (cuda, fp16)", sdxl, images=1, latent=128,
+                reps=max(5, reps // 5), layer_reps=max(5, reps // 5))
+        del sdxl
+        torch.cuda.empty_cache()
         for name, layout in (("SD3-Medium layout at 1024 px", "sd3-medium"),
                              ("Flux.1-dev layout at 1024 px", "flux-dev")):
             torch.set_default_dtype(torch.bfloat16)  # random weights made in bf16 on the GPU
@@ -365,7 +405,9 @@ def main() -> None:
                           layer_reps=max(5, reps // 10))
             del model
             torch.cuda.empty_cache()
-    record_size_per_sd1_image()
+    print()
+    for layout in ("sd1", "sdxl"):
+        unet_record_size(layout)
     for layout in ("sd3-medium", "flux-dev"):
         joint_record_size(layout)
 

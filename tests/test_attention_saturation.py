@@ -211,7 +211,7 @@ def test_records_that_mix_prompts_are_refused(tmp_path, toy):
         run.run_condition("k1", pipe, prompts, [1, 2, 3], judge, tmp_path, model="toy", steps=2,
                           guidance=4.0, batch_size=2)
     manifest = generate(pipe, prompts.head(2), [1], tmp_path, model="toy", steps=2, guidance=1.0,
-                        batch_size=2, hook=run.concept_hook(classifier_free_guidance=False), progress=False)
+                        batch_size=2, hook=run.concept_hook(), progress=False)
     images = manifest.assign(condition="k1", dvd_score=0.0)
     with pytest.raises(ValueError, match="holds several prompts"):
         record_shares(images, tmp_path, RECORD_FILE, pipe.tokenizer, run.IMAGE_KEY)

@@ -6,6 +6,7 @@ The numbered items of issue 14 are marked ``#N`` in the case ids.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -72,6 +73,10 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     p["sunset_notebook"] = _csv(folder, "sunset_notebook.csv", HEADER + "1,print,sunset,notebook,sunset notebook\n")
     p["bad_json"] = _csv(folder, "questions.json", "{\"format\": ")
     p["file"] = _csv(folder, "afile", "a file, not a folder")
+    # A saved pipeline of a kind dvdlib has no family for (only its index: refused before loading).
+    (folder / "kandinsky").mkdir()
+    _csv(folder / "kandinsky", "model_index.json", '{"_class_name": "KandinskyV22Pipeline"}')
+    p["kandinsky"] = folder / "kandinsky"
     # Toy images as `dvd generate --model toy` lays them out (one tiny picture each).
     toy_images = folder / "toy_images"
     for case, prompt in ((1, "sunset coaster"), (2, "sunset shirt")):
@@ -442,6 +447,14 @@ CLI = [
      "--results {out}", ["'heads_k'", "heads k 29", "from 0 to 28"]),
     ("run-rescue-ranking-of-another-model-24.12", "run {book}/05_rescue.ipynb -p head_ranking "
      "{sd_ranking} --results {out}", ["'head_ranking'", "does not fit toy:k1 (7 layers"]),
+    # issue 23: the models people use now (SDXL, SD3/SD3.5, Flux) and the kinds dvdlib refuses
+    ("probe-unsupported-family-folder-23.1", "probe 'sunset coaster' --concept sunset --object coaster "
+     "--model {kandinsky}", ["--model: the pipeline in", "is a KandinskyV22Pipeline, which dvdlib does "
+                                                        "not support", "sd3 (StableDiffusion3Pipeline); flux"]),
+    ("generate-unsupported-family-folder-23.2", "generate --model {kandinsky} --out {out} --cases 1",
+     ["is a KandinskyV22Pipeline, which dvdlib does not support", "accepted families: toy"]),
+    ("run-unsupported-family-folder-23.3", "run {book}/04_head_ablation.ipynb -p model {kandinsky} "
+     "--results {out}", ["parameter 'model'", "is a KandinskyV22Pipeline"]),
 ]
 
 
@@ -588,6 +601,34 @@ def _parameters(chapter, **given):
     return call
 
 
+@functools.lru_cache(maxsize=None)
+def _tiny_instruments(family: str):
+    """The instruments of a tiny random ``family`` pipeline (one per family for the catalogue)."""
+    from dvdlib.attention.instruments import instruments_for
+    from dvdlib.models.random_mmdit import tiny_mmdit_pipeline
+
+    return instruments_for(tiny_mmdit_pipeline(family))
+
+
+def _sd3_keys(prompt: str, t5_length: int):
+    from dvdlib.attention.joint_tokens import pipeline_text_keys
+    from dvdlib.models.random_mmdit import tiny_mmdit_pipeline
+
+    return pipeline_text_keys(tiny_mmdit_pipeline("sd3"), prompt, max_sequence_length=t5_length)
+
+
+def _full_maps(layout: str, text_keys: int):
+    """A record asking for maps of every layer, step and text key of a real layout at 1024 px."""
+    from dvdlib.attention.joint_layers import joint_attention_layers
+    from dvdlib.attention.joint_record import JointAttentionRecord
+    from dvdlib.attention.record import MapRequest
+    from dvdlib.models.random_mmdit import layout_transformer
+
+    layers = joint_attention_layers(layout_transformer(layout, head_dim=8), sample_size=128)
+    return JointAttentionRecord(layers, 28, num_images=1,
+                                maps=MapRequest("all", tokens=range(text_keys)))
+
+
 LIBRARY = [
     ("ablation-head-not-a-number-#15", _ablation({0: ["x"]}), ValueError,
      ["head 'x' of layer", "accepted: whole numbers 0..3"]),
@@ -711,6 +752,28 @@ LIBRARY = [
     ("rescue-negative-template-24.20", lambda p: __import__(
         "dvdlib.interventions.catalogue", fromlist=["_"]).check_negative_template("{object} scene"),
      ValueError, ["negative prompt '{object} scene'", "{concept}"]),
+    # issue 23: SD3's two tokenizations, heads and layers outside an MMDiT, maps too large to keep
+    ("sd3-word-cut-from-clip-23.4", lambda p: _tiny_instruments("sd3").token_groups(
+        _tiny_instruments("sd3").prompt_tokens(f"sunset {LONG} coaster"), {"object": "coaster"}),
+     ValueError, ["phrase 'coaster' is not among the clip tokens", "accepted: words among clip:"]),
+    ("sd3-word-cut-from-t5-23.5", lambda p: __import__("dvdlib.attention.joint_tokens", fromlist=["_"])
+     .word_groups(_sd3_keys("a castle painted on a big blue coaster", 4), {"object": "coaster"}),
+     ValueError, ["phrase 'coaster' is not among the t5 tokens", "accepted: words among t5:"]),
+    ("joint-head-outside-the-layer-23.6", lambda p: _tiny_instruments("sd3").head_ablation(
+        _tiny_instruments("sd3").layers(), {"joint.1": [4]}), ValueError,
+     ["head 4 is not in layer joint.1", "accepted: whole numbers 0..3"]),
+    ("joint-layer-outside-the-model-23.7", lambda p: _tiny_instruments("flux").head_ablation(
+        _tiny_instruments("flux").layers(), {"single.5": [0]}), ValueError,
+     ["no layer 'single.5'", "accepted: an index 0..3, a label (double.0 ... single.1)"]),
+    ("joint-operator-of-the-unet-23.8", lambda p: _tiny_instruments("flux").head_ablation(
+        _tiny_instruments("flux").layers(), "all", "mean"), ValueError,
+     ["unknown operator 'mean'", "accepted: zero, mask"]),
+    ("sd3-full-maps-at-1024px-23.9", lambda p: _full_maps("sd3-medium", 333), ValueError,
+     ["maps of 24 layers x 28 steps x 4096 image tokens x 333 text tokens", "3.67 GB",
+      "over the limit of 2.15 GB"]),
+    ("flux-full-maps-at-1024px-23.10", lambda p: _full_maps("flux-dev", 512), ValueError,
+     ["maps of 57 layers x 28 steps x 4096 image tokens x 512 text tokens", "13.39 GB",
+      "over the limit of 2.15 GB"]),
 ]
 
 

@@ -1,6 +1,6 @@
 """Model families: told from a pipeline, a folder or a name before anything loads; their defaults
-are diffusers' own; an unsupported kind of pipeline and a family without instruments are refused
-with one line."""
+are diffusers' own; every family has attention instruments, and an unsupported kind of pipeline
+(or a family without instruments) is refused with one line."""
 
 from __future__ import annotations
 
@@ -194,36 +194,35 @@ def test_only_unet_families_sample_with_ddim():
 # Which families have instruments
 
 
-def test_families_without_instruments_are_refused_before_anything_loads(tmp_path, capsys):
-    assert sorted(name for name, build in INSTRUMENTS.items() if build is None) == ["flux", "sd3"]
-    assert set(INSTRUMENTS) == set(FAMILIES)
+def test_every_family_has_instruments_and_one_without_would_be_refused_before_loading(
+        tmp_path, capsys, monkeypatch):
+    assert set(INSTRUMENTS) == set(FAMILIES) and all(INSTRUMENTS.values())
     flux_folder = pipeline_folder(tmp_path / "f", "FluxPipeline")
-    for model in ("sd3", "sd3.5-large", "flux-dev", str(flux_folder)):
-        with pytest.raises(ValueError, match="attention instruments for it are not yet supported"):
-            check_instruments(model)
     sdxl_folder = pipeline_folder(tmp_path / "x", "StableDiffusionXLPipeline")
-    for model in ("sdxl", "sd1.4", "toy:k1", str(sdxl_folder)):
+    for model in ("sd3", "sd3.5-large", "flux-dev", str(flux_folder), "sdxl", "sd1.4", "toy:k1",
+                  str(sdxl_folder)):
         check_instruments(model)  # no error
+    # The refusal stays for a family that would have none: before anything loads, one line.
+    monkeypatch.setitem(INSTRUMENTS, "flux", None)
+    with pytest.raises(ValueError, match="attention instruments for it are not yet supported"):
+        check_instruments(str(flux_folder))
     assert main(["probe", "a sunset coaster", "--concept", "sunset", "--object", "coaster",
                  "--model", "flux-dev", "--judge", "vlm"]) == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("dvd probe: error: --model: model 'flux-dev' is of the flux family "
-                            "(Flux.1): attention instruments for it are not yet supported")
-    assert "families with instruments: toy, sd, sdxl" in error
+    assert error == ("dvd probe: error: --model: model 'flux-dev' is of the flux family (Flux.1): "
+                     "attention instruments for it are not yet supported; families with "
+                     "instruments: toy, sd, sdxl, sd3")
     assert instruments_for(dummy_sd_pipeline("sd1")).family.name == "sd"
 
 
-def test_chapters_three_and_four_refuse_a_family_without_instruments_before_loading():
+def test_chapters_three_and_four_take_sd3_and_flux_by_name():
     from dvdlib.chapters.attention_saturation.run import chapter_conditions
     from dvdlib.chapters.head_ablation.prompts import chapter_prompts
 
-    with pytest.raises(ValueError, match="model 'sd3.5-medium' is of the sd3 family"):
-        chapter_conditions("sdxl", reference_model="sd3.5-medium", judge="vlm")
-    with pytest.raises(ValueError, match="model 'flux-schnell' is of the flux family"):
-        chapter_prompts(spec.parse_model("flux-schnell"))
-    conditions = chapter_conditions("sdxl", reference_model="", judge="vlm", prompts_per_category=1)
-    assert [c.model for c in conditions] == ["sdxl"] and len(conditions[0].prompts) == 3
-    assert len(chapter_prompts(spec.parse_model("sdxl"), n_prompts=2)) == 2
+    conditions = chapter_conditions("sdxl", reference_model="sd3.5-medium", judge="vlm",
+                                    prompts_per_category=1)
+    assert [c.model for c in conditions] == ["sdxl", "sd3.5-medium"] and len(conditions[0].prompts) == 3
+    assert len(chapter_prompts(spec.parse_model("flux-schnell"), n_prompts=2)) == 2
 
 
 def test_help_texts_list_every_familys_defaults():
@@ -233,12 +232,14 @@ def test_help_texts_list_every_familys_defaults():
 
 
 @pytest.mark.parametrize("chapter", ["03_attention_saturation.ipynb", "04_head_ablation.ipynb"])
-def test_chapters_three_and_four_take_sdxl_by_name_and_refuse_an_unsupported_folder(tmp_path,
-                                                                                   chapter):
+def test_chapters_three_and_four_take_every_family_and_refuse_an_unsupported_folder(tmp_path,
+                                                                                  chapter):
     from dvdlib.book.parameters import check_parameters
 
     book = Path(__file__).resolve().parents[1] / "book"
-    assert check_parameters(book / chapter, {"model": "sdxl", "judge": "vlm"})["model"] == "sdxl"
+    for model in ("sdxl", "sd3.5-medium", "flux-dev", str(pipeline_folder(tmp_path / "sd3",
+                                                                          "StableDiffusion3Pipeline"))):
+        assert check_parameters(book / chapter, {"model": model, "judge": "vlm"})["model"] == model
     folder = pipeline_folder(tmp_path / "kandinsky", "KandinskyV22Pipeline")
     with pytest.raises(ValueError, match="is a KandinskyV22Pipeline, which dvdlib does not support"):
         check_parameters(book / chapter, {"model": str(folder), "judge": "vlm"})

@@ -1,15 +1,20 @@
 """The joint-attention instruments on Flux: double- and single-stream blocks, outputs unchanged,
 statistics equal to an explicit softmax, true-CFG calls recorded by call, T5 words found by offsets,
-head ablation, a saved pipeline."""
+head ablation, a saved pipeline; and through the family dispatch: the text length passed per call,
+the token ablation, dvd generate, dvd probe and chapter 4's sweep on a folder."""
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
 import pytest
 import torch
 from diffusers import DiffusionPipeline, FluxPipeline
 from diffusers.models.embeddings import apply_rotary_emb
 from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 
+from dvdlib.attention.instruments import instruments_for, load_record
 from dvdlib.attention.joint import joint_attention_instruments
 from dvdlib.attention.joint_ablation import JointHeadAblation
 from dvdlib.attention.joint_layers import select_joint_layers
@@ -17,6 +22,7 @@ from dvdlib.attention.joint_record import JointAttentionRecord
 from dvdlib.attention.joint_statistics import STATISTICS
 from dvdlib.attention.joint_tokens import find_words, flux_text_keys, pipeline_text_keys
 from dvdlib.attention.record import MapRequest
+from dvdlib.book.cli import main
 from dvdlib.models.random_mmdit import TINY_T5_LENGTH, save_tiny_mmdit_pipeline, tiny_mmdit_pipeline
 
 PROMPT = "a Neuschwanstein Castle coaster on a table"
@@ -264,3 +270,110 @@ def test_flux_saved_pipeline_folder_loads_runs_and_records(pipe, tmp_path):
     back = JointAttentionRecord.load(record.save(tmp_path / "record.npz", dtype="float32"))
     torch.testing.assert_close(back.statistic("max_all_keys"), record.statistic("max_all_keys"))
     assert back.layers == record.layers and back.guidance == "none"
+
+
+# --------------------------------------------------------------------------------------------
+# Through the one dispatch (instruments_for): per-call text length, the token ablation, dvd
+# generate, dvd probe and chapter 4's sweep on a saved pipeline folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return save_tiny_mmdit_pipeline("flux", tmp_path_factory.mktemp("tiny") / "flux")
+
+
+def test_flux_instruments_come_from_the_family_dispatch_and_pass_the_text_length(pipe):
+    instruments = instruments_for(pipe)
+    assert instruments.family.name == "flux" and instruments.denoiser is pipe.transformer
+    assert instruments.tokenizers == (pipe.tokenizer_2,)  # T5: CLIP gives only a pooled vector
+    assert [layer.label for layer in instruments.layers(16)] == ["double.0", "double.1", "single.0",
+                                                                 "single.1"]
+    assert instruments.describe(16).startswith(
+        "Flux.1: 4 joint-attention layers (2 double-stream, double.0 to double.1; 2 single-stream, "
+        "single.0 to single.1), 2 heads each, 8 heads in all, over 8x8 image tokens reading the T5 "
+        "block; a layer is the joint attention of one block")
+    keys = instruments.prompt_tokens(PROMPT)
+    assert keys == flux_text_keys(pipe.tokenizer_2, PROMPT, 512)  # the call's default length
+    assert [keys.tokens[p] for p in instruments.token_groups(keys, {"c": "neuschwanstein"})["c"]] \
+        == ["▁N", "eu", "sch", "wan", "stein"]
+    layers = instruments.layers(16)
+    record = instruments.new_record(layers, 2, [keys], guidance=3.5)
+    assert isinstance(record, JointAttentionRecord) and record.guidance == "none"
+    ablation = instruments.head_ablation(layers, {"single.1": [0]}, "mask")
+    assert instruments.call_kwargs(record, ablation) == {
+        "attention_record": record, "head_ablation": ablation, "text_length": 512}
+    assert instruments.call_kwargs() == {}
+
+
+def test_flux_token_ablation_of_every_text_key_equals_zeroing_every_heads_text_values(pipe):
+    instruments = instruments_for(pipe)
+    run = {**RUN, "max_sequence_length": 512}  # the length the instruments pass per call
+
+    def latents(ablation) -> torch.Tensor:
+        kwargs = instruments.call_kwargs(ablation=ablation)
+        return pipe(PROMPT, generator=torch.manual_seed(0), joint_attention_kwargs=kwargs, **run).images
+
+    with instruments.install(16) as layers:
+        plain = latents(None)
+        every_key = instruments.token_ablation(layers, [range(512)], 512)
+        torch.testing.assert_close(latents(every_key), latents(instruments.head_ablation(layers, "all")))
+        torch.testing.assert_close(latents(instruments.token_ablation(layers, [range(512)], 512, 1.0)),
+                                   plain)
+        keys = instruments.prompt_tokens(PROMPT)
+        route = instruments.token_ablation(layers, [[*keys.end_positions, *keys.padding_positions]],
+                                           512, 0.5)
+        assert (latents(route) - plain).abs().max() > 1e-4
+
+
+def test_flux_dvd_generate_records_the_family_and_its_joint_attention(folder, tmp_path):
+    out = tmp_path / "images"
+    assert main(["generate", "--model", str(folder), "--out", str(out), "--cases", "1",
+                 "--seed-list", "5", "--steps", "2", "--size", "32", "--device", "cpu",
+                 "--record-attention", "--no-progress"]) == 0
+    settings = json.loads((out / "generation.json").read_text())
+    assert (settings["family"], settings["guidance"]) == ("flux", 3.5)
+    assert settings["family_defaults"]["guidance_kind"] == "embedded"
+    manifest = pd.read_csv(out / "manifest.csv")
+    record = load_record(out / manifest.record_dir[0] / "attention.npz")
+    assert isinstance(record, JointAttentionRecord) and record.guidance == "none"
+    assert record.mass().shape == (1, 2, 4, 2, 512)  # every single-stream block recorded too
+    assert record.layers[-1].query_height == 8
+
+
+def test_flux_dvd_probe_runs_end_to_end_and_writes_its_table_and_figure(folder, tmp_path, capsys):
+    out = tmp_path / "probe"
+    assert main(["probe", "a Sunset coaster", "--concept", "sunset", "--object", "coaster", "-m",
+                 str(folder), "--judge", "toy", "--seeds", "2", "--steps", "2", "--size", "32",
+                 "--device", "cpu", "--out", str(out), "--json", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["steps"], summary["guidance"], summary["n_images"]) == (2, 3.5, 2)
+    # T5 keeps the case: "Sunset" is ▁S un set, found by character offsets
+    assert summary["attention"]["tokens"] == {"concept": 3, "object": 1}
+    assert summary["attention"]["even_pair_share"] == 0.75
+    attention = pd.read_csv(out / "attention.csv")
+    assert len(attention) == 2 * 2 and attention.pair_share.between(0, 1).all()
+    assert (out / "probe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "images" / "generation.json").read_text())["family"] == "flux"
+
+
+def test_flux_chapter_four_sweep_ablates_heads_and_tokens_through_the_instruments(folder, tmp_path):
+    from dvdlib.chapters.head_ablation import conditions, run
+    from dvdlib.models.loading import load_pipeline
+    from dvdlib.scoring.judges.toy import ToyJudge
+    from dvdlib.toyworld.detector import PresenceDetector
+    from dvdlib.toyworld.world import World, prompt_table
+
+    pipe = load_pipeline(str(folder), device="cpu")
+    torch.manual_seed(0)
+    judge = ToyJudge(PresenceDetector().eval())
+    prompts = prompt_table(World(), ["kite"], controls=False)
+    sweep = run.HeadSweep(pipe, prompts, [3], tmp_path, judge, model=str(folder), steps=2,
+                          guidance=3.5, height=32, width=32, batch_size=1)
+    assert sweep.total_heads == 8 and sweep.layout.startswith("Flux.1: 4 joint-attention layers")
+    result = sweep.run([conditions.baseline(), conditions.single_heads(sweep.layers)[-1],
+                        conditions.concept_tokens(), *conditions.concept_routes([0.5])])
+    assert len(result.heads) == 4 * sweep.total_heads and result.heads["concept_mass"].notna().all()
+    assert result.images["concept_share"].between(0, 1).all()
+    with pytest.raises(ValueError, match="unknown operator 'mean'; accepted: zero, mask"):
+        run.HeadSweep(pipe, prompts, [3], tmp_path, judge, model="f", steps=2, guidance=3.5,
+                      operator="mean")

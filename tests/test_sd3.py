@@ -1,13 +1,19 @@
 """The joint-attention instruments on SD3 and SD3.5: outputs unchanged, statistics equal to an explicit
-softmax, guidance halves, word positions in both tokenizations, head ablation, a saved pipeline."""
+softmax, guidance halves, word positions in both tokenizations, head ablation, a saved pipeline; and
+through the family dispatch: the token ablation, dvd generate, dvd probe and chapter 3 on a folder."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from diffusers import DiffusionPipeline, StableDiffusion3Pipeline
 from diffusers.models.attention_processor import JointAttnProcessor2_0
 
+from dvdlib.attention.instruments import instruments_for, load_record
 from dvdlib.attention.joint import joint_attention_instruments
 from dvdlib.attention.joint_ablation import JointHeadAblation
 from dvdlib.attention.joint_layers import joint_attention_layers
@@ -16,6 +22,7 @@ from dvdlib.attention.joint_statistics import STATISTICS
 from dvdlib.attention.joint_tokens import find_words, pipeline_text_keys
 from dvdlib.attention.record import MapRequest
 from dvdlib.attention.token_positions import PhraseNotFoundError
+from dvdlib.book.cli import main
 from dvdlib.models.random_mmdit import (TINY_T5_LENGTH, save_tiny_mmdit_pipeline, tiny_mmdit_pipeline,
                                         tiny_sd3_transformer)
 
@@ -278,3 +285,125 @@ def test_sd3_and_flux_calls_name_their_record_guidance(pipes):
     assert call_guidance(flux, 3.5) == "none"
     assert call_guidance(flux, 3.5, true_cfg_scale=4.0) == "none"  # no negative prompt: one pass
     assert call_guidance(flux, 3.5, true_cfg_scale=4.0, negative_prompt=True) == "separate"
+
+
+# --------------------------------------------------------------------------------------------
+# Through the one dispatch (instruments_for): the generation hook, dvd generate, dvd probe and
+# chapters 3 and 4 on a saved pipeline folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return save_tiny_mmdit_pipeline("sd3.5", tmp_path_factory.mktemp("tiny") / "sd3.5")
+
+
+def test_sd3_instruments_come_from_the_family_dispatch(pipes):
+    pipe = pipes["sd3.5"]
+    instruments = instruments_for(pipe)
+    assert instruments.family.name == "sd3" and instruments.denoiser is pipe.transformer
+    assert instruments.record_class is JointAttentionRecord and instruments.operators == ("zero", "mask")
+    assert [layer.label for layer in instruments.layers(16)] == ["joint.0", "joint.1"]
+    assert instruments.describe(16) == (
+        "Stable Diffusion 3 / 3.5: 2 joint-attention layers (joint.0 to joint.1), 4 heads each, 8 "
+        "heads in all, over 8x8 image tokens reading 77 CLIP positions, then the T5 block; a layer "
+        "is the joint attention of one block (image and text tokens in one softmax), read at its "
+        "image-query x text-key block; a head is one of its heads, which reads the image and the "
+        "text alike")
+    keys = instruments.prompt_tokens(PROMPT)  # as the pipeline's call makes them: 77 + 256 keys
+    assert keys == pipeline_text_keys(pipe, PROMPT, 256) and keys.length == 77 + 256
+    groups = instruments.token_groups(keys, {"concept": "neuschwanstein castle", "object": "coaster"})
+    assert groups["concept"] == find_words(keys, "neuschwanstein castle")
+    assert [keys.tokens[p] for p in groups["object"]] == ["coaster</w>", "▁coaster"]  # CLIP and T5
+    t5_words = keys.positions("word", "t5")
+    assert keys.end_positions == (11, t5_words[-1] + 1)  # CLIP's end token, then T5's </s>
+    # a word past CLIP's 77 positions but inside T5's 256 is refused, naming the CLIP block
+    long = instruments.prompt_tokens("sunset " + "very " * 80 + "coaster")
+    with pytest.raises(PhraseNotFoundError, match=r"^phrase 'coaster' is not among the clip tokens"):
+        instruments.token_groups(long, {"object": "coaster"})
+    assert instruments.call_kwargs() == {}  # idle: nothing passed, nothing recorded
+
+
+def test_sd3_token_ablation_of_every_text_key_equals_zeroing_every_heads_text_values(pipes):
+    pipe = pipes["sd3"]
+    instruments = instruments_for(pipe)
+    run = dict(num_inference_steps=2, height=32, width=32, guidance_scale=1.0,  # one row per image
+               max_sequence_length=256, output_type="latent")
+
+    def latents(ablation) -> torch.Tensor:
+        kwargs = instruments.call_kwargs(ablation=ablation)
+        return pipe(PROMPT, generator=torch.manual_seed(0), joint_attention_kwargs=kwargs, **run).images
+
+    with instruments.install(16) as layers:
+        plain = latents(None)
+        every_key = instruments.token_ablation(layers, [range(77 + 256)], 77 + 256)
+        torch.testing.assert_close(latents(every_key),
+                                   latents(instruments.head_ablation(layers, "all")))
+        kept = instruments.token_ablation(layers, [range(77 + 256)], 77 + 256, factor=1.0)
+        torch.testing.assert_close(latents(kept), plain)
+        concept = instruments.token_ablation(layers, [find_words(instruments.prompt_tokens(PROMPT),
+                                                                 "castle")], 77 + 256)
+        assert (latents(concept) - plain).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="joint attention has no 'scale' operator"):
+        instruments.head_ablation(layers, "all", "scale", factor=0.5)
+
+
+def test_sd3_dvd_generate_records_the_family_and_its_joint_attention(folder, tmp_path):
+    out = tmp_path / "images"
+    assert main(["generate", "--model", str(folder), "--out", str(out), "--cases", "1",
+                 "--seed-list", "5", "--steps", "2", "--size", "32", "--device", "cpu",
+                 "--record-attention", "--no-progress"]) == 0
+    settings = json.loads((out / "generation.json").read_text())
+    assert (settings["family"], settings["guidance"], settings["scheduler"]) == (
+        "sd3", 7.0, "FlowMatchEulerDiscreteScheduler")
+    manifest = pd.read_csv(out / "manifest.csv")
+    record = load_record(out / manifest.record_dir[0] / "attention.npz")
+    assert isinstance(record, JointAttentionRecord) and record.guidance == "batched"
+    assert record.mass().shape == (1, 2, 2, 4, 77 + 256)  # [image, step, layer, head, token]
+    assert (record.layers[0].query_height, record.prompts[0].prompt) == (8, manifest.prompt[0])
+    with pytest.raises(ValueError, match=r"manifest\.csv is not an attention record"):
+        load_record(out / "manifest.csv")
+
+
+def test_sd3_dvd_probe_runs_end_to_end_and_writes_its_table_and_figure(folder, tmp_path, capsys):
+    out = tmp_path / "probe"
+    assert main(["probe", "sunset coaster", "--concept", "sunset", "--object", "coaster", "-m",
+                 str(folder), "--judge", "toy", "--seeds", "2", "--steps", "2", "--size", "32",
+                 "--device", "cpu", "--out", str(out), "--json", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["steps"], summary["guidance"], summary["n_images"]) == (2, 7.0, 2)
+    assert summary["attention"]["tokens"] == {"concept": 2, "object": 2}  # CLIP and T5 each
+    attention = pd.read_csv(out / "attention.csv")
+    assert len(attention) == 2 * 2 and attention.pair_share.between(0, 1).all()
+    first = attention[attention.image == 0].sort_values("step")
+    manifest = pd.read_csv(out / "images" / "manifest.csv").set_index("seed")
+    record_dir = manifest.loc[first.seed.iloc[0], "record_dir"]  # the record of image 0's call
+    record = load_record(out / "images" / record_dir / "attention.npz")
+    groups = record.token_groups(None, 0, {"concept": "sunset", "object": "coaster"})
+    assert [record.prompts[0].tokens[p] for p in groups["concept"]] == ["sunset</w>", "▁sunset"]
+    mass = record.mass().nanmean(3).mean(2)  # [image, step, token]: heads, then layers pooled
+    concept, obj = mass[..., groups["concept"]].sum(-1), mass[..., groups["object"]].sum(-1)
+    np.testing.assert_allclose(first.pair_share, (concept / (concept + obj))[0], rtol=1e-5)
+    assert (out / "probe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "images" / "generation.json").read_text())["family"] == "sd3"
+
+
+def test_sd3_chapter_three_condition_runs_with_maps_through_the_instruments(folder, tmp_path):
+    from dvdlib.chapters.attention_saturation import figures, run
+    from dvdlib.models.loading import load_pipeline
+    from dvdlib.scoring.judges.toy import ToyJudge
+    from dvdlib.toyworld.detector import PresenceDetector
+    from dvdlib.toyworld.world import World, prompt_table
+
+    pipe = load_pipeline(str(folder), device="cpu")
+    torch.manual_seed(0)
+    judge = ToyJudge(PresenceDetector().eval())
+    prompts = prompt_table(World(), ["kite"], controls=False)
+    result = run.run_condition("sd3.5", pipe, prompts, [1, 2], judge, tmp_path, model=str(folder),
+                               steps=2, guidance=7.0, height=32, width=32, map_steps=[0, 1])
+    assert result.layout.startswith("Stable Diffusion 3 / 3.5: 2 joint-attention layers")
+    assert set(result.layer_shares["level"]) == {"joint 8x8"}
+    assert len(result.shares) == 2 * 2 and result.shares["pair_share"].between(0, 1).all()
+    assert set(result.concentration["group"]) == {"concept", "object"}
+    row = result.images.iloc[0]
+    example = figures.token_map_example(result, row["prompt"], row["seed"])
+    assert example["maps"]["concept"].shape == (2, 8, 8)

@@ -6,7 +6,9 @@
 - ``recorder``: the attention processors and :func:`~dvdlib.attention.recorder.attention_instruments`,
   the context manager that installs them with ``set_attn_processor`` and restores the old ones.
 - ``instruments``: :func:`~dvdlib.attention.instruments.instruments_for`, the one place that
-  gives a pipeline the instruments of its model family (toy, SD 1.x/2.x, SDXL).
+  gives a pipeline the instruments of its model family (toy, SD 1.x/2.x, SDXL; SD3/SD3.5 and
+  Flux with the joint-attention modules below), and
+  :func:`~dvdlib.attention.instruments.load_record`, which reads a record of either kind.
 - ``record``: :class:`~dvdlib.attention.record.AttentionRecord`, the ``[image, step, layer, head,
   token]`` mass the processors fill, its tables, maps and files.
 - ``ablation``: head ablation (zero, mean, scale) and the concept-token value ablation, passed
@@ -24,5 +26,6 @@ The same for the joint attention of SD3/SD3.5 and Flux (MMDiTs, no cross-attenti
 - ``joint_statistics``: one call's image-to-text statistics, without the full attention matrix;
 - ``joint_record``: :class:`~dvdlib.attention.joint_record.JointAttentionRecord`, those statistics
   per ``[image, step, layer, head, token]``, tables, maps and files;
-- ``joint_ablation``: head ablation by zeroing a head's text values or masking its text keys.
+- ``joint_ablation``: head ablation by zeroing a head's text values or masking its text keys, and
+  the text-key value ablation.
 """

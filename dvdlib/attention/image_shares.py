@@ -19,6 +19,13 @@ The concept and the object are found as their prompt writes them
 (:func:`dvdlib.prompts.prompt_sets.concept_phrase`,
 :func:`~dvdlib.prompts.prompt_sets.object_phrase`), so a record must hold one prompt: one
 pipeline call per prompt.
+
+Records of every family are read alike: a record file is read by the class that wrote it
+(:func:`~dvdlib.attention.instruments.load_record`: an
+:class:`~dvdlib.attention.record.AttentionRecord` of a UNet's cross-attention, or a
+:class:`~dvdlib.attention.joint_record.JointAttentionRecord` of an MMDiT's joint attention, whose
+``mass`` is the share of the text keys and which finds phrases by character offsets, so
+``tokenizer`` is used by the first kind only).
 """
 
 from __future__ import annotations
@@ -30,11 +37,14 @@ from typing import Sequence
 import pandas as pd
 import torch
 
+from dvdlib.attention.instruments import load_record
+from dvdlib.attention.joint_record import JointAttentionRecord
 from dvdlib.attention.layers import layers_frame
 from dvdlib.attention.record import AttentionRecord
 from dvdlib.attention.shares import concept_share, map_concentration
-from dvdlib.attention.token_positions import token_groups
 from dvdlib.prompts.prompt_sets import concept_phrase, object_phrase
+
+Record = AttentionRecord | JointAttentionRecord
 
 SHARE_AXES = {"pooled": ("image", "step"), "per_layer": ("image", "step", "layer")}
 
@@ -48,7 +58,7 @@ class ImageShares:
     concentration: pd.DataFrame  # one row per image, kept step and group (empty unless asked for)
 
 
-def layer_levels(record: AttentionRecord) -> pd.DataFrame:
+def layer_levels(record: Record) -> pd.DataFrame:
     """One row per recorded layer: index, label, block, query size and ``level`` (``up 8x8``)."""
     meta = layers_frame(record.layers)[["layer", "label", "block", "query_height", "query_width"]]
     meta = meta.rename(columns={"label": "layer_label"})
@@ -57,7 +67,7 @@ def layer_levels(record: AttentionRecord) -> pd.DataFrame:
     return meta
 
 
-def _shares(record: AttentionRecord, tokenizer, concept: str, obj: str,
+def _shares(record: Record, tokenizer, concept: str, obj: str,
             by: Sequence[str]) -> pd.DataFrame:
     """:func:`concept_share` per ``by`` cell, with the object's share of the word tokens."""
     groups = record.group_frame(tokenizer, {"concept": concept, "object": obj}, by=by)
@@ -85,7 +95,7 @@ def record_shares(images: pd.DataFrame, image_dir: str | Path, record_file: str,
     for record_dir, rows in images.groupby("record_dir", sort=True):
         if not record_dir:
             raise ValueError(f"images {rows['file'].tolist()[:3]} have no attention record")
-        record = AttentionRecord.load(image_dir / record_dir / record_file)
+        record = load_record(image_dir / record_dir / record_file)
         texts = {p.prompt for p in record.prompts}
         if len(texts) != 1 or rows[["concept", "object"]].drop_duplicates().shape[0] != 1:
             raise ValueError(f"record {record_dir} holds several prompts ({sorted(texts)}); make "
@@ -109,15 +119,15 @@ def record_shares(images: pd.DataFrame, image_dir: str | Path, record_file: str,
     return ImageShares(stacked(pooled), stacked(layers), stacked(concentration))
 
 
-def group_concentration(record: AttentionRecord, names: pd.DataFrame, tokenizer, concept: str,
+def group_concentration(record: Record, names: pd.DataFrame, tokenizer, concept: str,
                         obj: str) -> pd.DataFrame:
     """Concentration of the concept's and the object's maps, averaged over their tokens and
     layers; ``names`` (indexed by the record's image) gives each row's image columns."""
     phrases = {"concept": concept, "object": obj}
     owners = pd.DataFrame([
         {"image": image, "token": position, "group": group}
-        for image, prompt in enumerate(record.prompts)
-        for group, positions in token_groups(tokenizer, prompt, phrases).items()
+        for image in range(record.num_images)
+        for group, positions in record.token_groups(tokenizer, image, phrases).items()
         for position in positions
     ])
     table = map_concentration(record).merge(owners, on=["image", "token"])
@@ -126,7 +136,7 @@ def group_concentration(record: AttentionRecord, names: pd.DataFrame, tokenizer,
     return table[[*names.columns, "step", "group", "entropy_concentration", "top_mass"]]
 
 
-def group_maps(record: AttentionRecord, image: int, tokenizer, concept: str, obj: str
+def group_maps(record: Record, image: int, tokenizer, concept: str, obj: str
                ) -> dict[str, torch.Tensor]:
     """Spatial attention of ``image`` on each group, ``[map step, height, width]``.
 
@@ -136,7 +146,7 @@ def group_maps(record: AttentionRecord, image: int, tokenizer, concept: str, obj
     if not record.map_layers:
         raise ValueError("the record kept no spatial maps")
     tokens = record.map_tokens
-    groups = token_groups(tokenizer, record.prompts[image], {"concept": concept, "object": obj})
+    groups = record.token_groups(tokenizer, image, {"concept": concept, "object": obj})
     maps = torch.stack([record.token_maps(layer.name)[image] for layer in record.map_layers])
     maps = maps.mean(0)  # [map step, token, height, width]
     return {group: maps[:, [tokens.index(p) for p in positions]].sum(1)

@@ -19,6 +19,10 @@ no operator; these are ours):
   attention over the image keys only (a mask would hold ``heads x sequence^2`` entries, 0.5 GB for
   Flux at 1024 px).
 
+:class:`JointTokenValueAblation` removes text keys rather than heads: the values of given text
+positions (a concept's) are zeroed, or scaled, in every head of every joint attention: the joint
+counterpart of :class:`~dvdlib.attention.ablation.TokenValueAblation`.
+
 A :class:`JointHeadAblation` travels with one call in ``joint_attention_kwargs`` under
 ``head_ablation`` and applies to every row and every call of it (both halves of SD3's guidance
 batch, Flux's negative call too): it changes the network, not the prompt. The attention record
@@ -31,6 +35,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 
+from dvdlib.attention.ablation import ScaledTokenValueAblation
 from dvdlib.attention.joint_layers import check_heads, find_joint_layer
 from dvdlib.attention.layers import CrossAttentionLayer
 
@@ -113,3 +118,51 @@ def each_joint_head(layers: Sequence[CrossAttentionLayer], operator: str = "zero
     for layer in layers:
         for head in range(layer.heads):
             yield layer, head, JointHeadAblation(layers, {layer.name: [head]}, operator)
+
+
+class JointTokenValueAblation:
+    """Scale the values of given text-key positions in every head of every joint attention.
+
+    ``positions`` holds one list of text-key positions per image of the call (SD3: among the 77
+    CLIP positions and the T5 block; Flux: the T5 block), ``num_tokens`` the number of text keys;
+    ``factor`` 0 (default) removes what those keys pass on, 0.5 halves it. Image queries still
+    attend to them. The text queries of the blocks that update the text read the same scaled
+    values. In SD3's guidance batch only the positive half is changed; a call of one row per image
+    (Flux, or SD3 without guidance) is changed in every row. It travels under ``head_ablation``,
+    like a :class:`JointHeadAblation`, and names every layer (Flux's single-stream blocks then need
+    the call's ``text_length``).
+    """
+
+    operator = "zero"  # on values, as JointHeadAblation's "zero"; never "mask"
+
+    def __init__(self, layers: Sequence[CrossAttentionLayer], positions: Sequence[Sequence[int]],
+                 num_tokens: int, factor: float = 0.0):
+        checked = ScaledTokenValueAblation(positions, num_tokens, factor)  # checks every argument
+        self.keep, self.factor = checked.keep, checked.factor  # keep: [image, token]
+        self.heads = {layer.name: tuple(range(layer.heads)) for layer in layers}
+
+    def text_values(self, layer: CrossAttentionLayer, value: torch.Tensor, head_dim: int) -> torch.Tensor:
+        """``value`` of the text positions with the chosen positions scaled; ``head_dim`` as in
+        :meth:`JointHeadAblation.text_values` (the token axis is the other of axes 1 and 2)."""
+        token_dim = 2 if head_dim == 1 else 1
+        n_images, n_tokens = self.keep.shape
+        if value.shape[token_dim] != n_tokens:
+            raise ValueError(f"{layer.label}: the call has {value.shape[token_dim]} text keys, the "
+                             f"ablation {n_tokens}")
+        rows = value.shape[0]
+        if rows == 2 * n_images:  # SD3's [negative; positive]: the concept is in the positive half
+            keep = torch.cat([torch.ones_like(self.keep), self.keep])
+        elif rows == n_images:
+            keep = self.keep
+        else:
+            raise ValueError(f"{layer.label}: a batch of {rows} rows does not fit an ablation made "
+                             f"for {n_images} image(s) (expected {n_images} or {2 * n_images} rows)")
+        shape = [rows, 1, 1, 1]
+        shape[token_dim] = n_tokens
+        return value * keep.to(value.device, value.dtype).view(shape)
+
+    def mask_text(self, layer: CrossAttentionLayer, out: torch.Tensor, *_) -> torch.Tensor:
+        return out  # only the values change
+
+    def describe(self) -> str:
+        return f"text keys x{self.factor:g} in every layer"

@@ -123,3 +123,31 @@ def check_heads(layer: CrossAttentionLayer, heads: Iterable) -> tuple[int, ...]:
                              f"0..{layer.heads - 1}, or 'all'")
         chosen.append(int(head))
     return tuple(sorted(set(chosen)))
+
+
+
+
+_BLOCK_NAMES = {"double": "double-stream", "single": "single-stream"}
+
+
+def describe_joint_layers(layers: Sequence[CrossAttentionLayer]) -> str:
+    """The joint-attention layers in one line, by kind of block, e.g. ``57 joint-attention layers
+    (19 double-stream, double.0 to double.18; 38 single-stream, single.0 to single.37), 24 heads
+    each, 1,368 heads in all, over 64x64 image tokens``."""
+    if not layers:
+        raise ValueError("no layers to describe")
+    kinds: dict[tuple[str, int], list[str]] = {}
+    for layer in layers:
+        kinds.setdefault((layer.block, layer.heads), []).append(layer.label)
+    heads = {layer.heads for layer in layers}
+    parts = []
+    for (block, count), labels in kinds.items():
+        span = labels[0] if len(labels) == 1 else f"{labels[0]} to {labels[-1]}"
+        name = f"{len(labels)} {_BLOCK_NAMES[block]}, " if block in _BLOCK_NAMES else ""
+        parts.append(name + span + ("" if len(heads) == 1 else f", {count} heads"))
+    each = f", {next(iter(heads))} heads each" if len(heads) == 1 else ""
+    grids = " or ".join(f"{h}x{w}" for h, w in sorted({(layer.query_height, layer.query_width)
+                                                        for layer in layers}))
+    total = sum(layer.heads for layer in layers)
+    return (f"{len(layers)} joint-attention layers ({'; '.join(parts)}){each}, {total:,} heads in "
+            f"all, over {grids} image tokens")

@@ -62,6 +62,8 @@ class JointAttentionRecord:
     pipeline call.
     """
 
+    FORMAT = _FORMAT  # the format its files name in their metadata
+
     def __init__(self, layers: Sequence[CrossAttentionLayer], num_steps: int, *,
                  prompts: TextKeys | Sequence[TextKeys] | None = None, num_images: int | None = None,
                  guidance: str = "none", calls: Sequence[str] = ("positive",),
@@ -319,6 +321,15 @@ class JointAttentionRecord:
             table.insert(at, "token_text", pd.Categorical(texts[image, token]))
             table.insert(at, "segment", pd.Categorical(segments[image, token]))
         return table
+
+    def token_groups(self, tokenizer, image: int, groups: Mapping[str, str | Sequence[int]]
+                     ) -> dict[str, list[int]]:
+        """Text-key positions of each named group in the prompt of image ``image``, as
+        :meth:`AttentionRecord.token_groups` (phrases found by offsets: ``tokenizer`` is unused)."""
+        keys = self._keys("positive")
+        if keys is None:
+            raise ValueError("the record holds no prompts: make it with prompts=[TextKeys...]")
+        return word_groups(keys[image], groups)
 
     def group_frame(self, tokenizer, groups: Mapping[str, str | Sequence[int]],
                     by: Sequence[str] = ("image", "step"), call: str = "positive",

@@ -61,6 +61,11 @@ class TextKeys:
         return self.positions("word")
 
     @property
+    def end_positions(self) -> tuple[int, ...]:
+        """The end tokens' positions, one per tokenization that has one (CLIP's, T5's ``</s>``)."""
+        return self.positions("end")
+
+    @property
     def padding_positions(self) -> tuple[int, ...]:
         return self.positions("padding")
 

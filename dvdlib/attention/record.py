@@ -59,6 +59,8 @@ class AttentionRecord:
     conditional only.
     """
 
+    FORMAT = _FORMAT  # the format its files name in their metadata
+
     def __init__(self, layers: Sequence[CrossAttentionLayer], num_steps: int, *,
                  prompts: PromptTokens | Sequence[PromptTokens] | None = None, num_images: int | None = None,
                  classifier_free_guidance: bool = True, maps: MapRequest | None = None):
@@ -273,6 +275,14 @@ class AttentionRecord:
             table.insert(table.columns.get_loc("token_kind"), "token_text",
                          pd.Categorical(texts[image, token]))
         return table
+
+    def token_groups(self, tokenizer, image: int, groups: Mapping[str, str | Sequence[int]]
+                     ) -> dict[str, list[int]]:
+        """Token positions of each named group (a phrase, found with ``tokenizer``, or positions)
+        in the prompt of image ``image``."""
+        if self.prompts is None:
+            raise ValueError("the record holds no prompts: make it with prompts=[tokenize_prompt(...)]")
+        return token_groups(tokenizer, self.prompts[image], groups)
 
     def group_frame(self, tokenizer, groups: Mapping[str, str | Sequence[int]],
                     by: Sequence[str] = ("image", "step")) -> pd.DataFrame:

@@ -66,6 +66,12 @@ class PromptTokens:
         return self.kinds.index("end") if "end" in self.kinds else None
 
     @property
+    def end_positions(self) -> tuple[int, ...]:
+        """The end token's position (one, or none), as :class:`~.joint_tokens.TextKeys` gives
+        one per tokenization."""
+        return tuple(i for i, kind in enumerate(self.kinds) if kind == "end")
+
+    @property
     def padding_positions(self) -> tuple[int, ...]:
         return tuple(i for i, kind in enumerate(self.kinds) if kind == "padding")
 

@@ -49,9 +49,10 @@ def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | Non
     seeds or the seeds themselves. ``steps``, ``guidance`` and ``size`` (the side in pixels)
     default to the model's (:func:`~dvdlib.models.families.model_defaults`: the paper's protocol
     for its models, a named model's publisher's, else its family's; the model's own size where
-    the family gives none). ``record_attention`` also records cross-attention per image
-    (:func:`~dvdlib.generation.protocol.attention_hook`); ``report`` takes notes on the prompt
-    file. Bad arguments raise before any model loads and before ``out`` is made.
+    the family gives none). ``record_attention`` also records attention per image with the
+    instruments of the model's family (:func:`~dvdlib.generation.protocol.attention_hook`);
+    ``report`` takes notes on the prompt file. Bad arguments raise before any model loads and
+    before ``out`` is made.
     """
     spec = parse_model(model)
     targets = bool(prompts) and is_target_file(prompts)

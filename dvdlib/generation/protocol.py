@@ -38,8 +38,9 @@ pipeline call. Inside it the hook may add per-call options to ``call.cross_atten
 write files into ``call.record_dir`` (a fresh folder). When the call has returned and the context
 has closed, a non-empty ``record_dir`` is moved into place as ``records/<first image>/`` and every
 image of the call names it in the manifest (``record_dir``, with its position ``record_image``).
-:func:`attention_hook` is the one hook for :mod:`dvdlib.attention.recorder`: chapters add spatial maps, a head
-ablation or their own reduction of the record through its arguments, never a hook of their own.
+:func:`attention_hook` is the one hook for the attention instruments of every family: chapters add
+spatial maps, a head ablation or their own reduction of the record through its arguments, never a
+hook of their own.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from dvdlib.models.families import (family_of, native_resolution, pipeline_defaults,
-                                    protocol_differences)
+from dvdlib.models.families import (family_of, latent_size, native_resolution,
+                                    pipeline_defaults, protocol_differences)
 from dvdlib.prompts.prompt_sets import case_folder, concept_phrase, object_phrase, validate_prompts
 from dvdlib.prompts.selection import choose_seeds
 from dvdlib.prompts.targets import TargetSet, target_token_positions
@@ -119,8 +120,11 @@ class PipelineCall:
     pipe: Any
     jobs: list[GenerationJob]  # one per image of the call, in batch order
     num_inference_steps: int
-    cross_attention_kwargs: dict  # per-call options; a hook may add its own
+    guidance: float  # the call's guidance scale
+    cross_attention_kwargs: dict  # per-call attention options (the family's argument); hooks add theirs
     record_dir: Path  # a fresh folder for the hook's files about this call
+    height: int | None = None  # the call's image size (None: the pipeline's own)
+    width: int | None = None
 
 
 BatchHook = Callable[[PipelineCall], ContextManager[Any]]
@@ -310,8 +314,10 @@ def _generate_jobs(pipe, prompts: pd.DataFrame, seeds: list[int], out_dir: Path,
 
 def _generate_batch(pipe, batch: list[GenerationJob], out_dir: Path, settings: dict, batch_size: int,
                     cross_attention_kwargs: dict | None, hook: BatchHook | None, done: set) -> list[dict]:
-    call = PipelineCall(pipe, list(batch), settings["steps"], dict(cross_attention_kwargs or {}),
-                        record_dir=Path(tempfile.mkdtemp(prefix=".record.", suffix=".tmp", dir=out_dir)))
+    call = PipelineCall(pipe, list(batch), settings["steps"], settings["guidance"],
+                        dict(cross_attention_kwargs or {}),
+                        record_dir=Path(tempfile.mkdtemp(prefix=".record.", suffix=".tmp", dir=out_dir)),
+                        height=settings["height"], width=settings["width"])
     options = family_of(pipe).attention_kwargs  # cross_attention_kwargs or joint_attention_kwargs
     try:
         with hook(call) if hook is not None else nullcontext():
@@ -359,30 +365,33 @@ def attention_hook(*, sample_size: tuple[int, int] | None = None,
                    extra_kwargs: Callable[[PipelineCall, list], dict] | None = None,
                    keep: Callable[[PipelineCall, Any], None] | None = None,
                    **record_options) -> BatchHook:
-    """The one hook that records cross-attention with :mod:`dvdlib.attention.recorder` during a call,
-    on the instruments of the pipeline's family (:func:`dvdlib.attention.instruments.instruments_for`).
+    """The one hook that records attention during a call, on the instruments of the pipeline's
+    family (:func:`dvdlib.attention.instruments.instruments_for`): the cross-attention of a UNet
+    (:mod:`dvdlib.attention.recorder`) or the joint attention of an MMDiT
+    (:mod:`dvdlib.attention.joint`).
 
-    ``record_options`` go to ``AttentionRecord`` (e.g. ``classifier_free_guidance``). The three
-    callables let an experiment add to it without a hook of its own: ``maps(call, layers,
-    prompts)`` returns the call's ``MapRequest`` (spatial maps) or None; ``extra_kwargs(call,
-    layers)`` returns more ``cross_attention_kwargs`` (e.g. a head ablation); ``keep(call,
+    The instruments make the call's record (``new_record``: the family's record class, told from
+    the call's guidance scale which rows of the denoiser's batch are the prompt's) and its per-call
+    options (``call_kwargs``); ``record_options`` go to the record class. The three callables let
+    an experiment add to it without a hook of its own: ``maps(call, layers, prompts)`` returns the
+    call's ``MapRequest`` (spatial maps) or None; ``extra_kwargs(call, layers)`` returns more
+    per-call options (e.g. a head ablation, through the instruments' ``call_kwargs``); ``keep(call,
     record)`` takes the finished record, which by default is saved as ``attention.npz`` in the
     call's record folder (the manifest's ``record_image`` says which image is which).
-    ``sample_size`` is the latent size, for models whose config does not give it.
+    ``sample_size`` is the latent size (default: the call's, from its image size).
     """
     from dvdlib.attention.instruments import instruments_for
-    from dvdlib.attention.recorder import RECORD_KWARG
-    from dvdlib.attention.record import AttentionRecord
 
     @contextmanager
     def hook(call: PipelineCall) -> Iterator[None]:
         instruments = instruments_for(call.pipe)  # the family's: a ValueError where none exist
         prompts = [instruments.prompt_tokens(job.prompt) for job in call.jobs]
-        with instruments.install(sample_size) as layers:
+        size = sample_size or latent_size(call.pipe, call.height, call.width)  # of this call
+        with instruments.install(size) as layers:
             request = maps(call, layers, prompts) if maps else None
-            options = {**record_options, **({"maps": request} if request is not None else {})}
-            record = AttentionRecord(layers, call.num_inference_steps, prompts=prompts, **options)
-            call.cross_attention_kwargs[RECORD_KWARG] = record
+            record = instruments.new_record(layers, call.num_inference_steps, prompts, call.guidance,
+                                            maps=request, **record_options)
+            call.cross_attention_kwargs.update(instruments.call_kwargs(record=record))
             call.cross_attention_kwargs.update(extra_kwargs(call, layers) if extra_kwargs else {})
             yield
         if keep is None:

@@ -4,8 +4,9 @@
 and judge, and runs the project's own steps in order:
 
 1. :func:`dvdlib.generation.protocol.generate` makes one image per seed, with
-   :func:`~dvdlib.generation.protocol.attention_hook` recording the cross-attention of every
-   step (:mod:`dvdlib.attention.recorder`);
+   :func:`~dvdlib.generation.protocol.attention_hook` recording the attention of every step on
+   the instruments of the pipeline's family (:mod:`dvdlib.attention.instruments`: a UNet's
+   cross-attention, an MMDiT's joint attention);
 2. :func:`dvdlib.scoring.dvd.score_folder` has a judge answer the five concept and five object
    questions per image, giving the paper's DvD per image; the images' table is chapter 3's
    (:func:`dvdlib.chapters.attention_saturation.run.image_rows`);
@@ -28,10 +29,8 @@ import pandas as pd
 
 from dvdlib.attention.image_shares import record_shares
 from dvdlib.attention.instruments import instruments_for
-from dvdlib.attention.token_positions import token_groups
 from dvdlib.chapters.attention_saturation.run import image_rows
 from dvdlib.generation.protocol import RECORD_FILE, attention_hook, generate
-from dvdlib.models.families import guidance_batch
 from dvdlib.probe.inputs import ProbeRequest
 from dvdlib.probe.summary import CONFIDENCE, N_RESAMPLES, summarise
 from dvdlib.scoring.dvd import score_folder
@@ -62,7 +61,11 @@ def probe(pipe, judge, request: ProbeRequest, out_dir: str | Path, *, model: str
     ``out_dir`` receives ``images/``, ``judged.csv`` and ``attention.csv`` (see the module notes).
     """
     out_dir = ensure_writable_dir(out_dir)
-    instruments_for(pipe)  # a family without instruments is refused before anything is made
+    instruments = instruments_for(pipe)  # a family without instruments is refused here
+    # Each word's text keys (in every tokenization the keys hold: SD3's CLIP and T5), found
+    # before anything is made: a word missing from one of them stops here.
+    positions = instruments.token_groups(instruments.prompt_tokens(request.prompt),
+                                         {"concept": request.concept, "object": request.object})
     check_run_settings(out_dir / SETTINGS, {"prompt": request.prompt, "concept": request.concept,
                                             "object": request.object, "category": request.category},
                        f"the probe results in {out_dir}")
@@ -70,7 +73,7 @@ def probe(pipe, judge, request: ProbeRequest, out_dir: str | Path, *, model: str
                            columns=["case_num", "category", "concept", "object", "prompt"])
     seeds = list(request.seeds)
     image_dir = out_dir / IMAGES
-    hook = attention_hook(classifier_free_guidance=guidance_batch(pipe, guidance))
+    hook = attention_hook()  # the record's guidance rows are told from the call's guidance
     manifest = generate(pipe, prompts, seeds, image_dir, model=model, steps=steps,
                         guidance=guidance, height=size, width=size, batch_size=batch_size,
                         hook=hook, progress=progress)
@@ -78,8 +81,8 @@ def probe(pipe, judge, request: ProbeRequest, out_dir: str | Path, *, model: str
     judged = judged[judged["seed"].isin(seeds)]  # the folder may hold other runs' seeds
     save_table(judged, out_dir / JUDGED)
     images = probe_images(manifest, judged, prompts, seeds)
-    tokenizer = instruments_for(pipe).tokenizer  # the one placing phrases among the text keys
-    shares = record_shares(images, image_dir, RECORD_FILE, tokenizer, ["image", "seed"]).shares
+    shares = record_shares(images, image_dir, RECORD_FILE, instruments.tokenizer,
+                           ["image", "seed"]).shares
     shares = shares.rename(columns={"word_share": "concept_word_share"})[SHARE_COLUMNS]
     shares = shares.sort_values(["image", "step"]).reset_index(drop=True)
     save_table(shares, out_dir / ATTENTION)
@@ -88,8 +91,6 @@ def probe(pipe, judge, request: ProbeRequest, out_dir: str | Path, *, model: str
                         confidence=confidence, image_folder=IMAGES)
     # A word's attention is the sum over its tokens: a five-token concept against a one-token
     # object holds 5/6 of the pair when attention is spread evenly. The report shows this mark.
-    positions = token_groups(tokenizer, request.prompt,
-                             {"concept": request.concept, "object": request.object})
     tokens = {side: len(positions[side]) for side in ("concept", "object")}
     summary["attention"]["tokens"] = tokens
     summary["attention"]["even_pair_share"] = tokens["concept"] / sum(tokens.values())

@@ -22,8 +22,8 @@ JUDGES = ("toy", "clip", "vlm")
 
 _DESCRIPTION = """\
 Why did my object vanish? Generate PROMPT over N seeds, have a judge answer five yes/no
-questions about the concept and five about the object of every image, record the
-cross-attention of every denoising step, and report:
+questions about the concept and five about the object of every image, record the image's
+attention to the text at every denoising step, and report:
 
   which side dominates   concept, object or balanced: from the presence rates below
   DvD                    the paper's score, mean over images, with a bootstrap interval
@@ -42,11 +42,13 @@ into DIR reuses what was made.
 
 _EPILOG = """\
 models: toy:k1 (default), toy:NAME or a toy zoo name (the toy world, judged by its
-detector); sd1.4, sd2.1, sdxl, a Hugging Face id in the local cache or a folder with a
-saved diffusers pipeline of Stable Diffusion 1.x/2.x or XL (judged by the paper's VLM unless
---judge says otherwise). SD3 and Flux are refused: their attention instruments are not yet
-supported. Steps and guidance default to the model's own (50 and 7.5 for Stable Diffusion
-1.x/2.x, 50 and 5 for SDXL, 20 and 4 for the toy).
+detector); sd1.4, sd2.1, sdxl, sd3, sd3.5-medium, sd3.5-large, flux-dev, flux-schnell, a
+Hugging Face id in the local cache or a folder with a saved diffusers pipeline of Stable
+Diffusion 1.x/2.x, XL, 3/3.5 or Flux (judged by the paper's VLM unless --judge says otherwise).
+On SD3 and Flux the attention is the image-to-text block of each joint attention, and a word
+counts its tokens in every text encoder the keys hold (SD3: CLIP and T5). Steps and guidance
+default to the model's own (50 and 7.5 for Stable Diffusion 1.x/2.x, 50 and 5 for SDXL, 28
+and 7 for SD3, 28 and 3.5 for Flux.1-dev, 20 and 4 for the toy).
 
 seeds: --seeds 10 takes the paper's ten seeds (1825, 410, ...), larger counts continue with
 10001, 10002, ... (as every chapter does); --seed-list 1825,410 gives the seeds themselves.

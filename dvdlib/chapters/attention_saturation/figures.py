@@ -31,7 +31,7 @@ import seaborn as sns
 from PIL import Image
 
 from dvdlib.attention.image_shares import group_maps
-from dvdlib.attention.record import AttentionRecord
+from dvdlib.attention.instruments import load_record
 from dvdlib.chapters.attention_saturation.run import ConditionResult
 from dvdlib.chapters.attention_saturation.summary import (TOKENS, UNIT, layer_step_matrix,
                                                           level_shares, saturated_by_step)
@@ -152,7 +152,7 @@ def token_map_example(result: ConditionResult, prompt: str, seed: int,
         raise ValueError(f"condition {result.label!r} has no image of prompt {prompt!r} with seed "
                          f"{seed}; its prompts: {sorted(result.images['prompt'].unique())}")
     row = rows.iloc[0]
-    record = AttentionRecord.load(result.image_dir / row["record_dir"] / RECORD_FILE)
+    record = load_record(result.image_dir / row["record_dir"] / RECORD_FILE)  # of any family
     with Image.open(result.image_dir / row["file"]) as image:
         picture = image.convert("RGB")
     return {"title": title or result.label, "image": picture,

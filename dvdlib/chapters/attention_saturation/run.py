@@ -1,11 +1,11 @@
-"""Chapter 3's conditions, and running them: generate, record cross-attention, judge, read back.
+"""Chapter 3's conditions, and running them: generate, record attention, judge, read back.
 
 - :class:`ChapterCondition`, :func:`chapter_conditions`: the models and prompt sets compared
   (on the toy world: the dominated prompts on ``k1`` and ``kinf``, and the balanced control of
   :func:`balanced_prompt_table`), checked before any model loads; :func:`conditions_table` lists
   them.
 - :func:`run_condition`: one model on one prompt set (:func:`dvdlib.generation.protocol.generate`,
-  one pipeline call per prompt), with cross-attention recorded in every call
+  one pipeline call per prompt), with attention recorded in every call
   (:func:`concept_hook`), every image judged (:func:`dvdlib.scoring.dvd.score_folder`) and the
   records read back (:func:`dvdlib.attention.image_shares.record_shares`); :func:`run_chapter`
   runs every condition and :func:`combine` stacks their tables.
@@ -29,10 +29,9 @@ import pandas as pd
 from dvdlib.attention.image_shares import record_shares
 from dvdlib.attention.instruments import check_instruments, instruments_for
 from dvdlib.attention.record import MapRequest
-from dvdlib.attention.token_positions import token_groups
 from dvdlib.generation.protocol import RECORD_FILE, BatchHook, PipelineCall, attention_hook, generate
 from dvdlib.models import spec
-from dvdlib.models.families import guidance_batch, latent_size
+from dvdlib.models.families import latent_size
 from dvdlib.models.loading import load_model
 from dvdlib.prompts.prompt_sets import prompt_set
 from dvdlib.scoring.dvd import PRESENT_YES, score_folder
@@ -98,8 +97,8 @@ def chapter_conditions(model: str, reference_model: str = "", balanced: bool = T
     unseen objects), on ``model`` and on ``reference_model``, and with ``balanced`` the other
     concepts on the same objects on ``model`` (:func:`balanced_prompt_table`). On a real model:
     the first ``prompts_per_category`` prompts of each category of the prompt set
-    (``bench_csv`` or ours), on both models. A model whose family has no attention instruments
-    yet (SD3, Flux) is refused here.
+    (``bench_csv`` or ours), on both models. A model of an unsupported kind (or of a family
+    without attention instruments) is refused here.
     """
     for name in (model, reference_model):
         if name:
@@ -152,33 +151,34 @@ def map_steps_for(steps: int) -> list[int]:
 
 
 def top_resolution_layers(layers) -> list[str]:
-    """Labels of the cross-attention layers at the largest query resolution (the finest maps)."""
+    """Labels of the layers at the largest query resolution (the finest maps)."""
     finest = max(layer.query_positions for layer in layers)
     return [layer.label for layer in layers if layer.query_positions == finest]
 
 
-def concept_hook(classifier_free_guidance: bool, map_steps: Sequence[int] = (),
+def concept_hook(map_steps: Sequence[int] = (),
                  sample_size: tuple[int, int] | None = None) -> BatchHook:
     """A :func:`dvdlib.generation.protocol.generate` hook: records every call into ``attention.npz``.
 
-    Like :func:`dvdlib.generation.protocol.attention_hook`, plus spatial maps: for each call it
-    keeps the maps of the tokens of the call's concepts and objects (as its prompts write them),
-    at the finest-resolution layers and at ``map_steps`` (none if empty).
+    Like :func:`dvdlib.generation.protocol.attention_hook` (which tells the guidance rows from
+    the call), plus spatial maps: for each call it keeps the maps of the tokens of the call's
+    concepts and objects (as its prompts write them), at the finest-resolution layers and at
+    ``map_steps`` (none if empty).
     """
     map_steps = [int(s) for s in map_steps]
 
     def maps(call: PipelineCall, layers, prompts) -> MapRequest | None:
         if not map_steps:
             return None
+        instruments = instruments_for(call.pipe)
         positions = sorted({p for job, tokens in zip(call.jobs, prompts)
-                            for ps in token_groups(instruments_for(call.pipe).tokenizer, tokens, {
+                            for ps in instruments.token_groups(tokens, {
                                 "concept": job.concept_words, "object": job.object_words}).values()
                             for p in ps})
         return MapRequest(layers=top_resolution_layers(layers), tokens=positions,
                           steps=[s for s in map_steps if s < call.num_inference_steps])
 
-    return attention_hook(sample_size=sample_size, maps=maps,
-                          classifier_free_guidance=classifier_free_guidance)
+    return attention_hook(sample_size=sample_size, maps=maps)
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ class ConditionResult:
     layer_shares: pd.DataFrame  # one row per image, step and layer
     concentration: pd.DataFrame  # one row per image, kept step and group (concept / object)
     image_dir: Path
-    tokenizer: object  # the model's tokenizer, which placed the concepts' tokens
+    tokenizer: object  # the model's tokenizer (its records find phrases with it, or by offsets)
     layout: str  # the model's located layers and heads in one line
 
 
@@ -240,7 +240,7 @@ def run_condition(label: str, pipe, prompts: pd.DataFrame, seeds: Sequence[int],
     image_dir = out_dir / "images"
     instruments = instruments_for(pipe)  # the family's: a ValueError where none exist yet
     sample_size = latent_size(pipe, height, width)
-    hook = concept_hook(guidance_batch(pipe, guidance), map_steps, sample_size)
+    hook = concept_hook(map_steps, sample_size)
     manifest = generate(pipe, prompts, seeds, image_dir, model=model, steps=steps, guidance=guidance,
                         height=height, width=width, batch_size=batch_size, hook=hook, progress=progress)
     results = out_dir / "dvd.csv"

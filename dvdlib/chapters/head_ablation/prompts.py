@@ -57,7 +57,8 @@ def chapter_prompts(model: ModelSpec, zoo_folder: str = "", *, objects: str = "s
     """The prompts ``model`` is studied on: a toy model's pair prompts on ``objects`` (its world
     read from ``zoo_folder``), or for a real model the prompts of ``bench_csv`` (empty: our
     built-in set); ``n_prompts`` of them (0: all), categories taken in turn. A model whose family
-    has no attention instruments yet (SD3, Flux) is refused here, before anything loads."""
+    has no attention instruments, or a pipeline of an unsupported kind, is refused here, before
+    anything loads."""
     check_instruments(model.text)
     if model.is_toy:
         prompts = toy_prompts(toy_world(model.text, zoo_folder), objects)

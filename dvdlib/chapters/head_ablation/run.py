@@ -39,14 +39,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dvdlib.attention.ablation import HeadAblation, ScaledTokenValueAblation, TokenValueAblation
 from dvdlib.attention.instruments import instruments_for
-from dvdlib.attention.recorder import ABLATION_KWARG
-from dvdlib.attention.token_positions import token_groups
 from dvdlib.chapters.head_ablation.conditions import Condition
 from dvdlib.chapters.head_ablation.summaries import MASS_COLUMNS
 from dvdlib.generation.protocol import PipelineCall, attention_hook, generate
-from dvdlib.models.families import guidance_batch, latent_size
+from dvdlib.models.families import latent_size
 from dvdlib.prompts.prompt_sets import PAPER_SEEDS, concept_phrase, object_phrase
 from dvdlib.scoring.dvd import PRESENT_YES, score_folder
 from dvdlib.scoring.questions import OUR_WORDING, Wording
@@ -114,7 +111,7 @@ class HeadSweep:
         self.instruments = instruments_for(pipe)  # the family's: a ValueError where none exist
         self.sample_size = latent_size(pipe, height, width)
         self.layers = self.instruments.layers(self.sample_size)
-        HeadAblation(self.layers, {}, operator, factor)  # checks the operator and factor now
+        self.instruments.head_ablation(self.layers, {}, operator, factor)  # checks them now
         self.operator, self.factor = operator, factor
         self.generation = dict(model=model, steps=steps, guidance=guidance, height=height,
                                width=width, batch_size=batch_size)
@@ -124,11 +121,10 @@ class HeadSweep:
         # The token positions of each prompt's concept, object and words, found once (and checked
         # before any image is made: a phrase missing from its prompt fails here).
         self._groups = {}
-        tokenizer = self.instruments.tokenizer
         for row in self.prompts.itertuples(index=False):
-            tokens = self.instruments.prompt_tokens(row.prompt)  # every tokenizer agrees
-            groups = token_groups(tokenizer, tokens, {"concept": concept_phrase(row),
-                                                      "object": object_phrase(row)})
+            tokens = self.instruments.prompt_tokens(row.prompt)  # in every tokenization
+            groups = self.instruments.token_groups(tokens, {"concept": concept_phrase(row),
+                                                            "object": object_phrase(row)})
             self._groups[row.prompt] = (groups["concept"], groups["object"],
                                         list(tokens.word_positions), tokens)
 
@@ -201,19 +197,17 @@ class HeadSweep:
 
         def ablate(call: PipelineCall, layers) -> dict:
             ablation = self._ablation(condition, layers, self._call_groups(call))
-            return {} if ablation is None else {ABLATION_KWARG: ablation}
+            return self.instruments.call_kwargs(ablation=ablation)
 
         def keep(call: PipelineCall, record) -> None:
             mass = record.mass()  # [image, step, layer, head, token]; NaN for padded heads
             groups = self._call_groups(call)
             for job, (concept, obj, words, tokens), image_mass in zip(call.jobs, groups, mass):
                 attention[(job.case_num, job.seed)] = reduce_attention(
-                    image_mass, concept, obj, words, _optional(tokens.end_position),
+                    image_mass, concept, obj, words, tokens.end_positions,
                     tokens.padding_positions)
 
-        return attention_hook(extra_kwargs=ablate, keep=keep,
-                              classifier_free_guidance=guidance_batch(
-                                  self.pipe, self.generation["guidance"]))
+        return attention_hook(sample_size=self.sample_size, extra_kwargs=ablate, keep=keep)
 
     def _call_groups(self, call: PipelineCall) -> list[tuple]:
         """The token groups of each image of a pipeline call, in batch order."""
@@ -221,12 +215,15 @@ class HeadSweep:
 
     def _ablation(self, condition: Condition, layers, groups):
         if condition.family == "concept tokens":
-            return TokenValueAblation([g[0] for g in groups], num_tokens=groups[0][3].length)
+            return self.instruments.token_ablation(layers, [g[0] for g in groups],
+                                                   groups[0][3].length)
         if condition.family == "concept route":
-            return ScaledTokenValueAblation([route_positions(g[0], g[3]) for g in groups],
-                                            groups[0][3].length, condition.scale)
+            return self.instruments.token_ablation(
+                layers, [route_positions(g[0], g[3]) for g in groups], groups[0][3].length,
+                condition.scale)
         if condition.heads:
-            return HeadAblation(layers, condition.head_mask(), self.operator, self.factor)
+            return self.instruments.head_ablation(layers, condition.head_mask(), self.operator,
+                                                  self.factor)
         return None
 
     def _image_rows(self, condition: Condition, scored: pd.DataFrame, attention: dict
@@ -255,15 +252,11 @@ class HeadSweep:
         return pd.DataFrame(rows, columns=list(HEAD_COLUMNS))
 
 
-def _optional(position: int | None) -> list[int]:
-    return [] if position is None else [position]
-
-
 def route_positions(concept: Sequence[int], tokens) -> list[int]:
     """The positions a ``concept route`` condition scales: the concept's own tokens, the end
-    token and the padding (:class:`~dvdlib.attention.token_positions.PromptTokens` ``tokens``),
+    token(s) and the padding (``tokens``: the prompt's text keys, one end token per tokenization),
     the positions a causal text encoder writes the concept into without being the object."""
-    return sorted({*concept, *_optional(tokens.end_position), *tokens.padding_positions})
+    return sorted({*concept, *tokens.end_positions, *tokens.padding_positions})
 
 
 def reduce_attention(mass: torch.Tensor, concept: Sequence[int], obj: Sequence[int],
