@@ -29,7 +29,6 @@ each with its own rows; such a record is read only once it saw both calls of eve
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -41,8 +40,8 @@ from dvdlib.attention.joint_layers import find_joint_layer, select_joint_layers
 from dvdlib.attention.joint_statistics import DEFAULT_CHUNK_BYTES, STATISTICS, text_statistics
 from dvdlib.attention.joint_tokens import TextKeys, word_groups
 from dvdlib.attention.layers import CrossAttentionLayer
-from dvdlib.attention.record import GROUP_AXES, MapRequest, RecordFullError
-from dvdlib.store import atomic_write
+from dvdlib.attention.record import (GROUP_AXES, MapRequest, RecordFullError, map_request,
+                                     read_record_file, write_record_file)
 
 GUIDANCE = ("none", "batched", "separate")
 CALLS = ("positive", "negative")
@@ -397,17 +396,11 @@ class JointAttentionRecord:
 
     def save(self, path: str | Path, dtype: str = "float16") -> Path:
         """Write the record to ``path`` (.npz: arrays plus JSON metadata; no pickle), atomically."""
-        if dtype not in ("float16", "float32"):
-            raise ValueError(f"dtype {dtype!r}: accepted 'float16', 'float32'")
-        path = Path(path)
-        if path.suffix != ".npz":
-            raise ValueError(f"record files end in .npz, got {path}")
         stats = torch.stack([torch.stack([self.statistic(name, call) for name in STATISTICS])
                              for call in self.calls])  # [call, stat, image, step, layer, head, token]
-        arrays = {"stats": stats.numpy().astype(dtype)}
         kept = [self._slot[layer.name] for layer in self.map_layers]
-        for slot in kept:
-            arrays[f"maps_{slot}"] = self.token_maps(self.layers[slot].name).numpy().astype(dtype)
+        values = {"stats": stats,
+                  **{f"maps_{slot}": self.token_maps(self.layers[slot].name) for slot in kept}}
         metadata = {
             "format": _FORMAT, "layers": [layer.to_dict() for layer in self.layers],
             "num_images": self.num_images, "guidance": self.guidance, "calls": list(self.calls),
@@ -416,37 +409,21 @@ class JointAttentionRecord:
                                  else [k.to_dict() for k in self.negative_prompts]),
             "map_layers": kept, "map_steps": self.map_steps, "map_tokens": self._map_tokens,
         }
-        arrays["metadata"] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
-
-        def write(temporary: Path) -> None:
-            with temporary.open("wb") as file:  # a file, not a name: numpy would add ".npz"
-                np.savez_compressed(file, **arrays)
-
-        return atomic_write(path, write)
+        return write_record_file(path, values, metadata, dtype)
 
     @classmethod
     def load(cls, path: str | Path) -> "JointAttentionRecord":
         """Read a record written by :meth:`save` (values as float32 on the CPU)."""
-        path = Path(path)
-        with np.load(path, allow_pickle=False) as data:
-            metadata = json.loads(bytes(data["metadata"]).decode("utf-8"))
-            if metadata.get("format") != _FORMAT:
-                raise ValueError(f"{path} is not a joint-attention record ({_FORMAT}); "
-                                 f"format {metadata.get('format')!r}")
-            stats = torch.from_numpy(data["stats"].astype(np.float32))
-            maps = {int(s): torch.from_numpy(data[f"maps_{s}"].astype(np.float32))
-                    for s in metadata["map_layers"]}
+        metadata, tensors = read_record_file(path, _FORMAT, "a joint-attention record")
+        stats = tensors["stats"]  # [call, stat, image, step, layer, head, token]
+        maps = {int(s): tensors[f"maps_{s}"] for s in metadata["map_layers"]}
         layers = [CrossAttentionLayer.from_dict(d) for d in metadata["layers"]]
         prompts, negative = (None if metadata[k] is None else [TextKeys.from_dict(d) for d in metadata[k]]
                              for k in ("prompts", "negative_prompts"))
         steps = stats.shape[3]
-        request = None
-        if maps:
-            request = MapRequest(layers=[layers[s].name for s in maps], tokens=metadata["map_tokens"],
-                                 steps=metadata["map_steps"])
         record = cls(layers, steps, prompts=prompts, num_images=metadata["num_images"],
                      guidance=metadata["guidance"], calls=metadata["calls"], negative_prompts=negative,
-                     maps=request, map_budget_bytes=2**62)
+                     maps=map_request(layers, metadata, list(maps)), map_budget_bytes=2**62)
         per_step = 2 if record.guidance == "separate" else 1
         for slot, layer in enumerate(layers):  # [call, stat, image, step, head, token] -> [step, call, ...]
             layer_stats = stats[:, :, :, :, slot, : layer.heads]

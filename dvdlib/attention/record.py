@@ -27,6 +27,50 @@ _ADDED_GROUPS = ("ungrouped_words", "start", "end", "padding")
 _FORMAT = "dvdlib.AttentionRecord/1"
 
 
+def write_record_file(path: str | Path, values: Mapping[str, torch.Tensor], metadata: dict,
+                      dtype: str = "float16") -> Path:
+    """Write a record's tensors ``values`` (by array name) and its JSON ``metadata`` to ``path``
+    (.npz, no pickle) in ``dtype``, atomically: the one file format of every record class."""
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"dtype {dtype!r}: accepted 'float16', 'float32'")
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ValueError(f"record files end in .npz, got {path}")
+    arrays = {name: value.numpy().astype(dtype) for name, value in values.items()}
+    arrays["metadata"] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
+
+    def write(temporary: Path) -> None:
+        with temporary.open("wb") as file:  # a file, not a name: numpy would add ".npz"
+            np.savez_compressed(file, **arrays)
+
+    return atomic_write(path, write)
+
+
+def read_record_file(path: str | Path, expected_format: str, what: str
+                     ) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(metadata, tensors)`` of a file :func:`write_record_file` wrote, the tensors as float32
+    on the CPU; a ValueError names the file when its format is not ``expected_format`` (``what``
+    says in words what was expected, e.g. "an attention record")."""
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as data:
+        metadata = json.loads(bytes(data["metadata"]).decode("utf-8"))
+        if metadata.get("format") != expected_format:
+            raise ValueError(f"{path} is not {what} ({expected_format}); "
+                             f"format {metadata.get('format')!r}")
+        tensors = {name: torch.from_numpy(data[name].astype(np.float32))
+                   for name in data.files if name != "metadata"}
+    return metadata, tensors
+
+
+def map_request(layers: Sequence[CrossAttentionLayer], metadata: dict,
+                slots: Sequence[int]) -> "MapRequest | None":
+    """The :class:`MapRequest` a saved record's maps answer (None without maps)."""
+    if not slots:
+        return None
+    return MapRequest(layers=[layers[s].name for s in slots], tokens=metadata["map_tokens"],
+                      steps=metadata["map_steps"])
+
+
 class RecordFullError(RuntimeError):
     """A layer was called more often than the record has steps for."""
 
@@ -345,15 +389,9 @@ class AttentionRecord:
 
     def save(self, path: str | Path, dtype: str = "float16") -> Path:
         """Write the record to ``path`` (.npz: arrays plus JSON metadata; no pickle), atomically."""
-        if dtype not in ("float16", "float32"):
-            raise ValueError(f"dtype {dtype!r}: accepted 'float16', 'float32'")
-        path = Path(path)
-        if path.suffix != ".npz":
-            raise ValueError(f"record files end in .npz, got {path}")
-        arrays = {"mass": self.mass().numpy().astype(dtype)}
         kept = [self._slot[layer.name] for layer in self.map_layers]
-        for slot in kept:
-            arrays[f"maps_{slot}"] = self.token_maps(self.layers[slot].name).numpy().astype(dtype)
+        values = {"mass": self.mass(),
+                  **{f"maps_{slot}": self.token_maps(self.layers[slot].name) for slot in kept}}
         metadata = {
             "format": _FORMAT,
             "layers": [layer.to_dict() for layer in self.layers],
@@ -364,36 +402,21 @@ class AttentionRecord:
             "map_steps": self.map_steps,
             "map_tokens": self._map_tokens,
         }
-        arrays["metadata"] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
-
-        def write(temporary: Path) -> None:
-            with temporary.open("wb") as file:  # a file, not a name: numpy would add ".npz"
-                np.savez_compressed(file, **arrays)
-
-        return atomic_write(path, write)
+        return write_record_file(path, values, metadata, dtype)
 
     @classmethod
     def load(cls, path: str | Path) -> "AttentionRecord":
         """Read a record written by :meth:`save` (values as float32 on the CPU)."""
-        path = Path(path)
-        with np.load(path, allow_pickle=False) as data:
-            metadata = json.loads(bytes(data["metadata"]).decode("utf-8"))
-            if metadata.get("format") != _FORMAT:
-                raise ValueError(f"{path} is not an attention record ({_FORMAT}); "
-                                 f"format {metadata.get('format')!r}")
-            mass = torch.from_numpy(data["mass"].astype(np.float32))  # [image, step, layer, head, token]
-            maps = {int(slot): torch.from_numpy(data[f"maps_{slot}"].astype(np.float32))
-                    for slot in metadata["map_layers"]}
+        metadata, tensors = read_record_file(path, _FORMAT, "an attention record")
+        mass = tensors["mass"]  # [image, step, layer, head, token]
+        maps = {int(slot): tensors[f"maps_{slot}"] for slot in metadata["map_layers"]}
         layers = [CrossAttentionLayer.from_dict(d) for d in metadata["layers"]]
         prompts = metadata["prompts"]
         prompts = None if prompts is None else [PromptTokens.from_dict(d) for d in prompts]
         steps = mass.shape[1]
-        request = None
-        if maps:
-            request = MapRequest(layers=[layers[s].name for s in maps], tokens=metadata["map_tokens"],
-                                 steps=metadata["map_steps"])
         record = cls(layers, steps, prompts=prompts, num_images=metadata["num_images"],
-                     classifier_free_guidance=metadata["classifier_free_guidance"], maps=request)
+                     classifier_free_guidance=metadata["classifier_free_guidance"],
+                     maps=map_request(layers, metadata, list(maps)))
         for slot, layer in enumerate(layers):
             record._mass[slot] = mass[:, :, slot, : layer.heads].transpose(0, 1).contiguous()
             record._calls[slot] = steps
