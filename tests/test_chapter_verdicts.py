@@ -32,6 +32,7 @@ REQUIRED_VALUES = {
                           "amplification_g7.5_high"),
     "03_attention_saturation": ("decided_step",),
     "04_head_ablation": ("heads_rescuing_object", "positive_control_concept_kept"),
+    "05_rescue": ("both_present_baseline",),
 }
 
 
