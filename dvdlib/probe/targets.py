@@ -109,7 +109,7 @@ def probe_targets(pipe, judge, request: TargetProbeRequest, out_dir: str | Path,
     seeds, image_dir = list(request.seeds), out_dir / IMAGES
     manifest = generate(pipe, request.target_set, seeds, image_dir, model=model, steps=steps,
                         guidance=guidance, height=size, width=size, batch_size=batch_size,
-                        hook=attention_hook(classifier_free_guidance=guidance > 1),
+                        hook=attention_hook(),
                         progress=progress)
     judged = judge_targets(image_dir, request.target_set, judge, out_dir / JUDGED,
                            progress=progress)
