@@ -40,8 +40,8 @@ from dvdlib.attention.joint_layers import find_joint_layer, select_joint_layers
 from dvdlib.attention.joint_statistics import DEFAULT_CHUNK_BYTES, STATISTICS, text_statistics
 from dvdlib.attention.joint_tokens import TextKeys, word_groups
 from dvdlib.attention.layers import CrossAttentionLayer
-from dvdlib.attention.record import (GROUP_AXES, MapRequest, RecordFullError, map_request,
-                                     read_record_file, write_record_file)
+from dvdlib.attention.record import (GROUP_AXES, KeptMaps, MapRequest, RecordFullError,
+                                     map_request, read_record_file, write_record_file)
 
 GUIDANCE = ("none", "batched", "separate")
 CALLS = ("positive", "negative")
@@ -50,7 +50,7 @@ _ADDED_GROUPS = ("ungrouped_words", "start", "end", "padding")
 _FORMAT = "dvdlib.JointAttentionRecord/1"
 
 
-class JointAttentionRecord:
+class JointAttentionRecord(KeptMaps):
     """Image-to-text attention statistics per ``[image, step, layer, head, token]``.
 
     ``layers`` are those :func:`~dvdlib.attention.joint.joint_attention_instruments` yields, or a
@@ -255,30 +255,8 @@ class JointAttentionRecord:
         """``mass`` (share of the text keys) ``[image, step, layer, head, token]``, as the UNet record's."""
         return self.statistic("mass", call)
 
-    def token_maps(self, layer: str | int) -> torch.Tensor:
-        """Kept maps of ``layer``: ``[image, map step, token, height, width]`` (positive call)."""
-        chosen = find_joint_layer(self.layers, layer)
-        k = self._map_layers.get(self._slot[chosen.name])
-        if k is None or self._maps[k] is None:
-            kept = ", ".join(layer.label for layer in self.map_layers) or "none"
-            raise ValueError(f"no maps kept for layer {chosen.label}; kept: {kept}")
-        steps = len(self.map_steps)
-        maps = self._maps[k][:steps].float().cpu()  # [map step, image, query, token]
-        return maps.permute(1, 0, 3, 2).reshape(
-            self.num_images, steps, len(self._map_tokens), chosen.query_height, chosen.query_width)
-
-    @property
-    def map_layers(self) -> tuple[CrossAttentionLayer, ...]:
-        return tuple(self.layers[slot] for slot, k in sorted(self._map_layers.items())
-                     if self._maps[k] is not None)
-
-    @property
-    def map_steps(self) -> list[int]:
-        return [s for s in sorted(self._map_steps) if s < self.steps_recorded]
-
-    @property
-    def map_tokens(self) -> list[int]:
-        return list(self._map_tokens)
+    def _find(self, layer: str | int) -> CrossAttentionLayer:
+        return find_joint_layer(self.layers, layer)
 
     def _keys(self, call: str) -> list[TextKeys] | None:
         return self.prompts if call == "positive" else self.negative_prompts

@@ -88,7 +88,47 @@ class MapRequest:
     steps: Sequence[int] | None = None
 
 
-class AttentionRecord:
+class MapsNotKeptError(KeyError, ValueError):
+    """Maps were asked of a layer whose maps the record did not keep."""
+
+    def __str__(self) -> str:  # the message, not KeyError's quoted repr of it
+        return str(self.args[0])
+
+
+class KeptMaps:
+    """The kept spatial maps of a record class that fills ``_maps`` (per kept layer:
+    ``[map step, image, query, token]``), ``_map_layers`` (layer slot -> index in ``_maps``),
+    ``_map_steps`` and ``_map_tokens``, and finds a layer with ``_find``."""
+
+    def token_maps(self, layer: str | int) -> torch.Tensor:
+        """Kept maps of ``layer``: ``[image, map step, token, height, width]`` (see
+        :attr:`map_steps`; a joint record's are its positive call's)."""
+        chosen = self._find(layer)
+        k = self._map_layers.get(self._slot[chosen.name])
+        if k is None or self._maps[k] is None:
+            kept = ", ".join(layer.label for layer in self.map_layers) or "none"
+            raise MapsNotKeptError(f"no maps kept for layer {chosen.label}; kept: {kept}")
+        steps = len(self.map_steps)
+        maps = self._maps[k][:steps].float().cpu()  # [map step, image, query, token]
+        return maps.permute(1, 0, 3, 2).reshape(
+            self.num_images, steps, len(self._map_tokens), chosen.query_height, chosen.query_width)
+
+    @property
+    def map_layers(self) -> tuple[CrossAttentionLayer, ...]:
+        """The layers whose spatial maps were kept (and reached at least one requested step)."""
+        return tuple(self.layers[slot] for slot, k in sorted(self._map_layers.items())
+                     if self._maps[k] is not None)
+
+    @property
+    def map_steps(self) -> list[int]:
+        return [s for s in sorted(self._map_steps) if s < self.steps_recorded]
+
+    @property
+    def map_tokens(self) -> list[int]:
+        return list(self._map_tokens)
+
+
+class AttentionRecord(KeptMaps):
     """Cross-attention mass per ``[image, step, layer, head, token]``, filled by the instruments.
 
     ``mass[i, s, l, h, t]`` is the attention probability on token position ``t``, averaged over the
@@ -253,31 +293,8 @@ class AttentionRecord:
             out[:, :, slot, : layer.heads] = buffer[:steps].transpose(0, 1).float().cpu()
         return out
 
-    def token_maps(self, layer: str | int) -> torch.Tensor:
-        """Kept maps of ``layer``: ``[image, map step, token, height, width]`` (see :attr:`map_steps`)."""
-        chosen = find_layer(self.layers, layer)
-        k = self._map_layers.get(self._slot[chosen.name])
-        if k is None or self._maps[k] is None:
-            kept = ", ".join(layer.label for layer in self.map_layers) or "none"
-            raise KeyError(f"no maps kept for layer {chosen.label}; kept: {kept}")
-        steps = sum(1 for s in self._map_steps if s < self.steps_recorded)
-        maps = self._maps[k][:steps].float().cpu()  # [map step, image, query, token]
-        return maps.permute(1, 0, 3, 2).reshape(
-            self.num_images, steps, len(self._map_tokens), chosen.query_height, chosen.query_width)
-
-    @property
-    def map_layers(self) -> tuple[CrossAttentionLayer, ...]:
-        """The layers whose spatial maps were kept (and reached at least one requested step)."""
-        return tuple(self.layers[slot] for slot, k in sorted(self._map_layers.items())
-                     if self._maps[k] is not None)
-
-    @property
-    def map_steps(self) -> list[int]:
-        return [s for s in sorted(self._map_steps) if s < self.steps_recorded]
-
-    @property
-    def map_tokens(self) -> list[int]:
-        return list(self._map_tokens)
+    def _find(self, layer: str | int) -> CrossAttentionLayer:
+        return find_layer(self.layers, layer)
 
     def _token_kinds(self) -> np.ndarray:
         """``[image, token]`` kinds; "unknown" without prompts."""
