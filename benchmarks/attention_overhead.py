@@ -179,14 +179,26 @@ def measure(name: str, unet, images: int, latent: int, reps: int, layer_reps: in
     print(f"\n{name}: {len(modules)} cross-attention layers, batch {2 * images}, latent {latent}x{latent}, "
           f"{dtype}, {device}; {'wall' if device.type == 'cuda' else 'thread CPU'} time")
     print(f"  whole UNet call: {reps} interleaved reps; cross-attention layers alone: {layer_reps} reps")
-    print(f"  {'variant':<22} {'UNet ms':>9} {'UNet ratio':>11} {'attn2 ms':>9} "
-          f"{'attn2 added, % of UNet':>23}")
-    for key in unet_times:
-        ratio = statistics.median([t / p for t, p in zip(unet_times[key], unet_times["plain (fused)"])])
-        added = statistics.median([t - p for t, p in zip(layer_times[key], layer_times["plain (fused)"])])
-        print(f"  {key:<22} {1000 * statistics.median(unet_times[key]):>9.2f} {ratio:>11.3f} "
-              f"{1000 * statistics.median(layer_times[key]):>9.3f} {100 * added / plain_unet:>+22.2f}%")
+    print_overhead(unet_times, layer_times, whole="UNet", part="attn2")
     print(f"  (plain cross-attention layers: {100 * plain_layers / plain_unet:.1f}% of the plain UNet call)")
+
+
+def print_overhead(call_times: dict, layer_times: dict, *, whole: str, part: str,
+                   peaks: dict | None = None) -> None:
+    """One row per variant: the whole call's median time and its ratio to the plain call (paired
+    reps), the attention layers' median time and what the variant adds to them as a share of the
+    plain whole call; peak memory when measured."""
+    plain = "plain (fused)"
+    plain_call = statistics.median(call_times[plain])
+    added_header = f"{part} added, % of {whole}"
+    print(f"  {'variant':<22} {whole + ' ms':>9} {whole + ' ratio':>11} {part + ' ms':>9} "
+          f"{added_header:>23}" + (f" {'peak GB':>8}" if peaks else ""))
+    for key in call_times:
+        ratio = statistics.median([t / p for t, p in zip(call_times[key], call_times[plain])])
+        added = statistics.median([t - p for t, p in zip(layer_times[key], layer_times[plain])])
+        print(f"  {key:<22} {1000 * statistics.median(call_times[key]):>9.2f} {ratio:>11.3f} "
+              f"{1000 * statistics.median(layer_times[key]):>9.3f} {100 * added / plain_call:>+22.2f}%"
+              + (f" {peaks[key] / 1e9:>8.2f}" if peaks else ""))
 
 
 def joint_inputs(transformer, latent: int, rows: int, text_length: int) -> dict:
@@ -290,14 +302,7 @@ def measure_joint(name: str, layout: str, transformer, latent: int, reps: int, l
           f"{image_tokens} image + {text_length} text tokens, {transformer.dtype}, {device}; "
           f"{'wall' if device.type == 'cuda' else 'thread CPU'} time")
     print(f"  whole call: {reps} interleaved reps; joint attentions alone: {layer_reps} reps")
-    print(f"  {'variant':<22} {'call ms':>9} {'call ratio':>11} {'attn ms':>9} "
-          f"{'attn added, % of call':>22}" + (f" {'peak GB':>8}" if peaks else ""))
-    for key in call_times:
-        ratio = statistics.median([t / p for t, p in zip(call_times[key], call_times["plain (fused)"])])
-        added = statistics.median([t - p for t, p in zip(layer_times[key], layer_times["plain (fused)"])])
-        print(f"  {key:<22} {1000 * statistics.median(call_times[key]):>9.2f} {ratio:>11.3f} "
-              f"{1000 * statistics.median(layer_times[key]):>9.3f} {100 * added / plain_call:>+21.2f}%"
-              + (f" {peaks[key] / 1e9:>8.2f}" if peaks else ""))
+    print_overhead(call_times, layer_times, whole="call", part="attn", peaks=peaks)
     print(f"  (plain joint attentions: {100 * plain_layers / plain_call:.1f}% of the plain call)")
 
 
