@@ -42,3 +42,24 @@ def tokenizer():
     from dvdlib.prompts.tokenizer import clip_tokenizer
 
     return clip_tokenizer()
+
+
+@pytest.fixture
+def saved_chapter():
+    """``load(chapter, *files)``: a chapter's saved headlines and its output folder, as the chapters
+    the test run executed first left them (``scripts/test`` runs them with their smoke
+    parameters); the test is skipped when the headlines or one of ``files`` (paths in the folder)
+    is missing."""
+    from dvdlib.book import headlines
+    from dvdlib.paths import build_dir
+
+    def load(chapter: str, *files: str) -> tuple[dict, Path]:
+        document = headlines.load(chapter, build_dir())
+        folder = build_dir() / "chapters" / chapter
+        if document is None or not all((folder / name).is_file() for name in files):
+            pytest.skip(f"no saved run of {chapter} in {build_dir()}: run the chapters first "
+                        "(scripts/test runs them with their smoke parameters before this test)")
+        return document, folder
+
+    return load
+

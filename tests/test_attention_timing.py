@@ -308,16 +308,10 @@ def test_the_figures_draw_from_the_result():
 
 
 @pytest.mark.after_notebooks
-def test_the_saved_verdicts_follow_from_the_saved_tables():
-    from dvdlib.book import headlines
-    from dvdlib.paths import build_dir
+def test_the_saved_verdicts_follow_from_the_saved_tables(saved_chapter):
     from dvdlib.store import load_table
 
-    document = headlines.load("03_attention_saturation", build_dir())
-    folder = build_dir() / "chapters" / "03_attention_saturation"
-    if document is None or not (folder / "images.parquet").is_file():
-        pytest.skip(f"no saved run of chapter 3 in {build_dir()}: run the chapters first "
-                    "(scripts/test runs them with their smoke parameters before this test)")
+    document, folder = saved_chapter("03_attention_saturation", "images.parquet")
     values, texts = document["values"], document["texts"]
     for key in ("interval_unit", "decided_early_verdict"):
         assert key in texts, f"the headline lacks {key}"

@@ -265,21 +265,9 @@ def test_the_source_of_a_difference_names_the_larger_object_set():
 
 
 # --- what the smoke chapter saved (scripts/test runs it first) ------------------------------------
-def _saved_chapter():
-    from dvdlib.book import headlines
-    from dvdlib.paths import build_dir
-
-    document = headlines.load("02_data_diversity", build_dir())
-    folder = build_dir() / "chapters" / "02_data_diversity"
-    if document is None or not (folder / "comparisons.csv").is_file():
-        pytest.skip(f"no chapter 2 run in {build_dir()}: run the chapters first (scripts/test "
-                    "runs them with their smoke parameters before this test)")
-    return document, folder
-
-
 @pytest.mark.after_notebooks
-def test_the_chapters_verdicts_follow_from_its_saved_tables():
-    document, folder = _saved_chapter()
+def test_the_chapters_verdicts_follow_from_its_saved_tables(saved_chapter):
+    document, folder = saved_chapter("02_data_diversity", "comparisons.csv")
     summary = pd.read_csv(folder / "summary.csv")
     compared = pd.read_csv(folder / "comparisons.csv")
     runs = [g for g in summary["group"].unique() if re.fullmatch(r"k(\d+|inf)(-[ir]\d+)?", g)]
@@ -296,8 +284,8 @@ def test_the_chapters_verdicts_follow_from_its_saved_tables():
 
 
 @pytest.mark.after_notebooks
-def test_the_counts_in_the_headline_and_its_summary_agree():
-    document, folder = _saved_chapter()
+def test_the_counts_in_the_headline_and_its_summary_agree(saved_chapter):
+    document, folder = saved_chapter("02_data_diversity", "comparisons.csv")
     values, texts = document["values"], document["texts"]
     assert texts["interval_unit"] == "run and seed"
     counted = dict(re.findall(r"(K = \d+|unlimited): (\d+)", texts["summary"]))

@@ -13,22 +13,16 @@ import math
 
 import pytest
 
-from dvdlib.book import headlines
 from dvdlib.chapters.head_ablation import verdict
-from dvdlib.paths import build_dir
 from dvdlib.store import load_table
 
 CHAPTER = "04_head_ablation"
 
 
-def _saved() -> tuple[dict, dict]:
-    document = headlines.load(CHAPTER, build_dir())
-    tables = build_dir() / "chapters" / CHAPTER / "tables"
+def _saved(saved_chapter) -> tuple[dict, dict]:
     names = ("summary", "fresh_seeds_summary")
-    if document is None or not all((tables / f"{name}.csv").is_file() for name in names):
-        pytest.skip(f"no headline and tables of {CHAPTER} in {build_dir()}: run the chapter first "
-                    "(scripts/test runs it with its smoke parameters before this test)")
-    return document, {name: load_table(tables / f"{name}.csv") for name in names}
+    document, folder = saved_chapter(CHAPTER, *(f"tables/{name}.csv" for name in names))
+    return document, {name: load_table(folder / "tables" / f"{name}.csv") for name in names}
 
 
 def _same(saved: dict, fresh: dict, key: str) -> bool:
@@ -39,8 +33,8 @@ def _same(saved: dict, fresh: dict, key: str) -> bool:
 
 
 @pytest.mark.after_notebooks
-def test_the_verdict_follows_from_the_saved_tables():
-    document, tables = _saved()
+def test_the_verdict_follows_from_the_saved_tables(saved_chapter):
+    document, tables = _saved(saved_chapter)
     values, texts = document["values"], document["texts"]
     found = verdict.findings(
         tables["summary"], values["heads"], confirmation=tables["fresh_seeds_summary"],
@@ -58,8 +52,8 @@ def test_the_verdict_follows_from_the_saved_tables():
 
 
 @pytest.mark.after_notebooks
-def test_the_landing_page_quotes_the_headline_counts():
-    document, _ = _saved()
+def test_the_landing_page_quotes_the_headline_counts(saved_chapter):
+    document, _ = _saved(saved_chapter)
     values, summary = document["values"], document["texts"]["summary"]
     quoted = [f"Single heads that rescue it: {values['heads_rescuing_object']};",
               f"that bring it back short of a rescue: "

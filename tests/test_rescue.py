@@ -7,10 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dvdlib.book import headlines
 from dvdlib.book.cli import main
 from dvdlib.chapters.rescue import run, summary, verdict
-from dvdlib.paths import build_dir
 from dvdlib.store import load_table, save_table
 
 SEEDS = list(range(1, 9))
@@ -108,18 +106,14 @@ def test_the_headline_holds_every_number_the_issue_names():
 # The chapter's own run (scripts/test runs it with its smoke parameters first)
 
 
-def _chapter() -> tuple[dict, pd.DataFrame]:
-    document = headlines.load("05_rescue", build_dir())
-    tables = build_dir() / "chapters" / "05_rescue" / "tables" / "images.csv"
-    if document is None or not tables.is_file():
-        pytest.skip(f"no run of 05_rescue in {build_dir()}: run the chapters first (scripts/test "
-                    "runs them with their smoke parameters before this test)")
-    return document, load_table(tables)
+def _chapter(saved_chapter) -> tuple[dict, pd.DataFrame]:
+    document, folder = saved_chapter("05_rescue", "tables/images.csv")
+    return document, load_table(folder / "tables" / "images.csv")
 
 
 @pytest.mark.after_notebooks
-def test_the_chapters_verdicts_follow_from_its_saved_table():
-    document, images = _chapter()
+def test_the_chapters_verdicts_follow_from_its_saved_table(saved_chapter):
+    document, images = _chapter(saved_chapter)
     values, texts = document["values"], document["texts"]
     again = verdict.redecide(images, values["concept_margin"],
                              n_resamples=int(values["n_resamples"]))
@@ -129,8 +123,8 @@ def test_the_chapters_verdicts_follow_from_its_saved_table():
 
 
 @pytest.mark.after_notebooks
-def test_the_counts_quoted_agree_with_the_verdicts():
-    document, _ = _chapter()
+def test_the_counts_quoted_agree_with_the_verdicts(saved_chapter):
+    document, _ = _chapter(saved_chapter)
     values, texts = document["values"], document["texts"]
     words = [word for key, word in texts.items()
              if key.startswith("verdict_") and f"{key}_sentence" in texts]
