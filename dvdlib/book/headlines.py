@@ -214,9 +214,9 @@ def _limits(texts: dict, key: str) -> str:
     unmet requirement of a "not testable", or that an inconclusive interval holds its bound."""
     if texts.get(f"{key}_limits"):
         return texts[f"{key}_limits"]
-    word, reason = texts[key], texts.get(f"{key}_reason", "")
-    if word == "not testable":
-        return reason.split(", but ", 1)[-1] if ", but " in reason else reason
+    word = texts[key]
+    if word == "not testable":  # what this run found of the unmet requirement, else why
+        return texts.get(f"{key}_unmet_found") or texts.get(f"{key}_reason", "")
     if word == "inconclusive":
         return "the interval contains the bound"
     return ""

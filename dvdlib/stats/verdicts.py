@@ -258,7 +258,8 @@ class Verdict:
                  f"{key}_side": self.test.side, f"{key}_finding": self.test.finding,
                  f"{key}_claim": self.test.claim, f"{key}_measure": self.test.measure,
                  f"{key}_interval": self.interval.text(self.test.digits, signed=True),
-                 f"{key}_unmet": "; ".join(r.description for r in self.unmet)}
+                 f"{key}_unmet": "; ".join(r.description for r in self.unmet),
+                 f"{key}_unmet_found": "; ".join(r.found for r in self.unmet if r.found)}
         values = {f"{key}_bound": self.test.bound, f"{key}_confidence": self.test.confidence}
         if self.interval.finite:
             values.update({f"{key}_estimate": self.interval.estimate, f"{key}_low": self.interval.low,
