@@ -165,8 +165,7 @@ def room_requirement(first, second, side: str, *, low: float = 0.0, high: float 
     if not (high > low and 0 <= margin < (high - low) / 2):
         raise ValueError(f"need low < high and 0 <= margin < half the range, got low {low!r}, "
                          f"high {high!r}, margin {margin!r}")
-    levels = [value.estimate if isinstance(value, Interval) else Interval.of(value).estimate
-              if not isinstance(value, numbers.Real) else float(value) for value in (first, second)]
+    levels = [_level(first), _level(second)]
     higher, lower = (0, 1) if side == "above" else (1, 0)
     spec = f".{digits}f"
     problems = []
@@ -182,12 +181,19 @@ def room_requirement(first, second, side: str, *, low: float = 0.0, high: float 
     return Requirement(description, not problems, " and ".join(problems))
 
 
+def _level(value) -> float:
+    """The estimate of an arm given as a number, an :class:`Interval` or ``(estimate, low, high)``."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return Interval.of(value).estimate
+
+
 def room_left(baseline, side: str, *, low: float = 0.0, high: float = 100.0) -> float:
     """The largest effect a bounded score leaves room for: how far ``baseline`` (the arm predicted
     to be lower when ``side`` is "above", higher when "below") can move before it hits the bound."""
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
-    level = baseline.estimate if isinstance(baseline, Interval) else check_bound(baseline, "baseline")
+    level = check_bound(_level(baseline), "baseline")
     return float(high - level if side == "above" else level - low)
 
 
