@@ -31,7 +31,7 @@ of the same call shows the ablated layer's probabilities as they were before the
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -110,14 +110,6 @@ class JointHeadAblation:
 
     def __repr__(self) -> str:
         return f"JointHeadAblation({self.describe()})"
-
-
-def each_joint_head(layers: Sequence[CrossAttentionLayer], operator: str = "zero"
-                    ) -> Iterator[tuple[CrossAttentionLayer, int, JointHeadAblation]]:
-    """One ablation per single head, layer by layer: ``(layer, head, ablation)``."""
-    for layer in layers:
-        for head in range(layer.heads):
-            yield layer, head, JointHeadAblation(layers, {layer.name: [head]}, operator)
 
 
 class JointTokenValueAblation:

@@ -150,13 +150,6 @@ def defaults_text(field: str) -> str:
     return ", ".join(f"{name} {getattr(defaults, field):g}" for name, defaults in entries)
 
 
-def family_named(name: str) -> Family:
-    """The family called ``name``; a ValueError listing the families otherwise."""
-    if name not in FAMILIES:
-        raise ValueError(f"unknown model family {name!r}; accepted: {', '.join(FAMILIES)}")
-    return FAMILIES[name]
-
-
 def _family_of_class(names: list[str], what: str) -> Family:
     for name in names:
         for family in FAMILIES.values():
