@@ -357,7 +357,7 @@ def test_flux_dvd_probe_runs_end_to_end_and_writes_its_table_and_figure(folder, 
 
 
 def test_flux_chapter_four_sweep_ablates_heads_and_tokens_through_the_instruments(folder, tmp_path):
-    from dvdlib.chapters.head_ablation import conditions, run
+    from dvdlib.chapters.head_ablation import conditions, leakage, run
     from dvdlib.models.loading import load_pipeline
     from dvdlib.scoring.judges.toy import ToyJudge
     from dvdlib.toyworld.detector import PresenceDetector
@@ -374,6 +374,10 @@ def test_flux_chapter_four_sweep_ablates_heads_and_tokens_through_the_instrument
                         conditions.concept_tokens(), *conditions.concept_routes([0.5])])
     assert len(result.heads) == 4 * sweep.total_heads and result.heads["concept_mass"].notna().all()
     assert result.images["concept_share"].between(0, 1).all()
+    # Figure 4.5's table: T5 has no start token, and its end and padding keys read the concept
+    leak = leakage.leak_table(result.heads, leakage.imprint_table(pipe, prompts)).set_index("kind")
+    assert list(leak.index) == ["concept", "object", "end", "padding"]
+    assert (leak.loc[["object", "end", "padding"], "imprint"] > 0).all()
     with pytest.raises(ValueError, match="unknown operator 'mean'; accepted: zero, mask"):
         run.HeadSweep(pipe, prompts, [3], tmp_path, judge, model="f", steps=2, guidance=3.5,
                       operator="mean")

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import CLIPTextConfig, CLIPTextModel
 
 from dvdlib.attention.ablation import ScaledTokenValueAblation, TokenValueAblation
 from dvdlib.attention.layers import cross_attention_layers
@@ -17,9 +16,8 @@ from dvdlib.attention.token_positions import tokenize_prompt
 from dvdlib.chapters.head_ablation import (conditions, leakage, model_choice, quotes, rescue,
                                           run, summaries, verdict)
 from dvdlib.chapters.head_ablation import prompts as chapter_prompts
-from dvdlib.models.random_weights import dummy_sd_pipeline
+from dvdlib.models.random_weights import dummy_sd_pipeline, dummy_sdxl_pipeline
 from dvdlib.models.spec import parse_model
-from dvdlib.prompts.tokenizer import clip_tokenizer
 from dvdlib.prompts.prompt_sets import PAPER_SEEDS, builtin_prompts
 from dvdlib.scoring.judges.toy import ToyJudge
 from dvdlib.stats import verdicts
@@ -180,31 +178,23 @@ def test_scaled_token_value_ablation_scales_the_chosen_rows(toy_pipe):
             ScaledTokenValueAblation([[1]], num_tokens=8, factor=bad)
 
 
-def _tiny_text_encoder():
-    config = CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=37,
-                            num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=8,
-                            bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
-    torch.manual_seed(0)
-    return CLIPTextModel(config).eval()
-
-
-def test_the_concept_imprint_follows_the_causal_text_encoder():
-    encoder, tokenizer = _tiny_text_encoder(), clip_tokenizer(8)
+def test_the_concept_imprint_follows_the_causal_text_encoder(toy_pipe):
+    encoder = toy_pipe.text_encoder
     # Positions: start, sunset, coaster, end, 4 x padding.
-    imprint = leakage.concept_imprint(encoder, tokenizer, "sunset coaster", [1])
+    imprint = leakage.concept_imprint(toy_pipe, "sunset coaster", [1])
     assert imprint.shape == (8,) and imprint[0] == 0.0  # the start token never reads the concept
     assert (imprint[1:] > 0.01).all()  # the object, end and padding tokens carry it
-    later = leakage.concept_imprint(encoder, tokenizer, "sunset coaster", [2])
+    later = leakage.concept_imprint(toy_pipe, "sunset coaster", [2])
     assert (later[:2] == 0.0).all() and (later[2:] > 0.01).all()
     assert not encoder.get_input_embeddings()._forward_hooks  # the hook is gone
-    ids = torch.tensor([tokenize_prompt(tokenizer, "sunset coaster").ids])
+    ids = torch.tensor([tokenize_prompt(toy_pipe.tokenizer, "sunset coaster").ids])
     with pytest.raises(ValueError, match="2 position list"), torch.no_grad():
         with leakage.blanked_tokens(encoder, [[1], [1]]):
             encoder(ids)
     assert not encoder.get_input_embeddings()._forward_hooks  # gone after an error too
     for bad in ([8], [], [True]):
         with pytest.raises(ValueError, match=r"positions must be a non-empty list .* 0..7"):
-            leakage.concept_imprint(encoder, tokenizer, "sunset coaster", bad)
+            leakage.concept_imprint(toy_pipe, "sunset coaster", bad)
 
 
 def test_the_imprint_table_labels_every_position(toy_pipe):
@@ -214,6 +204,52 @@ def test_the_imprint_table_labels_every_position(toy_pipe):
     first = table[table["case_num"] == prompts["case_num"].iloc[0]]
     assert list(first["kind"]) == ["start", "concept", "object", "end"] + ["padding"] * 4
     assert (first["imprint"].iloc[0] == 0.0) and (first["imprint"].iloc[1:] > 0).all()
+
+
+def _no_embedding_hooks(pipe) -> bool:
+    encoders = [getattr(pipe, name, None) for name in ("text_encoder", "text_encoder_2",
+                                                        "text_encoder_3")]
+    return not any(m._forward_hooks for e in encoders if e is not None for m in e.modules()
+                   if isinstance(m, torch.nn.Embedding))
+
+
+def test_sdxl_imprint_blanks_the_concept_in_both_clip_encoders():
+    pipe = dummy_sdxl_pipeline()
+    prompt = "sunset coaster"  # start, sunset, coaster, end, padding
+    imprint = leakage.concept_imprint(pipe, prompt, [1])
+    assert imprint.shape == (77,) and imprint[0] == 0.0 and (imprint[1:] > 0).all()
+    with torch.no_grad():
+        full = leakage.key_states(pipe, prompt).float()  # [key, 32 + 32]: CLIP-L beside CLIP-G
+        with leakage.blanked_tokens(pipe.text_encoder, [[1]]):
+            first_only = leakage.key_states(pipe, prompt).float()
+    assert full.shape == (77, 64)
+    # The second encoder's half changes too: blanking the first alone leaves it as it was.
+    torch.testing.assert_close(first_only[:, 32:], full[:, 32:])
+    change = (full - first_only).norm(dim=-1) / full.norm(dim=-1)
+    assert (imprint[2:] > change[2:].numpy() + 1e-4).all()
+    assert _no_embedding_hooks(pipe)
+
+
+@pytest.mark.parametrize("family", ["sd3", "flux"])
+def test_sd3_and_flux_imprint_tables_cover_every_text_key_of_each_encoder(family):
+    from dvdlib.models.random_mmdit import tiny_mmdit_pipeline
+
+    pipe = tiny_mmdit_pipeline(family)
+    prompts = prompt_table(World(), ["kite"], controls=False)  # "sunset kite"
+    table = leakage.imprint_table(pipe, prompts)
+    # SD3: the CLIP block, then T5 (the call's default 256 positions); Flux: T5 only (512)
+    clip, t5_length = (77, 256) if family == "sd3" else (0, 512)
+    assert len(table) == clip + t5_length and table["imprint"].notna().all()
+    t5 = table.iloc[clip:]
+    assert list(t5["kind"][:2]) == ["concept", "object"]
+    # T5 reads both ways and SD3/Flux pass no mask to it: every key of its block carries the
+    # concept, which only blanking T5's own input can show.
+    assert (t5["imprint"] > 0).all()
+    if family == "sd3":
+        block = table.iloc[:clip]
+        assert list(block["kind"][:3]) == ["start", "concept", "object"]
+        assert block["imprint"].iloc[0] == 0.0 and (block["imprint"].iloc[1:] > 0).all()
+    assert _no_embedding_hooks(pipe)
 
 
 # --- statistics --------------------------------------------------------------------------------
