@@ -23,6 +23,7 @@ from dvdlib.attention.joint_statistics import STATISTICS
 from dvdlib.attention.joint_tokens import find_words, flux_text_keys, pipeline_text_keys
 from dvdlib.attention.record import MapRequest
 from dvdlib.book.cli import main
+from dvdlib.prompts.prompt_sets import AUTHORS_COLUMNS
 from dvdlib.models.random_mmdit import TINY_T5_LENGTH, save_tiny_mmdit_pipeline, tiny_mmdit_pipeline
 
 PROMPT = "a Neuschwanstein Castle coaster on a table"
@@ -338,6 +339,31 @@ def test_flux_dvd_generate_records_the_family_and_its_joint_attention(folder, tm
     assert isinstance(record, JointAttentionRecord) and record.guidance == "none"
     assert record.mass().shape == (1, 2, 4, 2, 512)  # every single-stream block recorded too
     assert record.layers[-1].query_height == 8
+
+
+def test_flux_dvd_generate_checks_words_against_t5_not_clip(folder, tmp_path, capsys):
+    header = ",".join(AUTHORS_COLUMNS)
+    # The coaster lies past CLIP's 77 tokens, which give Flux only a pooled vector, but inside
+    # T5's 512 keys: it is read, so it is generated.
+    read = tmp_path / "read.csv"
+    read.write_text(f"{header}\n1,print,sunset,coaster,sunset {' '.join(['very'] * 80)} coaster\n")
+    out = tmp_path / "images"
+    assert main(["generate", "--model", str(folder), "--out", str(out), "--prompts", str(read),
+                 "--seed-list", "5", "--steps", "1", "--size", "32", "--device", "cpu",
+                 "--no-progress"]) == 0
+    assert len(pd.read_csv(out / "manifest.csv")) == 1
+    # Past T5's 512 keys it is cut: refused in one line once the pipeline's tokenizer is loaded,
+    # and no folder is left behind.
+    cut = tmp_path / "cut.csv"
+    cut.write_text(f"{header}\n1,print,sunset,coaster,sunset {' '.join(['very'] * 600)} coaster\n")
+    capsys.readouterr()
+    assert main(["generate", "--model", str(folder), "--out", str(tmp_path / "cut"), "--prompts",
+                 str(cut), "--seed-list", "5", "--steps", "1", "--size", "32", "--device", "cpu",
+                 "--no-progress"]) == 2
+    lines = [line for line in capsys.readouterr().err.strip().splitlines()
+             if line.strip() and not line.startswith(("Loading", "\x1b"))]  # progress bars
+    assert len(lines) == 1 and "case 1: object" in lines[0] and "text keys" in lines[0], lines
+    assert not (tmp_path / "cut").exists()
 
 
 def test_flux_dvd_probe_runs_end_to_end_and_writes_its_table_and_figure(folder, tmp_path, capsys):

@@ -17,7 +17,9 @@ from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
-from dvdlib.generation.protocol import attention_hook, check_generation, make_images
+from dvdlib.attention.instruments import instruments_for
+from dvdlib.generation.protocol import (attention_hook, check_generation, check_text_keys,
+                                        make_images)
 from dvdlib.models.families import PAPER, model_defaults, model_family
 from dvdlib.models.loading import check_device, load_pipeline
 from dvdlib.models.spec import ModelSpec, parse_model
@@ -56,13 +58,15 @@ def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | Non
     """
     spec = parse_model(model)
     targets = bool(prompts) and is_target_file(prompts)
+    tokenizer = _text_tokenizer(spec)
     if targets:
         if spec.is_toy:
             raise ArgumentError("prompts", f" {str(prompts)!r} names several targets per prompt "
                                            f"(a target1 column); the toy world draws one concept "
                                            f"on one object: give a real model")
         target_set = choose_targets(prompts, cases, report=report)
-        target_token_positions(target_set, _text_tokenizer(spec))  # every target is read
+        if tokenizer is not None:
+            target_token_positions(target_set, tokenizer)  # every target is read
         table, source = target_set.prompts, target_set.source
     else:
         table, source = run_prompts(prompts, OUR_WORDING.categories, cases, toy=spec.is_toy,
@@ -77,11 +81,16 @@ def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | Non
         raise ArgumentError("size", f" {size}: must be a positive multiple of 8")
     check_device(device)
     seeds = check_generation(table, seeds, steps=steps, batch_size=batch_size, guidance=guidance,
-                             tokenizer=None if targets else _text_tokenizer(spec), source=source)
+                             tokenizer=None if targets else tokenizer, source=source)
     out = check_writable_dir(out)
     launch = join_launch(device)  # None unless started by accelerate with several processes
     with no_new_folders_on_error(out):
         pipe = load_pipeline(model, device=launch.device if launch else device, dtype=dtype)
+        if tokenizer is None:  # words are placed by the loaded pipeline's own tokenizers
+            if targets:
+                target_token_positions(target_set, instruments_for(pipe).tokenizer)
+            else:
+                check_text_keys(pipe, table, source)
         return run_sharded(launch, lambda shard: make_images(
             pipe, table, seeds, out, model=model, steps=steps, guidance=guidance, height=size,
             width=size, batch_size=batch_size, cross_attention_kwargs=None,
@@ -89,11 +98,14 @@ def generate_benchmark(model: str, out: str | Path, *, prompts: str | Path | Non
 
 
 def _text_tokenizer(spec: ModelSpec):
-    """The tokenizer the model's text encoder reads prompts with, known without loading it: CLIP's
-    BPE, with 77 positions for Stable Diffusion 1.x, 2.x and XL and 8 for the toy world. SD3 and
-    Flux read longer prompts through T5 as well; CLIP's limit is the stricter check for them."""
+    """The tokenizer that places the prompt's words among the model's text keys, known without
+    loading it: CLIP's BPE, with 77 positions for Stable Diffusion 1.x, 2.x, XL and 3 (whose T5
+    block reads more, but a word must be in both) and 8 for the toy world. None for Flux, whose
+    keys are T5's alone (CLIP gives it a pooled vector): its prompts are checked by the loaded
+    pipeline's own tokenizer (:func:`~dvdlib.generation.protocol.check_text_keys`)."""
     if spec.is_toy:
         from dvdlib.toyworld.pipeline import TEXT_POSITIONS
 
         return clip_tokenizer(TEXT_POSITIONS)
-    return clip_tokenizer()
+    family = model_family(spec)
+    return None if family is not None and family.name == "flux" else clip_tokenizer()

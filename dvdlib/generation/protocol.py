@@ -69,7 +69,7 @@ from dvdlib.scoring.questions import check_prompt_words
 from dvdlib.sharding import Shard, done_keys, key_order, merge_shard_logs, reading_main_log
 from dvdlib.store import (ResultLog, StoreError, atomic_write_bytes, check_run_settings,
                           ensure_writable_dir, remove_temporaries, save_table)
-from dvdlib.attention.token_positions import check_alignment
+from dvdlib.attention.token_positions import PhraseNotFoundError, check_alignment
 from dvdlib.usage import ArgumentError
 
 MANIFEST_LOG = "manifest.log"
@@ -218,6 +218,28 @@ def check_generation(prompts: pd.DataFrame, seeds: Sequence[int], *, steps: int,
     if tokenizer is not None:
         check_alignment(tokenizer, prompts, source)
     return choose_seeds(seeds)
+
+
+def check_text_keys(pipe, prompts: pd.DataFrame, source: str = "prompts") -> None:
+    """Every row's concept and object among ``pipe``'s text keys, placed as its attention
+    instruments place them: :func:`check_generation`'s tokenizer check for a family whose keys
+    are known only once the pipeline is loaded (Flux reads T5's keys alone; its CLIP encoder's
+    77-token limit bounds only a pooled vector). Raises :class:`PhraseNotFoundError` listing
+    every bad row."""
+    from dvdlib.attention.instruments import instruments_for
+
+    instruments = instruments_for(pipe)
+    problems = []
+    for row in prompts.itertuples(index=False):
+        keys = instruments.prompt_tokens(row.prompt)
+        for side, phrase in (("concept", concept_phrase(row)), ("object", object_phrase(row))):
+            try:
+                instruments.token_groups(keys, {side: phrase})
+            except PhraseNotFoundError as err:
+                problems.append(f"case {row.case_num}: {side} {err}")
+    if problems:
+        raise PhraseNotFoundError(f"{source}: {len(problems)} concept(s) or object(s) are not "
+                                  f"among the text keys the model reads: " + "; ".join(problems))
 
 
 def make_images(pipe, prompts: pd.DataFrame, seeds: list[int], out_dir: Path, *, model: str,
