@@ -261,7 +261,10 @@ CLI = [
     ("run-negative-top-n-#9", "run {book}/01_dominancebench.ipynb -p top_n -5 --results {out}",
      ["'top_n'", "-5 is out of range", "accepted: >= 1"]),
     ("run-unknown-operator-#12", "run {book}/04_head_ablation.ipynb -p operator foo --results {out}",
-     ["'operator'", "'foo' is not one of the choices", "'zero', 'mean', 'scale'"]),
+     ["'operator'", "'foo' is not an operator of model 'toy:k1'", "accepted: zero, mean, scale"]),
+    ("run-mask-operator-on-a-unet-23.11", "run {book}/04_head_ablation.ipynb -p operator mask "
+     "--results {out}", ["'operator'", "'mask' is not an operator of model 'toy:k1'",
+                         "accepted: zero, mean, scale"]),
     ("run-truncated-model-in-zoo-#2", "run {book}/03_attention_saturation.ipynb -p zoo_folder {zoo_k1} "
      "--results {out}", ["'zoo_folder'", "zoo_k1/k1.safetensors", "damaged or truncated"]),
     ("run-bench-csv-with-toy-model-#16", "run {book}/03_attention_saturation.ipynb -p bench_csv {good} "
@@ -671,7 +674,7 @@ LIBRARY = [
     ("parameters-negative-top-n-#9", _parameters("01_dominancebench.ipynb", top_n=-5),
      ValueError, ["-5 is out of range"]),
     ("parameters-operator-#12", _parameters("04_head_ablation.ipynb", operator="foo"), ValueError,
-     ["'foo' is not one of the choices"]),
+     ["'foo' is not an operator of model 'toy:k1'"]),
     ("parameters-bench-csv-with-toy-#16", _parameters("03_attention_saturation.ipynb", bench_csv="@good"),
      ValueError, ["does not apply"]),
     ("parameters-truncated-zoo-#2", _parameters("03_attention_saturation.ipynb", zoo_folder="@zoo_k1"),

@@ -6,6 +6,7 @@ the token ablation, dvd generate, dvd probe and chapter 4's sweep on a folder.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -364,6 +365,15 @@ def test_flux_dvd_generate_checks_words_against_t5_not_clip(folder, tmp_path, ca
              if line.strip() and not line.startswith(("Loading", "\x1b"))]  # progress bars
     assert len(lines) == 1 and "case 1: object" in lines[0] and "text keys" in lines[0], lines
     assert not (tmp_path / "cut").exists()
+
+
+def test_flux_chapter_four_accepts_the_joint_operators_before_it_runs(folder):
+    from dvdlib.book.parameters import check_parameters
+
+    chapter = Path(__file__).parents[1] / "book" / "04_head_ablation.ipynb"
+    check_parameters(chapter, {"model": str(folder), "operator": "mask"})
+    with pytest.raises(ValueError, match=r"'mean' is not an operator of model .*accepted: zero, mask"):
+        check_parameters(chapter, {"model": str(folder), "operator": "mean"})
 
 
 def test_flux_dvd_probe_runs_end_to_end_and_writes_its_table_and_figure(folder, tmp_path, capsys):

@@ -287,6 +287,18 @@ def check_instruments(model: str) -> None:
         raise _refuse(family, f"model {model!r}")
 
 
+def head_operators(model: str) -> tuple[str, ...]:
+    """The head-ablation operators of ``model``'s instruments, known before anything loads: zero,
+    mean and scale on a UNet (cross-attention), zero and mask on SD3 and Flux (joint attention);
+    every one of them where the family cannot be told yet (loading checks it then)."""
+    family = model_family(model)
+    if family is None:
+        return tuple(dict.fromkeys(PipelineInstruments.operators + JointInstruments.operators))
+    check_instruments(model)
+    joint = INSTRUMENTS[family.name] is _joint_instruments
+    return (JointInstruments if joint else PipelineInstruments).operators
+
+
 def load_record(path: str | Path) -> AttentionRecord | JointAttentionRecord:
     """The record saved at ``path``, read by the class that wrote it (its format says which)."""
     path = Path(path)

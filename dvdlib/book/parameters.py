@@ -136,6 +136,8 @@ KINDS = {
     "question_file": "a question wording JSON file (format: see dvdlib.scoring.questions)",
     "device": "a torch device this machine has (cpu, cuda, cuda:N, mps)",
     "head_count": "a whole number of heads, at most the model's cross-attention heads",
+    "head_operator": "a head-ablation operator of the model's family: zero, mean or scale on a "
+                     "UNet (toy, sd, sdxl), zero or mask on sd3 and flux",
     "head_ranking": "a head ranking file (a rescue run's head_ranking.json) of the same model",
 }
 # values resolved from the working directory, given absolute
@@ -255,6 +257,14 @@ def _check_kind(parameter: NotebookParameter, value, values: dict, declared: dic
         check_device(str(value))
     if kind == "model":
         _check_model(str(value), values, declared)
+    if kind == "head_operator":
+        from dvdlib.attention.instruments import head_operators
+
+        model = _value_of_kind("model", values, declared)
+        accepted = head_operators(model) if model else ()
+        if accepted and value not in accepted:
+            raise ValueError(f"{value!r} is not an operator of model {model!r}; accepted: "
+                             f"{', '.join(accepted)}")
     if kind == "head_count":
         from dvdlib.interventions.heads import check_head_count
 
@@ -269,14 +279,16 @@ def _model_layout(values: dict, declared: dict):
     configuration, no weights loaded) and its name; (None, name) when it is not on disk."""
     from dvdlib.interventions.heads import model_layout
 
-    def of_kind(kind: str) -> str:
-        names = [n for n, p in declared.items() if p.rule.get("kind") == kind and values.get(n)]
-        return str(values[names[0]]) if names else ""
-
-    model = of_kind("model")
+    model = _value_of_kind("model", values, declared)
     if not model:
         return None, model
-    return model_layout(model, of_kind("zoo")), model
+    return model_layout(model, _value_of_kind("zoo", values, declared)), model
+
+
+def _value_of_kind(kind: str, values: dict, declared: dict) -> str:
+    """The run's value of the first parameter declared of ``kind`` ("" if none is set)."""
+    names = [n for n, p in declared.items() if p.rule.get("kind") == kind and values.get(n)]
+    return str(values[names[0]]) if names else ""
 
 
 def _check_model(model: str, values: dict, declared: dict) -> None:

@@ -19,8 +19,9 @@ Condition families (:data:`FAMILIES`):
 - ``layer``: every head of one layer (:func:`whole_layer`), the layer that holds the largest
   single-head effects.
 
-Heads are ablated with :class:`dvdlib.attention.ablation.HeadAblation` (operators zero, mean,
-scale; ours, the paper publishes none). :func:`head_counts` turns fractions of all heads (a
+Heads are ablated by the model's instruments (ours, the paper publishes none):
+:class:`dvdlib.attention.ablation.HeadAblation` on a UNet (operators zero, mean, scale),
+:class:`dvdlib.attention.joint_ablation.JointHeadAblation` on SD3 and Flux (zero, mask). :func:`head_counts` turns fractions of all heads (a
 parameter such as ``"0.1,0.25,0.5"``, read by :func:`parse_fractions`) into the grid's counts.
 """
 
