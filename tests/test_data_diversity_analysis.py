@@ -16,6 +16,7 @@ from dvdlib.chapters.data_diversity import arms, comparisons, outcomes, toy_resu
 from dvdlib.chapters.data_diversity import figures, verdict
 from dvdlib.stats import verdicts
 from dvdlib.toyworld.world import OBJECTS, PAIR, World
+from dvdlib.toyworld.names import run_of
 
 SETS = {"all objects": list(OBJECTS), "seen in training": ["coaster", "shirt", "notebook"],
         "never seen": ["hat", "kite"]}
@@ -45,7 +46,8 @@ def _zoo_folder(folder, names):
     models = {}
     for name in names:
         level, number = arms.parse_run(name)
-        entry = dict(instances=level, steps=1000, snapshot_of=None,
+        # as export_zoo writes it: the training run beside K and the world
+        entry = dict(instances=level, steps=1000, snapshot_of=None, run=run_of(name),
                      world=World(instances=level, instance_seed=number).to_dict())
         models[name] = entry
         models[f"{name}@500"] = dict(entry, steps=500, snapshot_of=name)

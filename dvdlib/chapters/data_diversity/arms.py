@@ -66,4 +66,4 @@ def zoo_arms(folder=None) -> dict[str, list[str]]:
     """The arms of the zoo in ``folder`` (None: the shipped zoo), from its finished models."""
     from dvdlib.toyworld import zoo
 
-    return arm_runs(zoo.model_names(folder))
+    return arm_runs(zoo.model_names(folder, runs=True))

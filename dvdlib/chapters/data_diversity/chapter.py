@@ -151,7 +151,7 @@ class DiversityStudy:
             from dvdlib.toyworld import zoo
 
             folder = self.setup.zoo_folder or None
-            found = arms.arm_runs(zoo.model_names(folder))
+            found = arms.zoo_arms(folder)
             names = [run for runs in found.values() for run in runs]
             worlds = {name: zoo.world_of(name, folder) for name in names}
             arms.check_levels(found, {name: w.instances for name, w in worlds.items()})
