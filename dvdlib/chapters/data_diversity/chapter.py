@@ -198,7 +198,7 @@ class DiversityStudy:
         zoo, settings, folder = self._toy_zoo(), self.settings, self.setup.zoo_folder or None
         compared = self._compared()
         snapshot_steps = sorted({int(s.split("@")[1])
-                                 for s in toy_zoo.model_names(folder, snapshots=True)
+                                 for s in toy_zoo.model_names(folder, snapshots=True, runs=True)
                                  if s.split("@")[0] in compared})
         condition_seeds = paper_seeds(settings.n_condition_seeds) \
             if settings.n_condition_seeds else []
