@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from pathlib import Path
 
@@ -16,16 +18,32 @@ AUTHORS_CSV = REPO_ROOT.parent / "shared" / "data" / "dominancebench" / "dominan
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``after_notebooks`` run last, after the smoke chapters nbval executes in the
-    same session (``scripts/test``), so they read what those chapters saved."""
+    same session, so they read what those chapters saved (``scripts/test`` without arguments runs
+    them in a session of their own after the chapters)."""
     items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)
 
 
-SESSION_STARTED = time.time()
+def _test_run_started() -> float:
+    """When this test run began: ``DVD_TEST_STARTED`` (seconds since the epoch), which
+    ``scripts/test`` sets once for the sessions it runs, else now."""
+    given = os.environ.get("DVD_TEST_STARTED")
+    if given is None:
+        return time.time()
+    try:
+        started = float(given)
+    except ValueError:
+        started = math.nan
+    if not math.isfinite(started):
+        raise pytest.UsageError(f"DVD_TEST_STARTED={given!r}: accepted: seconds since the epoch")
+    return started
+
+
+SESSION_STARTED = _test_run_started()
 
 
 @pytest.fixture(scope="session")
 def session_started() -> float:
-    """When this test session began (files written since then were written by it)."""
+    """When this test run began (files written since then were written by it)."""
     return SESSION_STARTED
 
 

@@ -1,6 +1,6 @@
 """What each finding chapter saved claims no more than its verdict.
 
-``scripts/test`` runs every chapter with its smoke parameters (nbval) in the same session, with
+``scripts/test`` runs every chapter with its smoke parameters (nbval) in the same test run, with
 ``DVD_BUILD_DIR`` pointing at the test build folder; these tests run after them (conftest orders
 them last) and read the headline JSON each chapter wrote. Run alone, without the chapters'
 headlines in the build folder, they skip and say so.

@@ -1,7 +1,7 @@
 """Chapter 4's saved results agree with themselves: the verdict follows from the saved tables,
 and the counts the landing page quotes are the headline's.
 
-``scripts/test`` runs the chapter with its smoke parameters (nbval) in the same session, with
+``scripts/test`` runs the chapter with its smoke parameters (nbval) in the same test run, with
 ``DVD_BUILD_DIR`` pointing at the test build folder; these tests run after it (conftest orders
 them last) and read the tables and the headline it wrote. Run alone, without them in the build
 folder, they skip and say so.

@@ -177,7 +177,7 @@ def test_value_differences_names_every_changed_missing_or_new_number(tmp_path):
 
 @pytest.mark.after_notebooks
 def test_the_smoke_chapters_of_this_run_give_the_stored_numbers(session_started):
-    """The chapters nbval ran in this session (``scripts/test``: smoke parameters) saved the numbers
+    """The chapters nbval ran in this test run (``scripts/test``: smoke parameters) saved the numbers
     stored in ``tests/reference_headlines/smoke``. A change meant to move them stores the new ones
     (``bash scripts/compare_headlines smoke _build/test`` lists what moved)."""
     from dvdlib.paths import build_dir
@@ -185,7 +185,7 @@ def test_the_smoke_chapters_of_this_run_give_the_stored_numbers(session_started)
     folder = headlines.headlines_dir(build_dir())
     fresh = sorted(p.stem for p in folder.glob("*.json") if p.stat().st_mtime >= session_started)
     if not fresh:
-        pytest.skip("no chapter ran in this session (scripts/test runs them before this test)")
+        pytest.skip("no chapter ran in this test run (scripts/test runs them before this test)")
     reference = Path(__file__).parent / "reference_headlines" / "smoke"
     differences = headlines.value_differences(reference, build_dir())
     assert [line for line in differences if line.split(":")[0] in fresh] == []
