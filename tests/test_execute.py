@@ -97,3 +97,42 @@ def test_the_book_and_dvd_run_mark_a_finished_chapter_the_same_way(tmp_path):
     assert build.execute_chapter(tmp_path, notebook, tmp_path / "_build" / "executed").reused
     (run.folder / runs.DONE).unlink()
     assert runs.run_notebook(tmp_path / notebook, {"x": 3}, root=tmp_path).reused
+
+
+@pytest.mark.slow
+def test_chapters_run_side_by_side_and_a_failure_lets_the_running_ones_finish(tmp_path):
+    (tmp_path / "dvdlib").mkdir()
+    (tmp_path / "dvdlib" / "__init__.py").write_text("")
+    stamps = tmp_path / "stamps"
+    stamps.mkdir()
+    # Each chapter writes when it starts, waits, and writes when it ends.
+    body = ("import pathlib, time\nstamps = pathlib.Path({stamps!r})\n"
+            "(stamps / '{name}.start').write_text(str(time.time()))\n{fail}time.sleep(2)\n"
+            "(stamps / '{name}.end').write_text(str(time.time()))")
+    names = ["a", "b", "c"]
+    for name in names:
+        write_notebook(tmp_path / "book" / f"{name}.ipynb",
+                       body.format(stamps=str(stamps), name=name, fail=""))
+    notebooks = [Path("book") / f"{name}.ipynb" for name in names]
+    out = tmp_path / "_build"
+
+    def seen(suffix: str) -> dict[str, float]:
+        return {p.stem: float(p.read_text()) for p in stamps.glob(f"*.{suffix}")}
+
+    ran = build.execute_chapters(tmp_path, notebooks, out, jobs=2, log=lambda line: None)
+    assert [r.notebook for r in ran] == notebooks and not any(r.reused for r in ran)
+    start, end = seen("start"), seen("end")
+    assert start["b"] < end["a"] and start["a"] < end["b"]  # a and b overlapped
+    assert start["c"] >= min(end["a"], end["b"])  # c waited for a free job
+
+    # b fails: c, not yet started, never starts; a, running beside b, finishes and is kept.
+    for path in stamps.iterdir():
+        path.unlink()
+    write_notebook(tmp_path / "book" / "b.ipynb",
+                   body.format(stamps=str(stamps), name="b", fail="raise ValueError('b broke')\n"))
+    with pytest.raises(execute.NotebookFailed, match="b broke"):
+        build.execute_chapters(tmp_path, notebooks, out, jobs=2, force=True, log=lambda line: None)
+    assert set(seen("start")) == {"a", "b"} and set(seen("end")) == {"a"}
+    assert execute.finished_record(out / build.EXECUTED / "book" / "a.ipynb")
+    with pytest.raises(ValueError, match="jobs 0: accepted: a whole number"):
+        build.execute_chapters(tmp_path, notebooks, out, jobs=0)

@@ -24,6 +24,8 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from dvdlib.book.sphinx_extension import BOOK_CSS, BOOK_CSS_TEXT
 from dvdlib.paths import build_dir, project_root
 
 EXECUTED = "executed"  # _build/executed/<chapter path>.ipynb
+JOBS = 2  # chapters executed at once by default: CI's two cores, one torch thread each
 STAGE = "stage"  # _build/stage: the book as Jupyter Book sees it
 SMOKE_FIELD = "dvdbook"  # source notebook metadata holding the smoke parameters
 HEADLINES = "headlines"  # _build/headlines/<chapter>.json, written by the chapters
@@ -385,9 +388,47 @@ def chosen_chapters(notebooks: list[Path], only: list[str]) -> list[Path]:
     return [nb for nb in notebooks if any(name in str(nb) for name in only)]
 
 
+def execute_chapters(root: Path, notebooks: list[Path], out: Path, *, force: bool = False,
+                     smoke: bool = False, jobs: int = JOBS, log=print) -> list[ChapterRun]:
+    """Execute ``notebooks`` (cached, :func:`execute_chapter`) into ``out``, ``jobs`` side by side.
+
+    Each chapter runs in a kernel process of its own and writes only its own folders, so chapters
+    can run at once; a toy-world chapter uses one torch thread, so two fill two cores. When one
+    fails, no chapter not yet started starts, the running ones finish (nothing is left
+    half-written), and the first failure is raised. Returns the runs in the order of ``notebooks``.
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs {jobs!r}: accepted: a whole number of chapters at once, >= 1")
+
+    failed = threading.Event()  # set by the first failure: no chapter starts after it
+
+    def one(notebook: Path) -> ChapterRun | None:
+        if failed.is_set():
+            return None
+        parameters = smoke_parameters(root, notebook) if smoke else {}
+        log(f"[book] {notebook}: executing{' (smoke parameters)' if smoke else ''} ...")
+        try:
+            run = execute_chapter(root, notebook, out / EXECUTED, parameters=parameters,
+                                  force=force, build_dir=out, log=log)
+        except BaseException:
+            failed.set()
+            raise
+        state = "up to date, reused" if run.reused else "executed"
+        log(f"[book] {notebook}: {state} ({run.seconds:.0f} s)")
+        return run
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each thread waits on a kernel process
+        futures = [pool.submit(one, notebook) for notebook in notebooks]
+        wait(futures)  # the running chapters finish either way
+    for future in futures:
+        future.result()  # the first failure, in the order of the notebooks
+    return [future.result() for future in futures]
+
+
 def build_book(root: Path | None = None, force: bool = False, only: list[str] | None = None,
-               log=print, smoke: bool = False, out: Path | None = None) -> Path:
-    """Execute every chapter (cached) and render the HTML book; returns the HTML folder.
+               log=print, smoke: bool = False, out: Path | None = None, jobs: int = JOBS) -> Path:
+    """Execute every chapter (cached, ``jobs`` at once: :func:`execute_chapters`) and render the
+    HTML book; returns the HTML folder.
 
     ``smoke`` runs each chapter with its smoke parameters (a quick book for tests); ``out`` is the
     build folder (default: :func:`dvdlib.paths.build_dir`); the chapters' kernels see it as
@@ -398,13 +439,7 @@ def build_book(root: Path | None = None, force: bool = False, only: list[str] | 
     notebooks = chapter_notebooks(root)
     if only:
         notebooks = chosen_chapters(notebooks, only)
-    for notebook in notebooks:
-        parameters = smoke_parameters(root, notebook) if smoke else {}
-        log(f"[book] {notebook}: executing{' (smoke parameters)' if smoke else ''} ...")
-        run = execute_chapter(root, notebook, out / EXECUTED, parameters=parameters, force=force,
-                              build_dir=out, log=log)
-        state = "up to date, reused" if run.reused else "executed"
-        log(f"[book] {notebook}: {state} ({run.seconds:.0f} s)")
+    execute_chapters(root, notebooks, out, force=force, smoke=smoke, jobs=jobs, log=log)
     stage = stage_book(root, out / EXECUTED, out / STAGE, out / HEADLINES, log=log)
     log("[book] rendering with jupyter-book ...")
     # jupyter-book writes <path-output>/_build/html.

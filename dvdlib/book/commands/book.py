@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dvdlib.book.commands.options import folder
+from dvdlib.book.commands.options import count, folder
 
 
 def register(subparsers) -> None:
@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=folder, metavar="DIR",
                         help="build folder (default: $DVD_BUILD_DIR or _build); the HTML lands in "
                         "DIR/html for a folder named _build, else in DIR/_build/html")
+    parser.add_argument("--jobs", type=count, default=None, metavar="N",
+                        help="chapters executed at once, each in its own process (default 2: "
+                        "a toy-world chapter uses one torch thread)")
     parser.add_argument("--write-smoke-notebooks", type=folder, metavar="DIR",
                         help="only write every chapter with its smoke parameters injected into DIR "
                         "(inside the project), unexecuted, for nbval; build nothing")
@@ -47,7 +50,8 @@ def run(args) -> int:
             print(f"[book] smoke copy: {path}")
         return 0
     try:
-        build_book(force=args.force, only=args.only, smoke=args.smoke, out=args.out)
+        build_book(force=args.force, only=args.only, smoke=args.smoke, out=args.out,
+                   **({} if args.jobs is None else {"jobs": args.jobs}))
     except NotebookFailed as err:
         print(f"dvd book: error: {err}", file=sys.stderr)
         return 1

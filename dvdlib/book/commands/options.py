@@ -2,7 +2,8 @@
 
 - :func:`add_chapter_options`, :func:`add_seed_options`, :data:`SCALE_OUT`: declarations and help;
   :func:`given_parameters`: the values of the chapter options ``-p`` and ``-r``.
-- :func:`folder`: the argparse type of a folder option (an empty name refused);
+- :func:`folder`: the argparse type of a folder option (an empty name refused); :func:`count`,
+  of a whole number of at least 1;
 - :func:`refusals`: the library's refusals as :class:`~dvdlib.usage.UsageError` (one line, exit
   code 2), naming the option a refused argument came from (:func:`option`).
 - :func:`note`: a reporter of notes on stderr.
@@ -34,6 +35,17 @@ def folder(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is empty; name a folder (e.g. results/)")
     return Path(text)
+
+
+def count(text: str) -> int:
+    """An argparse type for a whole number of at least 1 (runs, jobs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
 
 
 def add_chapter_options(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ import platform
 import time
 from pathlib import Path
 
-from dvdlib.book.commands.options import folder
+from dvdlib.book.commands.options import count, folder
 
 
 def register(subparsers) -> None:
@@ -38,16 +38,6 @@ def _share(text: str) -> float:
         value = None
     if value is None or not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a share in [0, 1]")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
     return value
 
 
@@ -128,7 +118,7 @@ def _declare(parser: argparse.ArgumentParser) -> None:
     zoo.add_argument("--instance-seeds", nargs="+", type=int, default=None, metavar="SEED",
                      help="one K = 1 model per seed, each a different fixed picture "
                      "(default: 0 to 8)")
-    zoo.add_argument("--runs", type=_count, default=None, metavar="N",
+    zoo.add_argument("--runs", type=count, default=None, metavar="N",
                      help="training runs of every level other than K = 1 (default 3): run r >= 1 "
                      "is named <level>-r<r> (kinf-r1), fine-tunes with seed + 1 + r and, at a "
                      "finite K, draws its pictures from instance seed + r")
