@@ -229,8 +229,9 @@ def rendered_book(tmp_path_factory) -> Path:
     """The book's HTML, built now by the project's builder with each chapter's smoke parameters."""
     if find_browser() is None:
         pytest.skip(f"no Chromium found: {INSTALL_HINT}")
-    # A smoke build in its own folder: quick, and never overwrites the reader's book.
-    return book.build_book(REPO_ROOT, log=lambda line: None, smoke=True,
+    # A smoke build in its own folder: quick, and never overwrites the reader's book. One chapter
+    # at a time: scripts/test runs the smoke chapters under nbval beside this process already.
+    return book.build_book(REPO_ROOT, log=lambda line: None, smoke=True, jobs=1,
                            out=tmp_path_factory.mktemp("book") / "_build")
 
 
