@@ -258,6 +258,8 @@ CLI = [
     ("probe-same-words", "probe 'sunset coaster' --concept sunset --object sunset",
      ["share words of the prompt"]),
     # dvd run / dvd sweep: parameters checked before anything runs
+    ("book-no-jobs", "book --jobs 0", ["argument --jobs", "'0' is not a whole number >= 1"]),
+    ("book-nan-jobs", "book --jobs nan", ["argument --jobs", "'nan' is not a whole number >= 1"]),
     ("run-negative-top-n-#9", "run {book}/01_dominancebench.ipynb -p top_n -5 --results {out}",
      ["'top_n'", "-5 is out of range", "accepted: >= 1"]),
     ("run-unknown-operator-#12", "run {book}/04_head_ablation.ipynb -p operator foo --results {out}",
