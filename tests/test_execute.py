@@ -105,15 +105,27 @@ def test_chapters_run_side_by_side_and_a_failure_lets_the_running_ones_finish(tm
     (tmp_path / "dvdlib" / "__init__.py").write_text("")
     stamps = tmp_path / "stamps"
     stamps.mkdir()
-    # Each chapter writes when it starts, waits, and writes when it ends.
+    # Each chapter writes when it starts; then, if it has a partner, waits (up to a minute) for the
+    # partner to have started too, which only two chapters at once allow; then it may fail, waits
+    # a little, and writes when it ends.
     body = ("import pathlib, time\nstamps = pathlib.Path({stamps!r})\n"
-            "(stamps / '{name}.start').write_text(str(time.time()))\n{fail}time.sleep(2)\n"
+            "(stamps / '{name}.start').write_text(str(time.time()))\n"
+            "limit = time.time() + 60\n"
+            "while {partner!r} and not (stamps / '{partner}.start').exists()"
+            " and time.time() < limit:\n"
+            "    time.sleep(0.05)\n"
+            "{fail}time.sleep({pause})\n"
             "(stamps / '{name}.end').write_text(str(time.time()))")
-    names = ["a", "b", "c"]
-    for name in names:
+
+    def chapter(name: str, partner: str = "", fail: str = "", pause: float = 0.5) -> None:
         write_notebook(tmp_path / "book" / f"{name}.ipynb",
-                       body.format(stamps=str(stamps), name=name, fail=""))
-    notebooks = [Path("book") / f"{name}.ipynb" for name in names]
+                       body.format(stamps=str(stamps), name=name, partner=partner, fail=fail,
+                                   pause=pause))
+
+    chapter("a", partner="b")
+    chapter("b", partner="a")
+    chapter("c")
+    notebooks = [Path("book") / f"{name}.ipynb" for name in "abc"]
     out = tmp_path / "_build"
 
     def seen(suffix: str) -> dict[str, float]:
@@ -125,11 +137,12 @@ def test_chapters_run_side_by_side_and_a_failure_lets_the_running_ones_finish(tm
     assert start["b"] < end["a"] and start["a"] < end["b"]  # a and b overlapped
     assert start["c"] >= min(end["a"], end["b"])  # c waited for a free job
 
-    # b fails: c, not yet started, never starts; a, running beside b, finishes and is kept.
+    # b fails as soon as a runs beside it, and a then runs on for long enough that b's failure is
+    # seen first: c, not yet started, never starts; a finishes and is kept.
     for path in stamps.iterdir():
         path.unlink()
-    write_notebook(tmp_path / "book" / "b.ipynb",
-                   body.format(stamps=str(stamps), name="b", fail="raise ValueError('b broke')\n"))
+    chapter("a", partner="b", pause=20)
+    chapter("b", partner="a", fail="raise ValueError('b broke')\n")
     with pytest.raises(execute.NotebookFailed, match="b broke"):
         build.execute_chapters(tmp_path, notebooks, out, jobs=2, force=True, log=lambda line: None)
     assert set(seen("start")) == {"a", "b"} and set(seen("end")) == {"a"}

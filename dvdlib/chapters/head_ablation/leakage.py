@@ -36,7 +36,8 @@ from dvdlib.prompts.prompt_sets import concept_phrase, object_phrase
 KINDS = ("start", "concept", "object", "other words", "end", "padding")
 
 
-def position_kinds(tokens: PromptTokens | TextKeys, concept: Sequence[int], obj: Sequence[int]) -> list[str]:
+def position_kinds(tokens: PromptTokens | TextKeys, concept: Sequence[int],
+                   obj: Sequence[int]) -> list[str]:
     """Each position's kind (:data:`KINDS`): the concept's and the object's tokens by their
     positions, the other word tokens as "other words", the rest as the tokenizer labels them."""
     kinds = []
