@@ -420,9 +420,7 @@ def execute_chapters(root: Path, notebooks: list[Path], out: Path, *, force: boo
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # each thread waits on a kernel process
         futures = [pool.submit(one, notebook) for notebook in notebooks]
         wait(futures)  # the running chapters finish either way
-    for future in futures:
-        future.result()  # the first failure, in the order of the notebooks
-    return [future.result() for future in futures]
+    return [future.result() for future in futures]  # raises the first failure, in notebook order
 
 
 def build_book(root: Path | None = None, force: bool = False, only: list[str] | None = None,

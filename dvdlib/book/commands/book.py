@@ -42,7 +42,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     # papermill and Jupyter Book load here, not at --help
-    from dvdlib.book.build import build_book, write_smoke_notebooks
+    from dvdlib.book.build import JOBS, build_book, write_smoke_notebooks
     from dvdlib.book.execute import NotebookFailed
 
     if args.write_smoke_notebooks:
@@ -51,7 +51,7 @@ def run(args) -> int:
         return 0
     try:
         build_book(force=args.force, only=args.only, smoke=args.smoke, out=args.out,
-                   **({} if args.jobs is None else {"jobs": args.jobs}))
+                   jobs=args.jobs or JOBS)
     except NotebookFailed as err:
         print(f"dvd book: error: {err}", file=sys.stderr)
         return 1

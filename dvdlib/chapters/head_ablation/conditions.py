@@ -21,7 +21,8 @@ Condition families (:data:`FAMILIES`):
 
 Heads are ablated by the model's instruments (ours, the paper publishes none):
 :class:`dvdlib.attention.ablation.HeadAblation` on a UNet (operators zero, mean, scale),
-:class:`dvdlib.attention.joint_ablation.JointHeadAblation` on SD3 and Flux (zero, mask). :func:`head_counts` turns fractions of all heads (a
+:class:`dvdlib.attention.joint_ablation.JointHeadAblation` on SD3 and Flux (zero, mask).
+:func:`head_counts` turns fractions of all heads (a
 parameter such as ``"0.1,0.25,0.5"``, read by :func:`parse_fractions`) into the grid's counts.
 """
 

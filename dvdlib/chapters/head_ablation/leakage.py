@@ -112,7 +112,8 @@ def _encoder_positions(tokens, positions: Sequence[int], segment: str | None) ->
     if segment is None:
         return list(positions)
     block = tokens.positions(segment=segment)
-    return [p - block[0] for p in positions if p in set(block)]
+    inside = set(block)
+    return [p - block[0] for p in positions if p in inside]
 
 
 def concept_imprint(pipe, prompt: str, positions: Sequence[int]) -> np.ndarray:
@@ -125,14 +126,19 @@ def concept_imprint(pipe, prompt: str, positions: Sequence[int]) -> np.ndarray:
     earlier keys change too.
     """
     instruments = instruments_for(pipe)
-    tokens = instruments.prompt_tokens(prompt)
+    return _imprint(pipe, instruments.family.name, instruments.prompt_tokens(prompt), positions)
+
+
+def _imprint(pipe, family: str, tokens, positions: Sequence[int]) -> np.ndarray:
+    """:func:`concept_imprint` of a prompt whose text keys (``tokens``) are known already."""
+    prompt = tokens.prompt
     bad = [p for p in positions if isinstance(p, bool) or not isinstance(p, (int, np.integer))
            or not 0 <= p < tokens.length]
     if bad or not len(positions):
         raise ValueError(f"positions must be a non-empty list of token positions in "
                          f"0..{tokens.length - 1}, got {list(positions)}")
     blanks = [(getattr(pipe, name), _encoder_positions(tokens, positions, segment))
-              for name, segment in KEY_ENCODERS[instruments.family.name]
+              for name, segment in KEY_ENCODERS[family]
               if getattr(pipe, name, None) is not None]
     with torch.no_grad():
         full = key_states(pipe, prompt).float()  # [key, dim]
@@ -158,7 +164,7 @@ def imprint_table(pipe, prompts: pd.DataFrame) -> pd.DataFrame:
         tokens = instruments.prompt_tokens(row.prompt)
         groups = instruments.token_groups(tokens, {"concept": concept_phrase(row),
                                                    "object": object_phrase(row)})
-        imprint = concept_imprint(pipe, row.prompt, groups["concept"])
+        imprint = _imprint(pipe, instruments.family.name, tokens, groups["concept"])
         kinds = position_kinds(tokens, groups["concept"], groups["object"])
         rows += [(row.case_num, position, kind, float(value))
                  for position, (kind, value) in enumerate(zip(kinds, imprint))]
